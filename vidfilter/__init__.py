@@ -1,0 +1,44 @@
+"""vidfilter: separate what moves from what stays in microscopy and behaviour recordings.
+
+Package map (one concept per folder):
+
+- ``io/``          readers (:class:`FrameSource`) and writers (OME-Zarr, FFV1, image sequences, preview MP4)
+- ``sampling/``    time-lagged frame-pair samplers with a decoded frame pool
+- ``models/``      the U-Net presets, receptive-field arithmetic, model bundles
+- ``train/``       training loop, resumable checkpoints, training report
+- ``infer/``       tile geometry and blending, tiled engine, streaming pipeline, keyframe mode
+- ``synth/``       synthetic recordings with known background (tests, demo, benchmarks)
+- ``eval/``        metrics of the paper and classical baselines
+- ``distributed/`` dask.distributed fan-out over recordings and blocks
+- ``cli.py``       the ``vidfilter`` command; ``config.py`` typed configuration; ``errors.py`` exceptions
+
+The public surface is re-exported here lazily so ``import vidfilter`` stays cheap.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+try:
+    __version__ = version("vidfilter")
+except PackageNotFoundError:  # running from a source tree without installation
+    __version__ = "0.0.0+unknown"
+
+__all__ = ["open", "load_model", "train", "run", "Config", "__version__"]
+
+_LAZY = {
+    "open": ("vidfilter.io.registry", "open"),
+    "load_model": ("vidfilter.models.bundle", "load_model"),
+    "train": ("vidfilter.train.loop", "train"),
+    "run": ("vidfilter.infer.pipeline", "run"),
+    "Config": ("vidfilter.config", "Config"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        return getattr(import_module(module), attr)
+    raise AttributeError(f"module 'vidfilter' has no attribute {name!r}")

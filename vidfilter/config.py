@@ -1,0 +1,225 @@
+"""Typed, validated, versioned configuration (a leaf module: no torch or PyAV imports).
+
+One :class:`Config` holds every setting of a run, in sections that mirror the package:
+``model``, ``sampling``, ``train``, ``infer``, ``output``. YAML files in ``configs/`` load into it,
+every CLI flag overrides one field, and the same dump is stored inside every model bundle and
+every output's run metadata.
+"""
+
+from __future__ import annotations
+
+import difflib
+from enum import Enum
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from vidfilter.errors import ConfigError
+
+SCHEMA_VERSION = 1
+
+
+class Polarity(str, Enum):
+    """How foreground is computed from frame and background."""
+
+    bright = "bright"  # frame - background: animals lighter than the plate
+    dark = "dark"  # background - frame: dark animals on a light plate
+    absolute = "absolute"  # |frame - background|
+
+
+class Preset(str, Enum):
+    paper = "paper"  # the Noise2Noise U-Net of the paper: width 48, ~0.99 M parameters
+    fast = "fast"  # lighter network for CPU use
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_enum_values=False)
+
+
+class ModelConfig(_Section):
+    preset: Preset = Preset.paper
+    width: int | None = Field(None, ge=4, le=256, description="channels per stage; None = from preset")
+    depth: int = Field(5, ge=1, le=7, description="number of 2x down-samplings")
+    in_channels: int = Field(1, ge=1)
+    out_channels: int = Field(1, ge=1)
+    residual: bool = Field(False, description="output = input + correction (last layer zero-initialised)")
+    temporal_channel: Literal["none", "max", "min", "median"] = Field(
+        "none", description="extra input channel: a robust temporal statistic of the recording"
+    )
+
+    def resolved_width(self) -> int:
+        if self.width is not None:
+            return self.width
+        return 48 if self.preset == Preset.paper else 16
+
+
+class SamplingConfig(_Section):
+    crop: int = Field(256, ge=16, description="square crop side in pixels")
+    lag: tuple[float, float] = Field((1, 1), description="lag range [min, max] (frames or seconds)")
+    lag_unit: Literal["frames", "seconds"] = "frames"
+    trim_start: int = Field(0, ge=0, description="frames skipped at the start of each recording")
+    trim_end: int = Field(0, ge=0, description="frames skipped at the end of each recording")
+    swap: float = Field(0.5, ge=0, le=1, description="probability of swapping input and target")
+    flips: bool = True
+    rot90: bool = True
+    pool_frames: int = Field(64, ge=2, description="frames held in the decoded frame pool")
+    pool_run: int = Field(8, ge=1, description="consecutive frames decoded per pool refresh run")
+    pool_refresh: int = Field(200, ge=1, description="pairs drawn between pool refresh runs")
+    mine_fraction: float = Field(0.0, ge=0, le=1, description="share of crops centred where the pair differs")
+    mine_threshold: float = Field(0.04, ge=0, description="|difference| (in [0,1]) that counts as change")
+
+    @field_validator("lag", mode="before")
+    @classmethod
+    def _lag_pair(cls, v: Any) -> Any:
+        if isinstance(v, (int, float)):
+            return (v, v)
+        return v
+
+    @model_validator(mode="after")
+    def _lag_order(self) -> SamplingConfig:
+        lo, hi = self.lag
+        if lo <= 0 or hi < lo:
+            raise ValueError(f"lag must be positive with min <= max, got {list(self.lag)}")
+        return self
+
+
+class TrainConfig(_Section):
+    steps: int | None = Field(2000, ge=1)
+    minutes: float | None = Field(None, gt=0, description="time budget; stops at whichever of steps/minutes comes first")
+    batch_size: int = Field(8, ge=1)
+    lr: float | None = Field(None, gt=0, description="None = 1e-5 x batch size (the paper's rule)")
+    loss: Literal["smooth_l1", "l1", "l2"] = "smooth_l1"
+    beta: float = Field(1.0, gt=0, description="SmoothL1 beta")
+    change_weight: float = Field(1.0, ge=1, description="loss weight on pixels that changed between the pair")
+    change_threshold: float = Field(0.04, ge=0)
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    seed: int = 0
+    device: str = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    checkpoint_every: int = Field(200, ge=1)
+    val_every: int = Field(200, ge=1)
+    val_pairs: int = Field(16, ge=0)
+    val_fraction: float = Field(0.1, ge=0, lt=1, description="share of frames held out for validation")
+    early_stop_patience: int | None = Field(None, ge=1, description="validations without improvement")
+    num_workers: int = Field(0, ge=0)
+    threads: int | None = Field(None, ge=1, description="torch CPU threads; None = all cores")
+
+    def resolved_lr(self) -> float:
+        return self.lr if self.lr is not None else 1e-5 * self.batch_size
+
+
+class InferConfig(_Section):
+    tile: int = Field(512, ge=32, description="tile side in pixels (including overlap)")
+    overlap: int | None = Field(None, ge=0, description="None = the model's receptive margin")
+    batch_size: int = Field(4, ge=1, description="tiles per forward pass")
+    device: str = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    compile: bool = False
+    every: int = Field(1, ge=1, description="keyframe mode: run the network every K frames")
+    adaptive: bool = Field(False, description="add keyframes when the residual outside objects drifts")
+    adaptive_bound: float = Field(0.02, gt=0)
+    queue_size: int = Field(8, ge=1)
+    threads: int | None = Field(None, ge=1)
+
+
+class OutputConfig(_Section):
+    polarity: Polarity = Polarity.absolute
+    foreground_dtype: Literal["input", "float16"] = "input"
+    mask: bool = False
+    mask_threshold: float = Field(10.0, ge=0, description="grey levels on the 8-bit scale")
+    formats: list[Literal["zarr", "ffv1", "png", "tiff", "hdf5", "preview"]] = ["zarr"]
+    overwrite: bool = False
+    color: Literal["gray", "keep"] = "gray"
+
+
+class Config(_Section):
+    """Everything a run needs. Load with :meth:`Config.from_yaml` or build in Python."""
+
+    version: int = SCHEMA_VERSION
+    application: str = "custom"
+    model: ModelConfig = ModelConfig()
+    sampling: SamplingConfig = SamplingConfig()
+    train: TrainConfig = TrainConfig()
+    infer: InferConfig = InferConfig()
+    output: OutputConfig = OutputConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> Config:
+        if self.version > SCHEMA_VERSION:
+            raise ValueError(
+                f"config schema version {self.version} is newer than this vidfilter ({SCHEMA_VERSION}); upgrade vidfilter"
+            )
+        return self
+
+    # -- YAML ----------------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "config") -> Config:
+        try:
+            return cls.model_validate(data or {})
+        except ValidationError as e:
+            raise ConfigError(format_validation_error(e, source, cls)) from None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> Config:
+        path = Path(path)
+        if not path.exists():
+            named = Path(__file__).parent / "configs" / f"{path.stem}.yaml"
+            if named.exists() and path.parent == Path("."):
+                path = named
+            else:
+                raise ConfigError(f"config file {path} not found; pass a YAML path or one of: {', '.join(preset_names())}")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: a config must be a mapping of sections, got {type(data).__name__}")
+        return cls.from_dict(data, source=str(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def to_yaml(self, path: str | Path | None = None) -> str:
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    def override(self, dotted: dict[str, Any]) -> Config:
+        """Return a copy with ``{"train.steps": 100, ...}`` applied (None values are skipped)."""
+        data = self.to_dict()
+        for key, value in dotted.items():
+            if value is None:
+                continue
+            node = data
+            *parents, leaf = key.split(".")
+            for p in parents:
+                node = node[p]
+            node[leaf] = value.value if isinstance(value, Enum) else value
+        return Config.from_dict(data, source="command line")
+
+
+def preset_names() -> list[str]:
+    """Names of the configs shipped with the package (``configs/*.yaml``)."""
+    return sorted(p.stem for p in (Path(__file__).parent / "configs").glob("*.yaml"))
+
+
+def format_validation_error(e: ValidationError, source: str, model: type[BaseModel]) -> str:
+    """One line per bad field, naming the key, the problem and the nearest valid key for typos."""
+    parts = []
+    for err in e.errors():
+        loc = ".".join(str(x) for x in err["loc"])
+        if err["type"] == "extra_forbidden":
+            node: Any = model
+            for part in err["loc"][:-1]:
+                field = node.model_fields.get(str(part)) if hasattr(node, "model_fields") else None
+                node = field.annotation if field is not None else None
+            valid = list(node.model_fields) if node is not None and hasattr(node, "model_fields") else []
+            close = difflib.get_close_matches(str(err["loc"][-1]), valid, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else (f" (valid: {', '.join(valid)})" if valid else "")
+            parts.append(f"unknown key {loc!r}{hint}")
+        else:
+            parts.append(f"{loc}: {err['msg']} (got {err.get('input')!r})")
+    return f"{source}: " + "; ".join(parts)
