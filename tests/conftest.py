@@ -1,0 +1,18 @@
+"""Fixtures shared by every test folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The shared example recordings (``$VIDFILTER_SHARED_DATA`` or ``<repo>/../shared/data``); skip when absent."""
+    env = os.environ.get("VIDFILTER_SHARED_DATA")
+    root = Path(env) if env else Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+    if not root.is_dir():
+        pytest.skip(f"shared example data not found at {root} (set VIDFILTER_SHARED_DATA)")
+    return root.resolve()

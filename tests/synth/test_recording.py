@@ -1,0 +1,195 @@
+"""Synthetic recordings: determinism, ground truth consistency, the median-projection scenario, video IO."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from vidfilter.errors import ConfigError
+from vidfilter.synth import SyntheticRecording, make_recording, write_video
+
+
+def test_frame_types_and_shapes() -> None:
+    """frame(t) -> uint8 frame, float32 background, bool mask; labels agree with the mask."""
+    rec = make_recording(5, 64, 80, n_animals=3, n_still=1, seed=1)
+    assert rec.shape == (5, 64, 80) and len(rec) == 5 and rec.dtype == np.uint8
+    frame, background, mask = rec.frame(2)
+    assert frame.dtype == np.uint8 and frame.shape == (64, 80)
+    assert background.dtype == np.float32 and background.shape == (64, 80)
+    assert mask.dtype == bool and mask.any()
+    labels = rec.labels(2)
+    assert labels.dtype == np.uint16
+    assert np.array_equal(labels > 0, mask)
+    assert set(np.unique(labels)) <= {0, 1, 2, 3}
+    assert rec.still_labels == {3} and rec.moving_labels == {1, 2}
+    assert np.array_equal(rec[2], frame)
+    assert len(list(rec.frames())) == 5
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"tracks": True, "illumination_drift": 0.1, "shift_at": 4, "shift_px": (1.5, -2)},
+        {"polarity": "bright", "rim": True, "n_still": 2},
+    ],
+)
+def test_deterministic_in_any_order(kwargs: dict) -> None:
+    """Same seed -> same frames and truth, whatever order the frames are asked for."""
+    a = make_recording(8, 64, 64, seed=7, **kwargs)
+    b = make_recording(8, 64, 64, seed=7, **kwargs)
+    forward = [a.frame(t) for t in range(8)]
+    order = [5, 2, 7, 0, 3, 6, 1, 4]
+    for t in order:
+        got = b.frame(t)
+        for x, y in zip(got, forward[t]):
+            assert np.array_equal(x, y)
+        assert np.array_equal(b.labels(t), a.labels(t))
+    other = make_recording(8, 64, 64, seed=8, **kwargs)
+    assert not np.array_equal(other[0], a[0])
+
+
+@pytest.mark.parametrize("polarity", ["dark", "bright"])
+def test_masks_cover_the_animals(polarity: str) -> None:
+    """Every pixel clearly darker (lighter) than the true background is in the mask; mask pixels contrast."""
+    rec = make_recording(6, 96, 96, polarity=polarity, n_animals=5, noise_sigma=2.0, seed=2)
+    sign = -1 if polarity == "dark" else 1
+    for t in (0, 3, 5):
+        frame, background, mask = rec.frame(t)
+        diff = sign * (frame.astype(np.float32) - background)
+        clearly = diff > rec.mask_threshold + 5 * rec.noise_sigma
+        assert clearly.any()
+        assert not (clearly & ~mask).any()
+        assert diff[mask].mean() > 20
+        assert np.abs(diff[~mask]).mean() < 3  # outside animals: noise only
+    plate = rec.frame(0).background
+    if polarity == "dark":
+        assert 140 < np.median(plate) < 230
+    else:
+        assert np.median(plate) < 90
+
+
+def test_animals_are_worm_sized() -> None:
+    """At 512^2 bodies are ~82 px long and 4-8 px thick (mask area / length)."""
+    rec = make_recording(1, 512, 512, n_animals=4, seed=4)
+    labels = rec.labels(0)
+    lines = rec.centrelines(0)
+    for k, line in enumerate(lines, start=1):
+        length = np.hypot(*np.diff(line, axis=0).T).sum()
+        assert 60 < length < 110
+        thickness = (labels == k).sum() / length
+        assert 3.0 < thickness < 8.0
+
+
+def test_still_animals_barely_move_and_others_crawl() -> None:
+    """Still animals move <= 1 px over the recording; moving ones crawl a few px per frame."""
+    rec = make_recording(30, 128, 128, n_animals=5, n_still=2, seed=5)
+    first, last = rec.centrelines(0), rec.centrelines(29)
+    for k in rec.still_labels:
+        assert np.abs(last[k - 1] - first[k - 1]).max() <= 1.0
+        m0, m1 = rec.labels(0) == k, rec.labels(29) == k
+        assert (m0 & m1).sum() / (m0 | m1).sum() > 0.8
+    for k in rec.moving_labels:
+        head_travel = np.hypot(*(last[k - 1][-1] - first[k - 1][-1]))
+        assert head_travel > 15
+    # consecutive frames: a moving head advances by about the speed (0.7-1.3 x 2 px)
+    step = [np.hypot(*(rec.centrelines(11)[k - 1][-1] - rec.centrelines(10)[k - 1][-1])) for k in rec.moving_labels]
+    assert all(1.0 < s < 3.0 for s in step)
+
+
+def test_background_constant_without_drift_or_shift() -> None:
+    rec = make_recording(10, 64, 64, seed=6)
+    bg0 = rec.frame(0).background
+    for t in (3, 9):
+        assert np.array_equal(rec.frame(t).background, bg0)
+
+
+def test_illumination_drift_scales_background() -> None:
+    rec = make_recording(20, 64, 64, illumination_drift=0.1, seed=6)
+    bg0 = rec.frame(0).background
+    bg5 = rec.frame(5).background  # quarter period: gain 1.1
+    assert rec.gain(5) == pytest.approx(1.1)
+    np.testing.assert_allclose(bg5, bg0 * 1.1, rtol=1e-5)
+
+
+def test_camera_shift_moves_background() -> None:
+    """From shift_at on, the true background is the earlier one moved by shift_px."""
+    dy, dx = 2, -3
+    rec = make_recording(10, 64, 72, shift_at=5, shift_px=(dy, dx), vignette=0.0, seed=9)
+    before, after = rec.frame(4).background, rec.frame(5).background
+    assert np.array_equal(rec.frame(0).background, before)
+    assert not np.allclose(before, after)
+    np.testing.assert_array_equal(after[dy:, : dx or None], before[:-dy, -dx:])
+    assert rec.offset(4) == (0.0, 0.0) and rec.offset(9) == (2.0, -3.0)
+    # animals move with the scene: a still animal's mask moves by the shift too
+    still = make_recording(10, 64, 72, n_animals=1, n_still=1, shift_at=5, shift_px=(dy, dx), seed=9)
+    np.testing.assert_allclose((still.centrelines(5)[0] - still.centrelines(4)[0]).mean(axis=0), [dy, dx], atol=0.1)
+
+
+def test_tracks_change_background_over_time() -> None:
+    """Trails accumulate: the background only darkens, by at most trail_depth, where animals went."""
+    rec = make_recording(30, 96, 96, tracks=True, n_animals=3, vignette=0.0, seed=10)
+    bg0, bg_end = rec.frame(0).background, rec.frame(29).background
+    change = bg0 - bg_end
+    assert change.min() >= -1e-4
+    assert change.max() <= rec.trail_depth + 1e-4
+    assert (change > 1).sum() > 50
+    plain = make_recording(30, 96, 96, tracks=False, n_animals=3, vignette=0.0, seed=10)
+    assert np.array_equal(plain.frame(29).background, plain.frame(0).background)
+
+
+def test_median_projection_keeps_still_animals_and_removes_moving_ones() -> None:
+    """The paper's scenario: a median background keeps immobile animals, drops crawling ones."""
+    rec = make_recording(48, 128, 128, n_animals=6, n_still=2, noise_sigma=2.0, seed=11)
+    median = np.median(np.stack([f for f in rec.frames()]), axis=0)
+    truth = rec.frame(0).background
+    labels = rec.labels(0)
+    still = np.isin(labels, list(rec.still_labels))
+    moving = np.isin(labels, list(rec.moving_labels))
+    assert still.sum() > 50 and moving.sum() > 100
+    error = truth - median  # > 0 where the median still holds a dark animal
+    assert error[still].mean() > 20  # still animals stay in the median background
+    assert np.abs(error[moving]).mean() < 5  # moving animals are gone from it
+    assert np.abs(error[labels == 0]).mean() < 2
+
+
+def test_write_h264_and_read_back(tmp_path: Path) -> None:
+    """An H.264 MP4 has every frame, and frames are close to the originals (mean abs error < 3)."""
+    rec = make_recording(12, 64, 96, n_animals=3, seed=12)
+    path = write_video(tmp_path / "rec.mp4", rec, codec="libx264", crf=18)
+    assert path.exists() and not list(tmp_path.glob(".*partial"))
+    with av.open(str(path)) as container:
+        decoded = [f.to_ndarray(format="gray") for f in container.decode(video=0)]
+        rate = container.streams.video[0].average_rate
+    assert len(decoded) == 12
+    assert rate == 25
+    for t, got in enumerate(decoded):
+        assert got.shape == (64, 96)
+        assert np.abs(got.astype(np.float32) - rec[t]).mean() < 3
+
+
+def test_write_ffv1_is_lossless(tmp_path: Path) -> None:
+    rec = make_recording(4, 33, 47, n_animals=2, seed=13)
+    path = write_video(tmp_path / "rec.mkv", rec, codec="ffv1")
+    with av.open(str(path)) as container:
+        decoded = [f.to_ndarray(format="gray") for f in container.decode(video=0)]
+    assert len(decoded) == 4
+    for t, got in enumerate(decoded):
+        assert np.array_equal(got, rec[t])
+
+
+def test_invalid_arguments(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="polarity"):
+        make_recording(2, 32, 32, polarity="grey")
+    with pytest.raises(ConfigError, match="n_still"):
+        make_recording(2, 32, 32, n_animals=2, n_still=3)
+    with pytest.raises(ConfigError, match="even"):
+        write_video(tmp_path / "odd.mp4", make_recording(2, 33, 32), codec="libx264")
+    with pytest.raises(ConfigError, match="mp4"):
+        write_video(tmp_path / "x.gif", make_recording(2, 32, 32))
+    with pytest.raises(IndexError):
+        make_recording(2, 32, 32).frame(2)
+    assert isinstance(make_recording(2, 32, 32), SyntheticRecording)

@@ -1,0 +1,226 @@
+"""HDF5 output via h5py (optional extra ``vidfilter[hdf5]``).
+
+One file can hold several datasets (``/background``, ``/foreground``): :class:`Hdf5Writer` hands
+out one :class:`Hdf5Sink` per dataset, like :class:`~vidfilter.io.zarr_sink.OmeZarrWriter`.
+Datasets are ``(T, H, W[, C])``, one frame per chunk, gzip-compressed with byte shuffle. The
+file is written as ``PATH.partial`` and renamed by :meth:`Hdf5Writer.finalise`; HDF5 files are not
+safe to reopen after a crash, so an aborted write deletes its partial file (no resume).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vidfilter.errors import OutputExistsError, UnsupportedInputError
+from vidfilter.io.sink import FrameSink, commit_path, partial_path
+
+__all__ = ["Hdf5Sink", "Hdf5Writer"]
+
+logger = logging.getLogger(__name__)
+
+#: gzip level of every dataset.
+GZIP_LEVEL = 4
+
+
+def _h5py() -> Any:
+    try:
+        import h5py
+    except ImportError as e:
+        raise UnsupportedInputError(
+            "writing HDF5 needs h5py; install the extra with pip install 'vidfilter[hdf5]'"
+        ) from e
+    return h5py
+
+
+def _attr_value(v: Any) -> Any:
+    if isinstance(v, (str, int, float, bool, np.generic)):
+        return v
+    return json.dumps(v, default=str)
+
+
+class Hdf5Writer:
+    """One HDF5 file holding several frame datasets.
+
+    Parameters
+    ----------
+    path : path-like
+        Output ``.h5`` file.
+    overwrite : bool
+        Replace an existing ``path`` at :meth:`finalise`.
+    attrs : dict, optional
+        Run metadata stored as root attributes (non-scalar values as JSON strings).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        overwrite: bool = False,
+        attrs: Mapping[str, Any] | None = None,
+    ) -> None:
+        h5py = _h5py()
+        self.path = Path(path).expanduser().absolute()
+        self.partial = partial_path(self.path)
+        self.overwrite = overwrite
+        self.attrs = dict(attrs or {})
+        if (self.path.exists() or self.path.is_symlink()) and not overwrite:
+            raise OutputExistsError(f"{self.path} exists; pass --overwrite to replace it or choose another --out")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = h5py.File(self.partial, "w")
+        self.file.attrs["vidfilter_complete"] = False
+        self.datasets: dict[str, Hdf5Sink] = {}
+        self._finished = False
+
+    def dataset(
+        self,
+        name: str,
+        frame_shape: tuple[int, ...],
+        dtype: Any,
+        n_frames: int,
+        fps: float | None = None,
+    ) -> Hdf5Sink:
+        """Create dataset ``name`` of ``n_frames`` frames and return its sink."""
+        if self._finished:
+            raise ValueError("this Hdf5Writer is finalised or aborted; open a new one")
+        name = name.strip("/")
+        if name in self.datasets:
+            raise ValueError(f"dataset {name!r} is already open in this writer")
+        sink = Hdf5Sink.__new__(Hdf5Sink)
+        sink._init_dataset(self, name, frame_shape, dtype, n_frames, fps)
+        self.datasets[name] = sink
+        return sink
+
+    def finalise(self, *, allow_short: bool = False) -> Path:
+        """Close every dataset, mark the file complete and rename it onto ``path``."""
+        if self._finished:
+            raise ValueError("this Hdf5Writer is already finalised or aborted")
+        try:
+            for sink in self.datasets.values():
+                if not sink.closed:
+                    sink.close()
+            for name, sink in self.datasets.items():
+                if sink.frames_written < sink.n_frames:
+                    if not allow_short:
+                        raise RuntimeError(
+                            f"cannot finalise {self.path}: dataset {name!r} holds {sink.frames_written} of "
+                            f"{sink.n_frames} frames; write them all or pass allow_short=True"
+                        )
+                    sink.ds.resize(sink.frames_written, axis=0)
+            for k, v in self.attrs.items():
+                self.file.attrs[k] = _attr_value(v)
+            self.file.attrs["vidfilter_complete"] = True
+            self.file.flush()
+            self.file.close()
+            with open(self.partial, "rb+") as f:
+                os.fsync(f.fileno())
+            self._finished = True
+            commit_path(self.partial, self.path, overwrite=self.overwrite)
+        except BaseException:
+            self.abort()
+            raise
+        return self.path
+
+    def abort(self) -> None:
+        """Close and delete the partial file."""
+        if getattr(self, "_aborted", False):
+            return
+        self._aborted = True
+        self._finished = True
+        try:
+            if self.file.id.valid:
+                self.file.close()
+        finally:
+            self.partial.unlink(missing_ok=True)
+
+    def __enter__(self) -> Hdf5Writer:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if self._finished:
+            return
+        if exc_type is None:
+            self.finalise()
+        else:
+            self.abort()
+
+
+class Hdf5Sink(FrameSink):
+    """Frames of one HDF5 dataset.
+
+    ``Hdf5Sink(path, dataset, frame_shape, dtype, n_frames)`` writes a file holding one dataset
+    (its ``close()`` finalises the file); :meth:`Hdf5Writer.dataset` returns sinks sharing one file
+    (their ``close()`` only ends the dataset; the writer's ``finalise()`` makes the file).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        dataset: str,
+        frame_shape: tuple[int, ...],
+        dtype: Any,
+        n_frames: int,
+        *,
+        fps: float | None = None,
+        overwrite: bool = False,
+        attrs: Mapping[str, Any] | None = None,
+    ) -> None:
+        writer = Hdf5Writer(path, overwrite=overwrite, attrs=attrs)
+        self._init_dataset(writer, dataset.strip("/"), frame_shape, dtype, n_frames, fps)
+        writer.datasets[self.name] = self
+        self._owns_writer = True
+
+    def _init_dataset(
+        self,
+        writer: Hdf5Writer,
+        name: str,
+        frame_shape: tuple[int, ...],
+        dtype: Any,
+        n_frames: int,
+        fps: float | None,
+    ) -> None:
+        self.writer = writer
+        self.name = name
+        self.frame_shape = tuple(int(s) for s in frame_shape)
+        self.dtype = np.dtype(dtype)
+        self.n_frames = int(n_frames)
+        self._owns_writer = False
+        self._frames_written = 0
+        self._closed = False
+        if len(self.frame_shape) not in (2, 3):
+            raise UnsupportedInputError(f"frame_shape must be (H, W) or (H, W, C), got {self.frame_shape}")
+        self.ds = writer.file.create_dataset(
+            name,
+            shape=(self.n_frames,) + self.frame_shape,
+            maxshape=(None,) + self.frame_shape,
+            chunks=(1,) + self.frame_shape,
+            dtype=self.dtype,
+            compression="gzip",
+            compression_opts=GZIP_LEVEL,
+            shuffle=self.dtype.itemsize > 1,
+        )
+        self.ds.attrs["axes"] = "tyxc" if len(self.frame_shape) == 3 else "tyx"
+        if fps:
+            self.ds.attrs["fps"] = float(fps)
+        self.ds.attrs["frames_written"] = 0
+
+    def _append(self, frame: np.ndarray) -> None:
+        if self._frames_written >= self.n_frames:
+            raise ValueError(f"dataset {self.name!r} already holds all {self.n_frames} frames declared by n_frames")
+        self.ds[self._frames_written] = frame
+
+    def _finalise(self) -> None:
+        self.ds.attrs["frames_written"] = self._frames_written
+        if self._owns_writer:
+            self._closed = True
+            self.writer.finalise()
+
+    def _abort(self) -> None:
+        if self._owns_writer:
+            self.writer.abort()

@@ -1,0 +1,386 @@
+"""The one interface every output offers: :class:`FrameSink`, plus the atomic-write helpers.
+
+A sink receives frames one at a time (``append``) and either *finalises* them (``close``) or
+*aborts* (``abort``). A finalised output appears under its final name in one atomic step; an
+aborted or killed one never does, so an output that exists is always complete. Used as a context
+manager, an exception inside the ``with`` block aborts instead of finalising.
+
+Helpers:
+
+- :func:`atomic_path` / :func:`atomic_write_bytes`: write a file under a temporary name in the
+  same folder, ``fsync`` it, then ``os.replace`` it onto the final name.
+- :func:`commit_path`: move a finished ``*.partial`` file or folder onto its final name, replacing
+  an old output only at that moment (so a killed overwrite never loses the old output).
+- :func:`check_output_path`: refuse outputs that exist, cannot be written, or would land on or
+  inside an input.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import logging
+import os
+import secrets
+import shutil
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vidfilter.errors import OutputExistsError, OutputNotWritableError, UnsupportedInputError
+
+__all__ = [
+    "FrameSink",
+    "PARTIAL_SUFFIX",
+    "atomic_path",
+    "atomic_write_bytes",
+    "check_frame",
+    "check_output_path",
+    "commit_path",
+    "fsync_dir",
+    "partial_path",
+    "remove_path",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Suffix of the work-in-progress name every sink writes to before renaming.
+PARTIAL_SUFFIX = ".partial"
+
+PathLike = str | os.PathLike
+
+
+def partial_path(path: PathLike) -> Path:
+    """The work-in-progress sibling of ``path``: ``PATH.partial``."""
+    p = Path(path)
+    return p.with_name(p.name + PARTIAL_SUFFIX)
+
+
+def fsync_dir(folder: PathLike) -> None:
+    """``fsync`` a directory so a rename inside it is durable (no-op where unsupported)."""
+    try:
+        fd = os.open(os.fspath(folder), os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(path: PathLike, *, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success it is fsynced and renamed onto ``path``.
+
+    The temporary name keeps ``path``'s suffix (so libraries that pick a format from the
+    extension still work) unless ``suffix`` is given. If the block raises, the temporary file is
+    removed and ``path`` is left untouched.
+    """
+    path = Path(path)
+    folder = path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    sfx = path.suffix if suffix is None else suffix
+    # Not tempfile.mkstemp: its 0600 mode would survive the rename; O_EXCL + 0666 honours the umask.
+    while True:
+        tmp = folder / f".{path.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp{sfx}"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            break
+        except FileExistsError:
+            continue
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        fsync_dir(folder)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def atomic_write_bytes(path: PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, ``os.replace``)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+
+
+def remove_path(path: PathLike) -> None:
+    """Delete a file, link or folder tree; missing paths are ignored."""
+    p = Path(path)
+    if p.is_symlink() or p.is_file():
+        p.unlink(missing_ok=True)
+    elif p.is_dir():
+        shutil.rmtree(p, ignore_errors=False)
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two existing paths with Linux ``renameat2(RENAME_EXCHANGE)``; False if unavailable."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    rc = fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    return rc == 0
+
+
+def commit_path(partial: PathLike, final: PathLike, *, overwrite: bool = False) -> None:
+    """Move a finished ``partial`` file/folder onto ``final``.
+
+    If ``final`` exists it is replaced only when ``overwrite`` is true, and only now: the swap is a
+    single atomic ``renameat2(RENAME_EXCHANGE)`` where the OS offers it, otherwise the old output
+    is first renamed aside (``final.old-PID``) so it is never deleted before the new one is in
+    place.
+
+    Raises
+    ------
+    OutputExistsError
+        ``final`` exists and ``overwrite`` is false.
+    """
+    partial, final = Path(partial), Path(final)
+    if final.exists() or final.is_symlink():
+        if not overwrite:
+            raise OutputExistsError(
+                f"{final} exists; pass --overwrite to replace it or choose another --out"
+            )
+        if _exchange(partial, final):
+            # ``partial`` now holds the old output.
+            remove_path(partial)
+            fsync_dir(final.parent)
+            return
+        aside = final.with_name(f"{final.name}.old-{os.getpid()}")
+        remove_path(aside)
+        os.replace(final, aside)
+        os.replace(partial, final)
+        fsync_dir(final.parent)
+        remove_path(aside)
+        return
+    os.replace(partial, final)
+    fsync_dir(final.parent)
+
+
+# ---------------------------------------------------------------------------------------------
+# Output path checks
+# ---------------------------------------------------------------------------------------------
+def _existing_ancestor(p: Path) -> Path:
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def _can_write_in(folder: Path) -> bool:
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        return False
+    try:
+        fd, name = tempfile.mkstemp(prefix=".vidfilter-write-test.", dir=folder)
+    except OSError:
+        return False
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(name)
+    return True
+
+
+_ZARR_MARKERS = ("zarr.json", ".zgroup", ".zarray")
+
+
+def _input_store(path: PathLike) -> Path | None:
+    """The filesystem object an input names: the path itself or, for ``store.zarr/array`` and
+    ``file.h5/dataset`` addressing, its nearest existing ancestor. ``None`` for URLs/arrays."""
+    s = os.fspath(path) if isinstance(path, (str, os.PathLike)) else None
+    if s is None or "://" in s:
+        return None
+    p = Path(s).expanduser().resolve()
+    anc = _existing_ancestor(p)
+    if anc == anc.parent:  # nothing on disk at all
+        return None
+    # ``store.zarr/group/array``: the store is the outermost enclosing Zarr hierarchy.
+    store = anc
+    q = anc
+    while q != q.parent:
+        if q.is_dir() and (q.suffix.lower() == ".zarr" or any((q / m).exists() for m in _ZARR_MARKERS)):
+            store = q
+        elif q != anc:
+            break
+        q = q.parent
+    return store
+
+
+def _is_within(child: Path, parent: Path) -> bool:
+    try:
+        child.relative_to(parent)
+    except ValueError:
+        return False
+    return True
+
+
+def check_output_path(out: PathLike, inputs: Iterable[Any] = (), overwrite: bool = False) -> Path:
+    """Check that ``out`` can be written, before any work starts.
+
+    Parameters
+    ----------
+    out : path-like
+        The output file or folder.
+    inputs : iterable of path-like
+        The inputs of the run; non-path entries (arrays, URLs) are ignored.
+    overwrite : bool
+        Whether an existing ``out`` may be replaced.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out``, resolved.
+
+    Raises
+    ------
+    OutputExistsError
+        ``out`` exists and ``overwrite`` is false.
+    OutputNotWritableError
+        The folder that would hold ``out`` cannot be written, or ``out`` is an input, lies
+        inside an input folder (image sequence, Zarr store), or contains an input that an
+        overwrite would delete.
+    """
+    out_p = Path(out).expanduser().resolve()
+    for inp in inputs:
+        store = _input_store(inp)
+        if store is None:
+            continue
+        if out_p == store or out_p == Path(os.fspath(inp)).expanduser().resolve():
+            raise OutputNotWritableError(f"output {out} is the input {inp} itself; choose another --out")
+        if store.is_dir() and _is_within(out_p, store):
+            raise OutputNotWritableError(
+                f"output {out} lies inside the input store {store}; choose an --out outside it"
+            )
+        if _is_within(store, out_p):
+            raise OutputNotWritableError(
+                f"output {out} contains the input {inp}; writing there would destroy it, choose another --out"
+            )
+    if (out_p.exists() or out_p.is_symlink()) and not overwrite:
+        raise OutputExistsError(f"{out} exists; pass --overwrite to replace it or choose another --out")
+    anc = _existing_ancestor(out_p.parent)
+    if not anc.is_dir():
+        raise OutputNotWritableError(f"cannot create {out}: {anc} is a file, not a folder; choose another --out")
+    if not _can_write_in(anc):
+        raise OutputNotWritableError(
+            f"cannot write to {anc} (permission denied or read-only); choose another --out"
+        )
+    return out_p
+
+
+# ---------------------------------------------------------------------------------------------
+# Frame checks shared by sinks
+# ---------------------------------------------------------------------------------------------
+def check_frame(frame: Any, frame_shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """Validate one frame for a sink: exact shape; exact dtype, or float -> float storage cast."""
+    arr = np.asarray(frame)
+    if tuple(arr.shape) != tuple(frame_shape):
+        raise UnsupportedInputError(
+            f"frame of shape {tuple(arr.shape)} does not match the output's frame shape {tuple(frame_shape)}"
+        )
+    if arr.dtype != dtype:
+        if np.issubdtype(arr.dtype, np.floating) and np.issubdtype(dtype, np.floating):
+            return arr.astype(dtype)
+        raise UnsupportedInputError(
+            f"frame of dtype {arr.dtype} does not match the output's dtype {dtype}; "
+            "convert it first (vidfilter.io.convert.from_float)"
+        )
+    return arr
+
+
+class FrameSink(ABC):
+    """Abstract frame writer.
+
+    Subclasses implement :meth:`_append`, :meth:`_finalise` and :meth:`_abort`. ``close()``
+    finalises (the output appears complete under its final name); ``abort()`` never does.
+    Both are idempotent, and the first one called wins.
+
+    Attributes
+    ----------
+    frame_shape : tuple of int
+        ``(H, W)`` or ``(H, W, C)`` of every frame.
+    dtype : numpy.dtype
+        Stored dtype.
+    """
+
+    frame_shape: tuple[int, ...]
+    dtype: np.dtype
+    _frames_written: int = 0
+    _closed: bool = False
+
+    # -- to implement ---------------------------------------------------------------------------
+    @abstractmethod
+    def _append(self, frame: np.ndarray) -> None:
+        """Write the next frame (already validated)."""
+
+    @abstractmethod
+    def _finalise(self) -> None:
+        """Make the output complete and visible under its final name."""
+
+    @abstractmethod
+    def _abort(self) -> None:
+        """Stop without finalising (release handles; keep or remove the partial as documented)."""
+
+    # -- public ---------------------------------------------------------------------------------
+    @property
+    def frames_written(self) -> int:
+        """Number of frames written so far (after a resume: including the earlier run's)."""
+        return self._frames_written
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def append(self, frame: np.ndarray) -> None:
+        """Write the next frame."""
+        if self._closed:
+            raise ValueError(f"{type(self).__name__} is closed; open a new sink to write more frames")
+        self._append(check_frame(frame, self.frame_shape, self.dtype))
+        self._frames_written += 1
+
+    def close(self) -> None:
+        """Finalise the output (atomic); safe to call twice."""
+        if self._closed:
+            return
+        try:
+            self._finalise()
+        except BaseException:
+            self._closed = True
+            with contextlib.suppress(Exception):
+                self._abort()
+            raise
+        self._closed = True
+
+    def abort(self) -> None:
+        """Stop without finalising; the final name is never created. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        self._abort()
+
+    def __enter__(self) -> FrameSink:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(frame_shape={self.frame_shape}, dtype={self.dtype}, frames_written={self.frames_written})"

@@ -1,0 +1,429 @@
+"""Video outputs: lossless FFV1 (.mkv) and side-by-side H.264 previews (.mp4), plus a PNG panel.
+
+- :class:`FFV1Sink` stores frames bit-exactly: uint8 grey as ``gray``, uint16 grey as ``gray16le``,
+  uint8 RGB as ``bgr0`` and uint16 RGB as ``gbrp16le`` (all lossless in FFV1, verified by tests).
+- :class:`PreviewComposer` writes a small H.264 MP4 (``libx264``, ``yuv420p``, CRF 23; ``mpeg4``
+  where the PyAV build lacks libx264) with labelled panels side by side, each contrast-stretched
+  with a range fixed from the first frames so the preview does not flicker.
+- :func:`write_preview_png` writes the same panel layout for a single time point.
+
+Every file is written under ``PATH.partial`` and renamed onto ``PATH`` when closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vidfilter.errors import OutputExistsError, OutputNotWritableError, UnsupportedInputError
+from vidfilter.io.sink import FrameSink, atomic_write_bytes, commit_path, partial_path
+
+__all__ = ["FFV1Sink", "PreviewComposer", "compose_panels", "panel_contrast", "write_preview_png"]
+
+logger = logging.getLogger(__name__)
+
+#: Percentiles used for auto contrast.
+CONTRAST_PERCENTILES = (1.0, 99.0)
+#: Frames buffered by :class:`PreviewComposer` to fix the contrast range.
+CALIBRATION_FRAMES = 8
+#: Pixels between two panels.
+PANEL_GAP = 4
+#: H.264 constant rate factor of previews.
+PREVIEW_CRF = 23
+
+
+def _rate(fps: float | Fraction) -> Fraction:
+    if fps is None or float(fps) <= 0:
+        raise UnsupportedInputError(f"fps must be a positive number, got {fps!r}")
+    return fps if isinstance(fps, Fraction) else Fraction(float(fps)).limit_denominator(1001000)
+
+
+def _check_new_output(path: Path, overwrite: bool) -> None:
+    if (path.exists() or path.is_symlink()) and not overwrite:
+        raise OutputExistsError(f"{path} exists; pass --overwrite to replace it or choose another --out")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputNotWritableError(f"cannot create folder {path.parent} ({e.strerror}); choose another --out") from e
+
+
+# ---------------------------------------------------------------------------------------------
+# FFV1
+# ---------------------------------------------------------------------------------------------
+#: (dtype, channels) -> (ndarray format for PyAV, FFV1 pixel format)
+_FFV1_FORMATS: dict[tuple[str, int], tuple[str, str]] = {
+    ("uint8", 1): ("gray", "gray"),
+    ("uint16", 1): ("gray16le", "gray16le"),
+    ("uint8", 3): ("rgb24", "bgr0"),
+    ("uint16", 3): ("rgb48le", "gbrp16le"),
+}
+
+
+class FFV1Sink(FrameSink):
+    """Lossless FFV1 video in Matroska (``.mkv``), bit-exact for uint8/uint16 grey and RGB frames.
+
+    Parameters
+    ----------
+    path : path-like
+        Output ``.mkv`` file; written as ``path.partial`` and renamed by :meth:`close`.
+    frame_shape : tuple of int
+        ``(H, W)`` (grey) or ``(H, W, 3)`` (RGB).
+    dtype : dtype-like
+        ``uint8`` or ``uint16``.
+    fps : float
+        Frame rate stored in the container.
+    overwrite : bool
+        Replace an existing ``path`` at close.
+
+    Notes
+    -----
+    Read back with PyAV: ``frame.to_ndarray(format="gray")`` / ``"gray16le"`` / ``"rgb24"`` /
+    ``"rgb48le"``. Not resumable: an aborted write deletes its partial file.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        frame_shape: tuple[int, ...],
+        dtype: Any,
+        fps: float = 25,
+        *,
+        overwrite: bool = False,
+    ) -> None:
+        import av
+
+        self.path = Path(path).expanduser().absolute()
+        self.partial = partial_path(self.path)
+        self.overwrite = overwrite
+        self.frame_shape = tuple(int(s) for s in frame_shape)
+        self.dtype = np.dtype(dtype)
+        channels = self.frame_shape[2] if len(self.frame_shape) == 3 else 1
+        key = (str(self.dtype), channels)
+        if len(self.frame_shape) not in (2, 3) or key not in _FFV1_FORMATS:
+            raise UnsupportedInputError(
+                f"FFV1 output takes uint8/uint16 frames of shape (H, W) or (H, W, 3), got {self.dtype} "
+                f"{self.frame_shape}; write OME-Zarr (--format zarr) for float or other data"
+            )
+        self._in_fmt, pix_fmt = _FFV1_FORMATS[key]
+        self.rate = _rate(fps)
+        _check_new_output(self.path, overwrite)
+        self._container = av.open(str(self.partial), mode="w", format="matroska")
+        try:
+            self._stream = self._container.add_stream("ffv1", rate=self.rate)
+            self._stream.width = self.frame_shape[1]
+            self._stream.height = self.frame_shape[0]
+            self._stream.pix_fmt = pix_fmt
+            self._stream.options = {"level": "3", "slicecrc": "1"}
+        except BaseException:
+            self._container.close()
+            self.partial.unlink(missing_ok=True)
+            raise
+        self._pix_fmt = pix_fmt
+        self._frames_written = 0
+        self._closed = False
+
+    def _append(self, frame: np.ndarray) -> None:
+        import av
+
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format=self._in_fmt)
+        if self._in_fmt != self._pix_fmt:
+            vf = vf.reformat(format=self._pix_fmt)
+        vf.pts = self._frames_written
+        vf.time_base = 1 / self.rate
+        for packet in self._stream.encode(vf):
+            self._container.mux(packet)
+
+    def _finalise(self) -> None:
+        for packet in self._stream.encode(None):
+            self._container.mux(packet)
+        self._container.close()
+        with open(self.partial, "rb+") as f:
+            os.fsync(f.fileno())
+        commit_path(self.partial, self.path, overwrite=self.overwrite)
+
+    def _abort(self) -> None:
+        try:
+            self._container.close()
+        finally:
+            self.partial.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Panels
+# ---------------------------------------------------------------------------------------------
+def _is_symmetric_label(label: str) -> bool:
+    return "foreground" in label.lower()
+
+
+def panel_contrast(samples: Sequence[np.ndarray], *, symmetric: bool = False) -> tuple[float, float]:
+    """Display range ``(lo, hi)`` from the 1st-99th percentiles of ``samples``.
+
+    With ``symmetric`` the range is ``(-m, m)``, ``m`` the larger magnitude, so zero is mid-grey
+    (used for foreground panels that hold signed differences). Non-finite values are ignored.
+    """
+    vals = np.concatenate([np.asarray(s, dtype=np.float32).ravel() for s in samples])
+    vals = vals[np.isfinite(vals)]
+    if vals.size == 0:
+        return (0.0, 1.0)
+    lo, hi = (float(v) for v in np.percentile(vals, CONTRAST_PERCENTILES))
+    if symmetric:
+        m = max(abs(lo), abs(hi))
+        lo, hi = -m, m
+    if not hi > lo:
+        hi = lo + 1.0
+    return lo, hi
+
+
+def _to_rgb8(frame: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    x = np.asarray(frame, dtype=np.float32)
+    x = np.nan_to_num(x, nan=lo, posinf=hi, neginf=lo)
+    x = np.clip((x - lo) * (255.0 / (hi - lo)), 0.0, 255.0)
+    x = np.rint(x).astype(np.uint8)
+    if x.ndim == 2:
+        x = np.repeat(x[..., None], 3, axis=-1)
+    elif x.shape[-1] == 1:
+        x = np.repeat(x, 3, axis=-1)
+    elif x.shape[-1] > 3:
+        x = x[..., :3]
+    return x
+
+
+def _layout(frame_shape: tuple[int, ...], n: int, max_width: int) -> tuple[int, int, int, int]:
+    """Panel (h, w) after scaling, and the even canvas (H, W)."""
+    h, w = int(frame_shape[0]), int(frame_shape[1])
+    gaps = PANEL_GAP * (n - 1)
+    scale = min(1.0, (max_width - gaps) / float(n * w)) if max_width else 1.0
+    pw = max(2, int(w * scale))
+    while pw > 2 and max_width and n * pw + gaps + ((n * pw + gaps) % 2) > max_width:
+        pw -= 1
+    ph = max(2, int(round(h * pw / w)))
+    cw = n * pw + gaps
+    return ph, pw, ph + (ph % 2), cw + (cw % 2)
+
+
+def _draw_label(img: np.ndarray, text: str) -> None:
+    import cv2
+
+    h = img.shape[0]
+    scale = float(np.clip(h / 400.0, 0.35, 1.5))
+    thick = max(1, int(round(scale * 2)))
+    (_, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    org = (max(2, int(4 * scale)), min(h - 2, th + int(6 * scale)))
+    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick + 2, cv2.LINE_AA)
+    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
+
+
+def compose_panels(
+    frames: Sequence[np.ndarray],
+    labels: Sequence[str],
+    ranges: Sequence[tuple[float, float]],
+    *,
+    max_width: int = 1920,
+) -> np.ndarray:
+    """Side-by-side RGB uint8 image of ``frames`` (contrast ``ranges``), labelled, even-sized."""
+    import cv2
+
+    ph, pw, ch, cw = _layout(frames[0].shape, len(frames), max_width)
+    canvas = np.full((ch, cw, 3), 32, dtype=np.uint8)
+    for i, (frame, label, (lo, hi)) in enumerate(zip(frames, labels, ranges)):
+        if tuple(frame.shape[:2]) != tuple(frames[0].shape[:2]):
+            raise UnsupportedInputError(
+                f"panel {label!r} has size {frame.shape[:2]}, the first panel {frames[0].shape[:2]}; panels must match"
+            )
+        rgb = _to_rgb8(frame, lo, hi)
+        if rgb.shape[:2] != (ph, pw):
+            interp = cv2.INTER_AREA if pw < rgb.shape[1] else cv2.INTER_LINEAR
+            rgb = cv2.resize(rgb, (pw, ph), interpolation=interp)
+        rgb = np.ascontiguousarray(rgb)
+        _draw_label(rgb, label)
+        x0 = i * (pw + PANEL_GAP)
+        canvas[:ph, x0 : x0 + pw] = rgb
+    return canvas
+
+
+def write_preview_png(
+    path: str | os.PathLike[str],
+    panels: Mapping[str, np.ndarray],
+    *,
+    symmetric: Sequence[str] | None = None,
+    max_width: int = 1920,
+) -> Path:
+    """Write one PNG with the labelled ``panels`` side by side (each auto-contrasted), atomically.
+
+    ``symmetric`` names the panels shown symmetric around zero (default: labels containing
+    "foreground").
+    """
+    import cv2
+
+    if not panels:
+        raise ValueError("write_preview_png needs at least one panel")
+    labels = list(panels)
+    frames = [np.asarray(panels[k]) for k in labels]
+    sym = set(symmetric) if symmetric is not None else {k for k in labels if _is_symmetric_label(k)}
+    ranges = [panel_contrast([f], symmetric=k in sym) for k, f in zip(labels, frames)]
+    rgb = compose_panels(frames, labels, ranges, max_width=max_width)
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:  # pragma: no cover - cv2 failure
+        raise OutputNotWritableError(f"could not encode PNG for {path}")
+    path = Path(path)
+    atomic_write_bytes(path, buf.tobytes())
+    return path
+
+
+class PreviewComposer:
+    """Write an H.264 MP4 with labelled, auto-contrasted panels side by side.
+
+    Parameters
+    ----------
+    path : path-like
+        Output ``.mp4``; written as ``path.partial`` and renamed by :meth:`close`.
+    panels : list of str
+        Panel labels, left to right (e.g. ``["input", "background", "foreground"]``).
+    frame_shape : tuple of int
+        ``(H, W)`` or ``(H, W, C)`` of every panel frame.
+    fps : float
+        Frame rate.
+    max_width : int
+        The composed video is downscaled to at most this width.
+    symmetric : list of str, optional
+        Panels displayed symmetric around zero; default: labels containing "foreground".
+    calibration_frames : int
+        Number of first frames whose 1-99th percentiles fix each panel's range.
+    overwrite : bool
+        Replace an existing ``path`` at close.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        panels: Sequence[str],
+        frame_shape: tuple[int, ...],
+        fps: float,
+        max_width: int = 1920,
+        *,
+        symmetric: Sequence[str] | None = None,
+        calibration_frames: int = CALIBRATION_FRAMES,
+        overwrite: bool = False,
+    ) -> None:
+        import av
+
+        if not panels:
+            raise ValueError("PreviewComposer needs at least one panel label")
+        self.path = Path(path).expanduser().absolute()
+        self.partial = partial_path(self.path)
+        self.panels = list(panels)
+        self.frame_shape = tuple(int(s) for s in frame_shape)
+        self.rate = _rate(fps)
+        self.max_width = int(max_width)
+        self.overwrite = overwrite
+        self.symmetric = set(symmetric) if symmetric is not None else {p for p in self.panels if _is_symmetric_label(p)}
+        self.calibration_frames = max(1, int(calibration_frames))
+        self._buffer: list[tuple[np.ndarray, ...]] = []
+        self._ranges: list[tuple[float, float]] | None = None
+        self.frames_written = 0
+        self._closed = False
+        _, _, self.height, self.width = _layout(self.frame_shape, len(self.panels), self.max_width)
+        _check_new_output(self.path, overwrite)
+
+        self.codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+        self._container = av.open(str(self.partial), mode="w", format="mp4")
+        try:
+            self._stream = self._container.add_stream(self.codec, rate=self.rate)
+            self._stream.width = self.width
+            self._stream.height = self.height
+            self._stream.pix_fmt = "yuv420p"
+            if self.codec == "libx264":
+                self._stream.options = {"crf": str(PREVIEW_CRF), "preset": "veryfast"}
+            else:
+                logger.info("libx264 is not in this PyAV build; writing the preview with mpeg4")
+                self._stream.bit_rate = max(500_000, self.width * self.height * 4)
+        except BaseException:
+            self._container.close()
+            self.partial.unlink(missing_ok=True)
+            raise
+
+    def append(self, *panel_frames: np.ndarray) -> None:
+        """Add one time point: one frame per panel, in the order of ``panels``."""
+        if self._closed:
+            raise ValueError("PreviewComposer is closed")
+        if len(panel_frames) != len(self.panels):
+            raise ValueError(f"append() needs {len(self.panels)} frames ({', '.join(self.panels)}), got {len(panel_frames)}")
+        frames = tuple(np.asarray(f) for f in panel_frames)
+        for label, f in zip(self.panels, frames):
+            if tuple(f.shape[:2]) != tuple(self.frame_shape[:2]):
+                raise UnsupportedInputError(
+                    f"panel {label!r} frame has size {f.shape[:2]}, expected {self.frame_shape[:2]}"
+                )
+        if self._ranges is None:
+            self._buffer.append(tuple(f.copy() for f in frames))
+            if len(self._buffer) >= self.calibration_frames:
+                self._flush_buffer()
+        else:
+            self._encode(frames)
+
+    def _flush_buffer(self) -> None:
+        if self._ranges is None:
+            if not self._buffer:
+                return
+            self._ranges = [
+                panel_contrast([b[i] for b in self._buffer], symmetric=label in self.symmetric)
+                for i, label in enumerate(self.panels)
+            ]
+        buffered, self._buffer = self._buffer, []
+        for frames in buffered:
+            self._encode(frames)
+
+    def _encode(self, frames: Sequence[np.ndarray]) -> None:
+        import av
+
+        assert self._ranges is not None
+        rgb = compose_panels(frames, self.panels, self._ranges, max_width=self.max_width)
+        vf = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+        vf.pts = self.frames_written
+        vf.time_base = 1 / self.rate
+        for packet in self._stream.encode(vf):
+            self._container.mux(packet)
+        self.frames_written += 1
+
+    def close(self) -> None:
+        """Encode what is buffered, finish the file and rename it onto ``path``."""
+        if self._closed:
+            return
+        try:
+            self._flush_buffer()
+            for packet in self._stream.encode(None):
+                self._container.mux(packet)
+            self._container.close()
+            self._closed = True
+            commit_path(self.partial, self.path, overwrite=self.overwrite)
+        except BaseException:
+            self._closed = True
+            self._container.close()
+            self.partial.unlink(missing_ok=True)
+            raise
+
+    def abort(self) -> None:
+        """Stop and delete the partial file."""
+        if self._closed:
+            return
+        self._closed = True
+        self._buffer = []
+        try:
+            self._container.close()
+        finally:
+            self.partial.unlink(missing_ok=True)
+
+    def __enter__(self) -> PreviewComposer:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()

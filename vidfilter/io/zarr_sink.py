@@ -1,0 +1,761 @@
+"""OME-Zarr output: one Zarr v3 store holding several NGFF 0.5 image groups, resumable and atomic.
+
+Layout of ``out.zarr`` (NGFF 0.5 on Zarr v3, the combination ``ome-zarr`` >= 0.10 reads)::
+
+    out.zarr/                     root group; attrs: vidfilter{complete, images}, run metadata
+    out.zarr/background/          NGFF image group; attrs: ome{version 0.5, multiscales}, vidfilter{...}
+    out.zarr/background/0         array (T, [C,] H, W), one frame per chunk, Blosc-zstd
+
+Each array has one frame per chunk along ``t`` (and 1024 x 1024 spatial blocks when a frame side
+exceeds 2048 pixels), so every chunk belongs to exactly one frame and a frame can be rewritten
+without touching any other.
+
+Atomicity and resume
+--------------------
+Everything is written under ``out.zarr.partial/``. Every ``checkpoint_every`` frames (and on
+``close``/``abort``) the chunk files written since the previous checkpoint are fsynced, then the
+number of frames durably written is recorded, per image, in the group attribute
+``vidfilter.frames_written`` and in ``out.zarr.partial/.vidfilter_progress.json`` (rewritten
+atomically; this file is what resume trusts). :meth:`OmeZarrWriter.finalise` writes the final
+attributes (``vidfilter.complete = true``) and renames ``out.zarr.partial`` to ``out.zarr`` in one
+step, so ``out.zarr`` only ever exists complete. ``resume=True`` reopens a partial store; each image
+sink then starts at the recorded count (frames after it are simply rewritten).
+
+``overwrite=True`` writes the new store to ``.partial`` like any other run and replaces the old
+output only inside ``finalise``, so a killed overwrite leaves the old output intact.
+
+A lock file ``out.zarr.partial/.lock`` (created with ``O_EXCL``, holding the pid and host) stops
+two processes from writing the same output; a lock whose process is gone is taken over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import warnings
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vidfilter.errors import (
+    InputNotFoundError,
+    OutputExistsError,
+    OutputLockedError,
+    UnreadableInputError,
+    UnsupportedInputError,
+)
+from vidfilter.io.sink import (
+    FrameSink,
+    atomic_write_bytes,
+    check_frame,
+    commit_path,
+    fsync_dir,
+    partial_path,
+    remove_path,
+)
+
+__all__ = ["NGFF_VERSION", "OmeZarrWriter", "ZarrImageSink", "read_ome_zarr_info"]
+
+logger = logging.getLogger(__name__)
+
+#: NGFF version written (0.5 = Zarr v3, attributes under ``ome``).
+NGFF_VERSION = "0.5"
+#: Version of vidfilter's own attribute block.
+FORMAT_VERSION = 1
+#: Frames larger than this on either side are split into spatial blocks ...
+SPATIAL_SPLIT_ABOVE = 2048
+#: ... of this side, so chunks stay around 1-2 MB.
+SPATIAL_BLOCK = 1024
+#: Default number of frames between two durable progress records.
+CHECKPOINT_EVERY = 16
+
+LOCK_NAME = ".lock"
+PROGRESS_NAME = ".vidfilter_progress.json"
+_RESERVED_ATTRS = ("vidfilter", "ome", "multiscales")
+
+
+# ---------------------------------------------------------------------------------------------
+# Lock
+# ---------------------------------------------------------------------------------------------
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    # A zombie (killed but not yet reaped) is dead for our purposes.
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            state = f.read().rsplit(")", 1)[-1].split()[0]
+        return state not in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
+class _LockFile:
+    """``O_EXCL`` lock file holding ``{"pid", "host"}``; stale locks (dead pid, same host) are taken over."""
+
+    def __init__(self, path: Path, what: Path) -> None:
+        self.path = path
+        self.what = what
+        self.held = False
+        self._token = {"pid": os.getpid(), "host": socket.gethostname(), "time": time.time()}
+
+    def _read(self, path: Path) -> dict[str, Any] | None:
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def acquire(self) -> None:
+        for _ in range(20):
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                info = self._read(self.path)
+                if info is None:
+                    # Being written right now by its creator, or empty garbage from a crash.
+                    time.sleep(0.05)
+                    info = self._read(self.path)
+                    if info is None:
+                        info = {"pid": -1, "host": socket.gethostname()}
+                pid = int(info.get("pid", -1))
+                host = info.get("host")
+                if host not in (None, socket.gethostname()):
+                    raise OutputLockedError(
+                        f"another vidfilter process (pid {pid} on {host}) is writing {self.what}; "
+                        f"wait for it, or delete {self.path} if it is no longer running"
+                    )
+                if _pid_alive(pid):
+                    raise OutputLockedError(
+                        f"another vidfilter process (pid {pid}) is writing {self.what}; "
+                        f"wait for it or choose another --out"
+                    )
+                self._take_over_stale(info)
+                continue
+            with os.fdopen(fd, "w") as f:
+                json.dump(self._token, f)
+                f.flush()
+                os.fsync(f.fileno())
+            self.held = True
+            return
+        raise OutputLockedError(f"could not lock {self.what} (lock {self.path} keeps changing); try again")
+
+    def _take_over_stale(self, info: dict[str, Any]) -> None:
+        aside = self.path.with_name(f"{self.path.name}.stale-{os.getpid()}")
+        try:
+            os.rename(self.path, aside)
+        except FileNotFoundError:
+            return  # someone else moved it; retry
+        moved = self._read(aside)
+        if moved is not None and moved.get("pid") != info.get("pid"):
+            # We moved a fresh lock taken by a racing process: put it back.
+            with contextlib.suppress(OSError):
+                os.link(aside, self.path)
+        else:
+            logger.info("taking over the stale lock of pid %s on %s", info.get("pid"), self.what)
+        with contextlib.suppress(OSError):
+            os.unlink(aside)
+
+    def release(self, path: Path | None = None) -> None:
+        """Remove the lock (optionally at a new location after a rename) if it is still ours."""
+        if not self.held:
+            return
+        p = path or self.path
+        info = self._read(p)
+        if info is not None and info.get("pid") == self._token["pid"] and info.get("time") == self._token["time"]:
+            with contextlib.suppress(OSError):
+                p.unlink()
+        self.held = False
+
+
+# ---------------------------------------------------------------------------------------------
+# Metadata
+# ---------------------------------------------------------------------------------------------
+def _spatial_chunks(h: int, w: int) -> tuple[int, int]:
+    if max(h, w) > SPATIAL_SPLIT_ABOVE:
+        return min(h, SPATIAL_BLOCK), min(w, SPATIAL_BLOCK)
+    return h, w
+
+
+def ngff_multiscales(name: str, *, has_channel: bool, fps: float | None) -> dict[str, Any]:
+    """NGFF 0.5 ``ome`` attribute block for a single-level ``t,(c),y,x`` image."""
+    axes: list[dict[str, Any]] = [{"name": "t", "type": "time"}]
+    if fps:
+        axes[0]["unit"] = "second"
+    if has_channel:
+        axes.append({"name": "c", "type": "channel"})
+    axes += [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}]
+    scale = [1.0 / float(fps) if fps else 1.0] + [1.0] * (len(axes) - 1)
+    return {
+        "version": NGFF_VERSION,
+        "multiscales": [
+            {
+                "name": name,
+                "axes": axes,
+                "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}],
+            }
+        ],
+    }
+
+
+def _jsonable(obj: Any) -> Any:
+    """Round-trip through JSON (numpy scalars/paths -> plain values) so attrs always serialise."""
+    return json.loads(json.dumps(obj, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Image sink
+# ---------------------------------------------------------------------------------------------
+class ZarrImageSink(FrameSink):
+    """Frames of one NGFF image group of an :class:`OmeZarrWriter`; made by :meth:`OmeZarrWriter.image`.
+
+    ``append(frame)`` writes the next frame; ``write(t, frame)`` writes frame ``t`` anywhere.
+    ``frames_written`` is the length of the written prefix ``0..N-1`` (after a resume it starts at
+    the durably recorded count). ``close()`` records the final count (the store itself is
+    finalised by :meth:`OmeZarrWriter.finalise`); ``abort()`` records what is durable and stops.
+    """
+
+    def __init__(
+        self,
+        writer: OmeZarrWriter,
+        name: str,
+        array: Any,
+        *,
+        frame_shape: tuple[int, ...],
+        dtype: np.dtype,
+        n_frames: int,
+        has_channel: bool,
+        fps: float | None,
+        start: int,
+    ) -> None:
+        self.writer = writer
+        self.name = name
+        self.array = array
+        self.frame_shape = tuple(frame_shape)
+        self.dtype = np.dtype(dtype)
+        self.n_frames = int(n_frames)
+        self.fps = fps
+        self.has_channel = has_channel
+        self._grey_with_c = has_channel and len(self.frame_shape) == 2
+        self._done = np.zeros(self.n_frames, dtype=bool)
+        self._done[:start] = True
+        self._frames_written = start
+        self._durable = start
+        self._pending: set[int] = set()
+        self._closed = False
+
+    @property
+    def durable_frames(self) -> int:
+        """Frames recorded durably (what a resume after a kill would start from)."""
+        return self._durable
+
+    def append(self, frame: np.ndarray) -> None:
+        """Write the next frame (index ``frames_written``)."""
+        if self._frames_written >= self.n_frames:
+            raise ValueError(
+                f"image {self.name!r} already holds all {self.n_frames} frames declared by n_frames"
+            )
+        self.write(self._frames_written, frame)
+
+    def write(self, t: int, frame: np.ndarray) -> None:
+        """Write frame ``t`` (0 <= t < n_frames), in any order."""
+        if self._closed:
+            raise ValueError(f"image {self.name!r} is closed; open the writer again with resume=True to continue")
+        t = int(t)
+        if not 0 <= t < self.n_frames:
+            raise IndexError(f"frame {t} out of range for image {self.name!r} of {self.n_frames} frames")
+        self._append_at(t, check_frame(frame, self.frame_shape, self.dtype))
+
+    def _append(self, frame: np.ndarray) -> None:  # pragma: no cover - append is overridden
+        self._append_at(self._frames_written, frame)
+
+    def _append_at(self, t: int, frame: np.ndarray) -> None:
+        if self._grey_with_c:
+            data = frame[None]
+        elif self.has_channel:
+            data = np.moveaxis(frame, -1, 0)
+        else:
+            data = frame
+        self.array[t] = data
+        self._done[t] = True
+        self._pending.add(t)
+        while self._frames_written < self.n_frames and self._done[self._frames_written]:
+            self._frames_written += 1
+        if self._frames_written - self._durable >= self.writer.checkpoint_every:
+            self.checkpoint()
+
+    def _chunk_dirs(self, t: int) -> Iterator[Path]:
+        base = self.writer.partial / self.name / "0" / "c" / str(t)
+        if base.is_file():
+            yield base
+        elif base.is_dir():
+            for root, _, files in os.walk(base):
+                for f in files:
+                    yield Path(root) / f
+
+    def checkpoint(self) -> None:
+        """Make the written prefix durable (fsync its chunks) and record it."""
+        if self.writer.durable:
+            for t in sorted(self._pending):
+                if t >= self._frames_written:
+                    continue
+                for f in self._chunk_dirs(t):
+                    with contextlib.suppress(OSError):
+                        fd = os.open(f, os.O_RDONLY)
+                        try:
+                            os.fsync(fd)
+                        finally:
+                            os.close(fd)
+        self._pending = {t for t in self._pending if t >= self._frames_written}
+        self._durable = self._frames_written
+        self.writer._record_progress(self)
+
+    def _finalise(self) -> None:
+        self.checkpoint()
+
+    def _abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self.checkpoint()
+
+    def read(self, t: int) -> np.ndarray:
+        """Read frame ``t`` back in the sink's frame layout (for checks)."""
+        data = np.asarray(self.array[int(t)])
+        if self._grey_with_c:
+            return data[0]
+        if self.has_channel:
+            return np.moveaxis(data, 0, -1)
+        return data
+
+    def __repr__(self) -> str:
+        return (
+            f"ZarrImageSink({self.name!r}, frame_shape={self.frame_shape}, dtype={self.dtype}, "
+            f"frames_written={self.frames_written}/{self.n_frames})"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Writer
+# ---------------------------------------------------------------------------------------------
+class OmeZarrWriter:
+    """Write several NGFF image groups into one OME-Zarr store, atomically and resumably.
+
+    Parameters
+    ----------
+    path : path-like
+        Final store path, e.g. ``out.zarr``. Work happens in ``out.zarr.partial``.
+    overwrite : bool
+        Replace an existing ``path`` (only at :meth:`finalise`).
+    resume : bool
+        Continue a ``path.partial`` left by an interrupted run (a fresh store is started when
+        there is none).
+    attrs : dict, optional
+        JSON-serialisable run metadata written to the root group's attributes.
+    checkpoint_every : int
+        Frames between two durable progress records per image.
+    durable : bool
+        fsync chunk files before recording progress (survives power loss, not just a kill).
+
+    Raises
+    ------
+    OutputExistsError
+        ``path`` exists and ``overwrite`` is false.
+    OutputLockedError
+        Another live process is writing the same output.
+
+    Examples
+    --------
+    >>> with OmeZarrWriter("out.zarr", attrs={"model": "m.vfm"}) as w:  # doctest: +SKIP
+    ...     bg = w.image("background", (480, 640), "uint8", fps=25, n_frames=100)
+    ...     for frame in frames:
+    ...         bg.append(frame)
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        overwrite: bool = False,
+        resume: bool = False,
+        attrs: Mapping[str, Any] | None = None,
+        checkpoint_every: int = CHECKPOINT_EVERY,
+        durable: bool = True,
+    ) -> None:
+        import zarr
+
+        self.path = Path(path).expanduser().absolute()
+        self.partial = partial_path(self.path)
+        self.overwrite = overwrite
+        self.checkpoint_every = max(1, int(checkpoint_every))
+        self.durable = durable
+        self.attrs = _jsonable(dict(attrs or {}))
+        bad = [k for k in self.attrs if k in _RESERVED_ATTRS]
+        if bad:
+            raise UnsupportedInputError(f"attrs may not use the reserved key(s) {bad}; rename them")
+        if (self.path.exists() or self.path.is_symlink()) and not overwrite:
+            raise OutputExistsError(f"{self.path} exists; pass --overwrite to replace it or choose another --out")
+
+        self.images: dict[str, ZarrImageSink] = {}
+        self._progress: dict[str, dict[str, Any]] = {}
+        self._mutex = threading.Lock()
+        self._finished = False
+
+        self.partial.parent.mkdir(parents=True, exist_ok=True)
+        self.partial.mkdir(exist_ok=True)
+        self._lock = _LockFile(self.partial / LOCK_NAME, self.path)
+        self._lock.acquire()
+        try:
+            self.resumed = False
+            if resume:
+                prog = self._load_progress()
+                if prog is not None:
+                    self._progress = prog.get("images", {})
+                    self.resumed = True
+                    logger.info("resuming %s (%s)", self.partial, {k: v["frames_written"] for k, v in self._progress.items()})
+                else:
+                    logger.info("no resumable partial output at %s; starting afresh", self.partial)
+            if not self.resumed:
+                self._clear_partial()
+            self.root = zarr.open_group(str(self.partial), mode="a", zarr_format=3)
+            root_attrs = dict(self.attrs)
+            root_attrs["vidfilter"] = {"complete": False, "format_version": FORMAT_VERSION, "images": {}}
+            self.root.attrs.update(root_attrs)
+            self._write_progress()
+        except BaseException:
+            self._lock.release()
+            raise
+
+    # -- progress ---------------------------------------------------------------------------
+    def _load_progress(self) -> dict[str, Any] | None:
+        p = self.partial / PROGRESS_NAME
+        try:
+            data = json.loads(p.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as e:
+            raise UnreadableInputError(
+                f"cannot resume {self.path}: progress file {p} is unreadable ({e}); "
+                "run without --resume to start again"
+            ) from e
+        if not (self.partial / "zarr.json").exists():
+            return None
+        return data
+
+    def _clear_partial(self) -> None:
+        for entry in self.partial.iterdir():
+            if entry.name != LOCK_NAME:
+                remove_path(entry)
+
+    def _write_progress(self) -> None:
+        payload = {"format_version": FORMAT_VERSION, "pid": os.getpid(), "images": self._progress}
+        atomic_write_bytes(self.partial / PROGRESS_NAME, json.dumps(payload, indent=1).encode())
+
+    def _record_progress(self, sink: ZarrImageSink) -> None:
+        with self._mutex:
+            if self._finished:
+                return
+            entry = self._progress[sink.name]
+            entry["frames_written"] = sink.durable_frames
+            group = self.root[sink.name]
+            group.attrs["vidfilter"] = {
+                "complete": False,
+                "frames_written": sink.durable_frames,
+                "n_frames": sink.n_frames,
+            }
+            self._write_progress()
+
+    # -- images -----------------------------------------------------------------------------
+    def image(
+        self,
+        name: str,
+        frame_shape: tuple[int, ...],
+        dtype: Any,
+        fps: float | None = None,
+        *,
+        n_frames: int,
+        channel_axis: bool | None = None,
+    ) -> ZarrImageSink:
+        """Create (or, when resuming, reopen) image group ``name`` and return its sink.
+
+        Parameters
+        ----------
+        name : str
+            Group name, e.g. ``"background"``.
+        frame_shape : tuple of int
+            ``(H, W)`` or ``(H, W, C)``; colour frames are stored channel-first, ``(T, C, H, W)``.
+        dtype : dtype-like
+            Stored dtype (uint8, uint16, float16, float32 ...).
+        fps : float, optional
+            Frame rate; sets the ``t`` axis unit (second) and scale ``1/fps``.
+        n_frames : int
+            Total number of frames the image will hold.
+        channel_axis : bool, optional
+            Store a ``c`` axis. Default: only for ``(H, W, C)`` frames; ``True`` with ``(H, W)``
+            frames stores ``(T, 1, H, W)``.
+        """
+        import zarr
+        from zarr.codecs import BloscCodec
+
+        if self._finished:
+            raise ValueError("this OmeZarrWriter is finalised or aborted; open a new one")
+        if name in self.images:
+            raise ValueError(f"image {name!r} is already open in this writer")
+        if not name or "/" in name or name.startswith("."):
+            raise UnsupportedInputError(f"invalid image name {name!r}; use a plain name such as 'background'")
+        frame_shape = tuple(int(s) for s in frame_shape)
+        if len(frame_shape) not in (2, 3):
+            raise UnsupportedInputError(f"frame_shape must be (H, W) or (H, W, C), got {frame_shape}")
+        dtype = np.dtype(dtype)
+        if channel_axis is None:
+            channel_axis = len(frame_shape) == 3
+        if not channel_axis and len(frame_shape) == 3:
+            raise UnsupportedInputError("colour frames (H, W, C) need channel_axis=True (or None)")
+        n_frames = int(n_frames)
+        if n_frames < 0:
+            raise ValueError(f"n_frames must be >= 0, got {n_frames}")
+        h, w = frame_shape[:2]
+        c = (frame_shape[2] if len(frame_shape) == 3 else 1) if channel_axis else None
+        shape = (n_frames,) + ((c,) if c is not None else ()) + (h, w)
+        chunks = (1,) + ((c,) if c is not None else ()) + _spatial_chunks(h, w)
+        spec = {"shape": list(shape), "dtype": str(dtype), "chunks": list(chunks), "fps": fps}
+
+        start = 0
+        existing = self._progress.get(name)
+        if existing is not None and name in self.root:
+            old = {k: existing.get(k) for k in spec}
+            if old != _jsonable(spec):
+                raise OutputExistsError(
+                    f"cannot resume image {name!r} of {self.partial}: it was started with {old}, "
+                    f"this run writes {_jsonable(spec)}; run without --resume to start again"
+                )
+            group = self.root[name]
+            array = group["0"]
+            start = min(int(existing.get("frames_written", 0)), n_frames)
+        else:
+            if name in self.root:
+                del self.root[name]
+            group = self.root.create_group(name)
+            group.attrs.update(
+                {
+                    "ome": ngff_multiscales(name, has_channel=c is not None, fps=fps),
+                    "vidfilter": {"complete": False, "frames_written": 0, "n_frames": n_frames},
+                }
+            )
+            array = group.create_array(
+                "0",
+                shape=shape,
+                chunks=chunks,
+                dtype=dtype,
+                compressors=BloscCodec(cname="zstd", clevel=3, shuffle="shuffle"),
+                fill_value=0,
+                dimension_names=(["t"] + (["c"] if c is not None else []) + ["y", "x"]),
+            )
+            with self._mutex:
+                self._progress[name] = dict(_jsonable(spec), n_frames=n_frames, frames_written=0)
+                self._write_progress()
+        if not isinstance(array, zarr.Array):  # pragma: no cover - defensive
+            raise UnreadableInputError(f"{self.partial}/{name}/0 is not an array; run without --resume")
+        sink = ZarrImageSink(
+            self,
+            name,
+            array,
+            frame_shape=frame_shape,
+            dtype=dtype,
+            n_frames=n_frames,
+            has_channel=c is not None,
+            fps=fps,
+            start=start,
+        )
+        self.images[name] = sink
+        return sink
+
+    # -- finishing --------------------------------------------------------------------------
+    def finalise(self, *, allow_short: bool = False) -> Path:
+        """Close every image, write the final attributes and rename ``PATH.partial`` to ``PATH``.
+
+        Parameters
+        ----------
+        allow_short : bool
+            Accept images holding fewer frames than their ``n_frames`` (their arrays are
+            shortened to the frames written). Without it such an image raises, because a store
+            that looks complete must hold every frame.
+
+        Returns
+        -------
+        pathlib.Path
+            The final store path.
+        """
+        if self._finished:
+            raise ValueError("this OmeZarrWriter is already finalised or aborted")
+        try:
+            for sink in self.images.values():
+                if not sink.closed:
+                    sink.close()
+            short = {n: (s.frames_written, s.n_frames) for n, s in self.images.items() if s.frames_written < s.n_frames}
+            if short and not allow_short:
+                detail = ", ".join(f"{n}: {w}/{t}" for n, (w, t) in short.items())
+                raise RuntimeError(
+                    f"cannot finalise {self.path}: images hold fewer frames than declared ({detail}); "
+                    "write the missing frames or pass allow_short=True"
+                )
+            images_attr: dict[str, Any] = {}
+            for name, sink in self.images.items():
+                if sink.frames_written < sink.n_frames:
+                    new_shape = (sink.frames_written,) + tuple(sink.array.shape[1:])
+                    sink.array.resize(new_shape)
+                group = self.root[name]
+                group.attrs["vidfilter"] = {
+                    "complete": True,
+                    "frames_written": sink.frames_written,
+                    "n_frames": sink.frames_written,
+                }
+                images_attr[name] = {
+                    "shape": list(sink.array.shape),
+                    "dtype": str(sink.dtype),
+                    "frames": sink.frames_written,
+                    "fps": sink.fps,
+                }
+            root_attrs = dict(self.attrs)
+            root_attrs["vidfilter"] = {
+                "complete": True,
+                "format_version": FORMAT_VERSION,
+                "images": images_attr,
+                "finalised_unix": time.time(),
+            }
+            self.root.attrs.update(_jsonable(root_attrs))
+            with self._mutex:
+                self._finished = True
+            (self.partial / PROGRESS_NAME).unlink(missing_ok=True)
+            self._fsync_metadata()
+            commit_path(self.partial, self.path, overwrite=self.overwrite)
+        except BaseException:
+            self._finished = True
+            self._lock.release()
+            raise
+        self._lock.release(self.path / LOCK_NAME)
+        logger.info("wrote %s", self.path)
+        return self.path
+
+    def _fsync_metadata(self) -> None:
+        if not self.durable:
+            return
+        for root, dirs, files in os.walk(self.partial):
+            dirs[:] = [d for d in dirs if d != "c"]
+            for f in files:
+                if f == "zarr.json":
+                    with contextlib.suppress(OSError):
+                        fd = os.open(os.path.join(root, f), os.O_RDONLY)
+                        try:
+                            os.fsync(fd)
+                        finally:
+                            os.close(fd)
+            fsync_dir(root)
+
+    def abort(self) -> None:
+        """Stop without finalising: record what is durable, release the lock, keep ``PATH.partial``."""
+        if self._finished:
+            return
+        for sink in self.images.values():
+            sink.abort()
+        with self._mutex:
+            self._finished = True
+        self._lock.release()
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    def __enter__(self) -> OmeZarrWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if self._finished:
+            return
+        if exc_type is None:
+            self.finalise()
+        else:
+            self.abort()
+
+    def __repr__(self) -> str:
+        return f"OmeZarrWriter({str(self.path)!r}, images={list(self.images)})"
+
+
+# ---------------------------------------------------------------------------------------------
+# Info
+# ---------------------------------------------------------------------------------------------
+def read_ome_zarr_info(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Describe a vidfilter OME-Zarr output (complete or ``.partial``) for ``info``/verify.
+
+    Returns
+    -------
+    dict
+        ``path``, ``complete`` (bool), ``partial`` (bool: the ``.partial`` store was read),
+        ``attrs`` (root attributes except vidfilter's own), ``format_version``, and ``groups``:
+        ``{name: {shape, dtype, chunks, axes, scale, fps, frames_written, n_frames, complete}}``.
+    """
+    import zarr
+
+    p = Path(path).expanduser()
+    is_partial = p.name.endswith(".partial")
+    if not p.exists():
+        pp = partial_path(p)
+        if pp.exists():
+            p, is_partial = pp, True
+        else:
+            raise InputNotFoundError(f"{path} does not exist")
+    try:
+        root = zarr.open_group(str(p), mode="r")
+    except Exception as e:  # zarr raises several types here
+        raise UnreadableInputError(f"{p} is not a readable Zarr store ({e})") from e
+    attrs = dict(root.attrs)
+    vf = attrs.pop("vidfilter", {}) or {}
+    groups: dict[str, Any] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        members = sorted(root.groups(), key=lambda kv: kv[0])
+    for name, group in members:
+        gattrs = dict(group.attrs)
+        ome = gattrs.get("ome", {})
+        ms = (ome.get("multiscales") or gattrs.get("multiscales") or [{}])[0]
+        if "0" not in group:
+            continue
+        arr = group["0"]
+        gvf = gattrs.get("vidfilter", {}) or {}
+        axes = [a.get("name") for a in ms.get("axes", [])]
+        scale = None
+        for ds in ms.get("datasets", []):
+            for tr in ds.get("coordinateTransformations", []):
+                if tr.get("type") == "scale":
+                    scale = tr.get("scale")
+        fps = None
+        if axes and axes[0] == "t" and scale and ms["axes"][0].get("unit") == "second" and scale[0]:
+            fps = 1.0 / float(scale[0])
+        groups[name] = {
+            "shape": list(arr.shape),
+            "dtype": str(arr.dtype),
+            "chunks": list(arr.chunks),
+            "axes": axes,
+            "scale": scale,
+            "fps": fps,
+            "frames_written": gvf.get("frames_written"),
+            "n_frames": gvf.get("n_frames"),
+            "complete": bool(gvf.get("complete", False)),
+        }
+    return {
+        "path": str(p),
+        "partial": is_partial,
+        "complete": bool(vf.get("complete", False)) and not is_partial,
+        "format_version": vf.get("format_version"),
+        "attrs": attrs,
+        "groups": groups,
+    }
