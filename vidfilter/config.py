@@ -111,7 +111,7 @@ class TrainConfig(_Section):
 
 
 class InferConfig(_Section):
-    tile: int = Field(512, ge=32, description="tile side in pixels (including overlap)")
+    tile: int = Field(1024, ge=32, description="tile side in pixels (including overlap); frames up to this size run whole")
     overlap: int | None = Field(None, ge=0, description="None = the model's receptive margin")
     batch_size: int = Field(4, ge=1, description="tiles per forward pass")
     device: str = "auto"
