@@ -278,13 +278,34 @@ def _resume_point(writer: Any, done: int, every: int) -> int:
     """Restart at the last keyframe at or before ``done`` so interpolated frames are identical."""
     if done <= 0:
         return 0
-    keyframes = writer.read_json("keyframes.json") if hasattr(writer, "read_json") else None
+    keyframes = _load_keyframes(writer)
     if every == 1:
         return done
     if keyframes:
         ks = [k for k in keyframes if k <= done]
         return max(ks) if ks else 0
     return (done // every) * every
+
+
+_KEYFRAMES = ".vidfilter_keyframes.json"
+
+
+def _load_keyframes(writer: Any) -> list[int] | None:
+    p = Path(writer.partial) / _KEYFRAMES
+    try:
+        return [int(k) for k in json.loads(p.read_text())]
+    except (OSError, ValueError):
+        return None
+
+
+def _save_keyframes(writer: Any, keyframes: list[int]) -> None:
+    from vidfilter.io.sink import atomic_write_bytes
+
+    atomic_write_bytes(Path(writer.partial) / _KEYFRAMES, json.dumps(keyframes).encode())
+
+
+def _clear_keyframes(writer: Any) -> None:
+    (Path(writer.partial) / _KEYFRAMES).unlink(missing_ok=True)
 
 
 def _stream(
@@ -297,7 +318,8 @@ def _stream(
     q_out: queue.Queue = queue.Queue(maxsize=ic.queue_size)
     scale_in = dtype_scale(src.dtype)
     fg_float16 = oc.foreground_dtype == "float16"
-    mask_thr = oc.mask_threshold / 255.0
+    # "> N grey levels on the 8-bit scale"; the epsilon keeps exact N (e.g. 10/255 in float32) out.
+    mask_thr = (oc.mask_threshold + 1e-3) / 255.0
 
     def decode() -> None:
         for t, frame in zip(range(start, n), src.iter(start, n)):
@@ -311,6 +333,9 @@ def _stream(
             if item is _STOP:
                 return
             yield item
+
+    # Fault-injection hook for the kill/resume tests: seconds to sleep per written frame.
+    throttle = float(os.environ.get("VIDFILTER_TEST_SLOW_WRITE", "0") or 0)
 
     def write() -> None:
         since_flush = 0
@@ -326,10 +351,12 @@ def _stream(
             if "mask" in sinks:
                 sinks["mask"].write(t, (np.abs(fg) > mask_thr).astype(np.uint8))
             since_flush += 1
-            if keyframes and hasattr(writer, "write_json") and since_flush >= 16:
-                writer.write_json("keyframes.json", keyframes[:])
+            if keyframes and since_flush >= 16:
+                _save_keyframes(writer, keyframes[:])
                 since_flush = 0
             bar.update(1)
+            if throttle:
+                time.sleep(throttle)
 
     from tqdm.auto import tqdm
 
@@ -352,8 +379,7 @@ def _stream(
         for s in stages:
             if s.error is not None:
                 raise s.error
-        if keyframes and hasattr(writer, "write_json"):
-            writer.write_json("keyframes.json", keyframes)
+        _clear_keyframes(writer)
     finally:
         stop.set()
         reader.join(timeout=5)

@@ -1,0 +1,146 @@
+"""Streaming pipeline: outputs against independent computations, keyframe interpolation, resume
+after SIGKILL identical to an uninterrupted run, overwrite refusal, inputs untouched, batches."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import zarr
+
+from vidfilter.config import Config
+from vidfilter.errors import OutputExistsError
+from vidfilter.infer.pipeline import run, run_many
+from vidfilter.io.array_source import ArrayFrameSource
+from vidfilter.models import build_model, save_bundle
+from vidfilter.synth import SyntheticRecording, write_video
+
+
+def _read(store: Path, group: str) -> np.ndarray:
+    return zarr.open_array(str(store / group / "0"), mode="r")[:]
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory) -> Path:
+    rec = SyntheticRecording(40, 96, 128, n_animals=3, seed=3)
+    return write_video(tmp_path_factory.mktemp("vid") / "rec.mkv", rec, codec="ffv1")
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    cfg = Config().override({"model.width": 4, "model.depth": 3})
+    model = build_model(cfg.model)
+    return save_bundle(tmp_path_factory.mktemp("m") / "tiny.vfm", model, cfg)
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_median_baseline_matches_numpy(tmp_path):
+    """--method median writes the per-pixel median, and foreground = |frame - background|."""
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, size=(9, 20, 30), dtype=np.uint8)
+    summary = run(ArrayFrameSource(frames, fps=5.0), tmp_path / "out.zarr", method="median")
+    assert summary["status"] == "done" and summary["frames"] == 9
+    bg = _read(tmp_path / "out.zarr", "background")
+    expected = np.median(frames, axis=0).astype(np.uint8)
+    assert np.array_equal(bg, np.broadcast_to(expected, frames.shape))
+    fg = _read(tmp_path / "out.zarr", "foreground")
+    assert np.array_equal(fg, np.abs(frames.astype(int) - expected).astype(np.uint8))
+
+
+def test_model_output_equals_direct_inference(tmp_path, video, bundle):
+    """The pipeline's background equals the network applied to each decoded frame."""
+    from vidfilter.io.registry import open as vf_open
+    from vidfilter.models import load_model
+
+    run(video, tmp_path / "o.zarr", model=bundle)
+    b = load_model(bundle)
+    with vf_open(video) as src:
+        for t in (0, 17, 39):
+            x = torch.from_numpy(src[t].astype(np.float32) / 255)[None, None]
+            with torch.no_grad():
+                y = b.model(x)[0, 0].numpy()
+            want = np.rint(np.clip(y, 0, 1) * 255).astype(np.uint8)
+            got = _read(tmp_path / "o.zarr", "background")[t]
+            assert np.abs(got.astype(int) - want).max() <= 1
+
+
+def test_keyframe_mode_interpolates_between_keyframes(tmp_path, video, bundle):
+    """--every K: keyframes equal per-frame inference, frames between are the linear blend."""
+    full = tmp_path / "full.zarr"
+    key = tmp_path / "key.zarr"
+    run(video, full, model=bundle)
+    run(video, key, model=bundle, config=Config().override({"infer.every": 10}))
+    a = _read(full, "background").astype(np.float32)
+    b = _read(key, "background").astype(np.float32)
+    for t in (0, 10, 20, 30, 39):
+        assert np.abs(a[t] - b[t]).max() <= 1
+    blend = 0.7 * a[10] + 0.3 * a[20]
+    assert np.abs(b[13] - blend).max() <= 1.5
+
+
+def test_existing_output_refused_and_input_untouched(tmp_path, video):
+    before = _sha(video)
+    run(video, tmp_path / "o.zarr", method="median")
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        run(video, tmp_path / "o.zarr", method="median")
+    run(video, tmp_path / "o.zarr", method="median", config=Config().override({"output.overwrite": True}))
+    assert _sha(video) == before
+
+
+def test_batch_continues_after_a_bad_input(tmp_path, video):
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"not a video at all" * 100)
+    results = run_many([str(video), str(bad), str(video)], method="median", out_dir=tmp_path / "outs",
+                       config=Config().override({"output.overwrite": True}))
+    assert [r["status"] for r in results] == ["done", "failed", "done"]
+    assert "broken.mp4" in results[1]["error"] and "\n" not in results[1]["error"]
+
+
+def test_mask_and_float16_foreground(tmp_path, video):
+    cfg = Config().override({"output.mask": True, "output.foreground_dtype": "float16", "output.polarity": "dark"})
+    run(video, tmp_path / "o.zarr", method="max", config=cfg)
+    fg = _read(tmp_path / "o.zarr", "foreground")
+    mask = _read(tmp_path / "o.zarr", "mask")
+    assert fg.dtype == np.float16 and mask.dtype == np.uint8
+    levels = np.abs(fg.astype(np.float32)) * 255
+    clear = np.abs(levels - 10) > 0.05  # float16 rounding can only matter right at the threshold
+    assert np.array_equal(mask.astype(bool)[clear], (levels > 10)[clear])
+    assert mask.any()
+
+
+@pytest.mark.parametrize("every", [1, 4])
+def test_resume_after_sigkill_is_identical(tmp_path, video, bundle, every):
+    """Kill `vidfilter run` mid-way; the same command resumes and the output equals an uninterrupted run."""
+    ref = tmp_path / "ref.zarr"
+    run(video, ref, model=bundle, config=Config().override({"infer.every": every}))
+    out = tmp_path / "out.zarr"
+    cmd = [sys.executable, "-m", "vidfilter", "-q", "run", str(video), "--model", str(bundle), "--out", str(out),
+           "--every", str(every), "--threads", "1"]
+    env = dict(os.environ, VIDFILTER_TEST_SLOW_WRITE="0.05")
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    progress = Path(str(out) + ".partial") / ".vidfilter_progress.json"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if progress.exists() and '"frames_written": 0' not in progress.read_text():
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, f"run ended before it could be killed: {proc.stderr.read().decode()}"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not out.exists() and Path(str(out) + ".partial").exists()
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    for group in ("background", "foreground"):
+        assert np.array_equal(_read(out, group), _read(ref, group))
