@@ -72,7 +72,15 @@ def cmd_info(args: argparse.Namespace) -> int:
         if p.suffix == ".zarr" and p.is_dir() and (p / "background").exists():
             from vidfilter.io.zarr_sink import read_ome_zarr_info
 
-            facts = read_ome_zarr_info(p)
+            info = read_ome_zarr_info(p)
+            attrs = info.get("attrs", {})
+            facts = {
+                "path": info["path"], "complete": info["complete"],
+                "input": attrs.get("input", {}).get("path"), "method": attrs.get("method"),
+                "model": (attrs.get("model") or {}).get("path"),
+            }
+            for name, g in info["groups"].items():
+                facts[name] = f"{tuple(g['shape'])} {g['dtype']} chunks={tuple(g['chunks'])} fps={g['fps']} written={g['frames_written']}/{g['n_frames']}"
         else:
             with vf_open(path, color=args.color) as src:
                 facts = src.describe()

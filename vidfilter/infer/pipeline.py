@@ -409,10 +409,15 @@ def run_many(
     config = config or Config()
     if out is None and out_dir is None:
         raise ConfigError("say where to write: --out OUT.zarr for one input, or --out-dir DIR")
-    if method == "model" and isinstance(model, (str, Path)):
-        from vidfilter.models.bundle import load_model
+    if method == "model":
+        if model is None:
+            raise ConfigError("--method model needs --model BUNDLE (train one with `vidfilter train`), or pick a baseline with --method median")
+        if isinstance(model, (str, Path)):
+            from vidfilter.models.bundle import load_model
 
-        model = load_model(model)  # once for all inputs
+            model = load_model(model)  # once for all inputs
+    else:
+        make_baseline(method)  # a typo fails before any input is touched
     results = []
     for inp in inputs:
         target = Path(out) if out is not None else output_path_for(inp, out_dir)  # type: ignore[arg-type]
@@ -421,7 +426,7 @@ def run_many(
         try:
             results.append(run(inp, target, model=model, method=method, config=config, progress=progress))
         except VidfilterError as e:
-            log.warning("%s: %s", inp, e)
+            log.info("%s failed: %s", inp, e)
             results.append({"input": str(inp), "output": None, "status": "failed", "error": " ".join(str(e).split())})
     return results
 

@@ -1,0 +1,121 @@
+"""The command line as a user meets it: one-line errors with exit code 2, info, convert round trip."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vidfilter.synth import SyntheticRecording, write_video
+
+
+def vf(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "vidfilter", "-q", *args], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    rec = SyntheticRecording(20, 64, 96, n_animals=2, seed=1)
+    return write_video(tmp_path_factory.mktemp("clip") / "clip with space é.mp4", rec)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def test_info_json(clip):
+    proc = vf("info", "--json", str(clip))
+    assert proc.returncode == 0, proc.stderr
+    facts = json.loads(proc.stdout)
+    assert facts["frames"] == 20 and facts["shape"][1:3] == [64, 96]
+
+
+def test_missing_input(tmp_path):
+    assert_one_line_error(vf("info", str(tmp_path / "nope.mp4")), "nope.mp4")
+
+
+def test_truncated_video(tmp_path, clip):
+    cut = tmp_path / "cut.mp4"
+    data = clip.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    proc = vf("run", str(cut), "--method", "median", "--out", str(tmp_path / "o.zarr"))
+    assert_one_line_error(proc, "cut.mp4")
+    assert not (tmp_path / "o.zarr").exists()
+
+
+def test_not_a_video_and_empty_folder(tmp_path):
+    txt = tmp_path / "notes.mp4"
+    txt.write_text("hello")
+    assert_one_line_error(vf("info", str(txt)), "notes.mp4")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert_one_line_error(vf("info", str(empty)), "empty")
+
+
+def test_bad_config_key(tmp_path, clip):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("train:\n  stpes: 3\n")
+    assert_one_line_error(vf("train", str(clip), "--out", str(tmp_path / "m.vfm"), "--config", str(cfg)), "train.stpes", "steps")
+
+
+def test_unknown_method_suggests(tmp_path, clip):
+    assert_one_line_error(vf("run", str(clip), "--method", "medain", "--out", str(tmp_path / "o.zarr")), "median")
+
+
+def test_model_needed_for_model_method(tmp_path, clip):
+    assert_one_line_error(vf("run", str(clip), "--out", str(tmp_path / "o.zarr")), "--model")
+
+
+def test_output_inside_input_refused(tmp_path):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    import cv2
+
+    for i in range(3):
+        cv2.imwrite(str(frames / f"{i}.png"), np.full((16, 16), i * 50, np.uint8))
+    proc = vf("run", str(frames), "--method", "median", "--out", str(frames / "o.zarr"))
+    assert_one_line_error(proc)
+    assert sorted(p.name for p in frames.iterdir()) == ["0.png", "1.png", "2.png"]
+
+
+def test_16bit_and_rgb_inputs_are_handled(tmp_path):
+    """16-bit and colour inputs are read (colour by luma by default), not rejected with a traceback."""
+    import tifffile
+
+    stack16 = (np.arange(5 * 16 * 16, dtype=np.uint16).reshape(5, 16, 16) * 50)
+    tifffile.imwrite(tmp_path / "s16.tif", stack16)
+    proc = vf("run", str(tmp_path / "s16.tif"), "--method", "median", "--out", str(tmp_path / "a.zarr"))
+    assert proc.returncode == 0, proc.stderr
+    rgb = np.random.default_rng(0).integers(0, 255, (4, 16, 16, 3), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "rgb.tif", rgb, photometric="rgb")
+    proc = vf("run", str(tmp_path / "rgb.tif"), "--method", "median", "--out", str(tmp_path / "b.zarr"))
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_convert_round_trip_ffv1(tmp_path, clip):
+    out = tmp_path / "copy.mkv"
+    assert vf("convert", str(clip), str(out)).returncode == 0
+    back = tmp_path / "back.zarr"
+    proc = vf("convert", str(out), str(back))
+    assert proc.returncode == 0, proc.stderr
+    import vidfilter
+
+    with vidfilter.open(out) as a, vidfilter.open(back) as b:
+        assert len(a) == len(b) == 20
+        for t in (0, 7, 19):
+            assert np.array_equal(a[t], b[t])
+
+
+def test_existing_output_needs_overwrite(tmp_path, clip):
+    out = tmp_path / "o.zarr"
+    assert vf("run", str(clip), "--method", "median", "--out", str(out)).returncode == 0
+    assert_one_line_error(vf("run", str(clip), "--method", "median", "--out", str(out)), "--overwrite")
