@@ -1,1 +1,75 @@
-"""vidfilter.eval"""
+"""vidfilter.eval: the paper's scores, foreground masks, ground truth readers and classical baselines.
+
+- ``metrics.py``: pooled pixel P/R/F1/IoU (:class:`PixelScore`), components -> boxes
+  (:func:`mask_to_boxes`), Hungarian box matching on 1/IoU (:func:`match_boxes`, :class:`BoxScore`),
+  point-in-object scoring (:class:`PointScore`), Z'-factor and Welch's t-test.
+- ``masks.py``: foreground masks from a background: fixed threshold in 8-bit grey levels, Otsu,
+  and a threshold chosen from the residual noise level (:func:`noise_mask`).
+- ``groundtruth.py``: boxes from CSV / COCO JSON / YOLO txt / Pascal VOC XML, masks from
+  PNG / TIFF / Zarr, points from a colour-coded PNG.
+- ``score.py``: score a recording's backgrounds (real data with boxes, synthetic recordings with
+  exact masks and still / moving animals).
+- ``baselines.py``: median, max / min, running median, MOG2, KNN backgrounds (``make_baseline``).
+"""
+
+from __future__ import annotations
+
+from vidfilter.eval.groundtruth import (
+    FrameBoxes,
+    boxes_by_index,
+    load_boxes,
+    load_boxes_coco,
+    load_boxes_csv,
+    load_boxes_voc,
+    load_boxes_yolo,
+    load_mask,
+    load_points_png,
+)
+from vidfilter.eval.masks import clean_mask, foreground, noise_mask, noise_threshold, otsu_mask, residual_noise, threshold_mask
+from vidfilter.eval.metrics import (
+    BoxMatch,
+    BoxScore,
+    PixelScore,
+    PointScore,
+    Scores,
+    box_iou,
+    mask_to_boxes,
+    match_boxes,
+    prf,
+    welch_t_test,
+    z_prime,
+)
+from vidfilter.eval.score import estimator_backgrounds, score_backgrounds, score_recording
+
+__all__ = [
+    "BoxMatch",
+    "BoxScore",
+    "FrameBoxes",
+    "PixelScore",
+    "PointScore",
+    "Scores",
+    "box_iou",
+    "boxes_by_index",
+    "clean_mask",
+    "estimator_backgrounds",
+    "foreground",
+    "load_boxes",
+    "load_boxes_coco",
+    "load_boxes_csv",
+    "load_boxes_voc",
+    "load_boxes_yolo",
+    "load_mask",
+    "load_points_png",
+    "mask_to_boxes",
+    "match_boxes",
+    "noise_mask",
+    "noise_threshold",
+    "otsu_mask",
+    "prf",
+    "residual_noise",
+    "score_backgrounds",
+    "score_recording",
+    "threshold_mask",
+    "welch_t_test",
+    "z_prime",
+]

@@ -17,7 +17,7 @@ from collections import deque
 import numpy as np
 
 from vidfilter.errors import ConfigError
-from vidfilter.io.convert import to_float
+from vidfilter.io.convert import dtype_scale, to_float
 from vidfilter.io.source import FrameSource
 
 
@@ -57,7 +57,8 @@ class MedianProjection(BackgroundEstimator):
     def prepare(self, src: FrameSource) -> None:
         idx = sample_indices(len(src), self.n_frames)
         stack = np.stack([src[int(t)] for t in idx])  # n_frames x H x W in the source dtype
-        self._bg = to_float(np.median(stack, axis=0).astype(src.dtype) if src.dtype != np.float32 else np.median(stack, axis=0))
+        # unrounded median (mean of the two middle values for an even count), partitioned in the source dtype
+        self._bg = (np.median(stack, axis=0) / dtype_scale(src.dtype)).astype(np.float32)
 
 
 class ExtremeProjection(BackgroundEstimator):
@@ -95,9 +96,10 @@ class RunningMedian(BackgroundEstimator):
     def prepare(self, src: FrameSource) -> None:
         self._buf.clear()
         self._bg = None
+        self._since = 0
 
     def background(self, t: int, frame: np.ndarray) -> np.ndarray:
-        self._buf.append(frame)
+        self._buf.append(frame.copy())
         self._since += 1
         if self._bg is None or self._since >= self.every:
             self._bg = np.median(np.stack(self._buf), axis=0).astype(np.float32)

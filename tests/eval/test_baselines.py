@@ -1,0 +1,139 @@
+"""The classical backgrounds of vidfilter/eval/baselines.py against oracles and synthetic truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vidfilter.errors import ConfigError
+from vidfilter.eval.baselines import ExtremeProjection, MedianProjection, OpenCVSubtractor, RunningMedian, make_baseline
+from vidfilter.eval.score import estimator_backgrounds, score_recording
+from vidfilter.io.array_source import ArrayFrameSource
+from vidfilter.synth import SyntheticRecording
+
+
+@pytest.fixture(scope="module")
+def rec():
+    """40 frames 96², two moving dark animals and one still one (label 3)."""
+    return SyntheticRecording(40, 96, 96, n_animals=3, n_still=1, noise_sigma=1.0, speed=3.0, seed=0)
+
+
+@pytest.fixture(scope="module")
+def stack(rec):
+    return np.stack([rec[t] for t in range(len(rec))])
+
+
+def test_median_matches_true_background_but_keeps_still_animals(rec, stack):
+    """Off the still animal the median is within 1 grey level of the true background; on it, the
+    median stays > 20 levels darker (the animal is kept as background)."""
+    est = MedianProjection(n_frames=51)
+    est.prepare(ArrayFrameSource(stack))
+    bg = est.background(0, stack[0] / 255.0) * 255
+    true = rec.frame(0).background
+    still = np.isin(rec.labels(0), list(rec.still_labels))
+    assert still.sum() > 20
+    assert np.abs(bg - true)[~still].mean() < 1.0
+    assert (true - bg)[still].mean() > 20
+    # oracle: every frame is used (40 <= 51); with an even count the stored median is rounded to
+    # the source dtype (it is truncated at present: within 0.5 either way)
+    np.testing.assert_allclose(bg, np.median(stack, axis=0), atol=0.5 + 1e-3)
+
+
+def test_median_scores_moving_animals_not_still_ones(rec, stack):
+    """Recall of moving animals is high, of the still one ~0 (the paper's immobile-animal case)."""
+    res = score_recording(rec, MedianProjection(), polarity="dark", min_area=20)
+    assert res.moving_recall is not None and res.moving_recall > 0.8
+    assert res.still_recall is not None and res.still_recall < 0.1
+    assert res.n_frames == len(rec)
+
+
+def test_max_projection_oracle_and_dark_animals(rec, stack):
+    """max = np.max over all frames; it removes dark moving animals (background + noise bias of
+    ~2 levels) but keeps the still one."""
+    est = make_baseline("max")
+    est.prepare(ArrayFrameSource(stack))
+    bg = est.background(0, stack[0] / 255.0)
+    np.testing.assert_allclose(bg * 255, stack.max(axis=0), atol=1e-3)
+    true = rec.frame(0).background
+    still = np.isin(rec.labels(0), list(rec.still_labels))
+    bias = (bg * 255 - true)[~still]
+    assert 0.5 < bias.mean() < 4.0
+    assert (true - bg * 255)[still].mean() > 20
+    mn = make_baseline("min")
+    mn.prepare(ArrayFrameSource(stack))
+    np.testing.assert_allclose(mn.background(0, stack[0] / 255.0) * 255, stack.min(axis=0), atol=1e-3)
+
+
+def test_max_projection_sampled_frames():
+    frames = np.arange(10, dtype=np.uint8)[:, None, None] * np.ones((1, 4, 4), np.uint8)
+    est = ExtremeProjection("max", n_frames=3)  # frames 0, 4(.5 -> 4), 9
+    est.prepare(ArrayFrameSource(frames))
+    assert est.background(0, frames[0] / 255.0).max() * 255 == pytest.approx(9)
+
+
+@pytest.mark.parametrize("kind", ["mog2", "knn"])
+def test_opencv_subtractors_converge_on_static_scene(kind):
+    """On a static textured scene with noise, the background converges to the scene within 2 levels."""
+    rng = np.random.default_rng(0)
+    scene = rng.integers(60, 200, (48, 48)).astype(np.float32)
+    frames = np.clip(np.rint(scene + rng.normal(0, 1.0, (30, 48, 48))), 0, 255).astype(np.uint8)
+    src = ArrayFrameSource(frames, fps=25)
+    bgs = list(estimator_backgrounds(OpenCVSubtractor(kind), src))
+    assert len(bgs) == 30
+    last = bgs[-1] * 255
+    assert bgs[-1].dtype == np.float32 and bgs[-1].shape == (48, 48)
+    assert np.abs(last - scene).mean() < 2.0
+
+
+def test_running_median_window():
+    """window=3, every=1: the background of frame t is the median of frames t-2..t."""
+    frames = (np.array([0, 10, 200, 30, 40, 50, 60], np.float32) / 255)[:, None, None] * np.ones((1, 2, 2), np.float32)
+    est = RunningMedian(window=3, every=1)
+    est.prepare(ArrayFrameSource(frames))
+    got = [float(est.background(t, frames[t])[0, 0]) * 255 for t in range(len(frames))]
+    want = [0, 5, 10, 30, 40, 40, 50]
+    assert got == pytest.approx(want, abs=1e-3)
+
+
+def test_running_median_recomputes_every_n_frames():
+    """With every=3 the background is recomputed on frames 0, 3, 6 and reused in between."""
+    frames = (np.arange(8, dtype=np.float32) * 10 / 255)[:, None, None] * np.ones((1, 2, 2), np.float32)
+    est = RunningMedian(window=2, every=3)
+    est.prepare(ArrayFrameSource(frames))
+    got = [round(float(est.background(t, frames[t])[0, 0]) * 255, 3) for t in range(8)]
+    assert got == [0, 0, 0, 25, 25, 25, 55, 55]
+
+
+def test_make_baseline_suggests_nearest_name():
+    with pytest.raises(ConfigError, match="did you mean 'median'"):
+        make_baseline("medain")
+    for name in ("median", "max", "min", "running-median", "mog2", "knn"):
+        assert make_baseline(name).name == name
+
+
+def test_score_backgrounds_boxes_and_named_masks():
+    """Two frames, one dark 10x20 animal each, true background known: box F1 = 1 with the fixed
+    threshold; a mask function that flags nothing gives P = R = 0."""
+    from vidfilter.eval.score import score_backgrounds
+
+    bg = np.full((40, 60), 150, np.uint8)
+    frames = np.stack([bg, bg])
+    frames[0, 5:15, 10:30] = 80
+    frames[1, 20:30, 30:50] = 80
+    gt = [np.array([[10, 5, 30, 15]]), np.array([[30, 20, 50, 30]])]
+    res = score_backgrounds(ArrayFrameSource(frames), [bg / 255.0] * 2, gt, min_area=40)
+    assert res.box.f1 == 1.0 and res.box.iou == 1.0
+    assert res.in_boxes == 1.0 and res.n_frames == 2
+    named = score_backgrounds(
+        frames, iter([bg / 255.0] * 2), {0: gt[0], 1: gt[1]}, min_area=40,
+        mask_fn={"none": lambda f, b: np.zeros(f.shape, bool)},
+        gt_masks=[frames[0] < 100, frames[1] < 100],
+    )
+    assert named["none"].box.f1 == 0.0 and named["none"].pixel.recall == 0.0
+
+
+def test_estimator_backgrounds_stateful_subset():
+    """A stateful estimator sees every frame up to the last requested; only requested ones come out."""
+    frames = (np.arange(6, dtype=np.float32) / 255)[:, None, None] * np.ones((1, 2, 2), np.float32)
+    out = list(estimator_backgrounds(RunningMedian(window=1, every=1), ArrayFrameSource(frames), [1, 4]))
+    assert [round(float(b[0, 0]) * 255) for b in out] == [1, 4]
