@@ -1,0 +1,155 @@
+"""Tests of the trainer: loss, identity check, checkpoints, exact resume, report, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from vidfilter.config import Config
+from vidfilter.errors import BundleError, ConfigError, TrainingInputError
+from vidfilter.io.array_source import ArrayFrameSource
+from vidfilter.models import load_model
+from vidfilter.train import (
+    TrainResult,
+    checkpoint_path,
+    identity_score,
+    load_checkpoint,
+    pair_loss,
+    report_dir,
+    save_checkpoint,
+    train,
+    verdict,
+)
+
+
+def blob_frames(n: int = 24, size: int = 32, seed: int = 0) -> np.ndarray:
+    """Light textured plate with a dark square moving across it (uint8)."""
+    rng = np.random.default_rng(seed)
+    plate = (170 + 20 * rng.random((size, size))).astype(np.float32)
+    frames = np.repeat(plate[None], n, axis=0)
+    for t in range(n):
+        y, x = (3 * t) % (size - 6), (5 * t) % (size - 6)
+        frames[t, y : y + 6, x : x + 6] -= 80
+    return frames.astype(np.uint8)
+
+
+def tiny_config(**over: object) -> Config:
+    base = {
+        "model.preset": "fast", "model.width": 4, "model.depth": 2,
+        "sampling.crop": 16, "sampling.lag": [1, 3], "sampling.pool_frames": 12, "sampling.pool_refresh": 5,
+        "train.batch_size": 2, "train.steps": 6, "train.val_every": 2, "train.val_pairs": 4,
+        "train.checkpoint_every": 2, "train.val_fraction": 0.2, "train.lr": 1e-3, "train.change_weight": 3.0,
+    }
+    base.update(over)
+    return Config().override(base)
+
+
+def test_pair_loss_weights_changed_pixels() -> None:
+    """Oracle: weighted SmoothL1 mean computed by hand."""
+    frame = torch.zeros(1, 1, 2, 2)
+    target = torch.tensor([[[[0.0, 0.5], [0.0, 0.0]]]])
+    output = torch.tensor([[[[0.1, 0.1], [0.0, 0.2]]]])
+    cfg = tiny_config(**{"train.change_weight": 5.0, "train.change_threshold": 0.04}).train
+    per_px = np.array([0.1**2 / 2, 0.4**2 / 2, 0.0, 0.2**2 / 2])
+    w = np.array([1, 5, 1, 1])
+    assert float(pair_loss(output, target, frame, cfg)) == pytest.approx(float((per_px * w).sum() / w.sum()), rel=1e-5)
+    plain = tiny_config(**{"train.change_weight": 1.0}).train
+    assert float(pair_loss(output, target, frame, plain)) == pytest.approx(per_px.mean(), rel=1e-5)
+
+
+def test_identity_score_extremes() -> None:
+    frame = torch.zeros(1, 1, 4, 4)
+    target = frame.clone()
+    target[..., 1, 1] = 0.5
+    assert identity_score(frame, frame, target, 0.04) == 0.0
+    assert identity_score(target, frame, target, 0.04) == pytest.approx(1.0)
+    assert identity_score(frame, frame, frame, 0.04) is None
+
+
+def test_verdict_flags_identity() -> None:
+    state = TrainResult(val=[{"step": 1, "loss": 0.1, "identity_score": 0.02, "identity_suspected": True}])
+    assert verdict(state).startswith("identity: the model removes nothing")
+    state.val[-1].update(identity_score=0.45, identity_suspected=False)
+    assert verdict(state).startswith("ok")
+
+
+def test_checkpoint_is_atomic_and_round_trips(tmp_path) -> None:
+    path = tmp_path / "m.ckpt"
+    save_checkpoint(path, {"step": 3, "x": torch.arange(4)})
+    save_checkpoint(path, {"step": 4, "x": torch.arange(5)})
+    assert os.listdir(tmp_path) == ["m.ckpt"]  # no temporary file left behind
+    state = load_checkpoint(path)
+    assert state["step"] == 4 and torch.equal(state["x"], torch.arange(5))
+    path.write_bytes(b"truncated")
+    with pytest.raises(BundleError, match="m.ckpt"):
+        load_checkpoint(path)
+    assert checkpoint_path(tmp_path / "model.vfm").name == "model.ckpt"
+    assert report_dir(tmp_path / "model.vfm").name == "model.report"
+
+
+def test_resume_is_bit_for_bit(tmp_path) -> None:
+    """Training 2N steps equals N steps + resume + N steps exactly (CPU, num_workers=0)."""
+    arr = blob_frames()
+    full = train([ArrayFrameSource(arr)], tmp_path / "full.vfm", tiny_config(**{"train.steps": 8}), progress=False)
+    half = tiny_config(**{"train.steps": 4})
+    train([ArrayFrameSource(arr)], tmp_path / "split.vfm", half, progress=False)
+    split = train([ArrayFrameSource(arr)], tmp_path / "split.vfm", tiny_config(**{"train.steps": 8}), resume=True, progress=False)
+    a, b = load_model(full), load_model(split)
+    for k, v in a.model.state_dict().items():
+        assert torch.equal(v, b.model.state_dict()[k]), k
+    la = load_checkpoint(checkpoint_path(full))["result"]["train_loss"]
+    lb = load_checkpoint(checkpoint_path(split))["result"]["train_loss"]
+    assert la == lb and len(la) == 8
+    assert b.provenance["steps"] == 8
+
+
+def test_bundle_provenance_and_report(tmp_path) -> None:
+    out = train([ArrayFrameSource(arr := blob_frames())], tmp_path / "m.vfm", tiny_config(), progress=False)
+    b = load_model(out)
+    p = b.provenance
+    assert p["steps"] == 6 and p["inputs"][0]["frames"] == len(arr)
+    assert p["final_train_loss"] is not None and p["final_val_loss"] is not None
+    assert "identity_suspected" in p and p["seed"] == 0 and p["device"] == "cpu"
+    assert b.normalisation["scale"] == 255.0 and b.normalisation["polarity"] == "absolute"
+    rep = report_dir(out)
+    assert (rep / "loss.png").stat().st_size > 0 and (rep / "samples.png").stat().st_size > 0
+    log = json.loads((rep / "log.json").read_text())
+    assert len(log["train_loss"]) == 6 and len(log["pairs_per_s"]) == 6
+    assert [v["step"] for v in log["val"]] == [2, 4, 6]
+    assert isinstance(log["verdict"], str) and "identity_suspected" in log
+
+
+def test_temporal_channel_and_cosine_schedule_train(tmp_path) -> None:
+    cfg = tiny_config(**{"model.temporal_channel": "max", "model.residual": True, "train.lr_schedule": "cosine",
+                         "sampling.mine_fraction": 0.5})
+    out = train([ArrayFrameSource(blob_frames())], tmp_path / "m.vfm", cfg, progress=False)
+    assert load_model(out).model.in_channels == 2
+
+
+def test_init_bundle_fine_tunes_and_checks_the_model(tmp_path) -> None:
+    arr = blob_frames()
+    first = train([ArrayFrameSource(arr)], tmp_path / "a.vfm", tiny_config(**{"train.steps": 2}), progress=False)
+    cfg = tiny_config(**{"train.steps": 1, "train.lr": 1e-12})
+    tuned = train([ArrayFrameSource(arr)], tmp_path / "b.vfm", cfg, progress=False, init_bundle=first)
+    a, b = load_model(first).model.state_dict(), load_model(tuned).model.state_dict()
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    with pytest.raises(ConfigError, match="a.vfm"):
+        train([ArrayFrameSource(arr)], tmp_path / "c.vfm", tiny_config(**{"model.width": 8}), progress=False, init_bundle=first)
+
+
+def test_input_errors_come_before_training(tmp_path) -> None:
+    with pytest.raises(TrainingInputError, match="crop 64 > frame 32×32"):
+        train([ArrayFrameSource(blob_frames())], tmp_path / "m.vfm", tiny_config(**{"sampling.crop": 64}), progress=False)
+    with pytest.raises(TrainingInputError, match="shorter than lag"):
+        train([ArrayFrameSource(blob_frames(3))], tmp_path / "m.vfm", tiny_config(**{"sampling.lag": 4}), progress=False)
+    assert not list(tmp_path.iterdir())
+
+
+def test_dataloader_workers_train(tmp_path) -> None:
+    arr = blob_frames()
+    out = train([arr], tmp_path / "m.vfm", tiny_config(**{"train.num_workers": 2, "train.steps": 3}), progress=False)
+    assert load_model(out).provenance["steps"] == 3

@@ -1,0 +1,150 @@
+"""The training report written next to the bundle (``model.report/``).
+
+- ``loss.png``: training loss per step (raw and smoothed) and validation loss, log scale;
+- ``samples.png``: a few validation crops, columns input | output | input − output | target;
+- ``log.json``: per-step losses and pairs/s, validation metrics, the identity flag and a
+  plain-English verdict (``"identity: the model removes nothing"`` when flagged).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from vidfilter.config import Config
+
+if TYPE_CHECKING:
+    from vidfilter.train.loop import TrainResult
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["write_report", "verdict"]
+
+#: Validation crops shown in samples.png.
+SAMPLE_ROWS = 4
+
+
+def verdict(state: TrainResult) -> str:
+    """One plain-English line about the final validation."""
+    if not state.val:
+        return "not checked: no validation pairs (give more frames or recordings, or set train.val_fraction > 0)"
+    last = state.val[-1]
+    score = last.get("identity_score")
+    if score is None:
+        return "not checked: nothing changed between the validation frames (try a longer lag)"
+    pct = 100 * score
+    if last.get("identity_suspected"):
+        return (
+            f"identity: the model removes nothing (its output moves only {pct:.0f} % of what changes between "
+            "held-out frames); try sampling.mine_fraction 0.5, train.change_weight 6, model.residual true, longer lags or more steps"
+        )
+    return f"ok: the model's output moves {pct:.0f} % of what changes between held-out frames (about 50 % is ideal)"
+
+
+def _smooth(x: np.ndarray, k: int) -> np.ndarray:
+    if x.size < k or k < 2:
+        return x
+    c = np.cumsum(np.insert(x, 0, 0.0))
+    out = (c[k:] - c[:-k]) / k
+    return np.concatenate([np.full(k - 1, np.nan), out])
+
+
+def write_report(
+    folder: str | os.PathLike[str],
+    state: TrainResult,
+    model: torch.nn.Module,
+    pairs: tuple[torch.Tensor, torch.Tensor],
+    config: Config,
+    device: torch.device | str = "cpu",
+) -> Path:
+    """Write ``loss.png``, ``samples.png`` and ``log.json`` into ``folder`` (created if missing)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from vidfilter.train.loop import predict
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    bs = config.train.batch_size
+    losses = np.asarray(state.train_loss, dtype=np.float64)
+    times = np.asarray(state.step_time, dtype=np.float64)
+    pairs_s = (bs / np.maximum(times, 1e-9)).tolist()
+    text = verdict(state)
+    last = state.val[-1] if state.val else {}
+
+    # -- log.json
+    log = {
+        "verdict": text,
+        "identity_suspected": bool(last.get("identity_suspected", False)),
+        "identity_score": last.get("identity_score"),
+        "steps": state.step,
+        "elapsed_s": state.elapsed_s,
+        "stopped": state.stopped,
+        "batch_size": bs,
+        "train_loss": state.train_loss,
+        "pairs_per_s": pairs_s,
+        "mean_pairs_per_s": float(bs * len(times) / times.sum()) if times.size else None,
+        "val": state.val,
+        "config": config.to_dict(),
+    }
+    tmp = folder / ".log.json.partial"
+    tmp.write_text(json.dumps(log, indent=1, default=float))
+    os.replace(tmp, folder / "log.json")
+
+    # -- loss.png
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if losses.size:
+        steps = np.arange(1, losses.size + 1)
+        ax.plot(steps, losses, color="0.75", lw=0.8, label="train (per step)")
+        k = max(2, losses.size // 50)
+        ax.plot(steps, _smooth(losses, k), color="C0", lw=1.5, label=f"train (mean of {k})")
+    if state.val:
+        ax.plot([v["step"] for v in state.val], [v["loss"] for v in state.val], "o-", color="C1", label="validation")
+    if losses.size and (losses > 0).all():
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title(text if len(text) < 70 else text[:67] + "...", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(folder / "loss.png", dpi=100)
+    plt.close(fig)
+
+    # -- samples.png
+    inp, tgt = pairs
+    n = min(SAMPLE_ROWS, inp.shape[0])
+    if n:
+        was_training = model.training
+        model.eval()
+        out = predict(model, inp[:n], device, batch_size=bs)
+        if was_training:
+            model.train()
+        frame = inp[:n, 0].numpy()
+        background = out[:n, 0].numpy()
+        columns = [("input", frame), ("output", background), ("input − output", frame - background), ("target", tgt[:n, 0].numpy())]
+        fig, axes = plt.subplots(n, 4, figsize=(10, 2.6 * n), squeeze=False)
+        for r in range(n):
+            for c, (title, data) in enumerate(columns):
+                a = axes[r][c]
+                if title == "input − output":
+                    lim = max(float(np.abs(data[r]).max()), 1e-3)
+                    a.imshow(data[r], cmap="RdBu_r", vmin=-lim, vmax=lim)
+                else:
+                    a.imshow(data[r], cmap="gray", vmin=0, vmax=1)
+                a.set_xticks([])
+                a.set_yticks([])
+                if r == 0:
+                    a.set_title(title, fontsize=9)
+        fig.tight_layout()
+        fig.savefig(folder / "samples.png", dpi=80)
+        plt.close(fig)
+    logger.info("training report written to %s: %s", folder, text)
+    return folder
