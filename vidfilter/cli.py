@@ -155,6 +155,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     if args.out and len(args.inputs) > 1:
         raise VidfilterError("--out names one output but several inputs were given; use --out-dir DIR")
+    if args.scheduler:
+        if not args.out_dir:
+            raise VidfilterError("--scheduler writes one output per input: use --out-dir DIR")
+        from vidfilter.distributed.batch import format_table, run_batch
+
+        results = run_batch(args.inputs, model=args.model, method=args.method, out_dir=args.out_dir,
+                            config=cfg, scheduler=args.scheduler, retries=args.retries)
+        print(format_table(results))
+        failed = [r for r in results if r["status"] == "failed"]
+        return 2 if failed else 0
     results = run_many(
         args.inputs,
         model=args.model,
@@ -164,7 +174,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         config=cfg,
         progress=_progress(args),
     )
-    failed = [r for r in results if r["status"] != "done"]
+    failed = [r for r in results if r["status"] == "failed"]
     for r in results:
         line = f"{r['status']:>7}  {r['input']} -> {r.get('output') or '-'}"
         if r.get("error"):
@@ -248,6 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", nargs="+", choices=["zarr", "ffv1", "png", "tiff", "hdf5", "preview"])
     p.add_argument("--foreground-dtype", choices=["input", "float16"])
     p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--scheduler", help="run on Dask: local, local:N (N worker processes) or tcp://HOST:PORT (needs --out-dir)")
+    p.add_argument("--retries", type=int, default=2, help="with --scheduler: extra attempts for a failed recording")
     p.set_defaults(func=cmd_run)
     return parser
 

@@ -44,9 +44,11 @@ class ModelConfig(_Section):
     depth: int = Field(5, ge=1, le=7, description="number of 2x down-samplings")
     in_channels: int = Field(1, ge=1)
     out_channels: int = Field(1, ge=1)
-    residual: bool = Field(False, description="output = input + correction (last layer zero-initialised)")
-    temporal_channel: Literal["none", "max", "min", "median"] = Field(
-        "none", description="extra input channel: a robust temporal statistic of the recording"
+    residual: bool = Field(True, description="output = input + correction (last layer zero-initialised)")
+    temporal_channel: Literal["auto", "none", "max", "min", "median"] = Field(
+        "auto",
+        description="extra input channel: a temporal statistic of the recording; auto = max for dark "
+        "animals, min for bright ones, none for absolute polarity",
     )
 
     def resolved_width(self) -> int:
@@ -57,7 +59,7 @@ class ModelConfig(_Section):
 
 class SamplingConfig(_Section):
     crop: int = Field(256, ge=16, description="square crop side in pixels")
-    lag: tuple[float, float] = Field((1, 1), description="lag range [min, max] (frames or seconds)")
+    lag: tuple[float, float] = Field((1, 16), description="lag range [min, max] (frames or seconds)")
     lag_unit: Literal["frames", "seconds"] = "frames"
     trim_start: int = Field(0, ge=0, description="frames skipped at the start of each recording")
     trim_end: int = Field(0, ge=0, description="frames skipped at the end of each recording")
@@ -67,7 +69,7 @@ class SamplingConfig(_Section):
     pool_frames: int = Field(64, ge=2, description="frames held in the decoded frame pool")
     pool_run: int = Field(8, ge=1, description="consecutive frames decoded per pool refresh run")
     pool_refresh: int = Field(200, ge=1, description="pairs drawn between pool refresh runs")
-    mine_fraction: float = Field(0.0, ge=0, le=1, description="share of crops centred where the pair differs")
+    mine_fraction: float = Field(0.5, ge=0, le=1, description="share of crops centred where the pair differs")
     mine_threshold: float = Field(0.04, ge=0, description="|difference| (in [0,1]) that counts as change")
 
     @field_validator("lag", mode="before")
@@ -92,7 +94,7 @@ class TrainConfig(_Section):
     lr: float | None = Field(None, gt=0, description="None = 1e-5 x batch size (the paper's rule)")
     loss: Literal["smooth_l1", "l1", "l2"] = "smooth_l1"
     beta: float = Field(1.0, gt=0, description="SmoothL1 beta")
-    change_weight: float = Field(1.0, ge=1, description="loss weight on pixels that changed between the pair")
+    change_weight: float = Field(6.0, ge=1, description="loss weight on pixels that changed between the pair")
     change_threshold: float = Field(0.04, ge=0)
     lr_schedule: Literal["constant", "cosine"] = "constant"
     seed: int = 0
@@ -108,6 +110,14 @@ class TrainConfig(_Section):
 
     def resolved_lr(self) -> float:
         return self.lr if self.lr is not None else 1e-5 * self.batch_size
+
+
+def resolve_temporal(config: "Config") -> "Config":
+    """Replace ``model.temporal_channel: auto`` by the statistic that shows the plate, not the animals."""
+    if config.model.temporal_channel != "auto":
+        return config
+    kind = {"dark": "max", "bright": "min", "absolute": "none"}[config.output.polarity.value]
+    return config.override({"model.temporal_channel": kind})
 
 
 class InferConfig(_Section):

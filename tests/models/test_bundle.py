@@ -15,7 +15,7 @@ from vidfilter.models.bundle import BUNDLE_VERSION
 
 
 def tiny_config() -> Config:
-    return Config(application="test", model=ModelConfig(width=4, depth=3, residual=False))
+    return Config(application="test", model=ModelConfig(width=4, depth=3, residual=False, temporal_channel="none"))
 
 
 @pytest.fixture

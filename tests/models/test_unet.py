@@ -152,7 +152,7 @@ def test_channels_last_matches() -> None:
 
 def test_config_property_round_trips() -> None:
     """.config is the ModelConfig dict; building from it gives the same architecture."""
-    cfg = ModelConfig(preset=Preset.fast, depth=4, residual=True)
+    cfg = ModelConfig(preset=Preset.fast, depth=4, residual=True, temporal_channel="none")
     model = build_model(cfg)
     assert model.config == cfg.model_dump(mode="json")
     again = build_model(model.config)

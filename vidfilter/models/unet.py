@@ -214,6 +214,8 @@ def build_model(cfg: ModelConfig | dict[str, Any]) -> UNet:
     """
     if isinstance(cfg, dict):
         cfg = ModelConfig.model_validate(cfg)
+    if cfg.temporal_channel == "auto":  # training resolves it from the polarity; bare builds have none
+        cfg = cfg.model_copy(update={"temporal_channel": "none"})
     n_in = cfg.in_channels + (1 if cfg.temporal_channel != "none" else 0)
     return UNet(
         n_in,

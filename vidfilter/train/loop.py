@@ -197,7 +197,10 @@ def train(
     from vidfilter.infer.device import autocast_dtype, resolve_device
     from vidfilter.models import build_model, load_model, save_bundle
 
+    from vidfilter.config import resolve_temporal
+
     out = Path(out)
+    config = resolve_temporal(config)
     tcfg = config.train
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
