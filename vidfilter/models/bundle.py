@@ -22,7 +22,6 @@ import io
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ import torch
 
 from vidfilter.config import Config, ModelConfig
 from vidfilter.errors import BundleError, ConfigError, InputNotFoundError
+from vidfilter.io.sink import atomic_path
 from vidfilter.models.unet import UNet, build_model
 
 __all__ = [
@@ -166,19 +166,8 @@ def save_bundle(
         "state_dict": state_dict,
         "weights_sha256": weights_digest(state_dict),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    with atomic_path(path) as tmp:  # temp file + fsync + rename: never a half-written bundle
+        torch.save(payload, tmp)
     logger.info("saved model bundle %s", path)
     return path
 
@@ -191,19 +180,6 @@ def weights_digest(state_dict: dict[str, torch.Tensor]) -> str:
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # not supported on every platform / filesystem
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Bundle:
