@@ -31,11 +31,13 @@ def test_wrong_type_names_the_key():
 def test_lag_range_checked():
     with pytest.raises(ConfigError, match="lag"):
         Config.from_dict({"sampling": {"lag": [5, 2]}})
-    assert Config.from_dict({"sampling": {"lag": 3}}).sampling.lag == (3, 3)
+    assert Config.from_dict({"sampling": {"lag": 3, "lag_unit": "frames"}}).sampling.lag == (3, 3)
+    with pytest.raises(ConfigError, match="lag_unit: frames"):
+        Config.from_dict({"sampling": {"lag": 3}})  # the default unit is a fraction of the recording
 
 
 def test_yaml_round_trip(tmp_path):
-    cfg = Config().override({"train.steps": 7, "output.polarity": "dark", "sampling.lag": [1, 4]})
+    cfg = Config().override({"train.steps": 7, "output.polarity": "dark", "sampling.lag": [1, 4], "sampling.lag_unit": "frames"})
     path = tmp_path / "c.yaml"
     cfg.to_yaml(path)
     back = Config.from_yaml(path)

@@ -112,7 +112,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             "model.preset": args.preset,
             "model.width": args.width,
             "sampling.lag": args.lag,
-            "sampling.lag_unit": "seconds" if args.lag_seconds else None,
+            "sampling.lag_unit": args.lag_unit or ("frames" if args.lag else None),
             "sampling.crop": args.crop,
             "train.steps": args.steps,
             "train.minutes": args.minutes,
@@ -222,8 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="YAML config (e.g. configs/worms_video.yaml)")
     p.add_argument("--preset", choices=["paper", "fast"])
     p.add_argument("--width", type=int)
-    p.add_argument("--lag", type=float, nargs="+", metavar="LAG", help="lag, or MIN MAX range")
-    p.add_argument("--lag-seconds", action="store_true", help="LAG is in seconds, not frames")
+    p.add_argument("--lag", type=float, nargs="+", metavar="LAG", help="lag, or MIN MAX range (unit: --lag-unit)")
+    p.add_argument("--lag-unit", choices=["frames", "seconds", "fraction"],
+                   help="unit of --lag (default from the config: fraction of the recording's length)")
     p.add_argument("--crop", type=int)
     p.add_argument("--steps", type=int)
     p.add_argument("--minutes", type=float)

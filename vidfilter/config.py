@@ -59,8 +59,12 @@ class ModelConfig(_Section):
 
 class SamplingConfig(_Section):
     crop: int = Field(256, ge=16, description="square crop side in pixels")
-    lag: tuple[float, float] = Field((1, 16), description="lag range [min, max] (frames or seconds)")
-    lag_unit: Literal["frames", "seconds"] = "frames"
+    lag: tuple[float, float] = Field(
+        (0.05, 0.5), description="lag range [min, max] in lag_unit (default: 5-50 % of the recording's length)"
+    )
+    lag_unit: Literal["frames", "seconds", "fraction"] = Field(
+        "fraction", description="frames, seconds (via fps) or fraction of the usable recording length"
+    )
     trim_start: int = Field(0, ge=0, description="frames skipped at the start of each recording")
     trim_end: int = Field(0, ge=0, description="frames skipped at the end of each recording")
     swap: float = Field(0.5, ge=0, le=1, description="probability of swapping input and target")
@@ -84,6 +88,9 @@ class SamplingConfig(_Section):
         lo, hi = self.lag
         if lo <= 0 or hi < lo:
             raise ValueError(f"lag must be positive with min <= max, got {list(self.lag)}")
+        if self.lag_unit == "fraction" and hi >= 1:
+            raise ValueError(f"a lag given as a fraction of the recording must be < 1, got {list(self.lag)}; "
+                             "set sampling.lag_unit: frames for a lag in frames")
         return self
 
 

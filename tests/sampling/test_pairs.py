@@ -34,7 +34,7 @@ def ramp_frames(n: int = 30, h: int = 40, w: int = 48, step: float = 1e-3) -> np
 
 
 def config(**over: object) -> Config:
-    base = {"sampling.crop": 16, "train.val_fraction": 0.0, "train.val_pairs": 0}
+    base = {"sampling.crop": 16, "sampling.lag_unit": "frames", "train.val_fraction": 0.0, "train.val_pairs": 0}
     base.update(over)
     return Config().override(base)
 
@@ -203,7 +203,7 @@ def test_temporal_channel_has_same_crop_and_transform() -> None:
 
 
 def test_validation_split_single_and_several_recordings() -> None:
-    sc = SamplingConfig(crop=16, lag=(1, 1))
+    sc = SamplingConfig(crop=16, lag=(1, 1), lag_unit="frames")
     one = plan_split([ArrayFrameSource(counter_frames(40))], sc, val_fraction=0.1)
     assert one.train == [Segment(0, 0, 36)] and one.val == [Segment(0, 36, 40)]
     several = plan_split([ArrayFrameSource(counter_frames(20)) for _ in range(4)], sc, val_fraction=0.25)

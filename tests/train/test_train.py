@@ -40,7 +40,7 @@ def blob_frames(n: int = 24, size: int = 32, seed: int = 0) -> np.ndarray:
 def tiny_config(**over: object) -> Config:
     base = {
         "model.preset": "fast", "model.width": 4, "model.depth": 2,
-        "sampling.crop": 16, "sampling.lag": [1, 3], "sampling.pool_frames": 12, "sampling.pool_refresh": 5,
+        "sampling.crop": 16, "sampling.lag": [1, 3], "sampling.lag_unit": "frames", "sampling.pool_frames": 12, "sampling.pool_refresh": 5,
         "train.batch_size": 2, "train.steps": 6, "train.val_every": 2, "train.val_pairs": 4,
         "train.checkpoint_every": 2, "train.val_fraction": 0.2, "train.lr": 1e-3, "train.change_weight": 3.0,
     }

@@ -127,7 +127,8 @@ def open_inputs(inputs: Sequence[str | Path | FrameSource | np.ndarray], *, colo
 
 
 def lag_range_frames(sampling: SamplingConfig, src: FrameSource) -> tuple[int, int]:
-    """The lag range of ``sampling`` in frames for ``src`` (seconds converted with its fps)."""
+    """The lag range of ``sampling`` in frames for ``src`` (seconds converted with its fps,
+    fractions with the recording's length after trimming)."""
     lo, hi = sampling.lag
     if sampling.lag_unit == "seconds":
         if not src.fps:
@@ -135,6 +136,9 @@ def lag_range_frames(sampling: SamplingConfig, src: FrameSource) -> tuple[int, i
                 f"{src.path}: the lag is in seconds but the frame rate is unknown; give the lag in frames (lag_unit: frames)"
             )
         lo, hi = lo * src.fps, hi * src.fps
+    elif sampling.lag_unit == "fraction":
+        n = len(src) - sampling.trim_start - sampling.trim_end
+        lo, hi = lo * n, hi * n
     lo_f = max(1, int(round(lo)))
     return lo_f, max(lo_f, int(round(hi)))
 
@@ -439,6 +443,9 @@ def make_samplers(
     sampler, on held-out frames or recordings, with the fixed :data:`VAL_SEED`, no augmentation
     and at least :data:`VAL_MINE_FRACTION` mined crops.
     """
+    from vidfilter.config import resolve_temporal
+
+    config = resolve_temporal(config)
     sources = open_inputs(inputs, color=color or config.output.color)
     try:
         val_fraction = config.train.val_fraction if (validation and config.train.val_pairs > 0) else 0.0
