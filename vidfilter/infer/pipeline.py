@@ -62,7 +62,8 @@ class ModelBackground(BackgroundEstimator):
         if self.temporal != "none":
             from vidfilter.sampling.temporal import temporal_statistic
 
-            self._stat = temporal_statistic(src, kind=self.temporal)
+            n = int(self.bundle.normalisation.get("temporal_frames", 32))  # as in training
+            self._stat = temporal_statistic(src, kind=self.temporal, n=n)
 
     def background(self, t: int, frame: np.ndarray) -> np.ndarray:
         x = frame[None] if frame.ndim == 2 else np.moveaxis(frame, -1, 0)
