@@ -27,11 +27,15 @@ VARIANTS: dict[str, dict] = {
     "paper-plain": {"model.residual": False, "train.change_weight": 1.0, "sampling.mine_fraction": 0.0,
                     "sampling.lag": [1, 1], "sampling.lag_unit": "frames", "model.temporal_channel": "none"},
     # the synthetic-data recipe (residual, x6 loss, 50 % mined crops, max channel) with short lags
-    "short-lags-1-16": {"sampling.lag": [1, 16], "sampling.lag_unit": "frames", "train.lr": 1e-3, "train.loss": "l1"},
+    "short-lags-1-16": {"sampling.lag": [1, 16], "sampling.lag_unit": "frames", "train.lr": 1e-3, "train.loss": "l1",
+                        "model.gate": False},
     # long lags: 5-50 % of the recording
-    "long-lags-smoothl1-lr8e-5": {},
-    "long-lags-smoothl1-lr1e-3": {"train.lr": 1e-3},
-    "long-lags-l1-lr1e-3": {"train.lr": 1e-3, "train.loss": "l1"},
+    "long-lags-smoothl1-lr8e-5": {"model.gate": False},
+    "gate-l1-lr1e-3": {"train.lr": 1e-3, "train.loss": "l1"},
+    "gate-smoothl1-lr1e-3": {"train.lr": 1e-3},
+    "gate-l1-lr1e-3-nochangeweight": {"train.lr": 1e-3, "train.loss": "l1", "train.change_weight": 1.0},
+    "long-lags-smoothl1-lr1e-3": {"train.lr": 1e-3, "model.gate": False},
+    "long-lags-l1-lr1e-3": {"train.lr": 1e-3, "train.loss": "l1", "model.gate": False},
     "long-lags-l1-lr1e-3-nomax": {"train.lr": 1e-3, "train.loss": "l1", "model.temporal_channel": "none"},
 }
 

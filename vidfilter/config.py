@@ -45,6 +45,11 @@ class ModelConfig(_Section):
     in_channels: int = Field(1, ge=1)
     out_channels: int = Field(1, ge=1)
     residual: bool = Field(True, description="output = input + correction (last layer zero-initialised)")
+    gate: bool = Field(
+        True,
+        description="with a temporal channel: output = stat + sigmoid(net) * (frame - stat), so the "
+        "network only decides per pixel whether it sees the plate or an animal",
+    )
     temporal_channel: Literal["auto", "none", "max", "min", "median"] = Field(
         "auto",
         description="extra input channel: a temporal statistic of the recording; auto = max for dark "

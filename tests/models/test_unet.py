@@ -123,10 +123,25 @@ def test_aligned_tiles_match_whole_frame() -> None:
 
 def test_residual_is_identity_at_init() -> None:
     """residual=True: untrained model returns its input's first n_out channels exactly."""
-    model = build_model(ModelConfig(width=4, depth=3, residual=True, temporal_channel="max"))
+    model = build_model(ModelConfig(width=4, depth=3, residual=True, gate=False, temporal_channel="max"))
     x = torch.rand(2, 2, 19, 27)
     assert torch.equal(model(x), x[:, :1])
     assert torch.all(model.out.weight == 0)
+
+
+def test_gate_starts_at_the_mean_and_stays_between_frame_and_statistic() -> None:
+    """gate=True: output = stat + sigmoid(z) (frame - stat): the mean at init, and always between the two."""
+    model = build_model(ModelConfig(width=4, depth=3, temporal_channel="max"))
+    assert model.gate and not model.residual
+    x = torch.rand(2, 2, 19, 27)
+    assert torch.allclose(model(x), 0.5 * (x[:, :1] + x[:, 1:]))
+    torch.nn.init.normal_(model.out.weight, std=3.0)
+    y = model(x)
+    lo, hi = torch.minimum(x[:, :1], x[:, 1:]), torch.maximum(x[:, :1], x[:, 1:])
+    assert torch.all(y >= lo - 1e-6) and torch.all(y <= hi + 1e-6)
+    assert not torch.allclose(y, 0.5 * (x[:, :1] + x[:, 1:]))
+    with pytest.raises(ValueError, match="temporal statistic"):
+        UNet(1, 1, width=4, depth=2, gate=True)
 
 
 def test_residual_learns() -> None:

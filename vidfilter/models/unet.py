@@ -88,6 +88,11 @@ class UNet(nn.Module):
     residual
         Output ``x[:, :out_channels] + net(x)`` with the last conv zero-initialised, so the
         untrained network is the identity.
+    gate
+        Output ``stat + sigmoid(net(x)) * (frame - stat)`` where ``frame = x[:, :C]`` and
+        ``stat = x[:, C:2C]`` is the temporal statistic channel: per pixel the network only
+        decides how much of the current frame to keep (the plate's current texture) and how much
+        of the statistic (the plate without the animals). Needs the temporal channel.
     config
         The :class:`~vidfilter.config.ModelConfig` dict this network was built from (kept for
         bundles); built from the other arguments when omitted.
@@ -101,6 +106,7 @@ class UNet(nn.Module):
         width: int = 48,
         depth: int = 5,
         residual: bool = False,
+        gate: bool = False,
         config: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -110,6 +116,11 @@ class UNet(nn.Module):
             raise ValueError(
                 f"residual output needs out_channels <= in_channels, got {out_channels} > {in_channels}"
             )
+        if gate and in_channels < 2 * out_channels:
+            raise ValueError(
+                f"gate output needs the frame and a temporal statistic channel: in_channels {in_channels} < 2 x {out_channels}"
+            )
+        self.gate = gate
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.width = width
@@ -141,6 +152,7 @@ class UNet(nn.Module):
                 in_channels=in_channels,
                 out_channels=out_channels,
                 residual=residual,
+                gate=gate,
             ).model_dump(mode="json")
         self._config = dict(config)
         rf = unet_receptive_field(depth)
@@ -152,7 +164,7 @@ class UNet(nn.Module):
             if isinstance(m, nn.Conv2d):
                 nn.init.xavier_normal_(m.weight)
                 nn.init.zeros_(m.bias)
-        if self.residual:
+        if self.residual or self.gate:  # start at the identity / at the mean of frame and statistic
             nn.init.zeros_(self.out.weight)
 
     # -- properties used by infer/ and distributed/ -------------------------------------------
@@ -201,6 +213,10 @@ class UNet(nn.Module):
             y = F.interpolate(y, scale_factor=2.0, mode="nearest")
             y = stage(torch.cat([y, skips.pop()], dim=1))
         y = self.out(y)[..., :h, :w]
+        if self.gate:
+            c = self.out_channels
+            frame, stat = x[:, :c], x[:, c : 2 * c]
+            return stat + torch.sigmoid(y) * (frame - stat)
         if self.residual:
             y = y + x[:, : self.out_channels]
         return y
@@ -217,11 +233,13 @@ def build_model(cfg: ModelConfig | dict[str, Any]) -> UNet:
     if cfg.temporal_channel == "auto":  # training resolves it from the polarity; bare builds have none
         cfg = cfg.model_copy(update={"temporal_channel": "none"})
     n_in = cfg.in_channels + (1 if cfg.temporal_channel != "none" else 0)
+    gate = cfg.gate and cfg.temporal_channel != "none"
     return UNet(
         n_in,
         cfg.out_channels,
         width=cfg.resolved_width(),
         depth=cfg.depth,
-        residual=cfg.residual,
+        residual=cfg.residual and not gate,
+        gate=gate,
         config=cfg.model_dump(mode="json"),
     )
