@@ -8,12 +8,14 @@ from vidfilter.config import Config, Polarity, preset_names
 from vidfilter.errors import ConfigError
 
 
-def test_defaults_follow_the_paper():
+def test_defaults_follow_the_paper_where_measured():
     cfg = Config()
     assert cfg.model.resolved_width() == 48
     assert cfg.sampling.crop == 256
     assert cfg.train.loss == "smooth_l1" and cfg.train.beta == 1.0
-    assert cfg.train.resolved_lr() == pytest.approx(1e-5 * cfg.train.batch_size)
+    assert cfg.train.resolved_lr() == pytest.approx(1.25e-4 * cfg.train.batch_size)
+    paper = Config.from_yaml("worms_video")
+    assert paper.train.resolved_lr() == pytest.approx(1e-4) and paper.train.batch_size == 36  # the paper's worms
 
 
 def test_unknown_key_is_named_with_a_suggestion():
