@@ -137,15 +137,15 @@ def resolve_temporal(config: "Config") -> "Config":
 
 
 class InferConfig(_Section):
-    tile: int = Field(1024, ge=32, description="tile side in pixels (including overlap); frames up to this size run whole")
+    tile: int = Field(2048, ge=32, description="tile side in pixels (including overlap); frames up to this size run whole")
     overlap: int | None = Field(None, ge=0, description="None = the model's receptive margin")
     batch_size: int = Field(4, ge=1, description="tiles per forward pass")
     device: str = "auto"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     compile: bool = False
-    every: int = Field(1, ge=1, description="keyframe mode: run the network every K frames")
+    every: int = Field(25, ge=1, description="keyframe mode: run the network every K frames (1 = every frame)")
     adaptive: bool = Field(False, description="add keyframes when the residual outside objects drifts")
-    adaptive_bound: float = Field(0.02, gt=0)
+    adaptive_bound: float = Field(0.01, gt=0, description="rise of the median |frame - background| above its level at the last keyframe")
     queue_size: int = Field(8, ge=1)
     threads: int | None = Field(None, ge=1)
 

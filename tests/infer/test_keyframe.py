@@ -144,8 +144,11 @@ def _step(n: int = 100, at: int = 50, before: int = 128, after: int = 180) -> np
 def test_adaptive_adds_a_keyframe_at_an_illumination_step():
     frames = _step()
     out, keys, est = _run(frames, every=100, adaptive=True, bound=0.02)
-    assert keys == [0, 50, 99] == est.calls
+    # the frame before the jump closes the old segment, the jump opens a new one
+    assert keys == [0, 49, 50, 99] == sorted(est.calls)
     bg = {t: b for t, _, b in out}
+    for t in range(0, 50):  # before the step: no blending with the new level either
+        np.testing.assert_allclose(bg[t][8, 8], bg[0][8, 8], atol=1e-6)
     # after the step the background is the new level exactly (no blending across the step)
     for t in range(50, 100):
         np.testing.assert_allclose(bg[t][8, 8], 180 / 255, atol=1e-6)

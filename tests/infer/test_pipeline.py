@@ -64,7 +64,7 @@ def test_model_output_equals_direct_inference(tmp_path, video, bundle):
     from vidfilter.io.registry import open as vf_open
     from vidfilter.models import load_model
 
-    run(video, tmp_path / "o.zarr", model=bundle)
+    run(video, tmp_path / "o.zarr", model=bundle, config=Config().override({"infer.every": 1}))
     b = load_model(bundle)
     with vf_open(video) as src:
         for t in (0, 17, 39):
@@ -80,7 +80,7 @@ def test_keyframe_mode_interpolates_between_keyframes(tmp_path, video, bundle):
     """--every K: keyframes equal per-frame inference, frames between are the linear blend."""
     full = tmp_path / "full.zarr"
     key = tmp_path / "key.zarr"
-    run(video, full, model=bundle)
+    run(video, full, model=bundle, config=Config().override({"infer.every": 1}))
     run(video, key, model=bundle, config=Config().override({"infer.every": 10}))
     a = _read(full, "background").astype(np.float32)
     b = _read(key, "background").astype(np.float32)

@@ -152,26 +152,37 @@ def _estimate(
             yield t, frame, est.background(t, to_float(frame))
         return
     prev: tuple[int, np.ndarray] | None = None  # last keyframe (t, background)
+    key_drift = 0.0  # residual level at the last keyframe (noise and model misfit, not drift)
     pending: list[tuple[int, np.ndarray]] = []
-    for t, frame in frames:
-        f = to_float(frame)
-        key = prev is None or kf.is_fixed_keyframe(t, every, n_frames)
-        if not key and adaptive and kf.drift(f, prev[1]) > bound:
-            key = True
-        if not key:
-            pending.append((t, frame))
-            continue
-        bg = est.background(t, f)
+
+    def keyframe(t: int, frame: np.ndarray) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        nonlocal prev, pending, key_drift
+        bg = est.background(t, to_float(frame))
         keyframes.append(t)
         if prev is not None:
             for tp, fp in pending:
                 yield tp, fp, kf.interpolate(prev[1], prev[0], bg, t, tp)
         pending = []
         prev = (t, bg)
+        if adaptive:
+            key_drift = kf.drift(to_float(frame[::4, ::4]), bg[::4, ::4], stride=1)
         yield t, frame, bg
-    if pending:  # only when the last frame could not be a keyframe (never with the fixed grid)
-        for tp, fp in pending:
-            yield tp, fp, prev[1]
+
+    for t, frame in frames:
+        if prev is None or kf.is_fixed_keyframe(t, every, n_frames):
+            yield from keyframe(t, frame)
+            continue
+        if adaptive and kf.drift(to_float(frame[::4, ::4]), prev[1][::4, ::4], stride=1) - key_drift > bound:
+            # a jump (camera bump, lamp): end the previous segment on the frame before it, so no
+            # interpolation crosses the jump, then start a new one here
+            if pending:
+                tp, fp = pending.pop()
+                yield from keyframe(tp, fp)
+            yield from keyframe(t, frame)
+            continue
+        pending.append((t, frame))
+    for tp, fp in pending:  # only when the last frame could not be a keyframe (never with the fixed grid)
+        yield tp, fp, prev[1]
 
 
 def _file_fingerprint(path: str) -> dict[str, Any]:
