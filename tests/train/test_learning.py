@@ -59,7 +59,9 @@ def test_learning_is_real(tmp_path) -> None:
     cfg = with_recipe(small_config(600))
     out = train([ArrayFrameSource(frames)], tmp_path / "m.vfm", cfg, progress=False)
     log = json.loads((report_dir(out) / "log.json").read_text())
-    assert np.mean(log["train_loss"][-50:]) < 0.8 * np.mean(log["train_loss"][:20])
+    # the gated output starts at the mean of frame and statistic, so the loss starts low: it must
+    # still fall clearly, and the decisive check is the background error below
+    assert np.mean(log["train_loss"][-50:]) < 0.9 * np.mean(log["train_loss"][:20])
     est = background_of(load_model(out).model, frames)
     err_out = np.abs(est - bg)[mask].mean()
     err_frame = np.abs(frames / 255.0 - bg)[mask].mean()

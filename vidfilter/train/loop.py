@@ -41,16 +41,20 @@ logger = logging.getLogger(__name__)
 #: flagged as (near) identity. A perfect background model scores about 0.5 (see identity_score).
 IDENTITY_THRESHOLD = 0.2
 
-#: The recipe measured to escape the identity trap in minutes on a CPU (DESIGN §6; figures in the
-#: training notes): residual output, loss x6 on pixels that changed, half the crops centred where
-#: the pair differs, lags of 1-16 frames. :func:`with_recipe` adds the temporal statistic that
-#: suits ``output.polarity`` (dark animals: max, bright: min). The paper's defaults stay in
-#: :class:`Config`.
+#: The recipe measured to escape the identity trap in minutes on a CPU (DESIGN §6, issue 10;
+#: figures in benchmarks/results/recipes_real.json and the training notes). These are the defaults
+#: of :class:`Config`; the dict documents them and :func:`with_recipe` re-applies them to a config
+#: that changed them. Gated output on a temporal statistic channel (max for dark animals, min for
+#: bright ones), loss x6 on pixels that changed, half the crops centred where the pair differs, lags
+#: of 5-50 % of the recording (crawling animals re-cover their own track at short lags).
 RECIPE: dict[str, Any] = {
+    "model.gate": True,
     "model.residual": True,
+    "model.temporal_channel": "auto",
     "train.change_weight": 6.0,
     "sampling.mine_fraction": 0.5,
-    "sampling.lag": [1, 16],
+    "sampling.lag": [0.05, 0.5],
+    "sampling.lag_unit": "fraction",
 }
 #: Temporal statistic channel per polarity: the statistic that shows the plate, not the animals.
 RECIPE_TEMPORAL = {"dark": "max", "bright": "min", "absolute": "none"}
@@ -61,8 +65,9 @@ __all__ = ["train", "pair_loss", "identity_score", "with_recipe", "RECIPE", "IDE
 def with_recipe(config: Config) -> Config:
     """``config`` with :data:`RECIPE` applied, plus the temporal channel of :data:`RECIPE_TEMPORAL`
     for ``config.output.polarity`` (the lag unit is left as configured)."""
-    temporal = RECIPE_TEMPORAL[config.output.polarity.value]
-    return config.override({**RECIPE, "model.temporal_channel": temporal})
+    from vidfilter.config import resolve_temporal
+
+    return resolve_temporal(config.override(RECIPE))
 
 
 # -- loss and metrics --------------------------------------------------------------------------
