@@ -173,8 +173,12 @@ def panel_contrast(samples: Sequence[np.ndarray], *, symmetric: bool = False) ->
         return (0.0, 1.0)
     lo, hi = (float(v) for v in np.percentile(vals, CONTRAST_PERCENTILES))
     if symmetric:
-        m = max(abs(lo), abs(hi))
-        lo, hi = -m, m
+        # foreground: most pixels are ~0, so percentiles would blow compression noise up to full
+        # contrast; use the tail (99.9th) and at least 10 % of the data's full scale
+        dtype = np.asarray(samples[0]).dtype
+        floor = 0.1 * (np.iinfo(dtype).max if np.issubdtype(dtype, np.integer) else 1.0)
+        m = max(float(np.percentile(np.abs(vals), 99.9)), floor)
+        lo, hi = (0.0, m) if vals.min() >= 0 else (-m, m)
     if not hi > lo:
         hi = lo + 1.0
     return lo, hi
