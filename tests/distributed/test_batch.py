@@ -27,7 +27,7 @@ GROUPS = ("background", "foreground")
 
 
 def _cfg() -> Config:
-    return Config().override({"infer.device": "cpu"})
+    return Config().override({"infer.device": "cpu", "infer.every": 1})  # per-frame: a task long enough to kill
 
 
 def _read(store: Path, group: str) -> np.ndarray:
@@ -81,7 +81,6 @@ def test_batch_matches_single_process_reports_failure_and_skips_on_rerun(tmp_pat
     _assert_same(tmp_path / "rec_a.zarr", reference["rec_a.mkv"])
 
 
-@pytest.mark.xfail(reason="since keyframe mode became the default the 30-frame task can finish before the kill; the test needs a longer recording", strict=False)
 def test_killed_worker_mid_batch_is_survived(tmp_path, client, videos, reference, tiny_bundle):
     """SIGKILL the worker writing a recording mid-run: the task reruns elsewhere, resumes the partial
     store (taking over the dead writer's lock) and the output is identical."""
