@@ -28,7 +28,7 @@ from vidfilter.config import Config, Polarity
 from vidfilter.errors import ConfigError, VidfilterError
 from vidfilter.eval.baselines import BackgroundEstimator, make_baseline
 from vidfilter.infer import keyframe as kf
-from vidfilter.io.convert import dtype_scale, from_float, to_float
+from vidfilter.io.convert import from_float, to_float
 from vidfilter.io.source import FrameSource
 
 log = logging.getLogger(__name__)
@@ -328,7 +328,6 @@ def _stream(
     stop = threading.Event()
     q_in: queue.Queue = queue.Queue(maxsize=ic.queue_size)
     q_out: queue.Queue = queue.Queue(maxsize=ic.queue_size)
-    scale_in = dtype_scale(src.dtype)
     fg_float16 = oc.foreground_dtype == "float16"
     # "> N grey levels on the 8-bit scale"; the epsilon keeps exact N (e.g. 10/255 in float32) out.
     mask_thr = (oc.mask_threshold + 1e-3) / 255.0
@@ -397,7 +396,6 @@ def _stream(
         reader.join(timeout=5)
         writer_t.join(timeout=5)
         bar.close()
-    del scale_in
 
 
 def output_path_for(input: str, out_dir: str | Path) -> Path:
