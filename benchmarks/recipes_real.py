@@ -31,7 +31,8 @@ VARIANTS: dict[str, dict] = {
                         "model.gate": False},
     # long lags: 5-50 % of the recording
     "long-lags-smoothl1-lr8e-5": {"model.gate": False},
-    "defaults": {},  # what `vidfilter train` does now (gate + max channel, long lags, x6, mined crops)
+    "defaults": {},  # what `vidfilter train` does now (gate + plate correction + stat dropout, long lags, x6, mined crops)
+    "no-stat-dropout": {"sampling.stat_dropout": 0.0},
     "gate-l1-lr1e-3": {"train.lr": 1e-3, "train.loss": "l1"},
     "gate-smoothl1-lr1e-3": {"train.lr": 1e-3},
     "gate-l1-lr1e-3-nochangeweight": {"train.lr": 1e-3, "train.loss": "l1", "train.change_weight": 1.0},

@@ -80,6 +80,11 @@ class SamplingConfig(_Section):
     pool_refresh: int = Field(200, ge=1, description="pairs drawn between pool refresh runs")
     mine_fraction: float = Field(0.5, ge=0, le=1, description="share of crops centred where the pair differs")
     mine_threshold: float = Field(0.04, ge=0, description="|difference| (in [0,1]) that counts as change")
+    stat_dropout: float = Field(
+        0.5, ge=0, le=1,
+        description="share of training pairs whose temporal-statistic crop also shows the input's animals "
+        "(as for animals that never move), so the model learns to remove them by their look",
+    )
 
     @field_validator("lag", mode="before")
     @classmethod

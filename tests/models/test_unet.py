@@ -130,16 +130,23 @@ def test_residual_is_identity_at_init() -> None:
 
 
 def test_gate_starts_at_the_mean_and_stays_between_frame_and_statistic() -> None:
-    """gate=True: output = stat + sigmoid(z) (frame - stat): the mean at init, and always between the two."""
+    """gate=True: output = plate + sigmoid(g) (frame - plate), plate = stat + c: the mean of frame and
+    statistic at init, and between the two whenever the correction c is zero."""
     model = build_model(ModelConfig(width=4, depth=3, temporal_channel="max"))
     assert model.gate and not model.residual
     x = torch.rand(2, 2, 19, 27)
     assert torch.allclose(model(x), 0.5 * (x[:, :1] + x[:, 1:]))
-    torch.nn.init.normal_(model.out.weight, std=3.0)
+    assert model.out.out_channels == 2  # correction and gate
+    with torch.no_grad():
+        model.out.weight[1:].normal_(std=3.0)  # gate only; correction stays zero
     y = model(x)
     lo, hi = torch.minimum(x[:, :1], x[:, 1:]), torch.maximum(x[:, :1], x[:, 1:])
     assert torch.all(y >= lo - 1e-6) and torch.all(y <= hi + 1e-6)
     assert not torch.allclose(y, 0.5 * (x[:, :1] + x[:, 1:]))
+    with torch.no_grad():
+        model.out.weight.zero_()
+        model.out.bias.copy_(torch.tensor([0.25, -30.0]))  # plate = stat + 0.25, gate closed
+    assert torch.allclose(model(x), x[:, 1:] + 0.25, atol=1e-5)
     with pytest.raises(ValueError, match="temporal statistic"):
         UNet(1, 1, width=4, depth=2, gate=True)
 

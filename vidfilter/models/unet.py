@@ -89,10 +89,11 @@ class UNet(nn.Module):
         Output ``x[:, :out_channels] + net(x)`` with the last conv zero-initialised, so the
         untrained network is the identity.
     gate
-        Output ``stat + sigmoid(net(x)) * (frame - stat)`` where ``frame = x[:, :C]`` and
-        ``stat = x[:, C:2C]`` is the temporal statistic channel: per pixel the network only
-        decides how much of the current frame to keep (the plate's current texture) and how much
-        of the statistic (the plate without the animals). Needs the temporal channel.
+        Output ``plate + sigmoid(g) * (frame - plate)`` with ``plate = stat + c``, where
+        ``frame = x[:, :C]``, ``stat = x[:, C:2C]`` is the temporal statistic channel and ``c, g``
+        are the network's two outputs per channel: per pixel it decides how much of the current
+        frame to keep (the plate's current texture) and how much of the statistic, corrected where
+        the statistic still shows an animal (one that never moved). Needs the temporal channel.
     config
         The :class:`~vidfilter.config.ModelConfig` dict this network was built from (kept for
         bundles); built from the other arguments when omitted.
@@ -143,7 +144,8 @@ class UNet(nn.Module):
             nn.Sequential(_conv(below + in_channels, h1), nn.LeakyReLU(_SLOPE), _conv(h1, h2), nn.LeakyReLU(_SLOPE))
         )
         self.dec = nn.ModuleList(dec)
-        self.out = _conv(h2, out_channels)
+        # gate: a correction of the statistic (the plate estimate) and a gate logit per channel
+        self.out = _conv(h2, 2 * out_channels if gate else out_channels)
         self._init_weights()
         if config is None:
             config = ModelConfig(
@@ -216,7 +218,8 @@ class UNet(nn.Module):
         if self.gate:
             c = self.out_channels
             frame, stat = x[:, :c], x[:, c : 2 * c]
-            return stat + torch.sigmoid(y) * (frame - stat)
+            plate = stat + y[:, :c]  # the statistic, corrected where it still shows an animal
+            return plate + torch.sigmoid(y[:, c:]) * (frame - plate)
         if self.residual:
             y = y + x[:, : self.out_channels]
         return y

@@ -375,7 +375,13 @@ class PairSampler:
         c = self.crop
         planes = [a[y0 : y0 + c, x0 : x0 + c], b[y0 : y0 + c, x0 : x0 + c]]
         if self.temporal != "none":
-            planes.append(self.statistics[s][y0 : y0 + c, x0 : x0 + c])
+            stat = self.statistics[s][y0 : y0 + c, x0 : x0 + c]
+            p = self.sampling.stat_dropout if self.augment else 0.0
+            if p and self.temporal in ("max", "min") and self.rng.random() < p:
+                # put the input's animals into the statistic, as a never-moving animal would be: the
+                # target (animals elsewhere) then teaches removing animals the statistic still shows
+                stat = np.minimum(stat, planes[0]) if self.temporal == "max" else np.maximum(stat, planes[0])
+            planes.append(stat)
         scale = np.float32(1.0 / dtype_scale(a.dtype))
         stack = np.stack([p.astype(np.float32) for p in planes])
         if scale != 1:
