@@ -117,7 +117,8 @@ def test_killed_worker_mid_batch_is_survived(tmp_path, client, videos, reference
     assert not th.is_alive() and not err, err
     assert results[0]["status"] == "done", results
     assert results[0]["worker_pid"] != pid
-    assert 0 < results[0]["frames_this_run"] < 30  # resumed the partial store, not restarted
+    # resumed the partial store, not restarted (0 when the kill landed after the last frame, before the rename)
+    assert results[0]["frames_this_run"] < 30
     _assert_same(tmp_path / "rec_a.zarr", reference["rec_a.mkv"])
     client.wait_for_workers(2, timeout=60)  # the nanny restarted the killed worker
 
