@@ -158,6 +158,9 @@ class InferConfig(_Section):
 class OutputConfig(_Section):
     polarity: Polarity = Polarity.absolute
     foreground_dtype: Literal["input", "float16"] = "input"
+    clamp: bool = Field(
+        True, description="dark animals: background never darker than the frame (bright: never brighter)"
+    )
     mask: bool = False
     mask_threshold: float = Field(10.0, ge=0, description="grey levels on the 8-bit scale")
     formats: list[Literal["zarr", "ffv1", "png", "tiff", "hdf5", "preview"]] = ["zarr"]

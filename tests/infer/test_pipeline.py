@@ -144,3 +144,19 @@ def test_resume_after_sigkill_is_identical(tmp_path, video, bundle, every):
     assert done.returncode == 0, done.stderr
     for group in ("background", "foreground"):
         assert np.array_equal(_read(out, group), _read(ref, group))
+
+
+def test_dark_polarity_clamps_background_and_mask_follows_polarity(tmp_path):
+    """Dark animals only darken: background >= frame, the mask holds only darker-than-background pixels."""
+    frames = np.full((6, 16, 16), 200, np.uint8)
+    frames[:, 4:8, 4:8] = 120  # a dark animal that never moves (stays in the median)
+    frames[2, 10:14, 10:14] = 250  # a bright flash: not an animal for dark polarity
+    cfg = Config().override({"output.polarity": "dark", "output.mask": True})
+    run(ArrayFrameSource(frames), tmp_path / "o.zarr", method="median", config=cfg)
+    bg = _read(tmp_path / "o.zarr", "background")
+    mask = _read(tmp_path / "o.zarr", "mask")
+    assert (bg >= frames).all()
+    assert mask[2, 10:14, 10:14].sum() == 0
+    cfg = cfg.override({"output.polarity": "absolute"})
+    run(ArrayFrameSource(frames), tmp_path / "a.zarr", method="median", config=cfg)
+    assert _read(tmp_path / "a.zarr", "mask")[2, 10:14, 10:14].all()  # absolute keeps the flash

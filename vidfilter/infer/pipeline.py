@@ -92,6 +92,16 @@ def make_estimator(method: str, model: str | Path | Any | None, config: Config) 
 # foreground
 
 
+def clamp_background(frame: np.ndarray, background: np.ndarray, polarity: Polarity) -> np.ndarray:
+    """Dark animals only darken the plate, so the background is never darker than the frame
+    (``max(background, frame)``); bright animals only brighten it (``min``). Absolute: unchanged."""
+    if polarity == Polarity.dark:
+        return np.maximum(background, frame)
+    if polarity == Polarity.bright:
+        return np.minimum(background, frame)
+    return background
+
+
 def foreground(frame: np.ndarray, background: np.ndarray, polarity: Polarity) -> np.ndarray:
     """Signed or absolute difference in float [-1, 1] following the polarity."""
     if polarity == Polarity.bright:
@@ -356,11 +366,12 @@ def _stream(
                 return
             t, frame, bg = item
             f = to_float(frame)
+            bg = clamp_background(f, bg, oc.polarity) if oc.clamp else bg
             fg = foreground(f, bg, oc.polarity)
             sinks["background"].write(t, from_float(bg, src.dtype))
             sinks["foreground"].write(t, fg.astype(np.float16) if fg_float16 else from_float(fg, src.dtype))
             if "mask" in sinks:
-                sinks["mask"].write(t, (np.abs(fg) > mask_thr).astype(np.uint8))
+                sinks["mask"].write(t, (fg > mask_thr).astype(np.uint8))  # signed: follows the polarity
             since_flush += 1
             if keyframes and since_flush >= 16:
                 _save_keyframes(writer, keyframes[:])
