@@ -13,7 +13,11 @@ from vidfilter.models import build_model, save_bundle
 def client():
     """A ``Client`` on ``LocalCluster(n_workers=2, processes=True, threads_per_worker=1)``."""
     distributed = pytest.importorskip("dask.distributed")
-    cluster = distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None)
+    # every worker process (also one the nanny restarts) writes slowly enough for a test to kill it mid-run
+    cluster = distributed.LocalCluster(
+        n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None,
+        env={"VIDFILTER_TEST_SLOW_WRITE": "0.05"},
+    )
     c = distributed.Client(cluster)
     c.wait_for_workers(2, timeout=60)
     yield c
