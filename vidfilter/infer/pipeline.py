@@ -450,8 +450,3 @@ def run_many(
             log.info("%s failed: %s", inp, e)
             results.append({"input": str(inp), "output": None, "status": "failed", "error": " ".join(str(e).split())})
     return results
-
-
-def write_summary(results: list[dict[str, Any]], path: str | Path) -> None:
-    """A batch summary as JSON (input, status, frames, fps, error)."""
-    Path(path).write_text(json.dumps(results, indent=2))

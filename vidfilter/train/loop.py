@@ -56,15 +56,13 @@ RECIPE: dict[str, Any] = {
     "sampling.lag": [0.05, 0.5],
     "sampling.lag_unit": "fraction",
 }
-#: Temporal statistic channel per polarity: the statistic that shows the plate, not the animals.
-RECIPE_TEMPORAL = {"dark": "max", "bright": "min", "absolute": "none"}
 
 __all__ = ["train", "pair_loss", "identity_score", "with_recipe", "RECIPE", "IDENTITY_THRESHOLD", "TrainResult"]
 
 
 def with_recipe(config: Config) -> Config:
-    """``config`` with :data:`RECIPE` applied, plus the temporal channel of :data:`RECIPE_TEMPORAL`
-    for ``config.output.polarity`` (the lag unit is left as configured)."""
+    """``config`` with :data:`RECIPE` applied and the temporal channel resolved from
+    ``config.output.polarity`` (:func:`vidfilter.config.resolve_temporal`)."""
     from vidfilter.config import resolve_temporal
 
     return resolve_temporal(config.override(RECIPE))
