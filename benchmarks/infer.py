@@ -184,25 +184,26 @@ def model_time(model: Any, frames: list[np.ndarray], tile: int) -> float:
 
 
 def write_time(frames: list[np.ndarray], workdir: Path) -> float:
-    """Seconds per frame of the pipeline's write stage alone (foreground + conversions + 2 Zarr groups)."""
-    from vidfilter.config import Polarity
-    from vidfilter.infer.pipeline import foreground
-    from vidfilter.io.convert import from_float, to_float
+    """Seconds per frame of the pipeline's write stage alone: an interpolated background made in the
+    output dtype, clamp, foreground, and the two Zarr groups stored in parallel (as in ``vidfilter run``)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vidfilter.config import Config
+    from vidfilter.infer.keyframe import Interp
+    from vidfilter.infer.pipeline import FrameOutputs, store_frame
+    from vidfilter.io.convert import to_float
     from vidfilter.io.zarr_sink import OmeZarrWriter
 
-    bg = to_float(frames[0])
-    with tempfile.TemporaryDirectory(dir=workdir) as d:
+    bg0, bg1 = to_float(frames[0]), to_float(frames[-1])
+    outputs = FrameOutputs(frames[0].dtype, Config().output)
+    with tempfile.TemporaryDirectory(dir=workdir) as d, ThreadPoolExecutor(2) as pool:
         w = OmeZarrWriter(Path(d) / "w.zarr", overwrite=True)
         shape = frames[0].shape
         n = len(frames)
-        sb = w.image("background", shape, np.uint8, n_frames=n)
-        sf = w.image("foreground", shape, np.uint8, n_frames=n)
+        sinks = {k: w.image(k, shape, np.uint8, n_frames=n) for k in ("background", "foreground")}
         t0 = time.perf_counter()
         for t, f in enumerate(frames):
-            ff = to_float(f)
-            fg = foreground(ff, bg, Polarity.absolute)
-            sb.write(t, from_float(bg, np.uint8))
-            sf.write(t, from_float(fg, np.uint8))
+            store_frame(pool, sinks, t, outputs(f, Interp(bg0, 0, bg1, n, t)))
         dt = time.perf_counter() - t0
         w.finalise()
     return dt / n
@@ -219,23 +220,12 @@ def pipeline_fps(path: Path, workdir: Path, model: Any, *, every: int = 1, adapt
     cfg = Config().override(over)
     src = vf_open(str(path))
     with tempfile.TemporaryDirectory(dir=workdir) as d:
-        import vidfilter.infer.pipeline as pl
-
-        keys: list[list[int]] = []
-        orig = pl._estimate
-
-        def spy(frames, est, n, ev, ad, bound, keyframes):  # type: ignore[no-untyped-def]
-            keys.append(keyframes)
-            return orig(frames, est, n, ev, ad, bound, keyframes)
-
-        pl._estimate = spy
         try:
             s = run(src, Path(d) / "o.zarr", model=model, method="model", config=cfg)
         finally:
-            pl._estimate = orig
             src.close()
     return {"fps": s["frames_this_run"] / s["seconds"], "frames": s["frames_this_run"], "seconds": s["seconds"],
-            "keyframes": len(keys[0]) if keys else None}
+            "keyframes": s["keyframes"]}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -243,6 +233,8 @@ def pipeline_fps(path: Path, workdir: Path, model: Any, *, every: int = 1, adapt
 
 
 def bench_speed(workdir: Path, quick: bool) -> dict[str, Any]:
+    from vidfilter.config import Config
+
     model = fast_model()
     free = free_bundle()
     from vidfilter.models import load_model
@@ -250,11 +242,10 @@ def bench_speed(workdir: Path, quick: bool) -> dict[str, Any]:
     bundle = load_model(fast_bundle(workdir))
     # n: frames of the recording (keyframe runs use all of it); n_model: frames timed for the model;
     # per_frame: frames of the per-frame pipeline run (0 = skipped); ks: keyframe runs measured.
-    # At 2048^2 the fast net takes ~15-30 s per frame here, so keyframe runs there are few and
-    # the steady state is also projected from the measured parts (see keyframe_steady_state_fps).
+    # At 2048^2 the fast net takes several seconds per frame here, so per-frame runs there are few.
     plan = (
         {512: dict(n=120, n_model=3, per_frame=12, ks=[25], adaptive=False, tiles=[]),
-         2048: dict(n=30, n_model=1, per_frame=0, ks=[], adaptive=False, tiles=[1024])}
+         2048: dict(n=251, n_model=1, per_frame=0, ks=[25, 100, 250], adaptive=True, tiles=[1024])}
         if quick else
         {512: dict(n=300, n_model=6, per_frame=40, ks=[25, 100, 250], adaptive=True, tiles=[]),
          1024: dict(n=300, n_model=3, per_frame=10, ks=[25, 100, 250], adaptive=True, tiles=[512]),
@@ -277,8 +268,9 @@ def bench_speed(workdir: Path, quick: bool) -> dict[str, Any]:
             nt = 1 if tile == 512 and size >= 2048 else p["n_model"]
             tt = model_time(model, frames[:nt], tile=tile)
             r["tiling"][str(tile)] = {"s_per_frame": tt, "mpx_s": mp / tt, "overhead": tt / whole - 1}
-        # the default tile (1024) runs frames <= 1024 whole
-        default_t = r["tiling"].get("1024", {}).get("s_per_frame", whole)
+        # frames up to the default tile run whole
+        default_tile = Config().infer.tile
+        default_t = whole if size <= default_tile else r["tiling"][str(default_tile)]["s_per_frame"]
         r["model_default_tile_fps"] = 1 / default_t
         r["write_s_per_frame"] = write_time(frames[:30], workdir)
         dec_s = 1 / r["decode_fps"]
@@ -295,9 +287,6 @@ def bench_speed(workdir: Path, quick: bool) -> dict[str, Any]:
             r["pipeline"][f"K{k}"] = pipeline_fps(path, workdir, bundle, every=k)
         if p["adaptive"]:
             r["pipeline"]["K250_adaptive"] = pipeline_fps(path, workdir, bundle, every=250, adaptive=True)
-        # steady state of keyframe mode with the serial design: per K frames one model call + K * (pipeline overhead)
-        ovh = 1 / r["pipeline"]["free_model_K1"]["fps"]
-        r["keyframe_steady_state_fps"] = {str(k): 1 / (ovh + default_t / k) for k in (25, 100, 250, 1000)}
         for key, v in r["pipeline"].items():
             v["ratio_to_decode"] = v["fps"] / r["decode_fps"]
         out[str(size)] = r
@@ -406,14 +395,19 @@ class _Cached:
 def keyframe_errors(rec: Any, bgs: np.ndarray, frames: np.ndarray, *, every: int, adaptive: bool, bound: float) -> dict[str, Any]:
     from vidfilter.eval.masks import threshold_mask
     from vidfilter.eval.metrics import PixelScore
-    from vidfilter.infer.pipeline import _estimate
+    from vidfilter.infer import keyframe as kf
+    from vidfilter.io.convert import to_float
 
     n = len(frames)
     est = _Cached(bgs)
     keys: list[int] = []
-    err1, errtrue, per_frame = [], [], []
+    err1, errtrue = [], []
     f1_vs_1, f1_vs_gt = PixelScore(), PixelScore()
-    for t, frame, bg in _estimate(iter(enumerate(frames)), est, n, every, adaptive, bound, keys):  # type: ignore[arg-type]
+    grid = ((g, est.background(g, frames[g])) for g in kf.grid(0, every, n))
+    items = kf.schedule(iter(enumerate(frames)), est.background, grid, n, every, adaptive=adaptive, bound=bound,
+                        keyframes=keys, to_float=to_float)
+    for t, frame, bg in items:
+        bg = bg.array() if isinstance(bg, kf.Interp) else bg
         e = float(np.mean(np.abs(bg - bgs[t]))) * 255
         err1.append(e)
         gt = rec.frame(t)
@@ -532,15 +526,15 @@ def table(res: dict[str, Any]) -> str:
             for tile, t in r["tiling"].items():
                 lines.append(f"| {size}² | {tile} | {t['s_per_frame']:.2f} | {t['mpx_s']:.2f} | {100 * t['overhead']:+.0f} % | {_flag(t['overhead'] <= T_TILING)} |")
         lines.append("")
-        lines.append("| size | decode ms/frame | compute ms/frame (default tile) | write ms/frame | shares decode/compute/write | keyframe steady state fps K=25/100/250/1000 (serial design) |")
+        lines.append("| size | decode ms/frame | compute ms/frame (default tile) | write ms/frame | shares decode/compute/write (per-frame mode) | keyframes run K25/K100/K250/K250+adaptive |")
         lines.append("|---|---|---|---|---|---|")
         for size, r in sp.items():
             s = r["stage_share_per_frame_mode"]
-            ss = r["keyframe_steady_state_fps"]
+            p = r["pipeline"]
             lines.append(
                 f"| {size}² | {1000 / r['decode_fps']:.1f} | {1000 / r['model_default_tile_fps']:.0f} | {1000 * r['write_s_per_frame']:.1f} | "
                 f"{100 * s['decode']:.1f} / {100 * s['compute']:.1f} / {100 * s['write']:.1f} % | "
-                + " / ".join(f"{ss[k]:.1f}" for k in ("25", "100", "250", "1000")) + " |"
+                + " / ".join(str(p[k]["keyframes"]) if k in p else "-" for k in ("K25", "K100", "K250", "K250_adaptive")) + " |"
             )
     mem = res.get("memory")
     if mem:

@@ -1,5 +1,6 @@
-"""Keyframe mode: the schedule, the interpolation, the drift measure, and the adaptive policy of
-``pipeline._estimate`` (with stub estimators, so the tests are exact and fast)."""
+"""Keyframe mode: the grid, the interpolation, the drift measure, the streaming schedule and its
+adaptive policy (``keyframe.schedule`` with stub estimators, so the tests are exact and fast), and
+the integer writer path against the float computation."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import numpy as np
 import pytest
 
 from vidfilter.infer import keyframe as kf
-from vidfilter.infer.pipeline import _estimate
-from vidfilter.io.convert import to_float
+from vidfilter.config import Polarity
+from vidfilter.infer.pipeline import _foreground_int, _per_frame, background_as, foreground
+from vidfilter.io.convert import from_float, to_float
 
 
 class Stub:
@@ -24,10 +26,22 @@ class Stub:
         return frame.copy()
 
 
-def _run(frames: np.ndarray, every: int, adaptive: bool = False, bound: float = 0.02, est=None):
+def _grid_backgrounds(frames, est, start, every):
+    """What the pipeline's look-ahead thread yields: the grid keyframes' backgrounds, in order."""
+    for g in kf.grid(start, every, len(frames)):
+        yield g, est.background(g, to_float(frames[g]))
+
+
+def _run(frames: np.ndarray, every: int, adaptive: bool = False, bound: float = 0.02, est=None, start: int = 0):
     est = est or Stub()
     keys: list[int] = []
-    out = list(_estimate(iter(enumerate(frames)), est, len(frames), every, adaptive, bound, keys))
+    if every == 1:
+        items = _per_frame(((t, frames[t]) for t in range(start, len(frames))), est)
+    else:
+        items = kf.schedule(((t, frames[t]) for t in range(start, len(frames))), est.background,
+                            _grid_backgrounds(frames, est, start, every), len(frames), every,
+                            adaptive=adaptive, bound=bound, keyframes=keys, to_float=to_float)
+    out = [(t, f, b.array() if isinstance(b, kf.Interp) else b) for t, f, b in items]
     return out, keys, est
 
 
@@ -69,7 +83,12 @@ def test_fixed_grid_has_every_kth_and_the_last_frame(n, every):
     assert keys[0] == 0 and keys[-1] == n - 1
 
 
-def test_estimate_fixed_grid_calls_the_model_on_keyframes_only_and_interpolates():
+@pytest.mark.parametrize("start, n, every", [(0, 101, 25), (30, 101, 25), (0, 10, 25), (7, 8, 5), (0, 1, 5)])
+def test_grid_from_a_start_frame(start, n, every):
+    assert kf.grid(start, every, n) == [t for t in range(start, n) if kf.is_fixed_keyframe(t, every, n)]
+
+
+def test_schedule_fixed_grid_calls_the_model_on_keyframes_only_and_interpolates():
     n, every = 53, 10
     levels = np.linspace(50, 200, n).astype(np.uint8)  # a slow ramp: interpolation is close to exact
     frames = np.repeat(levels, 6 * 6).reshape(n, 6, 6)
@@ -85,9 +104,11 @@ def test_estimate_fixed_grid_calls_the_model_on_keyframes_only_and_interpolates(
             np.testing.assert_array_equal(bg, to_float(frames[t]))
 
 
-def test_estimate_buffers_at_most_every_frames():
-    """Memory bound of keyframe mode: frames read ahead of the output never exceed K."""
-    n, every = 120, 25
+@pytest.mark.parametrize("adaptive", [False, True])
+def test_schedule_buffers_no_frame(adaptive):
+    """Memory of keyframe mode does not grow with K: each frame leaves before the next is read
+    (the keyframes come from the look-ahead), however long the interval."""
+    n, every = 120, 100
     frames = np.zeros((n, 4, 4), np.uint8)
     read = [0]
 
@@ -97,9 +118,12 @@ def test_estimate_buffers_at_most_every_frames():
             yield t, frames[t]
 
     est, keys, ahead = Stub(), [], 0
-    for i, _ in enumerate(_estimate(source(), est, n, every, False, 0.02, keys)):
+    items = kf.schedule(source(), est.background, _grid_backgrounds(frames, est, 0, every), n, every,
+                        adaptive=adaptive, keyframes=keys, to_float=to_float)
+    for i, _ in enumerate(items):
         ahead = max(ahead, read[0] - i)
-    assert ahead <= every + 1
+    assert ahead == 1
+    assert keys == [0, 100, 119]
 
 
 def test_per_frame_and_stateful_estimators_skip_keyframes():
@@ -110,8 +134,8 @@ def test_per_frame_and_stateful_estimators_skip_keyframes():
     class Stateful(Stub):
         stateful = True
 
-    _, keys, est = _run(frames, 5, est=Stateful())
-    assert est.calls == list(range(12))
+    est = Stateful()
+    assert [t for t, _, _ in _per_frame(iter(enumerate(frames)), est)] == est.calls == list(range(12))
 
 
 # -- drift ----------------------------------------------------------------------------------
@@ -143,15 +167,34 @@ def _step(n: int = 100, at: int = 50, before: int = 128, after: int = 180) -> np
 
 def test_adaptive_adds_a_keyframe_at_an_illumination_step():
     frames = _step()
-    out, keys, est = _run(frames, every=100, adaptive=True, bound=0.02)
-    # the frame before the jump closes the old segment, the jump opens a new one
-    assert keys == [0, 49, 50, 99] == sorted(est.calls)
+    bound = 0.02
+    out, keys, est = _run(frames, every=100, adaptive=True, bound=bound)
+    # the grid's far keyframe (99) is past the step: blending towards it drifts until one frame
+    # exceeds the bound and becomes a keyframe; that keyframe and 99 disagree, so its background
+    # is held (no blending across the step) until the step itself opens a new keyframe
+    assert keys[0] == 0 and keys[-1] == 99 and 50 in keys
+    assert len(keys) == 4 and sorted(est.calls) == keys
     bg = {t: b for t, _, b in out}
-    for t in range(0, 50):  # before the step: no blending with the new level either
-        np.testing.assert_allclose(bg[t][8, 8], bg[0][8, 8], atol=1e-6)
+    for t in range(0, 50):  # before the step: within the bound of the true level, never past it
+        assert abs(bg[t][8, 8] - 128 / 255) <= bound + 1e-6
+    for t in range(keys[1], 50):  # held: exactly the level of the keyframe before the step
+        np.testing.assert_allclose(bg[t][8, 8], 128 / 255, atol=1e-6)
     # after the step the background is the new level exactly (no blending across the step)
     for t in range(50, 100):
         np.testing.assert_allclose(bg[t][8, 8], 180 / 255, atol=1e-6)
+
+
+def test_adaptive_resume_at_a_grid_keyframe_is_identical():
+    """The state at a grid keyframe depends on nothing earlier: a run started there (a resume)
+    gives the same backgrounds and keyframes, adaptive ones included, as the uninterrupted run."""
+    frames = np.concatenate([_step(), _step()])  # steps at 50 and 150, grid 0, 100, 199
+    full, keys, _ = _run(frames, every=100, adaptive=True)
+    assert len([k for k in keys if k > 100]) >= 3  # extra keyframes after the resume point
+    part, keys2, _ = _run(frames, every=100, adaptive=True, start=100)
+    assert keys2 == [k for k in keys if k >= 100]
+    for (t, _, a), (t2, _, b) in zip(full[100:], part):
+        assert t == t2
+        np.testing.assert_array_equal(a, b)
 
 
 def test_without_adaptive_the_step_is_blended():
@@ -170,3 +213,26 @@ def test_adaptive_does_not_fire_on_slow_drift_below_the_bound():
     frames = np.repeat(levels, 8 * 8).reshape(n, 8, 8)
     _, keys, _ = _run(frames, every=100, adaptive=True, bound=0.02)
     assert keys == [0, 99]
+
+
+# -- the writer's integer path ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("shape", [(33, 47), (20, 30, 3)])
+def test_integer_background_and_foreground_equal_the_float_computation(dtype, shape):
+    rng = np.random.default_rng(5)
+    scale = np.iinfo(dtype).max
+    b0, b1 = rng.random((2, *shape), dtype=np.float32)
+    frame = rng.integers(0, scale + 1, shape).astype(dtype)
+    for t in (3, 5, 9):
+        spec = kf.Interp(b0, 2, b1, 10, t)
+        want = from_float(spec.array(), dtype)
+        got = background_as(spec, dtype)
+        assert got.dtype == dtype and got.shape == want.shape
+        assert np.abs(got.astype(np.int64) - want).max() <= 1  # float rounding at .5 only
+        assert np.mean(got == want) > 0.99
+        for pol in Polarity:
+            fg = _foreground_int(frame, got, pol)
+            ref = from_float(foreground(to_float(frame), to_float(got), pol), dtype)
+            np.testing.assert_array_equal(fg, ref)

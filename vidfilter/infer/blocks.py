@@ -265,10 +265,9 @@ class BlockStore:
         attrs: dict[str, Any] | None = None, overwrite: bool = False, flush_seconds: float = 5.0,
     ) -> None:
         import zarr
-        from zarr.codecs import BloscCodec
 
         from vidfilter.io.sink import partial_path
-        from vidfilter.io.zarr_sink import LOCK_NAME, _jsonable, _LockFile
+        from vidfilter.io.zarr_sink import LOCK_NAME, _jsonable, _LockFile, array_options
 
         self.path = Path(path)
         if self.path.suffix != ".zarr":
@@ -309,8 +308,7 @@ class BlockStore:
                 names = (["t"] if layout.frames is not None else []) + ["y", "x"]
                 self.array = g.create_array(
                     "0", shape=layout.shape, chunks=layout.chunks, dtype=self.dtype,
-                    compressors=BloscCodec(cname="zstd", clevel=3, shuffle="shuffle"), fill_value=0,
-                    dimension_names=names,
+                    dimension_names=names, **array_options(),
                 )
             self._spec = _jsonable(spec)
             self._last_flush = 0.0

@@ -26,9 +26,9 @@ import numpy as np
 
 from vidfilter.config import Config, Polarity
 from vidfilter.errors import ConfigError, VidfilterError
-from vidfilter.eval.baselines import BackgroundEstimator, make_baseline
+from vidfilter.baselines import BackgroundEstimator, make_baseline
 from vidfilter.infer import keyframe as kf
-from vidfilter.io.convert import from_float, to_float
+from vidfilter.io.convert import dtype_scale, from_float, to_float
 from vidfilter.io.source import FrameSource
 
 log = logging.getLogger(__name__)
@@ -152,47 +152,50 @@ def _get(q: queue.Queue, stop: threading.Event, stages: Sequence[_Stage]) -> Any
                 return _STOP
 
 
-def _estimate(
-    frames: Iterator[tuple[int, np.ndarray]], est: BackgroundEstimator, n_frames: int, every: int,
-    adaptive: bool, bound: float, keyframes: list[int],
+def _per_frame(
+    frames: Iterator[tuple[int, np.ndarray]], est: BackgroundEstimator
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """Yield (t, frame, background) in order; keyframe mode buffers at most ``every`` frames."""
-    if every == 1 or est.stateful:
-        for t, frame in frames:
-            yield t, frame, est.background(t, to_float(frame))
-        return
-    prev: tuple[int, np.ndarray] | None = None  # last keyframe (t, background)
-    key_drift = 0.0  # residual level at the last keyframe (noise and model misfit, not drift)
-    pending: list[tuple[int, np.ndarray]] = []
-
-    def keyframe(t: int, frame: np.ndarray) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-        nonlocal prev, pending, key_drift
-        bg = est.background(t, to_float(frame))
-        keyframes.append(t)
-        if prev is not None:
-            for tp, fp in pending:
-                yield tp, fp, kf.interpolate(prev[1], prev[0], bg, t, tp)
-        pending = []
-        prev = (t, bg)
-        if adaptive:
-            key_drift = kf.drift(to_float(frame[::4, ::4]), bg[::4, ::4], stride=1)
-        yield t, frame, bg
-
+    """Every frame through the estimator (``--every 1`` and the stateful baselines)."""
     for t, frame in frames:
-        if prev is None or kf.is_fixed_keyframe(t, every, n_frames):
-            yield from keyframe(t, frame)
-            continue
-        if adaptive and kf.drift(to_float(frame[::4, ::4]), prev[1][::4, ::4], stride=1) - key_drift > bound:
-            # a jump (camera bump, lamp): end the previous segment on the frame before it, so no
-            # interpolation crosses the jump, then start a new one here
-            if pending:
-                tp, fp = pending.pop()
-                yield from keyframe(tp, fp)
-            yield from keyframe(t, frame)
-            continue
-        pending.append((t, frame))
-    for tp, fp in pending:  # only when the last frame could not be a keyframe (never with the fixed grid)
-        yield tp, fp, prev[1]
+        yield t, frame, est.background(t, to_float(frame))
+
+
+_CV_DEPTH = {np.dtype(np.uint8): 0, np.dtype(np.uint16): 2}  # cv2.CV_8U, cv2.CV_16U
+
+
+def background_as(bg: Any, dtype: np.dtype) -> np.ndarray:
+    """A background from the estimator (float array or :class:`keyframe.Interp`) in ``dtype``.
+
+    Integer outputs of an interpolated background are blended, scaled, rounded and saturated in one
+    OpenCV pass (no float frame is made); the result equals ``from_float(interp.array(), dtype)``
+    up to float rounding (at most one level).
+    """
+    dtype = np.dtype(dtype)
+    if isinstance(bg, kf.Interp):
+        depth = _CV_DEPTH.get(dtype)
+        if depth is not None and (bg.bg0.ndim == 2 or bg.bg0.shape[-1] <= 4):
+            import cv2
+
+            w = bg.weight
+            scale = dtype_scale(dtype)
+            return cv2.addWeighted(bg.bg0, (1.0 - w) * scale, bg.bg1, w * scale, 0.0, dtype=depth)
+        bg = bg.array()
+    return from_float(bg, dtype)
+
+
+def _foreground_int(frame: np.ndarray, bg: np.ndarray, polarity: Polarity) -> np.ndarray:
+    """Saturating integer foreground; equals ``from_float(foreground(...))`` of the stored values."""
+    import cv2
+
+    if frame.ndim == 3 and frame.shape[-1] > 4:  # more channels than OpenCV's element types hold
+        f, b = frame.astype(np.int32), bg.astype(np.int32)
+        d = b - f if polarity == Polarity.dark else f - b if polarity == Polarity.bright else np.abs(f - b)
+        return np.clip(d, 0, np.iinfo(frame.dtype).max).astype(frame.dtype)
+    if polarity == Polarity.dark:
+        return cv2.subtract(bg, frame)
+    if polarity == Polarity.bright:
+        return cv2.subtract(frame, bg)
+    return cv2.absdiff(frame, bg)
 
 
 def _file_fingerprint(path: str) -> dict[str, Any]:
@@ -266,7 +269,7 @@ def run(
         if oc.mask:
             sinks["mask"] = writer.image("mask", frame_shape, np.uint8, fps=src.fps, n_frames=n)
         done = min(s.frames_written for s in sinks.values())
-        start = _resume_point(writer, done, ic.every)
+        start = _resume_point(done, n, ic.every if not est.stateful else 1)
         if start:
             log.info("resuming %s at frame %d of %d", out, start, n)
         est.prepare(src)
@@ -274,7 +277,7 @@ def run(
             for t, frame in zip(range(start), src.iter(0, start)):
                 est.background(t, to_float(frame))
         keyframes: list[int] = []
-        _stream(src, est, sinks, start, n, config, keyframes, writer, progress)
+        _stream(src, est, sinks, start, n, config, keyframes, progress)
         writer.finalise()
     except BaseException:
         writer.abort()
@@ -285,7 +288,7 @@ def run(
     written = n - start
     summary = {
         "input": str(in_path), "output": str(out), "status": "done", "frames": n,
-        "frames_this_run": written, "seconds": round(seconds, 3),
+        "frames_this_run": written, "keyframes": len(keyframes) if keyframes else None, "seconds": round(seconds, 3),
         "fps": round(written / seconds, 3) if seconds > 0 else None,
     }
     exports = [f for f in oc.formats if f != "zarr"]
@@ -296,51 +299,71 @@ def run(
     return summary
 
 
-def _resume_point(writer: Any, done: int, every: int) -> int:
-    """Restart at the last keyframe at or before ``done`` so interpolated frames are identical."""
-    if done <= 0:
-        return 0
-    keyframes = _load_keyframes(writer)
-    if every == 1:
-        return done
-    if keyframes:
-        ks = [k for k in keyframes if k <= done]
-        return max(ks) if ks else 0
+def _resume_point(done: int, n: int, every: int) -> int:
+    """Where a resumed run starts: after the durable prefix per frame; in keyframe mode at the last
+    grid keyframe at or before it, whose state depends on nothing earlier, so that the resumed
+    output is identical to an uninterrupted run."""
+    if done <= 0 or done >= n or every == 1:
+        return max(0, min(done, n))
     return (done // every) * every
 
 
-_KEYFRAMES = ".vidfilter_keyframes.json"
+class FrameOutputs:
+    """The arrays stored for one frame: background (clamped by polarity), foreground, mask.
+
+    Integer recordings take an integer path (OpenCV, saturating): the stored foreground is exactly
+    the difference of the stored frame and background, and the mask is ``foreground > threshold``
+    (grey levels on the 8-bit scale). Float recordings and a float16 foreground take the float path.
+    """
+
+    def __init__(self, dtype: np.dtype, oc: Any, *, mask: bool = False) -> None:
+        self.dtype = np.dtype(dtype)
+        self.oc = oc
+        self.mask = mask
+        self.int_path = self.dtype in _CV_DEPTH and oc.foreground_dtype != "float16"
+        scale = dtype_scale(self.dtype)
+        # on the float path the epsilon keeps exact N (e.g. 10/255 in float32) out
+        self.mask_level = oc.mask_threshold * scale / 255.0 if self.int_path else (oc.mask_threshold + 1e-3) / 255.0
+
+    def __call__(self, frame: np.ndarray, bg: Any) -> dict[str, np.ndarray]:
+        oc = self.oc
+        if self.int_path:
+            b = background_as(bg, self.dtype)
+            if oc.clamp:
+                b = clamp_background(frame, b, oc.polarity)
+            fg = _foreground_int(frame, b, oc.polarity)
+            out = {"background": b, "foreground": fg}
+        else:
+            f = to_float(frame)
+            b = bg.array() if isinstance(bg, kf.Interp) else bg
+            b = clamp_background(f, b, oc.polarity) if oc.clamp else b
+            fg = foreground(f, b, oc.polarity)
+            out = {"background": from_float(b, self.dtype),
+                   "foreground": fg.astype(np.float16) if oc.foreground_dtype == "float16" else from_float(fg, self.dtype)}
+        if self.mask:
+            out["mask"] = (fg > self.mask_level).view(np.uint8)  # signed: follows the polarity
+        return out
 
 
-def _load_keyframes(writer: Any) -> list[int] | None:
-    p = Path(writer.partial) / _KEYFRAMES
-    try:
-        return [int(k) for k in json.loads(p.read_text())]
-    except (OSError, ValueError):
-        return None
-
-
-def _save_keyframes(writer: Any, keyframes: list[int]) -> None:
-    from vidfilter.io.sink import atomic_write_bytes
-
-    atomic_write_bytes(Path(writer.partial) / _KEYFRAMES, json.dumps(keyframes).encode())
-
-
-def _clear_keyframes(writer: Any) -> None:
-    (Path(writer.partial) / _KEYFRAMES).unlink(missing_ok=True)
+def store_frame(pool: Any, sinks: dict[str, Any], t: int, arrays: dict[str, np.ndarray]) -> None:
+    """Write one frame's arrays to their sinks in parallel (Blosc and file I/O release the GIL)."""
+    futures = [pool.submit(sinks[k].write, t, a) for k, a in arrays.items()]
+    for fu in futures:
+        fu.result()
 
 
 def _stream(
     src: FrameSource, est: BackgroundEstimator, sinks: dict[str, Any], start: int, n: int,
-    config: Config, keyframes: list[int], writer: Any, progress: bool,
+    config: Config, keyframes: list[int], progress: bool,
 ) -> None:
+    """Decode, look-ahead (keyframes), estimate and write threads around the caller's thread."""
     oc, ic = config.output, config.infer
     stop = threading.Event()
     q_in: queue.Queue = queue.Queue(maxsize=ic.queue_size)
     q_out: queue.Queue = queue.Queue(maxsize=ic.queue_size)
-    fg_float16 = oc.foreground_dtype == "float16"
-    # "> N grey levels on the 8-bit scale"; the epsilon keeps exact N (e.g. 10/255 in float32) out.
-    mask_thr = (oc.mask_threshold + 1e-3) / 255.0
+    q_key: queue.Queue = queue.Queue(maxsize=2)  # keyframe backgrounds computed ahead
+    keyframe_mode = ic.every > 1 and not est.stateful
+    stages: list[_Stage] = []
 
     def decode() -> None:
         for t, frame in zip(range(start, n), src.iter(start, n)):
@@ -348,49 +371,61 @@ def _stream(
                 return
         _put(q_in, _STOP, stop)
 
-    def frames_in() -> Iterator[tuple[int, np.ndarray]]:
+    def lookahead() -> None:
+        """The fixed-grid keyframes, read by a second handle and estimated ahead of the stream."""
+        ahead = src.reopen()
+        try:
+            for g in kf.grid(start, ic.every, n):
+                bg = est.background(g, to_float(ahead[g]))
+                if not _put(q_key, (g, bg), stop):
+                    return
+        finally:
+            if ahead is not src:
+                ahead.close()
+
+    def drain(q: queue.Queue) -> Iterator[Any]:
         while True:
-            item = _get(q_in, stop, stages)
+            item = _get(q, stop, stages)
             if item is _STOP:
                 return
             yield item
 
     # Fault-injection hook for the kill/resume tests: seconds to sleep per written frame.
     throttle = float(os.environ.get("VIDFILTER_TEST_SLOW_WRITE", "0") or 0)
+    outputs = FrameOutputs(src.dtype, oc, mask="mask" in sinks)
 
     def write() -> None:
-        since_flush = 0
-        while True:
-            item = _get(q_out, stop, [])
-            if item is _STOP:
-                return
-            t, frame, bg = item
-            f = to_float(frame)
-            bg = clamp_background(f, bg, oc.polarity) if oc.clamp else bg
-            fg = foreground(f, bg, oc.polarity)
-            sinks["background"].write(t, from_float(bg, src.dtype))
-            sinks["foreground"].write(t, fg.astype(np.float16) if fg_float16 else from_float(fg, src.dtype))
-            if "mask" in sinks:
-                sinks["mask"].write(t, (fg > mask_thr).astype(np.uint8))  # signed: follows the polarity
-            since_flush += 1
-            if keyframes and since_flush >= 16:
-                _save_keyframes(writer, keyframes[:])
-                since_flush = 0
-            bar.update(1)
-            if throttle:
-                time.sleep(throttle)
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=len(sinks), thread_name_prefix="vidfilter-store") as pool:
+            while True:
+                item = _get(q_out, stop, [])
+                if item is _STOP:
+                    return
+                t, frame, bg = item
+                store_frame(pool, sinks, t, outputs(frame, bg))
+                bar.update(1)
+                if throttle:
+                    time.sleep(throttle)
 
     from tqdm.auto import tqdm
 
     bar = tqdm(total=n, initial=start, unit="frame", disable=not progress, desc=Path(str(src.path)).name[:30])
-    stages: list[_Stage] = []
     reader = _Stage(decode, "vidfilter-decode")
     writer_t = _Stage(write, "vidfilter-write")
     stages = [reader, writer_t]
-    reader.start()
-    writer_t.start()
+    if keyframe_mode:
+        stages.append(_Stage(lookahead, "vidfilter-keyframes"))
+        items = kf.schedule(
+            drain(q_in), est.background, drain(q_key), n, ic.every, adaptive=ic.adaptive,
+            bound=ic.adaptive_bound, keyframes=keyframes, to_float=to_float,
+        )
+    else:
+        items = _per_frame(drain(q_in), est)
+    for s_ in stages:
+        s_.start()
     try:
-        for item in _estimate(frames_in(), est, n, ic.every, ic.adaptive, ic.adaptive_bound, keyframes):
+        for item in items:
             if writer_t.error is not None:
                 raise writer_t.error
             if not _put(q_out, item, stop):
@@ -398,14 +433,13 @@ def _stream(
         _put(q_out, _STOP, stop)
         while writer_t.is_alive():
             writer_t.join(timeout=0.1)
-        for s in stages:
-            if s.error is not None:
-                raise s.error
-        _clear_keyframes(writer)
+        for s_ in stages:
+            if s_.error is not None:
+                raise s_.error
     finally:
         stop.set()
-        reader.join(timeout=5)
-        writer_t.join(timeout=5)
+        for s_ in stages:
+            s_.join(timeout=5)
         bar.close()
 
 

@@ -146,6 +146,15 @@ class FrameSource(ABC):
             "duration_s": (n / self.fps) if self.fps else None,
         }
 
+    def reopen(self) -> FrameSource:
+        """A handle for a second reader thread (e.g. keyframe look-ahead next to sequential decoding).
+
+        The default shares this object, which is right for sources whose random access is
+        stateless or locked; sources with a stateful decoder return an independent handle (the
+        caller closes it when it is not ``self``).
+        """
+        return self
+
     def close(self) -> None:
         """Release file handles; safe to call twice."""
 

