@@ -465,7 +465,7 @@ def bench_keyframe(workdir: Path, quick: bool, model: str | None = None) -> dict
         "shift_4x3px+drift_0.02": dict(illumination_drift=0.02, shift_at=n // 2 + 13, shift_px=(4.0, 3.0)),
     }
     ks = [1, 5, 25, 100, 250]
-    variants = [(k, False, 0.02) for k in ks] + [(250, True, 0.02), (250, True, 0.01), (100, True, 0.01), (100, True, 0.02)]
+    variants = [(k, False, 0.02) for k in ks] + [(250, True, 0.02), (250, True, 0.01), (250, True, 0.005), (100, True, 0.01), (100, True, 0.005)]
     for name, kw in cases.items():
         log(f"keyframe study: {name}")
         rec = SyntheticRecording(n, size, size, seed=5, **kw)
