@@ -162,6 +162,12 @@ class InferConfig(_Section):
     adaptive_bound: float = Field(0.005, gt=0, description="rise of the median |frame - background| above its level at the last keyframe (0.005 = 1.3 grey levels of 255)")
     queue_size: int = Field(8, ge=1)
     threads: int | None = Field(None, ge=1)
+    salvage: bool = Field(
+        False, description="damaged input: process the frames before the damage and record it, instead of refusing"
+    )
+    missing_chunks: Literal["error", "fill"] = Field(
+        "error", description="a Zarr input missing a chunk file: refuse it, or read the chunk as the fill value"
+    )
 
 
 class OutputConfig(_Section):

@@ -49,3 +49,22 @@ class BundleError(VidfilterError, ValueError):
 
 class TrainingInputError(VidfilterError, ValueError):
     """Training cannot start with these inputs (too short for the lag, crop larger than frame...)."""
+
+
+class DamagedInputError(UnreadableInputError):
+    """Part of the input is damaged (truncated file, corrupt frame, missing chunk).
+
+    ``frame`` is the first frame that cannot be trusted (frames before it read fine), or ``None``
+    when the damage is known only for the file as a whole; ``reason`` says what is wrong in a few
+    words, without the path or the advice. ``vidfilter run --salvage`` processes the frames before
+    the damage instead of failing.
+    """
+
+    def __init__(self, message: str, *, frame: int | None = None, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.frame = frame
+        self.reason = reason or message
+
+
+class DiskFullError(VidfilterError, OSError):
+    """The output's file system ran out of space (or quota) while writing."""

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from ome_zarr.format import FormatV04
 from ome_zarr.writer import write_image
 
-from vidfilter.errors import InputNotFoundError, UnsupportedInputError
+from vidfilter.errors import DamagedInputError, InputNotFoundError, UnsupportedInputError
 from vidfilter.io.array_source import ArrayFrameSource
 from vidfilter.io.zarr_source import ZarrFrameSource
 
@@ -124,10 +124,17 @@ def test_float16_read_as_float32(tmp_path: Path) -> None:
         assert src.to_dask().dtype == np.float32
 
 
-def test_missing_chunks_read_as_fill_value(tmp_path: Path) -> None:
+def test_missing_chunks_are_an_error_or_read_as_fill_value(tmp_path: Path) -> None:
+    """A chunk file missing from the store is damage by default (Zarr would return the fill value,
+    a black frame); ``missing_chunks="fill"`` reads stores that leave out all-fill chunks on purpose."""
     arr = zarr.create_array(str(tmp_path / "m.zarr"), shape=(4, 8, 8), chunks=(1, 8, 8), dtype=np.uint8, fill_value=7)
     arr[1] = 3
     with ZarrFrameSource(tmp_path / "m.zarr") as src:
+        assert (src[1] == 3).all()
+        with pytest.raises(DamagedInputError, match="frame 0 is missing") as info:
+            src[0]
+        assert info.value.frame == 0
+    with ZarrFrameSource(tmp_path / "m.zarr", missing_chunks="fill") as src:
         assert (src[0] == 7).all() and (src[1] == 3).all()
 
 
@@ -146,7 +153,7 @@ def test_property_zarr_and_array_agree(tmp_path_factory: pytest.TempPathFactory,
     arr = _frames(t, h, w, c, dtype)
     path = tmp_path_factory.mktemp("prop") / "p.zarr"
     chunks = (ct, cy, cx) + (() if c is None else (c,))
-    zarr.create_array(str(path), data=arr, chunks=chunks)
+    zarr.create_array(str(path), data=arr, chunks=chunks, config={"write_empty_chunks": True})  # no chunk left out
     want = arr[..., 0] if c == 1 else arr
     for src in (ZarrFrameSource(path, color="keep"), ArrayFrameSource(arr, color="keep")):
         assert src.shape == want.shape and src.dtype == np.dtype(dtype)

@@ -130,13 +130,17 @@ class _Stage(threading.Thread):
             self.error = e
 
 
-def _put(q: queue.Queue, item: Any, stop: threading.Event) -> bool:
+def _put(q: queue.Queue, item: Any, stop: threading.Event, stages: Sequence[_Stage] = ()) -> bool:
+    """Put ``item`` unless ``stop`` is set; a failed consumer stage raises its error (a dead writer
+    never empties its queue, so waiting for room would hang forever, e.g. on a full disk)."""
     while not stop.is_set():
         try:
             q.put(item, timeout=0.1)
             return True
         except queue.Full:
-            continue
+            for s in stages:
+                if s.error is not None:
+                    raise s.error
     return False
 
 
@@ -226,6 +230,8 @@ def run(
 
     Returns a summary dict (input, output, frames, seconds, fps, status).
     """
+    from vidfilter.io.guard import guard_input, run_error
+    from vidfilter.io.integrity import resume_compatible
     from vidfilter.io.registry import open as vf_open
     from vidfilter.io.sink import check_output_path
     from vidfilter.io.zarr_sink import OmeZarrWriter
@@ -238,6 +244,8 @@ def run(
     src = input if isinstance(input, FrameSource) else vf_open(input, color=oc.color)
     in_path = src.path
     check_output_path(out, inputs=[in_path], overwrite=oc.overwrite)
+    # damaged input: refused, or (--salvage) cut to the frames before the damage; frames checked and hashed
+    src = guard_input(src, salvage=ic.salvage, missing_chunks=ic.missing_chunks)
     est = make_estimator(method, model, config)
     if ic.threads:
         import torch
@@ -259,7 +267,7 @@ def run(
         meta["model"] = {"path": str(getattr(b, "path", "")), "sha256": getattr(b, "sha256", None), "version": getattr(b, "version", None)}
 
     t_start = time.perf_counter()
-    writer = OmeZarrWriter(out, overwrite=oc.overwrite, resume=True, attrs=meta)
+    writer = OmeZarrWriter(out, overwrite=oc.overwrite, resume=resume_compatible(out, meta, src), attrs=meta)
     try:
         frame_shape = tuple(src.frame_shape)
         sinks = {
@@ -272,25 +280,35 @@ def run(
         start = _resume_point(done, n, ic.every if not est.stateful else 1)
         if start:
             log.info("resuming %s at frame %d of %d", out, start, n)
+        src.record_digests(writer.partial)
         est.prepare(src)
         if est.stateful and start:  # replay so the estimator's state matches an uninterrupted run
             for t, frame in zip(range(start), src.iter(0, start)):
                 est.background(t, to_float(frame))
         keyframes: list[int] = []
         _stream(src, est, sinks, start, n, config, keyframes, progress)
+        writer.attrs["input"].update(src.integrity())  # frames read, their content hash, damage
         writer.finalise()
-    except BaseException:
+    except BaseException as e:
         writer.abort()
-        raise
+        raise run_error(e, writer)  # a full disk says so; a partial output of bad input is removed
     finally:
         src.close() if not isinstance(input, FrameSource) else None
     seconds = time.perf_counter() - t_start
     written = n - start
+    if keyframes and written >= 50 and len(keyframes) > 0.2 * written:
+        log.warning(
+            "%s: %d of %d frames became keyframes (the adaptive check kept firing): the background "
+            "changes fast or the model fits poorly; raise --adaptive-bound, or use --every 1",
+            in_path, len(keyframes), written,
+        )
     summary = {
         "input": str(in_path), "output": str(out), "status": "done", "frames": n,
         "frames_this_run": written, "keyframes": len(keyframes) if keyframes else None, "seconds": round(seconds, 3),
         "fps": round(written / seconds, 3) if seconds > 0 else None,
     }
+    if src.damage:
+        summary.update(status="salvaged", error=f"{src.damage}; {n} of {src.frames_declared} frames processed")
     exports = [f for f in oc.formats if f != "zarr"]
     if exports:
         from vidfilter.convert import export_outputs
@@ -428,9 +446,9 @@ def _stream(
         for item in items:
             if writer_t.error is not None:
                 raise writer_t.error
-            if not _put(q_out, item, stop):
+            if not _put(q_out, item, stop, stages):
                 break
-        _put(q_out, _STOP, stop)
+        _put(q_out, _STOP, stop, stages)
         while writer_t.is_alive():
             writer_t.join(timeout=0.1)
         for s_ in stages:

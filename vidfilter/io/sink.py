@@ -87,6 +87,7 @@ def atomic_path(path: PathLike, *, suffix: str | None = None) -> Iterator[Path]:
     folder = path.parent
     folder.mkdir(parents=True, exist_ok=True)
     sfx = path.suffix if suffix is None else suffix
+    _remove_stale_temps(folder, path.stem, sfx)
     # Not tempfile.mkstemp: its 0600 mode would survive the rename; O_EXCL + 0666 honours the umask.
     while True:
         tmp = folder / f".{path.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp{sfx}"
@@ -105,6 +106,25 @@ def atomic_path(path: PathLike, *, suffix: str | None = None) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+
+
+def _remove_stale_temps(folder: Path, stem: str, sfx: str) -> None:
+    """Delete temporary files of :func:`atomic_path` left by killed processes (a SIGKILL skips the
+    cleanup): ``.{stem}.{pid}.{token}.tmp{sfx}`` whose pid no longer runs on this host."""
+    from vidfilter.io.zarr_sink import _pid_alive
+
+    prefix, end = f".{stem}.", f".tmp{sfx}"
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(prefix) and n.endswith(end)]
+    except OSError:
+        return
+    for name in names:
+        parts = name[len(prefix) : len(name) - len(end)].split(".")
+        if len(parts) != 2 or not parts[0].isdigit() or _pid_alive(int(parts[0])):
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(folder / name)
+            logger.info("removed %s, left by a killed process", folder / name)
 
 
 def atomic_write_bytes(path: PathLike, data: bytes) -> None:

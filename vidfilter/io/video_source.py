@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from vidfilter.errors import InputNotFoundError, UnreadableInputError
+from vidfilter.errors import DamagedInputError, InputNotFoundError, UnreadableInputError
+from vidfilter.io import container_check
 from vidfilter.io.source import FrameSource, check_color
 
 #: Bump when the cached index layout changes.
@@ -117,6 +118,11 @@ class VideoFrameSource(FrameSource):
         self._time_base = self._stream.time_base
         self._seekable = True
         self._load_index()
+        # the container's own bookkeeping: a file cut short or with a broken structure (cheap,
+        # headers only; ``vidfilter run`` also checks Matroska CRCs, see vidfilter.io.guard)
+        self.container_damage = container_check.check(self._abspath)
+        if self.container_damage is not None and self.container_damage.kind == "truncated":
+            self._truncated = True
         if not self._pts:
             raise UnreadableInputError(f"{p}: holds no video frames; the file is empty or truncated, re-export it")
         self._pts_to_idx = {int(v): i for i, v in enumerate(self._pts)}
@@ -321,13 +327,25 @@ class VideoFrameSource(FrameSource):
         except av.FFmpegError as exc:
             self._gen = None
             self._last = -1
-            raise UnreadableInputError(
-                f"{self.path}: frame {t} could not be decoded ({_reason(exc)}); the file is damaged there"
+            reason = f"frame {t} could not be decoded ({_reason(exc)})"
+            raise DamagedInputError(
+                f"{self.path}: {reason}; the file is damaged there", frame=t, reason=reason
             ) from None
         self._gen = None
         self._last = -1
         hint = "the file is truncated" if self._truncated else "the file is damaged there"
-        raise UnreadableInputError(f"{self.path}: frame {t} could not be decoded; {hint}")
+        raise DamagedInputError(f"{self.path}: frame {t} could not be decoded; {hint}", frame=t,
+                                reason=f"frame {t} could not be decoded ({hint})")
+
+    def _checked(self, frame: Any, t: int) -> Any:
+        """``frame`` unless the decoder flagged it corrupt (it concealed damaged data in it)."""
+        if frame.is_corrupt:
+            reason = f"frame {t} is damaged (the decoder reported corrupt data in it)"
+            raise DamagedInputError(
+                f"{self.path}: {reason}; re-copy the file, or process the frames before it (`vidfilter run --salvage`)",
+                frame=t, reason=reason,
+            )
+        return frame
 
     def _to_array(self, frame: Any) -> np.ndarray:
         if self._out_format == "gray8" and self._luma_fast and frame.format.name in _LUMA_PLANE_FORMATS:
@@ -353,23 +371,54 @@ class VideoFrameSource(FrameSource):
 
     def _read(self, t: int) -> np.ndarray:
         with self._lock:
-            return self._to_array(self._frame_at(t))
+            return self._to_array(self._checked(self._frame_at(t), t))
 
     def _iter(self, start: int, stop: int, step: int) -> Iterator[np.ndarray]:
         for t in range(start, stop, step):
             # _frame_at continues decoding where the previous call stopped, and seeks only when a
             # keyframe nearer than the current position exists (big steps)
             with self._lock:
-                frame = self._to_array(self._frame_at(t))
+                frame = self._to_array(self._checked(self._frame_at(t), t))
             yield frame
 
     # -- facts -----------------------------------------------------------------------------------
-    def timestamps(self) -> np.ndarray:
-        """Presentation time of every frame in seconds (from the index; NaN when unknown)."""
+    def first_dependent(self, t: int) -> int:
+        """The first frame (presentation order) that may depend on the data of frame ``t``.
+
+        A damaged frame spoils the frames decoded after it that predict from it, and B-frames are
+        decoded after the frame they reference but shown before it. So this is the smallest frame
+        index among the packets from frame ``t``'s on, in decode order, up to the next keyframe
+        (frames after that keyframe start a new group). Used by ``--salvage``: the frames before
+        it are untouched by the damage. Demuxes (does not decode) from the start of the file.
+        """
+        if self._by_order:
+            return t
+        av = _av()
+        lowest, seen = t, False
+        try:
+            with av.open(str(self._abspath), mode="r") as c:
+                for packet in c.demux(c.streams.video[0]):
+                    ts = packet.pts if packet.pts is not None else packet.dts
+                    idx = self._pts_to_idx.get(int(ts)) if ts is not None else None
+                    if idx is None:
+                        continue
+                    if seen and packet.is_keyframe:
+                        break
+                    if idx == t:
+                        seen = True
+                    if seen:
+                        lowest = min(lowest, idx)
+        except av.FFmpegError:
+            pass  # the damage itself may stop demuxing: what was seen stands
+        return lowest
+
+    def timestamps(self, absolute: bool = False) -> np.ndarray:
+        """Presentation time of every frame in seconds (from the index; NaN when unknown), from the
+        first frame, or with ``absolute=True`` on the container's clock."""
         if self._by_order:
             return np.arange(len(self)) / self.fps if self.fps else np.full(len(self), np.nan)
         tb = float(self._time_base) if self._time_base else np.nan
-        return (np.asarray(self._pts, dtype=np.float64) - self._pts[0]) * tb
+        return (np.asarray(self._pts, dtype=np.float64) - (0 if absolute else self._pts[0])) * tb
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
@@ -382,6 +431,7 @@ class VideoFrameSource(FrameSource):
             keyframes=len(self._keyframes),
             index_cache=self.index_path,
             truncated=self._truncated,
+            damage=self.container_damage.reason if self.container_damage is not None else None,
         )
         return d
 

@@ -553,7 +553,9 @@ class OmeZarrWriter:
                     f"this run writes {_jsonable(spec)}; run without --resume to start again"
                 )
             group = self.root[name]
-            array = group["0"]
+            # the runtime config is not stored in the array's metadata: set it again, or all-zero
+            # frames written after a resume would leave no chunk file (read as "missing")
+            array = group["0"].with_config(array_options()["config"])
             start = min(int(existing.get("frames_written", 0)), n_frames)
         else:
             if name in self.root:

@@ -5,6 +5,11 @@ those), or ``store.zarr/sub/array`` for a node inside a store. For an NGFF image
 (full-resolution) dataset of the first multiscale is read. Axes come from the NGFF ``axes``,
 Zarr v3 ``dimension_names`` or xarray's ``_ARRAY_DIMENSIONS`` when they name ``t c z y x``;
 otherwise the array must be ``(T, H, W)`` or ``(T, H, W, C)``. Frames are returned channels-last.
+
+A chunk file missing from the store is an error by default (``missing_chunks="error"``): Zarr
+would silently return the fill value, i.e. a black frame, for a store that lost a file. Stores
+written with ``write_empty_chunks=False`` leave out chunks holding only the fill value on purpose;
+read those with ``missing_chunks="fill"``.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from vidfilter.errors import InputNotFoundError, UnreadableInputError, UnsupportedInputError
+from vidfilter.errors import DamagedInputError, InputNotFoundError, UnreadableInputError, UnsupportedInputError
 from vidfilter.io.array_source import _policy_dask, check_layout, policy_shape, resolve_dtype, squeeze_channel
 from vidfilter.io.source import FrameSource, check_color
 
@@ -43,12 +48,22 @@ def _axis_names(axes: Any) -> list[str] | None:
 
 
 class ZarrFrameSource(FrameSource):
-    """A Zarr array or OME-Zarr image as frames ``(T, H, W)`` or ``(T, H, W, C)``."""
+    """A Zarr array or OME-Zarr image as frames ``(T, H, W)`` or ``(T, H, W, C)``.
 
-    def __init__(self, path: str | os.PathLike[str], color: str = "gray", *, fps: float | None = None) -> None:
+    ``missing_chunks``: ``"error"`` (default) raises :class:`DamagedInputError` for a frame whose
+    chunk file is missing; ``"fill"`` reads it as the array's fill value.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], color: str = "gray", *, fps: float | None = None,
+        missing_chunks: str = "error",
+    ) -> None:
         import zarr
 
         self.color = check_color(color)
+        if missing_chunks not in ("error", "fill"):
+            raise UnsupportedInputError(f"missing_chunks must be 'error' or 'fill', got {missing_chunks!r}")
+        self.missing_chunks = missing_chunks
         spec = os.path.expanduser(os.fspath(path))
         self.path = spec
         if not Path(spec).exists():
@@ -139,13 +154,46 @@ class ZarrFrameSource(FrameSource):
                 sel.append(slice(None))
         return tuple(sel)
 
+    def chunk_keys(self, t: int) -> list[str]:
+        """Store keys of the chunk (or shard) files that hold frame ``t``."""
+        import itertools
+
+        arr = self._array
+        grid = getattr(arr, "shards", None) or arr.chunks
+        per_axis: list[Any] = []
+        for ax, size, c in zip(self._names, arr.shape, grid):
+            if ax == "t":
+                per_axis.append([t // c])
+            elif ax == "z":
+                per_axis.append([0])
+            else:
+                per_axis.append(range(-(-size // c)))
+        prefix = arr.store_path.path
+        keys = [arr.metadata.encode_chunk_key(tuple(ix)) for ix in itertools.product(*per_axis)]
+        return [f"{prefix}/{k}" if prefix else k for k in keys]
+
+    def missing_chunk_keys(self, t: int) -> list[str]:
+        """Keys of the chunk files of frame ``t`` that are not in the store."""
+        from zarr.core.sync import sync
+
+        store = self._array.store_path.store
+        return [k for k in self.chunk_keys(t) if not sync(store.exists(k))]
+
     def _read(self, t: int) -> np.ndarray:
+        if self.missing_chunks == "error" and "t" in self._names:
+            missing = self.missing_chunk_keys(t)
+            if missing:
+                reason = f"frame {t} is missing from the store (chunk file {missing[0]} not found)"
+                raise DamagedInputError(
+                    f"{self.path}: {reason}; restore the store from a copy, or if it leaves out all-fill "
+                    "chunks on purpose read it with --missing-chunks fill",
+                    frame=t, reason=reason,
+                )
         try:
             frame = np.asarray(self._array[self._select(t)])
         except Exception as exc:
-            raise UnreadableInputError(
-                f"{self.path}: frame {t} cannot be read ({' '.join(str(exc).split())[:100]}); the store is damaged"
-            ) from None
+            reason = f"frame {t} cannot be read ({' '.join(str(exc).split())[:100]})"
+            raise DamagedInputError(f"{self.path}: {reason}; the store is damaged", frame=t, reason=reason) from None
         frame = np.transpose(frame, self._perm)
         if frame.dtype != self.dtype:
             frame = frame.astype(self.dtype)

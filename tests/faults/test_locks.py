@@ -1,0 +1,37 @@
+"""Two ``vidfilter run`` processes on the same output: the second refuses with a clear one-line
+message, and the first finishes undisturbed.
+
+In-process lock semantics (a live holder refuses, a dead holder's lock is taken over) are covered
+by ``tests/io/test_zarr_sink.py::test_lock_refuses_second_writer`` and
+``::test_stale_lock_is_taken_over``; here the real entry point runs twice at the same time.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from faults_helpers import assert_one_line_error, assert_same_output, vf, vf_popen
+
+from vidfilter.infer.pipeline import run
+from vidfilter.io.integrity import verify
+
+
+def test_second_process_on_the_same_output_refuses(media, tmp_path):
+    src = media["long_mkv"]
+    out = tmp_path / "shared.zarr"
+    args = ["run", str(src), "--method", "median", "--out", str(out)]
+    first = vf_popen(*args, env={"VIDFILTER_TEST_SLOW_WRITE": "0.03"})
+    lock = Path(str(out) + ".partial") / ".lock"
+    deadline = time.time() + 120
+    while time.time() < deadline and first.poll() is None and not lock.exists():
+        time.sleep(0.02)
+    assert first.poll() is None and lock.exists(), "the first run did not take the lock"
+    second = vf(*args)
+    assert_one_line_error(second, "another vidfilter process", f"pid {first.pid}", "shared.zarr")
+    assert first.wait(timeout=120) == 0, first.stderr.read().decode()
+    ref = tmp_path / "ref.zarr"
+    run(src, ref, method="median")
+    assert_same_output(out, ref)
+    assert verify(out, input=src).complete
+    assert not lock.exists() and not (out / ".lock").exists()

@@ -1,0 +1,407 @@
+"""Integrity of outputs: a record of exactly what was read, and a check that everything was written.
+
+Frame digests
+-------------
+Every frame the pipeline reads gets a digest ``d_t = blake2b(dtype, shape, frame bytes;
+digest_size=16, person="vidfilter-frame")``, computed on the frame as decoded (after the colour
+policy, before any conversion). The *content hash* of an input is ``blake2b(d_0 || d_1 || ...
+|| d_{n-1}; digest_size=32, person="vidfilter-frames")``: a hash of the frames read, independent
+of the container, the codec settings or where the bytes sit on disk.
+
+While a run goes the digests are written to ``OUT.zarr.partial/vidfilter_frames.b2`` (16 bytes per
+frame at offset ``16 t``), so a run resumed after a crash still records the hash of *all* frames
+while reading only the ones it processes; the file stays in the finished store, so
+``vidfilter verify OUT.zarr --input IN`` can name the first frame that differs.
+
+Also here: :func:`resume_compatible` (resume only a partial output made from the same input,
+method, model and settings) and :func:`verify` (is a store complete, are all chunks there and
+readable, does the input still match).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vidfilter.errors import InputNotFoundError, UnreadableInputError, VidfilterError
+
+__all__ = [
+    "DIGEST_FILE",
+    "FrameDigests",
+    "VerifyReport",
+    "content_hash",
+    "frame_digest",
+    "resume_compatible",
+    "verify",
+]
+
+log = logging.getLogger(__name__)
+
+#: Per-frame digests inside an output store (16 bytes per frame, frame order).
+DIGEST_FILE = "vidfilter_frames.b2"
+DIGEST_SIZE = 16
+#: How the content hash is made (recorded next to it in the run metadata).
+CONTENT_HASH = "blake2b-256 over the per-frame blake2b-128 digests (see docs/reliability.md)"
+
+#: Config keys that do not change the output, so a partial output made with other values resumes.
+_VOLATILE_CONFIG = {
+    ("output", "overwrite"), ("output", "formats"), ("infer", "threads"), ("infer", "queue_size"),
+    ("infer", "salvage"), ("infer", "missing_chunks"),
+}
+
+
+def frame_digest(frame: np.ndarray) -> bytes:
+    """blake2b-128 of one frame: its dtype, shape and C-order bytes."""
+    a = np.ascontiguousarray(frame)
+    h = hashlib.blake2b(digest_size=DIGEST_SIZE, person=b"vidfilter-frame")
+    h.update(f"{a.dtype.str}{a.shape}".encode())
+    h.update(a.reshape(-1).view(np.uint8))
+    return h.digest()
+
+
+def _combine(digests: bytes) -> str:
+    h = hashlib.blake2b(digest_size=32, person=b"vidfilter-frames")
+    h.update(digests)
+    return h.hexdigest()
+
+
+class FrameDigests:
+    """Per-frame digests persisted in ``folder/vidfilter_frames.b2`` (positional writes, thread-safe).
+
+    Parameters
+    ----------
+    folder : path-like
+        The output's (partial) store folder.
+    n_frames : int
+        Frames the output holds; records past it are dropped by :meth:`finish`.
+    """
+
+    def __init__(self, folder: str | os.PathLike[str], n_frames: int) -> None:
+        self.path = Path(folder) / DIGEST_FILE
+        self.n_frames = int(n_frames)
+        self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+
+    def put(self, t: int, frame: np.ndarray) -> None:
+        """Record the digest of frame ``t``."""
+        if self._fd is not None and 0 <= t < self.n_frames:
+            os.pwrite(self._fd, frame_digest(frame), DIGEST_SIZE * int(t))
+
+    def _records(self) -> bytes:
+        assert self._fd is not None
+        data = os.pread(self._fd, DIGEST_SIZE * self.n_frames, 0)
+        return data + bytes(DIGEST_SIZE * self.n_frames - len(data))
+
+    def missing(self) -> list[int]:
+        """Frames with no record yet (never read by this run or the interrupted ones before it)."""
+        data = self._records()
+        zero = bytes(DIGEST_SIZE)
+        return [t for t in range(self.n_frames) if data[DIGEST_SIZE * t : DIGEST_SIZE * (t + 1)] == zero]
+
+    def finish(self) -> str:
+        """Trim to ``n_frames`` records, fsync, and return the content hash."""
+        assert self._fd is not None
+        os.ftruncate(self._fd, DIGEST_SIZE * self.n_frames)
+        os.fsync(self._fd)
+        return _combine(self._records())
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+def content_hash(src: Any, n_frames: int | None = None) -> tuple[str, list[bytes]]:
+    """Content hash of the first ``n_frames`` frames of a :class:`FrameSource` (all by default),
+    read sequentially, and the per-frame digests."""
+    n = len(src) if n_frames is None else min(int(n_frames), len(src))
+    digests = [frame_digest(f) for f in src.iter(0, n)]
+    return _combine(b"".join(digests)), digests
+
+
+# ---------------------------------------------------------------------------------------------
+# resume
+# ---------------------------------------------------------------------------------------------
+def _identity(meta: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a run's metadata that decide its output."""
+    inp = meta.get("input") or {}
+    cfg = json.loads(json.dumps(meta.get("config") or {}))
+    for section, key in _VOLATILE_CONFIG:
+        (cfg.get(section) or {}).pop(key, None)
+    return {
+        "input": {k: inp.get(k) for k in ("path", "size", "sha256") if k in inp},
+        "input_shape": meta.get("input_shape"),
+        "input_dtype": meta.get("input_dtype"),
+        "method": meta.get("method"),
+        "model": (meta.get("model") or {}).get("sha256"),
+        "config": cfg,
+    }
+
+
+def resume_compatible(out: str | os.PathLike[str], meta: dict[str, Any], src: Any = None) -> bool:
+    """Whether the partial output ``OUT.partial`` (if any) was made by the same run as ``meta``.
+
+    A partial store made from another input (the file was re-copied or re-exported), another
+    method or model, or other output-changing settings must not be continued: its frames would be
+    mixed with this run's. The recorded metadata are compared and, when ``src`` is given, the
+    first, middle and last frames already processed are re-read and compared with their recorded
+    digests (this also catches a changed Zarr store or in-memory array, which have no file hash).
+    On a difference ``False`` is returned (and logged) and the caller starts afresh.
+    """
+    from vidfilter.io.sink import partial_path
+    from vidfilter.io.zarr_sink import PROGRESS_NAME
+
+    part = partial_path(out)
+    try:
+        old = json.loads((part / "zarr.json").read_text()).get("attributes") or {}
+    except (OSError, ValueError):
+        return True  # nothing to resume, or a store the writer itself will judge
+    if "method" not in old:
+        return True
+    a, b = _identity(old), _identity(meta)
+    diff = [k for k in b if k in a and a[k] != b[k]]
+    if not diff and src is not None:
+        try:
+            images = json.loads((part / PROGRESS_NAME).read_text()).get("images") or {}
+            done = min(int(v.get("frames_written", 0)) for v in images.values()) if images else 0
+            stored = (part / DIGEST_FILE).read_bytes()
+        except (OSError, ValueError):
+            done, stored = 0, b""
+        done = min(done, len(stored) // DIGEST_SIZE, len(src))
+        for t in sorted({0, done // 2, done - 1}) if done > 0 else ():
+            if frame_digest(src[t]) != stored[DIGEST_SIZE * t : DIGEST_SIZE * (t + 1)]:
+                diff.append(f"input frames (frame {t} differs)")
+                break
+    if diff:
+        log.warning(
+            "the partial output %s was made with a different %s; starting afresh instead of resuming",
+            part, ", ".join(diff),
+        )
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# verify
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class VerifyReport:
+    """What :func:`verify` found.
+
+    Attributes
+    ----------
+    path : str
+        The store checked.
+    complete : bool
+        Every declared frame is written, every chunk is present (and readable unless ``quick``),
+        and the input matches when one was given.
+    problems : list of str
+        One line per problem found (empty when complete).
+    facts : dict
+        Frames per image, chunks checked, the recorded input and its hash, input check result.
+    """
+
+    path: str
+    complete: bool = True
+    problems: list[str] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def problem(self, text: str) -> None:
+        self.complete = False
+        self.problems.append(text)
+
+    def summary(self) -> str:
+        if self.complete:
+            images = self.facts.get("images", {})
+            what = ", ".join(f"{k} {v['frames']} frames" for k, v in images.items())
+            extra = "; input matches" if self.facts.get("input_check") == "match" else ""
+            return f"complete: {self.path} ({what}{extra})"
+        n = len(self.problems)
+        return f"INCOMPLETE: {self.path}: {n} problem{'s' if n != 1 else ''}; first: {self.problems[0]}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "complete": self.complete, "problems": self.problems, "facts": self.facts}
+
+
+def _expected_keys(arr: Any) -> list[tuple[int, ...]]:
+    grid = getattr(arr, "shards", None) or arr.chunks
+    return list(itertools.product(*[range(-(-s // c)) for s, c in zip(arr.shape, grid)]))
+
+
+def _present_chunk_files(folder: Path) -> set[str]:
+    """Chunk keys (``c/0/0/0``) present under an array folder of a local Zarr v3 store."""
+    found: set[str] = set()
+    base = folder / "c"
+    if not base.is_dir():
+        return found
+    for root, _, files in os.walk(base):
+        rel = Path(root).relative_to(folder)
+        for f in files:
+            found.add("/".join((*rel.parts, f)))
+    return found
+
+
+def verify(
+    path: str | os.PathLike[str], *, input: Any = None, quick: bool = False, missing_chunks: str | None = None,
+) -> VerifyReport:
+    """Check that a vidfilter output store is complete, and optionally that its input still matches.
+
+    Parameters
+    ----------
+    path : path-like
+        ``OUT.zarr`` (an interrupted ``OUT.zarr.partial`` is reported as incomplete).
+    input : path-like or FrameSource, optional
+        Re-read this input and compare its content hash (and file SHA-256 when recorded) with the
+        record in the store.
+    quick : bool
+        Check chunk files exist without decompressing them.
+    missing_chunks : {"error", "fill"}, optional
+        Policy for a Zarr input; default: the one the run used.
+
+    Raises
+    ------
+    InputNotFoundError
+        Neither ``path`` nor ``path.partial`` exists.
+    UnreadableInputError
+        ``path`` is not a vidfilter output store.
+    """
+    import zarr
+
+    from vidfilter.io.sink import partial_path
+    from vidfilter.io.zarr_sink import PROGRESS_NAME
+
+    p = Path(path).expanduser()
+    report = VerifyReport(str(p))
+    if p.name.endswith(".partial") or (not p.exists() and partial_path(p).exists()):
+        part = p if p.name.endswith(".partial") else partial_path(p)
+        report.path = str(part)
+        try:
+            prog = json.loads((part / PROGRESS_NAME).read_text()).get("images", {})
+            done = ", ".join(f"{k} {v.get('frames_written')}/{v.get('n_frames')}" for k, v in prog.items())
+        except (OSError, ValueError):
+            done = "progress unknown"
+        report.problem(
+            f"interrupted run: only the partial store {part.name} exists ({done} frames durable); "
+            "rerun the same command to resume it"
+        )
+        return report
+    if not p.exists():
+        raise InputNotFoundError(f"{p}: no such output store; check the path")
+    try:
+        root = zarr.open_group(str(p), mode="r")
+        attrs = dict(root.attrs)
+    except Exception as e:
+        raise UnreadableInputError(f"{p}: not a readable Zarr store ({' '.join(str(e).split())[:100]})") from None
+    vf = attrs.get("vidfilter")
+    if not isinstance(vf, dict):
+        raise UnreadableInputError(f"{p}: not a vidfilter output (no 'vidfilter' attributes); pass a store written by `vidfilter run`")
+    if not vf.get("complete"):
+        report.problem("the store is not marked complete")
+    declared = vf.get("images") or {}
+    if not declared:
+        report.problem("the store declares no images")
+    images: dict[str, Any] = {}
+    n_frames = None
+    for name, info in declared.items():
+        frames = int(info.get("frames", -1))
+        images[name] = {"frames": frames}
+        n_frames = frames if n_frames is None else n_frames
+        if frames != n_frames:
+            report.problem(f"{name}: {frames} frames, other images hold {n_frames}")
+        try:
+            arr = zarr.open_array(str(p / name / "0"), mode="r")
+        except Exception:
+            report.problem(f"{name}: its array {name}/0 is missing or unreadable")
+            continue
+        if arr.shape[0] != frames:
+            report.problem(f"{name}: array holds {arr.shape[0]} frames, the store declares {frames}")
+        gvf = (dict(zarr.open_group(str(p / name), mode="r").attrs).get("vidfilter") or {})
+        if not gvf.get("complete") or gvf.get("frames_written") != frames:
+            report.problem(f"{name}: {gvf.get('frames_written')} of {frames} frames recorded as written")
+        present = _present_chunk_files(p / name / "0")
+        keys = _expected_keys(arr)
+        missing = [k for k in keys if arr.metadata.encode_chunk_key(k) not in present]
+        images[name]["chunks"] = len(keys)
+        for k in missing[:5]:
+            report.problem(f"{name}: chunk {arr.metadata.encode_chunk_key(k)} (frame {k[0]}) is missing")
+        if len(missing) > 5:
+            report.problem(f"{name}: {len(missing) - 5} more chunks missing")
+        if quick or missing:
+            continue
+        for t in range(arr.shape[0]):
+            try:
+                np.asarray(arr[t])
+            except Exception as e:
+                report.problem(f"{name}: frame {t} cannot be read ({' '.join(str(e).split())[:80]})")
+                break
+    report.facts["images"] = images
+    rec = attrs.get("input") or {}
+    report.facts["input"] = {k: rec.get(k) for k in ("path", "size", "sha256", "frames_read", "frames_blake2b", "damage")}
+    if "frames_read" in rec and n_frames is not None and rec["frames_read"] != n_frames:
+        report.problem(f"the run read {rec['frames_read']} input frames but the store holds {n_frames}")
+    if input is not None:
+        _check_input(report, p, input, rec, attrs, n_frames or 0, missing_chunks)
+    return report
+
+
+def _check_input(
+    report: VerifyReport, store: Path, input: Any, rec: dict[str, Any], attrs: dict[str, Any], n: int,
+    missing_chunks: str | None,
+) -> None:
+    from vidfilter.io.registry import open as vf_open
+    from vidfilter.io.source import FrameSource
+
+    want = rec.get("frames_blake2b")
+    if not want:
+        report.problem("the store holds no content hash of its input (written by an older vidfilter); cannot compare")
+        return
+    if isinstance(input, (str, os.PathLike)) and rec.get("sha256") and Path(input).is_file():
+        h = hashlib.sha256()
+        with open(input, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        report.facts["input_sha256_match"] = h.hexdigest() == rec["sha256"]
+    cfg = attrs.get("config") or {}
+    color = (cfg.get("output") or {}).get("color", "gray")
+    policy = missing_chunks or (cfg.get("infer") or {}).get("missing_chunks", "error")
+    src = input if isinstance(input, FrameSource) else vf_open(input, color=color)
+    try:
+        if hasattr(src, "missing_chunks"):
+            src.missing_chunks = policy
+        if len(src) < n:
+            report.facts["input_check"] = "mismatch"
+            report.problem(f"the input has {len(src)} frames, the run read {n}")
+            return
+        got, digests = content_hash(src, n)
+    except VidfilterError as e:
+        report.facts["input_check"] = "unreadable"
+        report.problem(f"the input cannot be re-read: {' '.join(str(e).split())}")
+        return
+    finally:
+        if src is not input:
+            src.close()
+    if got == want:
+        report.facts["input_check"] = "match"
+        return
+    report.facts["input_check"] = "mismatch"
+    first = None
+    try:
+        stored = (store / DIGEST_FILE).read_bytes()
+        first = next((t for t, d in enumerate(digests) if stored[DIGEST_SIZE * t : DIGEST_SIZE * (t + 1)] != d), None)
+    except OSError:
+        pass
+    where = f" (first differing frame: {first})" if first is not None else ""
+    report.problem(f"the input's frames differ from the ones this output was made from{where}")
