@@ -35,7 +35,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -209,12 +208,18 @@ def write_time(frames: list[np.ndarray], workdir: Path) -> float:
     return dt / n
 
 
-def pipeline_fps(path: Path, workdir: Path, model: Any, *, every: int = 1, adaptive: bool = False, tile: int | None = None) -> dict[str, Any]:
+def pipeline_fps(path: Path, workdir: Path, model: Any, *, every: int | None = None, adaptive: bool | None = None,
+                 tile: int | None = None) -> dict[str, Any]:
+    """``vidfilter run`` frames per second; ``every`` / ``adaptive`` None = the Config defaults."""
     from vidfilter.config import Config
     from vidfilter.infer.pipeline import run
     from vidfilter.io.registry import open as vf_open
 
-    over: dict[str, Any] = {"infer.every": every, "infer.adaptive": adaptive, "infer.device": "cpu", "output.overwrite": True}
+    over: dict[str, Any] = {"infer.device": "cpu", "output.overwrite": True}
+    if every is not None:
+        over["infer.every"] = every
+    if adaptive is not None:
+        over["infer.adaptive"] = adaptive
     if tile:
         over["infer.tile"] = tile
     cfg = Config().override(over)
@@ -243,13 +248,15 @@ def bench_speed(workdir: Path, quick: bool) -> dict[str, Any]:
     # n: frames of the recording (keyframe runs use all of it); n_model: frames timed for the model;
     # per_frame: frames of the per-frame pipeline run (0 = skipped); ks: keyframe runs measured.
     # At 2048^2 the fast net takes several seconds per frame here, so per-frame runs there are few.
+    # Keyframe runs: "K<k>" fixed grid, "K<k>_adaptive" with the adaptive check, "default" = the
+    # Config defaults (K = 500 with the adaptive check). K = 25 runs on a shorter recording (n_short).
     plan = (
-        {512: dict(n=120, n_model=3, per_frame=12, ks=[25], adaptive=False, tiles=[]),
-         2048: dict(n=251, n_model=1, per_frame=0, ks=[25, 100, 250], adaptive=True, tiles=[1024])}
+        {512: dict(n=120, n_short=120, n_model=3, per_frame=12, ks=[25], adaptive=False, tiles=[]),
+         2048: dict(n=1001, n_short=251, n_model=1, per_frame=0, ks=[25, 100, 250, 1000], adaptive=True, tiles=[1024])}
         if quick else
-        {512: dict(n=300, n_model=6, per_frame=40, ks=[25, 100, 250], adaptive=True, tiles=[]),
-         1024: dict(n=300, n_model=3, per_frame=10, ks=[25, 100, 250], adaptive=True, tiles=[512]),
-         2048: dict(n=251, n_model=2, per_frame=3, ks=[100, 250], adaptive=True, tiles=[1024, 512])}
+        {512: dict(n=1001, n_short=300, n_model=6, per_frame=40, ks=[25, 100, 250, 1000], adaptive=True, tiles=[]),
+         1024: dict(n=1001, n_short=300, n_model=3, per_frame=10, ks=[25, 100, 250, 1000], adaptive=True, tiles=[512]),
+         2048: dict(n=1001, n_short=251, n_model=2, per_frame=3, ks=[25, 100, 250, 1000], adaptive=True, tiles=[1024, 512])}
     )
     out: dict[str, Any] = {}
     for size, p in plan.items():
@@ -280,13 +287,15 @@ def bench_speed(workdir: Path, quick: bool) -> dict[str, Any]:
         r["pipeline"] = {}
         if p["per_frame"]:
             pf_path = path if p["per_frame"] >= p["n"] else make_video(workdir, size, p["per_frame"], illumination_drift=0.02)
-            pf = r["pipeline"]["per_frame"] = pipeline_fps(pf_path, workdir, bundle, every=1)
+            pf = r["pipeline"]["per_frame"] = pipeline_fps(pf_path, workdir, bundle, every=1, adaptive=False)
             pf["ratio_to_min_decode_model"] = pf["fps"] / min(r["decode_fps"], 1 / default_t)
-        r["pipeline"]["free_model_K1"] = pipeline_fps(path, workdir, free, every=1)
+        r["pipeline"]["free_model_K1"] = pipeline_fps(path, workdir, free, every=1, adaptive=False)
+        short = path if p["n_short"] >= p["n"] else make_video(workdir, size, p["n_short"], illumination_drift=0.02)
         for k in p["ks"]:
-            r["pipeline"][f"K{k}"] = pipeline_fps(path, workdir, bundle, every=k)
+            r["pipeline"][f"K{k}"] = pipeline_fps(short if k < 100 else path, workdir, bundle, every=k, adaptive=False)
         if p["adaptive"]:
             r["pipeline"]["K250_adaptive"] = pipeline_fps(path, workdir, bundle, every=250, adaptive=True)
+            r["pipeline"]["default"] = pipeline_fps(path, workdir, bundle)
         for key, v in r["pipeline"].items():
             v["ratio_to_decode"] = v["fps"] / r["decode_fps"]
         out[str(size)] = r
@@ -504,18 +513,17 @@ def table(res: dict[str, Any]) -> str:
     sp = res.get("speed")
     if sp:
         lines.append("")
-        lines.append("| size | decode fps | model Mpx/s (whole) | model fps (default tile) | per-frame fps | per-frame / min(dec, model) | free-model fps | K25 fps | K100 fps | K250 fps | K250+adaptive fps | best keyframe / decode |")
-        lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        lines.append("| size | decode fps | model Mpx/s (whole) | model fps (default tile) | per-frame fps | per-frame / min(dec, model) | free-model fps | K25 fps | K100 fps | K250 fps | K1000 fps | K250+adaptive fps | default (K500+adaptive) fps | default / decode |")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for size, r in sp.items():
             p = r["pipeline"]
             pf = p.get("per_frame")
-            kfs = [p[k]["fps"] for k in ("K25", "K100", "K250", "K250_adaptive") if k in p]
-            best = max(kfs) / r["decode_fps"] if kfs else None
+            best = p["default"]["fps"] / r["decode_fps"] if "default" in p else None
             lines.append(
                 f"| {size}² | {r['decode_fps']:.1f} | {r['model_whole_mpx_s']:.2f} | {r['model_default_tile_fps']:.3f} | "
                 + (f"{pf['fps']:.3f} | {pf['ratio_to_min_decode_model']:.2f} ({_flag(pf['ratio_to_min_decode_model'] >= T_OVERLAP)}) | " if pf else "- | - | ")
                 + 
-                f"{p['free_model_K1']['fps']:.1f} | " + " | ".join(_f(p[k]["fps"] if k in p else None) for k in ("K25", "K100", "K250", "K250_adaptive"))
+                f"{p['free_model_K1']['fps']:.1f} | " + " | ".join(_f(p[k]["fps"] if k in p else None) for k in ("K25", "K100", "K250", "K1000", "K250_adaptive", "default"))
                 + f" | {_f(best)} ({_flag(best is not None and best >= T_KEYFRAME) if size == '2048' else 'n/a'}) |"
             )
         lines.append("")
@@ -526,7 +534,7 @@ def table(res: dict[str, Any]) -> str:
             for tile, t in r["tiling"].items():
                 lines.append(f"| {size}² | {tile} | {t['s_per_frame']:.2f} | {t['mpx_s']:.2f} | {100 * t['overhead']:+.0f} % | {_flag(t['overhead'] <= T_TILING)} |")
         lines.append("")
-        lines.append("| size | decode ms/frame | compute ms/frame (default tile) | write ms/frame | shares decode/compute/write (per-frame mode) | keyframes run K25/K100/K250/K250+adaptive |")
+        lines.append("| size | decode ms/frame | compute ms/frame (default tile) | write ms/frame | shares decode/compute/write (per-frame mode) | keyframes run K25/K100/K250/K1000/K250+adaptive/default |")
         lines.append("|---|---|---|---|---|---|")
         for size, r in sp.items():
             s = r["stage_share_per_frame_mode"]
@@ -534,7 +542,7 @@ def table(res: dict[str, Any]) -> str:
             lines.append(
                 f"| {size}² | {1000 / r['decode_fps']:.1f} | {1000 / r['model_default_tile_fps']:.0f} | {1000 * r['write_s_per_frame']:.1f} | "
                 f"{100 * s['decode']:.1f} / {100 * s['compute']:.1f} / {100 * s['write']:.1f} % | "
-                + " / ".join(str(p[k]["keyframes"]) if k in p else "-" for k in ("K25", "K100", "K250", "K250_adaptive")) + " |"
+                + " / ".join(str(p[k]["keyframes"]) if k in p else "-" for k in ("K25", "K100", "K250", "K1000", "K250_adaptive", "default")) + " |"
             )
     mem = res.get("memory")
     if mem:
@@ -558,7 +566,7 @@ def table(res: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="short version (< ~4 min)")
+    ap.add_argument("--quick", action="store_true", help="reduced sizes (~15-20 min on 2 cores)")
     ap.add_argument("--sections", nargs="+", default=["speed", "memory", "keyframe"], choices=["speed", "memory", "keyframe"])
     ap.add_argument("--study-model", help="keyframe study with a network: a bundle path, or 'train' (~75 s); default: the oracle")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "infer.json"))

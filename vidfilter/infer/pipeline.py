@@ -12,7 +12,6 @@ Other formats (FFV1, PNG/TIFF, HDF5, preview MP4) are exported from the finished
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import queue
