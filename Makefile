@@ -8,7 +8,7 @@ TORCH  ?= torch==2.13.0
 DEMO   ?= demo_out
 PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: venv demo test test-slow bench clean
+.PHONY: venv demo test test-slow soak bench bench-quality clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,10 +35,24 @@ test: venv
 test-slow: venv
 	$(PY) -m pytest -q -p no:cacheprovider -m slow
 
+# Soak (issue 9): peak RSS and speed of `vidfilter run` at 1k/5k/20k frames (benchmarks/results/soak.json,
+# about 10 min on 2 cores), then the slow fault-injection tests: the 20k-frame run, 200 inputs in one
+# batch, repeated SIGKILLs of run and train (docs/reliability.md).
+soak: venv
+	$(PY) benchmarks/soak.py
+	$(PY) -m pytest -q -p no:cacheprovider -m slow tests/faults
+
 bench: venv
 	$(PY) benchmarks/io.py --quick
 	$(PY) benchmarks/train.py --quick
 	$(PY) benchmarks/infer.py --quick
+
+# Quality benchmark (issue 7): vidfilter vs median / running median / max / MOG2 / KNN on generated
+# recordings (moving, never-moving, drift + noise) and on ../shared/data (worms boxes, flies panels).
+# --quick: 256^2 x 60 frames and short training, about 15-20 min on 2 CPU cores. JSON in
+# benchmarks/results/quality.json, figures in benchmarks/results/quality/.
+bench-quality: venv
+	$(PY) benchmarks/quality.py --quick
 
 clean:
 	rm -rf $(DEMO) .pytest_cache

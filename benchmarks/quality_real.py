@@ -14,8 +14,8 @@ The set has box labels only, so the "pixel" columns are proxies: ``flag%`` (mean
 in the mask), ``inbox`` (share of the mask's pixels inside a labelled box) and ``noise`` (median
 residual sigma in grey levels).
 
-Methods form a registry, ``METHODS``: a method is a callable ``(src) -> iterator of backgrounds``
-(float32 [0, 1], one per frame in order). ``--model BUNDLE`` adds ``model``, the trained bundle
+Methods form a registry, ``METHODS``: a method is a callable ``(src, frames) -> iterator of backgrounds``
+(float32 [0, 1], one per scored frame in order). ``--model BUNDLE`` adds ``model``, the trained bundle
 through ``vidfilter.infer.pipeline.ModelBackground``. Ratios are against the max projection with
 the same mask, measured in the same run.
 
@@ -36,7 +36,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -45,44 +45,45 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 
-Method = Callable[[Any], Iterator[np.ndarray]]
+Method = Callable[[Any, Sequence[int]], Iterator[np.ndarray]]
 
 
 def baseline(name: str) -> Method:
-    """A method running the baseline ``name`` of :mod:`vidfilter.eval.baselines` (its defaults)."""
+    """A method running the baseline ``name`` of :mod:`vidfilter.baselines` (its defaults)."""
 
-    def method(src: Any) -> Iterator[np.ndarray]:
-        from vidfilter.eval.baselines import make_baseline
+    def method(src: Any, frames: Sequence[int]) -> Iterator[np.ndarray]:
+        from vidfilter.baselines import make_baseline
         from vidfilter.eval.score import estimator_backgrounds
 
-        return estimator_backgrounds(make_baseline(name), src)
+        return estimator_backgrounds(make_baseline(name), src, frames)
 
     return method
 
 
-def median_all(src: Any) -> Iterator[np.ndarray]:
+def median_all(src: Any, frames: Sequence[int]) -> Iterator[np.ndarray]:
     """Median over *every* frame (the figure quoted in issue 10); the baseline samples 51."""
-    from vidfilter.eval.baselines import MedianProjection
+    from vidfilter.baselines import MedianProjection
     from vidfilter.eval.score import estimator_backgrounds
 
-    return estimator_backgrounds(MedianProjection(n_frames=len(src)), src)
+    return estimator_backgrounds(MedianProjection(n_frames=len(src)), src, frames)
 
 
 def model_method(bundle_path: str) -> Method:
     """The trained model as a method (``ModelBackground(load_model(path), Config())``)."""
 
-    def method(src: Any) -> Iterator[np.ndarray]:
+    def method(src: Any, frames: Sequence[int]) -> Iterator[np.ndarray]:
         from vidfilter.config import Config
         from vidfilter.eval.score import estimator_backgrounds
         from vidfilter.infer.pipeline import ModelBackground
         from vidfilter.models.bundle import load_model
 
-        return estimator_backgrounds(ModelBackground(load_model(bundle_path), Config()), src)
+        return estimator_backgrounds(ModelBackground(load_model(bundle_path), Config()), src, frames)
 
     return method
 
 
-#: name -> (src) -> iterator of float32 [0, 1] backgrounds. Add entries to compare more methods.
+#: name -> (src, frames) -> iterator of float32 [0, 1] backgrounds of those frames (stateful
+#: estimators still see every frame up to the last one). Add entries to compare more methods.
 METHODS: dict[str, Method] = {
     "max": baseline("max"),
     "median": baseline("median"),
@@ -114,6 +115,60 @@ def data_root(arg: str | None) -> Path:
     return Path(env) if env else REPO / ".." / "shared" / "data"
 
 
+def load_worms(worms: Path) -> tuple[Any, dict[int, np.ndarray]]:
+    """The ``worms_yolo_640`` frames (a FrameSource) and their boxes by frame index ``t``."""
+    from vidfilter.eval.groundtruth import load_boxes_csv
+    from vidfilter.io.registry import open as open_source
+
+    src = open_source(worms / "frames")
+    numbers = [int(Path(f).stem) for f in src.files]  # frame t is original frame number numbers[t]
+    gt = load_boxes_csv(worms / "boxes.csv")
+    return src, {t: gt[n].boxes for t, n in enumerate(numbers) if n in gt}
+
+
+def score_methods(
+    src: Any,
+    gt_by_t: dict[int, np.ndarray],
+    methods: dict[str, Method],
+    mask_names: list[str],
+    *,
+    threshold: float = 10.0,
+    min_area: int = 40,
+    step: int = 1,
+    tap: Callable[[str, int, np.ndarray], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Score each method with each mask by the protocol of the module docstring.
+
+    Returns one row per (method, mask): ``method, mask, seconds`` and the fields of
+    :class:`~vidfilter.eval.score.QualityResult`. ``tap(name, t, background)``, when given, sees
+    every scored background (e.g. to keep one for a figure).
+    """
+    from vidfilter.eval.score import score_backgrounds
+
+    all_masks = masks(threshold)
+    frames = list(range(0, len(src), step))
+    rows: list[dict[str, Any]] = []
+    for name, method in methods.items():
+        t0 = time.perf_counter()
+        bgs = method(src, frames)
+        if tap is not None:
+            bgs = _tapped(bgs, frames, partial(tap, name))
+        res = score_backgrounds(
+            src, bgs, gt_by_t, frames=frames, mask_fn={m: all_masks[m] for m in mask_names},
+            min_area=min_area, connectivity=8, iou_threshold=0.5,
+        )
+        secs = time.perf_counter() - t0
+        for m in mask_names:
+            rows.append({"method": name, "mask": m, "seconds": round(secs, 2), **res[m].as_dict()})
+    return rows
+
+
+def _tapped(bgs: Iterator[np.ndarray], frames: list[int], fn: Callable[[int, np.ndarray], None]) -> Iterator[np.ndarray]:
+    for t, bg in zip(frames, bgs):
+        fn(t, bg)
+        yield bg
+
+
 def fmt(x: float | None, nd: int = 3) -> str:
     return "-" if x is None else f"{x:.{nd}f}"
 
@@ -136,15 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skipped: worms_yolo_640 not found under {root} (pass --data or set VIDFILTER_SHARED_DATA)")
         return 0
 
-    from vidfilter.eval.groundtruth import load_boxes_csv
-    from vidfilter.eval.score import score_backgrounds
-    from vidfilter.io.registry import open as open_source
-
-    src = open_source(worms / "frames")
-    numbers = [int(Path(f).stem) for f in src.files]  # frame t is original frame number numbers[t]
-    gt = load_boxes_csv(worms / "boxes.csv")
-    gt_by_t = {t: gt[n].boxes for t, n in enumerate(numbers) if n in gt}
-    frames = list(range(0, len(src), args.step))
+    src, gt_by_t = load_worms(worms)
 
     methods = dict(METHODS)
     if args.model:
@@ -155,25 +202,13 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in methods]
     if unknown:
         ap.error(f"unknown methods {unknown}; valid: {', '.join(methods)}")
-    all_masks = masks(args.threshold)
     mask_names = [m.strip() for m in args.masks.split(",") if m.strip()]
     if "max" not in names:
         names.insert(0, "max")  # the reference of the ratios
 
-    rows: list[dict[str, Any]] = []
-    for name in names:
-        t0 = time.perf_counter()
-        bgs = methods[name](src)
-        if args.step > 1:
-            bgs = (bg for t, bg in enumerate(bgs) if t % args.step == 0)
-        res = score_backgrounds(
-            src, bgs, gt_by_t, frames=frames, mask_fn={m: all_masks[m] for m in mask_names},
-            min_area=args.min_area, connectivity=8, iou_threshold=0.5,
-        )
-        secs = time.perf_counter() - t0
-        for m in mask_names:
-            r = res[m]
-            rows.append({"method": name, "mask": m, "seconds": round(secs, 2), **r.as_dict()})
+    frames = list(range(0, len(src), args.step))
+    rows = score_methods(src, gt_by_t, {n: methods[n] for n in names}, mask_names,
+                         threshold=args.threshold, min_area=args.min_area, step=args.step)
 
     ref = {r["mask"]: r["box"]["f1"] for r in rows if r["method"] == "max"}
     for r in rows:

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from vidfilter.config import Config
-    from vidfilter.eval.baselines import ExtremeProjection, MedianProjection
+    from vidfilter.baselines import ExtremeProjection, MedianProjection
     from vidfilter.eval.score import score_recording
     from vidfilter.infer.pipeline import ModelBackground
     from vidfilter.models import load_model

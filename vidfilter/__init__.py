@@ -8,7 +8,8 @@ Package map (one concept per folder):
 - ``train/``       training loop, resumable checkpoints, training report
 - ``infer/``       tile geometry and blending, tiled engine, streaming pipeline, keyframe mode
 - ``synth/``       synthetic recordings with known background (tests, demo, benchmarks)
-- ``eval/``        metrics of the paper and classical baselines
+- ``eval/``        metrics of the paper, foreground masks, ground truth readers, ``vidfilter eval``
+- ``baselines/``   classical backgrounds: median, running median, min / max, MOG2, KNN
 - ``distributed/`` dask.distributed fan-out over recordings and blocks
 - ``cli.py``       the ``vidfilter`` command; ``config.py`` typed configuration; ``errors.py`` exceptions
 

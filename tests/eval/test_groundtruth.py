@@ -141,3 +141,19 @@ def test_points_colour_png(tmp_path):
     Image.fromarray(img).save(tmp_path / "dots.png")
     merged = load_points_png(tmp_path / "dots.png", {"h": (255, 0, 0)}, merge=True)
     assert merged == {"h": [(2, 4), (7, 1)]}  # centroid (2, 3.5) rounds to even -> 4
+
+
+def test_points_csv(tmp_path):
+    """frame,x,y[,class] -> frame -> class -> [(y, x)]; bad rows and columns are one-line errors."""
+    from vidfilter.eval.groundtruth import load_points_csv
+
+    (tmp_path / "p.csv").write_text("frame,x,y,class\n0,3,2,hep\n0,5.5,1,fib\n4,1,7,hep\n")
+    assert load_points_csv(tmp_path / "p.csv") == {0: {"hep": [(2.0, 3.0)], "fib": [(1.0, 5.5)]}, 4: {"hep": [(7.0, 1.0)]}}
+    (tmp_path / "q.csv").write_text("frame,x,y\n0,1,1\n")
+    assert load_points_csv(tmp_path / "q.csv") == {0: {"object": [(1.0, 1.0)]}}
+    (tmp_path / "bad.csv").write_text("frame,x,y\n0,a,1\n")
+    with pytest.raises(UnreadableInputError, match="line 2"):
+        load_points_csv(tmp_path / "bad.csv")
+    (tmp_path / "cols.csv").write_text("frame,col,row\n0,1,1\n")
+    with pytest.raises(UnreadableInputError, match="frame,x,y"):
+        load_points_csv(tmp_path / "cols.csv")

@@ -136,3 +136,21 @@ def test_clean_mask_min_area_and_closing():
     border = np.zeros((5, 5), bool)
     border[0, :] = True
     np.testing.assert_array_equal(clean_mask(border, closing=2), border)
+
+
+def test_otsu_foreground_mask_hand_computed():
+    """Foreground levels 0 (50 % of pixels), 2 (25 %) and 10 (25 %). Otsu's between-class variance:
+    split {0} | {2, 10}: .5 * .5 * (6 - 0)^2 = 9; split {0, 2} | {10}: .75 * .25 * (10 - 2/3)^2 = 16.3,
+    so only the 10s are foreground. A floor above 10 empties the mask; polarity is respected."""
+    bg = np.full((4, 4), 100, np.uint8)
+    frame = bg.copy()
+    frame[0, :] = 98  # 2 darker
+    frame[1, :] = 90  # 10 darker
+    from vidfilter.eval.masks import otsu_foreground_mask
+
+    m = otsu_foreground_mask(frame, bg, "dark", sigma=0)
+    assert np.argwhere(m)[:, 0].tolist() == [1, 1, 1, 1]
+    assert not otsu_foreground_mask(frame, bg, "dark", sigma=0, floor=10).any()
+    assert not otsu_foreground_mask(frame, bg, "bright", sigma=0).any()  # nothing brighter: constant 0
+    assert not otsu_foreground_mask(bg, bg).any()  # constant foreground: empty
+    assert otsu_foreground_mask(frame, bg, "absolute", sigma=0.5)[1, 2]  # smoothed, still found

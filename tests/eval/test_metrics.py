@@ -205,7 +205,7 @@ def test_welch_t_test_matches_formula():
 def test_issue10_protocol_reproduces_max_projection_on_worms(shared_data):
     """The issue-10 figures for the max projection on worms_yolo_640: P .137 R .337 F1 .195
     (|bg - frame| > 10, 8-connected components >= 40 px, Hungarian on 1/IoU, IoU > 0.5)."""
-    from vidfilter.eval.baselines import make_baseline
+    from vidfilter.baselines import make_baseline
     from vidfilter.eval.groundtruth import load_boxes_csv
     from vidfilter.eval.score import estimator_backgrounds, score_backgrounds
     from vidfilter.io.registry import open as open_source
@@ -216,3 +216,13 @@ def test_issue10_protocol_reproduces_max_projection_on_worms(shared_data):
     by_t = {t: gt[int(f.stem)].boxes for t, f in enumerate(src.files)}
     r = score_backgrounds(src, estimator_backgrounds(make_baseline("max"), src), by_t, min_area=40).box
     assert (round(r.precision, 3), round(r.recall, 3), round(r.f1, 3)) == (0.137, 0.337, 0.195)
+
+
+def test_welch_pvalue_from_satterthwaite_df():
+    """p = 2 * (1 - T_df(|t|)) with df = (a + b)^2 / (a^2 / (n1 - 1) + b^2 / (n2 - 1)), a = s1²/n1, b = s2²/n2."""
+    x, y = np.array([1.0, 2, 3, 4]), np.array([2.0, 4, 6, 8, 10])
+    a, b = x.var(ddof=1) / 4, y.var(ddof=1) / 5  # 5/12, 2
+    df = (a + b) ** 2 / (a**2 / 3 + b**2 / 4)
+    t = (2.5 - 6.0) / np.sqrt(a + b)
+    assert welch_t_test(x, y).pvalue == pytest.approx(2 * stats.t.sf(abs(t), df), rel=1e-9)
+    assert welch_t_test(x, x + 100).pvalue < 1e-6

@@ -255,7 +255,7 @@ def run_batch(
     """
     from dask.distributed import as_completed
 
-    from vidfilter.eval.baselines import make_baseline
+    from vidfilter.baselines import make_baseline
     from vidfilter.infer.pipeline import output_path_for
 
     config = config or Config()

@@ -1,4 +1,4 @@
-"""vidfilter.eval: the paper's scores, foreground masks, ground truth readers and classical baselines.
+"""vidfilter.eval: the paper's scores, foreground masks and ground truth readers (baselines: :mod:`vidfilter.baselines`).
 
 - ``metrics.py``: pooled pixel P/R/F1/IoU (:class:`PixelScore`), components -> boxes
   (:func:`mask_to_boxes`), Hungarian box matching on 1/IoU (:func:`match_boxes`, :class:`BoxScore`),
@@ -7,13 +7,15 @@
   and a threshold chosen from the residual noise level (:func:`noise_mask`).
 - ``groundtruth.py``: boxes from CSV / COCO JSON / YOLO txt / Pascal VOC XML, masks from
   PNG / TIFF / Zarr, points from a colour-coded PNG.
+- ``evaluate.py``: ``vidfilter eval``: score an output store or a background against ground-truth
+  masks, boxes or points (:func:`evaluate`, :class:`EvalReport`).
 - ``score.py``: score a recording's backgrounds (real data with boxes, synthetic recordings with
   exact masks and still / moving animals).
-- ``baselines.py``: median, max / min, running median, MOG2, KNN backgrounds (``make_baseline``).
 """
 
 from __future__ import annotations
 
+from vidfilter.eval.evaluate import EvalReport, evaluate
 from vidfilter.eval.groundtruth import (
     FrameBoxes,
     boxes_by_index,
@@ -23,9 +25,19 @@ from vidfilter.eval.groundtruth import (
     load_boxes_voc,
     load_boxes_yolo,
     load_mask,
+    load_points_csv,
     load_points_png,
 )
-from vidfilter.eval.masks import clean_mask, foreground, noise_mask, noise_threshold, otsu_mask, residual_noise, threshold_mask
+from vidfilter.eval.masks import (
+    clean_mask,
+    foreground,
+    noise_mask,
+    noise_threshold,
+    otsu_foreground_mask,
+    otsu_mask,
+    residual_noise,
+    threshold_mask,
+)
 from vidfilter.eval.metrics import (
     BoxMatch,
     BoxScore,
@@ -44,6 +56,7 @@ from vidfilter.eval.score import estimator_backgrounds, score_backgrounds, score
 __all__ = [
     "BoxMatch",
     "BoxScore",
+    "EvalReport",
     "FrameBoxes",
     "PixelScore",
     "PointScore",
@@ -52,6 +65,7 @@ __all__ = [
     "boxes_by_index",
     "clean_mask",
     "estimator_backgrounds",
+    "evaluate",
     "foreground",
     "load_boxes",
     "load_boxes_coco",
@@ -59,11 +73,13 @@ __all__ = [
     "load_boxes_voc",
     "load_boxes_yolo",
     "load_mask",
+    "load_points_csv",
     "load_points_png",
     "mask_to_boxes",
     "match_boxes",
     "noise_mask",
     "noise_threshold",
+    "otsu_foreground_mask",
     "otsu_mask",
     "prf",
     "residual_noise",

@@ -1,5 +1,5 @@
 """Ground truth readers: boxes (CSV, COCO JSON, YOLO txt, Pascal VOC XML), masks (PNG/TIFF/Zarr)
-and points (a colour-coded PNG, BBBC026 style).
+and points (a colour-coded PNG, BBBC026 style, or a CSV ``frame,x,y[,class]``).
 
 Boxes come back as ``dict key -> FrameBoxes``; ``FrameBoxes.boxes`` is ``(N, 4)`` float64
 ``x0, y0, x1, y1`` in the pixel-edge convention of :mod:`vidfilter.eval.metrics` (``x1, y1``
@@ -39,9 +39,11 @@ __all__ = [
     "load_boxes",
     "load_boxes_coco",
     "load_boxes_csv",
+    "load_boxes_positions",
     "load_boxes_voc",
     "load_boxes_yolo",
     "load_mask",
+    "load_points_csv",
     "load_points_png",
 ]
 
@@ -90,18 +92,22 @@ def _key(text: str) -> Key:
 def load_boxes_csv(path: str | os.PathLike[str], *, inclusive: bool = False, default_class: str = "object") -> dict[Key, FrameBoxes]:
     """Boxes from a CSV with header ``frame,x0,y0,x1,y1`` and an optional ``class`` column.
 
+    Instead of ``frame`` an ``image`` column (keys: the image name's stem) may name the image of
+    each row; with neither, the file describes one image and its key is the file's stem.
     ``inclusive=True``: ``x1, y1`` are the last pixel's indices, converted by adding 1.
     """
     p = _exists(path)
     rows = []
     with p.open(newline="") as fh:
         reader = csv.DictReader(fh)
-        need = {"frame", "x0", "y0", "x1", "y1"}
+        need = {"x0", "y0", "x1", "y1"}
         fields = {f.strip() for f in (reader.fieldnames or [])}
         if not need <= fields:
             raise UnreadableInputError(
-                f"{p}: a box CSV needs the columns frame,x0,y0,x1,y1 (optional class); found {sorted(fields)}"
+                f"{p}: a box CSV needs the columns frame,x0,y0,x1,y1 (frame optional for a per-image file, or an image "
+                f"column instead; optional class); found {sorted(fields)}"
             )
+        key_col = "frame" if "frame" in fields else "image" if "image" in fields else None
         for i, row in enumerate(reader, start=2):
             row = {k.strip(): v for k, v in row.items() if k is not None}
             try:
@@ -111,7 +117,15 @@ def load_boxes_csv(path: str | os.PathLike[str], *, inclusive: bool = False, def
             if inclusive:
                 x1, y1 = x1 + 1, y1 + 1
             cls = (row.get("class") or default_class).strip()
-            rows.append((_key(row["frame"].strip()), (x0, y0, x1, y1), cls))
+            if key_col == "frame":
+                key = _key(row["frame"].strip())
+            elif key_col == "image":
+                key = _key(Path(row["image"].strip()).stem)
+            else:
+                key = _key(p.stem)
+            rows.append((key, (x0, y0, x1, y1), cls))
+    if not rows and key_col is None:
+        return {_key(p.stem): FrameBoxes()}
     return _collect(rows)
 
 
@@ -328,4 +342,57 @@ def load_points_png(
         else:
             ys, xs = np.nonzero(sel)
             out[name] = list(zip(ys.tolist(), xs.tolist()))
+    return out
+
+
+def load_points_csv(path: str | os.PathLike[str], *, default_class: str = "object") -> dict[Key, dict[str, list[tuple[float, float]]]]:
+    """Points from a CSV with header ``frame,x,y`` and an optional ``class`` column.
+
+    ``x`` is the column and ``y`` the row of the pixel (its centre; fractions allowed, rounded when
+    scored). Returns ``frame key -> class -> [(y, x), ...]`` in file order (the ``(y, x)`` order
+    of :func:`load_points_png` and :class:`~vidfilter.eval.metrics.PointScore`).
+    """
+    p = _exists(path)
+    out: dict[Key, dict[str, list[tuple[float, float]]]] = {}
+    with p.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        fields = {f.strip() for f in (reader.fieldnames or [])}
+        if not {"frame", "x", "y"} <= fields:
+            raise UnreadableInputError(f"{p}: a point CSV needs the columns frame,x,y (optional class); found {sorted(fields)}")
+        for i, row in enumerate(reader, start=2):
+            row = {k.strip(): v for k, v in row.items() if k is not None}
+            try:
+                x, y = float(row["x"]), float(row["y"])
+            except (TypeError, ValueError):
+                raise UnreadableInputError(f"{p}, line {i}: point coordinates are not numbers: {row}") from None
+            cls = (row.get("class") or default_class).strip()
+            out.setdefault(_key(row["frame"].strip()), {}).setdefault(cls, []).append((y, x))
+    return out
+
+
+def load_boxes_positions(
+    path: str | os.PathLike[str], *, columns: Sequence[int] = (4, 5, 6, 7), default_class: str = "object"
+) -> dict[Key, FrameBoxes]:
+    """Boxes from whitespace-separated text files, one box per line, keyed by file stem: the BBBC042
+    ``positions/<id>.txt`` layout, where columns 4-7 (0-based) hold ``x0 y0 x1 y1`` (taken as edge
+    coordinates). ``path`` is one file or a folder of ``.txt`` files. An empty file is an image
+    without objects.
+    """
+    root = _exists(path)
+    files = sorted(root.glob("*.txt")) if root.is_dir() else [root]
+    out: dict[Key, FrameBoxes] = {}
+    cols = [int(c) for c in columns]
+    for f in files:
+        boxes = []
+        for i, line in enumerate(f.read_text().splitlines(), start=1):
+            parts = line.split()
+            if not parts:
+                continue
+            try:
+                boxes.append(tuple(float(parts[c]) for c in cols))
+            except (IndexError, ValueError):
+                raise UnreadableInputError(
+                    f"{f}, line {i}: expected numbers x0 y0 x1 y1 in columns {cols}, got {line!r}"
+                ) from None
+        out[_key(f.stem)] = FrameBoxes(np.asarray(boxes, np.float64).reshape(-1, 4), [default_class] * len(boxes))
     return out

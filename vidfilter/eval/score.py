@@ -3,7 +3,7 @@
 The helpers the quality benchmarks call:
 
 - :func:`estimator_backgrounds`: run a background estimator (a baseline of
-  :mod:`vidfilter.eval.baselines`, or the model's ``ModelBackground``) over a recording and yield
+  :mod:`vidfilter.baselines`, or the model's ``ModelBackground``) over a recording and yield
   its backgrounds, feeding stateful estimators every frame in order;
 - :func:`score_backgrounds`: real data with box (and optionally mask) ground truth;
 - :func:`score_recording`: a :class:`~vidfilter.synth.SyntheticRecording` with exact masks and
@@ -211,7 +211,9 @@ class RecordingResult:
     ``pixel`` / ``box``: against the exact masks and the animals' boxes; ``still_recall`` /
     ``moving_recall``: share of (frame, animal) pairs whose animal pixels are at least ``cover``
     covered by the predicted mask, for still and for moving animals (None when there are none);
-    ``still_pixels`` / ``moving_pixels``: pixel recall restricted to those animals.
+    ``still_pixels`` / ``moving_pixels``: pixel recall restricted to those animals;
+    ``still_box_recall`` / ``moving_box_recall``: share of those animals' true boxes matched by the
+    object protocol (the same Hungarian matching as ``box``, counted per group).
     """
 
     pixel: Scores
@@ -221,24 +223,28 @@ class RecordingResult:
     still_pixels: float | None
     moving_pixels: float | None
     n_frames: int
+    still_box_recall: float | None = None
+    moving_box_recall: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
         return asdict(self)
 
 
-def _label_boxes(labels: np.ndarray, min_area: int) -> np.ndarray:
+def _label_boxes(labels: np.ndarray, min_area: int) -> tuple[np.ndarray, list[int]]:
+    """Boxes of the labels with at least ``min_area`` pixels, and those labels."""
     from scipy import ndimage
 
-    out = []
+    out, ids = [], []
     n = int(labels.max())
     if n == 0:
-        return np.zeros((0, 4))
+        return np.zeros((0, 4)), ids
     areas = np.bincount(labels.ravel(), minlength=n + 1)
     for k, sl in enumerate(ndimage.find_objects(labels), start=1):
         if sl is not None and areas[k] >= min_area:
             out.append((sl[1].start, sl[0].start, sl[1].stop, sl[0].stop))
-    return np.asarray(out, dtype=np.float64).reshape(-1, 4)
+            ids.append(k)
+    return np.asarray(out, dtype=np.float64).reshape(-1, 4), ids
 
 
 def score_recording(
@@ -246,15 +252,18 @@ def score_recording(
     backgrounds: Iterable[np.ndarray] | Any,
     *,
     frames: Sequence[int] | None = None,
-    mask_fn: MaskFn | None = None,
+    mask_fn: MaskFn | Mapping[str, MaskFn] | None = None,
     threshold: float = 10.0,
     polarity: Any = "absolute",
     min_area: int = 250,
     connectivity: int = 8,
     iou_threshold: float = 0.5,
     cover: float = 0.5,
-) -> RecordingResult:
+) -> Any:
     """Score backgrounds of a synthetic recording against its exact ground truth.
+
+    Returns a :class:`RecordingResult`, or ``dict name -> RecordingResult`` when ``mask_fn`` is a
+    mapping of named mask functions (each background is computed once and scored by all).
 
     Parameters
     ----------
@@ -268,22 +277,20 @@ def score_recording(
         True objects are the animals with at least ``min_area`` mask pixels in the frame (the
         boxes of their labels, so touching animals stay two objects); smaller ones (mostly off the
         image) are left out of the box score. Predicted boxes: components ``>= min_area``.
+    mask_fn : callable or mapping name -> callable, optional
+        ``(frame, background) -> mask``; default ``threshold_mask(threshold, polarity)``.
     cover
         An animal is recalled in a frame when at least this share of its pixels is in the mask.
     """
     from vidfilter.io.array_source import ArrayFrameSource
 
-    fn = _default_mask_fn(mask_fn, threshold, polarity)
+    named = dict(mask_fn) if isinstance(mask_fn, Mapping) else {"": _default_mask_fn(mask_fn, threshold, polarity)}
     wanted = list(range(len(rec))) if frames is None else [int(t) for t in frames]
     if hasattr(backgrounds, "prepare") and hasattr(backgrounds, "background"):
         backgrounds = estimator_backgrounds(backgrounds, ArrayFrameSource(rec, fps=getattr(rec, "fps", None)), wanted)
-    still = sorted(getattr(rec, "still_labels", ()))
-    moving = sorted(getattr(rec, "moving_labels", ()))
-    pix, box = PixelScore(), BoxScore(iou_threshold)
-    counts = {"still": [0, 0], "moving": [0, 0]}  # recalled, total
-    pixels = {"still": [0, 0], "moving": [0, 0]}  # covered, total
+    still = set(getattr(rec, "still_labels", ()))
+    acc = {name: _RecAcc(still, iou_threshold, cover) for name in named}
     bg_iter = iter(backgrounds)
-    n = 0
     for i, t in enumerate(wanted):
         try:
             bg = next(bg_iter)
@@ -291,31 +298,59 @@ def score_recording(
             raise ConfigError(f"{len(wanted)} frames to score but only {i} backgrounds") from None
         sf = rec.frame(t)
         labels = rec.labels(t)
-        mask = np.asarray(fn(sf.frame, bg), dtype=bool)
-        pix.update(mask, sf.mask)
-        box.update(mask_to_boxes(mask, min_area=min_area, connectivity=connectivity), _label_boxes(labels, min_area))
+        gt_boxes, gt_ids = _label_boxes(labels, min_area)
+        for name, fn in named.items():
+            mask = np.asarray(fn(sf.frame, bg), dtype=bool)
+            acc[name].update(mask, sf.mask, labels, gt_boxes, gt_ids, min_area, connectivity)
+    out = {name: a.result() for name, a in acc.items()}
+    return out if isinstance(mask_fn, Mapping) else out[""]
+
+
+class _RecAcc:
+    """Pooled counts of :func:`score_recording` for one mask function."""
+
+    def __init__(self, still: set[int], iou_threshold: float, cover: float) -> None:
+        self.still = still
+        self.cover = cover
+        self.pix, self.box = PixelScore(), BoxScore(iou_threshold)
+        self.counts = {"still": [0, 0], "moving": [0, 0]}  # recalled, total
+        self.pixels = {"still": [0, 0], "moving": [0, 0]}  # covered, total
+        self.boxes = {"still": [0, 0], "moving": [0, 0]}  # matched, total
+        self.n = 0
+
+    def update(self, mask: np.ndarray, truth: np.ndarray, labels: np.ndarray, gt_boxes: np.ndarray,
+               gt_ids: list[int], min_area: int, connectivity: int) -> None:
+        self.pix.update(mask, truth)
+        match = self.box.update(mask_to_boxes(mask, min_area=min_area, connectivity=connectivity), gt_boxes)
+        matched = {gt_ids[j] for j in match.pairs[:, 1].tolist()}
+        for k in gt_ids:
+            kind = "still" if k in self.still else "moving"
+            self.boxes[kind][1] += 1
+            self.boxes[kind][0] += int(k in matched)
         n_lab = int(labels.max())
         if n_lab:
             area = np.bincount(labels.ravel(), minlength=n_lab + 1)
             hit = np.bincount(labels[mask].ravel(), minlength=n_lab + 1)
-            for kind, ids in (("still", still), ("moving", moving)):
-                for k in ids:
-                    if k <= n_lab and area[k] > 0:
-                        counts[kind][1] += 1
-                        counts[kind][0] += int(hit[k] >= cover * area[k])
-                        pixels[kind][0] += int(hit[k])
-                        pixels[kind][1] += int(area[k])
-        n += 1
+            for k in np.nonzero(area[1:])[0] + 1:
+                kind = "still" if int(k) in self.still else "moving"
+                self.counts[kind][1] += 1
+                self.counts[kind][0] += int(hit[k] >= self.cover * area[k])
+                self.pixels[kind][0] += int(hit[k])
+                self.pixels[kind][1] += int(area[k])
+        self.n += 1
 
-    def share(c: list[int]) -> float | None:
-        return c[0] / c[1] if c[1] else None
+    def result(self) -> RecordingResult:
+        def share(c: list[int]) -> float | None:
+            return c[0] / c[1] if c[1] else None
 
-    return RecordingResult(
-        pixel=pix.result(),
-        box=box.result(),
-        still_recall=share(counts["still"]),
-        moving_recall=share(counts["moving"]),
-        still_pixels=share(pixels["still"]),
-        moving_pixels=share(pixels["moving"]),
-        n_frames=n,
-    )
+        return RecordingResult(
+            pixel=self.pix.result(),
+            box=self.box.result(),
+            still_recall=share(self.counts["still"]),
+            moving_recall=share(self.counts["moving"]),
+            still_pixels=share(self.pixels["still"]),
+            moving_pixels=share(self.pixels["moving"]),
+            n_frames=self.n,
+            still_box_recall=share(self.boxes["still"]),
+            moving_box_recall=share(self.boxes["moving"]),
+        )
