@@ -236,3 +236,17 @@ def test_integer_background_and_foreground_equal_the_float_computation(dtype, sh
             fg = _foreground_int(frame, got, pol)
             ref = from_float(foreground(to_float(frame), to_float(got), pol), dtype)
             np.testing.assert_array_equal(fg, ref)
+
+
+def test_adaptive_with_an_identity_like_model_on_a_noisy_recording_does_not_fire_every_frame():
+    """An estimator that returns the frame itself (a model in the identity trap, or a fresh residual
+    net) has zero residual on its keyframe but the noise of two frames on every other one; the
+    baseline's noise floor keeps that from making every frame a keyframe."""
+    rng = np.random.default_rng(3)
+    frames = np.clip(128 + rng.normal(0, 3, (100, 64, 64)), 0, 255).astype(np.uint8)
+    _, keys, _ = _run(frames, every=100, adaptive=True, bound=0.005)
+    assert keys == [0, 99]
+    # a real change is still caught
+    frames[60:] = np.clip(frames[60:].astype(int) + 12, 0, 255)
+    _, keys, _ = _run(frames, every=100, adaptive=True, bound=0.005)
+    assert 60 in keys and len(keys) <= 5

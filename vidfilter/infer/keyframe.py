@@ -136,9 +136,11 @@ def schedule(
     right: _Key | None = None
     hold = False
     key_drift = 0.0
+    key_small: np.ndarray | None = None  # the last keyframe's frame, sub-sampled (adaptive only)
+    settle = False  # the frame after a keyframe sets the noise floor of the baseline
 
     def new_key(t: int, frame: np.ndarray, bg: np.ndarray, extra: bool = False) -> None:
-        nonlocal left, right, hold, key_drift
+        nonlocal left, right, hold, key_drift, key_small, settle
         keyframes.append(t)
         previous = left
         left = _Key(t, bg, _small(bg))
@@ -152,7 +154,9 @@ def schedule(
                 right = None
         hold = False
         if adaptive:
-            key_drift = _mad(small_frame(frame), left.small)
+            key_small = small_frame(frame)
+            key_drift = _mad(key_small, left.small)
+            settle = True
             if extra and right is not None:
                 # an extra keyframe still at the old level but far from the next grid keyframe:
                 # a jump lies ahead, so hold this background rather than blend across the jump
@@ -169,9 +173,16 @@ def schedule(
             yield t, frame, left.bg
             continue
         if adaptive:
+            sf = small_frame(frame)
+            if settle:
+                # a model that keeps the keyframe's own noise (identity-like) has ~0 residual on
+                # it but the noise of two frames on every other: the consecutive-frame residual
+                # right after the keyframe is the floor the baseline must not go below
+                key_drift = max(key_drift, _mad(sf, key_small))
+                settle = False
             w = np.float32((t - left.t) / (right.t - left.t))
             expect = left.small if hold else (1 - w) * left.small + w * right.small
-            if _mad(small_frame(frame), expect) - key_drift > bound:
+            if _mad(sf, expect) - key_drift > bound:
                 bg = estimate(t, to_float(frame))
                 new_key(t, frame, bg, extra=True)
                 yield t, frame, bg
