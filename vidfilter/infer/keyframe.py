@@ -136,11 +136,10 @@ def schedule(
     right: _Key | None = None
     hold = False
     key_drift = 0.0
-    key_small: np.ndarray | None = None  # the last keyframe's frame, sub-sampled (adaptive only)
     settle = False  # the frame after a keyframe sets the noise floor of the baseline
 
     def new_key(t: int, frame: np.ndarray, bg: np.ndarray, extra: bool = False) -> None:
-        nonlocal left, right, hold, key_drift, key_small, settle
+        nonlocal left, right, hold, key_drift, settle
         keyframes.append(t)
         previous = left
         left = _Key(t, bg, _small(bg))
@@ -154,8 +153,7 @@ def schedule(
                 right = None
         hold = False
         if adaptive:
-            key_small = small_frame(frame)
-            key_drift = _mad(key_small, left.small)
+            key_drift = _mad(small_frame(frame), left.small)
             settle = True
             if extra and right is not None:
                 # an extra keyframe still at the old level but far from the next grid keyframe:
@@ -174,14 +172,14 @@ def schedule(
             continue
         if adaptive:
             sf = small_frame(frame)
-            if settle:
-                # a model that keeps the keyframe's own noise (identity-like) has ~0 residual on
-                # it but the noise of two frames on every other: the consecutive-frame residual
-                # right after the keyframe is the floor the baseline must not go below
-                key_drift = max(key_drift, _mad(sf, key_small))
-                settle = False
             w = np.float32((t - left.t) / (right.t - left.t))
             expect = left.small if hold else (1 - w) * left.small + w * right.small
+            if settle:
+                # a model that keeps the keyframe's own noise (identity-like) has ~0 residual on
+                # it but the noise of two frames on every other: the residual of the frame right
+                # after the keyframe is the level the baseline must not go below
+                key_drift = max(key_drift, _mad(sf, expect))
+                settle = False
             if _mad(sf, expect) - key_drift > bound:
                 bg = estimate(t, to_float(frame))
                 new_key(t, frame, bg, extra=True)
