@@ -155,7 +155,7 @@ class InferConfig(_Section):
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     compile: bool = False
     # keyframe defaults from the study in docs/performance.md: K = 500 with the adaptive check at
-    # 0.005 kept the mask F1 against per-frame inference >= 0.988 under drift and a camera shift,
+    # 0.005 kept the mask F1 against per-frame inference >= 0.99 under drift and a camera shift,
     # with 0.4-1 % of the frames through the network
     every: int = Field(500, ge=1, description="keyframe mode: run the network at least every K frames (1 = every frame)")
     adaptive: bool = Field(True, description="add keyframes when the residual outside objects drifts")
