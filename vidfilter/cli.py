@@ -69,7 +69,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     for path in args.inputs:
         p = Path(path)
-        if p.suffix == ".zarr" and p.is_dir() and (p / "background").exists():
+        if p.suffix == ".zarr" and p.is_dir() and ((p / "background").exists() or (p / "target").exists()):
             from vidfilter.io.zarr_sink import read_ome_zarr_info
 
             info = read_ome_zarr_info(p)
@@ -111,6 +111,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         {
             "model.preset": args.preset,
             "model.width": args.width,
+            "sampling.mode": args.mode,
             "sampling.lag": args.lag,
             "sampling.lag_unit": args.lag_unit or ("frames" if args.lag else None),
             "sampling.crop": args.crop,
@@ -143,8 +144,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             "infer.device": args.device,
             "infer.precision": args.precision,
             "infer.every": args.every,
-            "infer.adaptive": True if args.adaptive else None,
+            "infer.adaptive": args.adaptive,
+            "infer.adaptive_bound": args.adaptive_bound,
             "infer.threads": args.threads,
+            "infer.salvage": True if args.salvage else None,
+            "infer.missing_chunks": args.missing_chunks,
             "output.polarity": args.polarity,
             "output.mask": True if args.mask else None,
             "output.mask_threshold": args.mask_threshold,
@@ -155,6 +159,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     if args.out and len(args.inputs) > 1:
         raise VidfilterError("--out names one output but several inputs were given; use --out-dir DIR")
+    static_model = _static_model(args)  # a static-mode bundle: target / residual of images and slides
+    if static_model is not None:
+        if args.scheduler:
+            raise VidfilterError("--scheduler is not supported with static-mode models; run without it")
+        from vidfilter.infer.static import run_static_many as run_many  # noqa: F811
     if args.scheduler:
         if not args.out_dir:
             raise VidfilterError("--scheduler writes one output per input: use --out-dir DIR")
@@ -167,7 +176,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2 if failed else 0
     results = run_many(
         args.inputs,
-        model=args.model,
+        model=static_model if static_model is not None else args.model,
         method=args.method,
         out=args.out,
         out_dir=args.out_dir,
@@ -183,6 +192,80 @@ def cmd_run(args: argparse.Namespace) -> int:
     if failed and len(results) == 1:
         raise VidfilterError(failed[0]["error"])
     return 2 if failed else 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from vidfilter.io.integrity import verify
+
+    report = verify(args.output, input=args.input, quick=args.quick, missing_chunks=args.missing_chunks)
+    if args.json:
+        print(json.dumps(report.to_dict(), default=str))
+    else:
+        print(report.summary())
+        for line in report.problems:
+            print(f"  problem: {line}")
+        for name, facts in report.facts.get("images", {}).items():
+            print(f"  {name}: {facts.get('frames')} frames, {facts.get('chunks', '?')} chunks")
+        rec = report.facts.get("input") or {}
+        if rec:
+            print(f"  input: {rec.get('path')} ({rec.get('frames_read')} frames read, content hash {rec.get('frames_blake2b')})")
+            if rec.get("damage"):
+                print(f"  input damage recorded (salvaged run): {rec['damage']}")
+        if "input_check" in report.facts:
+            print(f"  input check: {report.facts['input_check']}")
+    return 0 if report.complete else 1
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from vidfilter.eval.evaluate import evaluate
+
+    report = evaluate(
+        args.prediction, input=args.input, masks=args.masks, boxes=args.boxes, points=args.points,
+        mask_method=args.mask_method, threshold=args.threshold, polarity=args.polarity, sigma=args.sigma,
+        min_area=args.min_area, connectivity=args.connectivity, iou_threshold=args.iou, frames=args.frames,
+        box_class=args.box_class, point_class=args.point_class, box_inclusive=args.box_inclusive,
+    )
+    print(report.table())
+    if args.json:
+        report.write_json(args.json)
+    return 0
+
+
+def _static_model(args: argparse.Namespace) -> Any:
+    """The loaded bundle when ``--model`` is a static-mode model, else ``None``."""
+    if args.method != "model" or not args.model:
+        return None
+    from vidfilter.infer.static import load_static_model
+
+    return load_static_model(args.model)
+
+
+def cmd_extract_crops(args: argparse.Namespace) -> int:
+    from vidfilter.synth.crops import extract_crops
+
+    cfg = _load_config(args, {"static.extract.recipe": args.recipe, "static.extract.seed": args.seed})
+    summary = extract_crops(args.inputs, args.out, cfg, annotations=args.annotations, overwrite=args.overwrite,
+                            progress=_progress(args))
+    print(f"{summary['output']}: {summary['targets']} target and {summary['unwanted']} unwanted crops, "
+          f"{summary['backgrounds']} backgrounds from {summary['images']} images ({summary['discarded']} objects discarded)")
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    import cv2
+
+    from vidfilter.io.sink import atomic_path, check_output_path
+    from vidfilter.synth.paste import PairSynthesizer, load_banks, preview_grid
+
+    cfg = _load_config(args, {"sampling.crop": args.crop})
+    check_output_path(args.preview, inputs=args.banks, overwrite=args.overwrite)
+    synth = PairSynthesizer(load_banks(args.banks), cfg.static.synth, cfg.sampling.crop)
+    grid = preview_grid(synth, args.pairs, args.seed)
+    with atomic_path(args.preview) as tmp:
+        if not cv2.imwrite(str(tmp), grid):
+            raise VidfilterError(f"cannot write {args.preview}; give a .png path")
+    print(args.preview)
+    return 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -236,6 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--polarity", choices=["bright", "dark", "absolute"])
     p.add_argument("--init", help="fine-tune from this bundle instead of random weights")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint next to --out")
+    p.add_argument("--mode", choices=["video", "static"],
+                   help="video: time-lag pairs of recordings; static: INPUTs are crop banks (`vidfilter extract-crops`)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("run", help="write background and foreground of recordings")
@@ -251,7 +336,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
     p.add_argument("--every", type=int, help="keyframe mode: run the network every K frames")
-    p.add_argument("--adaptive", action="store_true", help="add keyframes when the residual drifts")
+    p.add_argument("--adaptive", action=argparse.BooleanOptionalAction, default=None,
+                   help="add keyframes when the residual drifts (default: on)")
+    p.add_argument("--adaptive-bound", type=float, default=None,
+                   help="rise of the median residual (0-1 scale) that makes a frame a keyframe (default 0.005)")
     p.add_argument("--threads", type=int)
     p.add_argument("--polarity", choices=["bright", "dark", "absolute"])
     p.add_argument("--mask", action="store_true", help="also write a binary mask group")
@@ -261,7 +349,59 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--scheduler", help="run on Dask: local, local:N (N worker processes) or tcp://HOST:PORT (needs --out-dir)")
     p.add_argument("--retries", type=int, default=2, help="with --scheduler: extra attempts for a failed recording")
+    p.add_argument("--salvage", action="store_true",
+                   help="damaged input (truncated, corrupt frame, missing chunk): process the frames before the damage and record it")
+    p.add_argument("--missing-chunks", choices=["error", "fill"],
+                   help="a Zarr input missing a chunk file: refuse it (default) or read it as the fill value")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("extract-crops", help="static mode: cut target / unwanted crops and backgrounds from annotated images")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE", help="images, folders or globs (PNG/TIFF/JPEG, 8/16-bit, grey or RGB)")
+    p.add_argument("--out", required=True, help="crop bank folder to write")
+    p.add_argument("--config", help="YAML config with a static section (e.g. configs/bbbc042.yaml)")
+    p.add_argument("--annotations", help="annotation file or folder of per-image files (points PNG, label images, boxes)")
+    p.add_argument("--recipe", choices=["labels", "points", "boxes", "focus"], help="override static.extract.recipe")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_extract_crops)
+
+    p = sub.add_parser("synth", help="static mode: write a grid of example synthetic training pairs")
+    p.add_argument("banks", nargs="+", metavar="BANK", help="crop banks from `vidfilter extract-crops`")
+    p.add_argument("--preview", required=True, help="PNG to write: one row per pair (input | target | shared targets)")
+    p.add_argument("--config", help="YAML config with a static section (synthesis parameters)")
+    p.add_argument("--crop", type=int, help="patch side (sampling.crop)")
+    p.add_argument("--pairs", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("verify", help="check an output store is complete (every frame, every chunk) and matches its input")
+    p.add_argument("output", help="OUT.zarr written by `vidfilter run`")
+    p.add_argument("--input", help="re-read this input and compare its frames' content hash with the one recorded")
+    p.add_argument("--quick", action="store_true", help="check chunk files exist without decompressing them")
+    p.add_argument("--missing-chunks", choices=["error", "fill"], help="policy for a Zarr --input (default: the run's)")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("eval", help="score an output store or a background against ground-truth masks, boxes or points")
+    p.add_argument("prediction", help="OUT.zarr from `vidfilter run`, or a background image/stack (then --input)")
+    p.add_argument("--input", help="the frames (default for OUT.zarr: the input it recorded)")
+    p.add_argument("--masks", help="ground-truth masks: folder of PNG/TIFF, TIFF stack, Zarr array, or one image")
+    p.add_argument("--boxes", help="ground-truth boxes: CSV frame,x0,y0,x1,y1 | COCO .json | YOLO .txt folder | VOC .xml")
+    p.add_argument("--points", help="ground-truth points: CSV frame,x,y[,class] or a colour-coded PNG")
+    p.add_argument("--mask-method", choices=["fixed", "otsu", "noise", "stored"], default="fixed")
+    p.add_argument("--threshold", type=float, default=10.0, help="fixed mask: grey levels on the 8-bit scale (default 10)")
+    p.add_argument("--polarity", choices=["bright", "dark", "absolute"], help="default: the run's, or absolute for a background")
+    p.add_argument("--sigma", type=float, default=1.0, help="otsu mask: Gaussian smoothing in px")
+    p.add_argument("--min-area", type=int, default=250, help="smallest object in px (default 250)")
+    p.add_argument("--connectivity", type=int, choices=[4, 8], default=8)
+    p.add_argument("--iou", type=float, default=0.5, help="a box matches when IoU > this (default 0.5)")
+    p.add_argument("--frames", help="frames scored: START:STOP[:STEP] (default all)")
+    p.add_argument("--box-class", help="only ground-truth boxes of this class")
+    p.add_argument("--point-class", help="only ground-truth points of this class")
+    p.add_argument("--box-inclusive", action="store_true", help="box CSV gives the last pixel as x1, y1")
+    p.add_argument("--json", metavar="OUT.json", help="also write the scores as JSON")
+    p.set_defaults(func=cmd_eval)
     return parser
 
 

@@ -258,11 +258,16 @@ class BlockStore:
     model hash); anything else starts afresh. Holds the ``.lock`` of :mod:`vidfilter.io.zarr_sink`
     (a lock left by a dead process is taken over). Blocks may be written by other processes
     through :attr:`array_path`; only the owner records progress (:meth:`mark_done`).
+
+    ``groups`` names the NGFF image groups (one array ``<group>/0`` each, same layout and dtype):
+    ``("background",)`` by default, ``("target", "residual")`` for static-mode models;
+    :attr:`arrays` maps each name to its array and :attr:`array` is the first one.
     """
 
     def __init__(
         self, path: str | os.PathLike[str], layout: BlockLayout, dtype: Any, *, key: str = "",
         attrs: dict[str, Any] | None = None, overwrite: bool = False, flush_seconds: float = 5.0,
+        groups: tuple[str, ...] = ("background",),
     ) -> None:
         import zarr
 
@@ -277,6 +282,7 @@ class BlockStore:
         self.dtype = np.dtype(dtype)
         self.overwrite = overwrite
         self.flush_seconds = flush_seconds
+        self.groups = tuple(groups)
         if self.path.exists() and not overwrite:
             raise OutputExistsError(f"{self.path} exists; pass overwrite=True (--overwrite) to replace it or choose another output")
         self.partial.mkdir(parents=True, exist_ok=True)
@@ -284,6 +290,8 @@ class BlockStore:
         self._lock.acquire()
         try:
             spec = {"format_version": FORMAT_VERSION, "layout": layout.to_dict(), "dtype": str(self.dtype), "key": key}
+            if self.groups != ("background",):
+                spec["groups"] = list(self.groups)
             self.done = np.zeros(len(layout), dtype=bool)
             prog = self._load()
             self.resumed = prog is not None and prog.get("spec") == _jsonable(spec)
@@ -292,7 +300,7 @@ class BlockStore:
                 self.done[: bits.size] = bits.astype(bool)
                 log.info("resuming %s: %d of %d blocks done", self.partial, int(self.done.sum()), len(layout))
                 self.root = zarr.open_group(str(self.partial), mode="a", zarr_format=3)
-                self.array = self.root["background"]["0"]
+                self.arrays = {name: self.root[name]["0"] for name in self.groups}
             else:
                 from vidfilter.io.sink import remove_path
 
@@ -303,13 +311,16 @@ class BlockStore:
                 meta = dict(_jsonable(attrs or {}))
                 meta["vidfilter"] = {"complete": False, "format_version": FORMAT_VERSION, "kind": "blocks", "layout": layout.to_dict()}
                 self.root.attrs.update(meta)
-                g = self.root.create_group("background")
-                g.attrs.update({"ome": _ngff("background", layout.frames is not None), "vidfilter": {"complete": False}})
                 names = (["t"] if layout.frames is not None else []) + ["y", "x"]
-                self.array = g.create_array(
-                    "0", shape=layout.shape, chunks=layout.chunks, dtype=self.dtype,
-                    dimension_names=names, **array_options(),
-                )
+                self.arrays = {}
+                for name in self.groups:
+                    g = self.root.create_group(name)
+                    g.attrs.update({"ome": _ngff(name, layout.frames is not None), "vidfilter": {"complete": False}})
+                    self.arrays[name] = g.create_array(
+                        "0", shape=layout.shape, chunks=layout.chunks, dtype=self.dtype,
+                        dimension_names=names, **array_options(),
+                    )
+            self.array = self.arrays[self.groups[0]]
             self._spec = _jsonable(spec)
             self._last_flush = 0.0
             self.flush(force=True)
@@ -320,7 +331,7 @@ class BlockStore:
     @property
     def array_path(self) -> str:
         """Path of the output array (for writers in other processes)."""
-        return str(self.partial / "background" / "0")
+        return str(self.partial / self.groups[0] / "0")
 
     def _load(self) -> dict[str, Any] | None:
         try:
@@ -355,7 +366,8 @@ class BlockStore:
         missing = int((~self.done).sum())
         if missing:
             raise RuntimeError(f"cannot finalise {self.path}: {missing} of {len(self.done)} blocks are not done")
-        self.root["background"].attrs["vidfilter"] = {"complete": True}
+        for name in self.groups:
+            self.root[name].attrs["vidfilter"] = {"complete": True}
         vf = dict(self.root.attrs["vidfilter"])
         vf.update(complete=True, finalised_unix=time.time())
         self.root.attrs["vidfilter"] = vf

@@ -137,7 +137,10 @@ def _batches(sset: SamplerSet, inputs: Sequence[Any], config: Config, start_step
         while True:
             inp, tgt = sset.train.batch(bs)
             yield torch.from_numpy(inp), torch.from_numpy(tgt)
-    dataset = PairDataset(inputs, config, batch_size=bs, seed=config.train.seed + 7919 * start_step, statistics=sset.statistics)
+    if hasattr(sset, "make_dataset"):  # static mode: the synthesiser's own (order-preserving) dataset
+        dataset = sset.make_dataset(bs, start_step)
+    else:
+        dataset = PairDataset(inputs, config, batch_size=bs, seed=config.train.seed + 7919 * start_step, statistics=sset.statistics)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=None, num_workers=config.train.num_workers, pin_memory=torch.cuda.is_available(),
         persistent_workers=False,
@@ -217,7 +220,12 @@ def train(
     channels_last = device.type == "cuda"
 
     # every input error is raised here, before any training
-    sset = make_samplers(inputs, config)
+    if config.sampling.mode == "static":  # pairs synthesised from crop banks (vidfilter.synth.paste)
+        from vidfilter.synth.paste import make_static_samplers
+
+        sset = make_static_samplers(inputs, config)
+    else:
+        sset = make_samplers(inputs, config)
     ckpt_path = checkpoint_path(out)
     try:
         val_batch = None
@@ -362,7 +370,7 @@ def train(
             model.eval()
             last = state.val[-1] if state.val else {}
             identity = bool(last.get("identity_suspected", False))
-            normalisation = {
+            normalisation = sset.normalisation() if hasattr(sset, "normalisation") else {
                 "dtype": str(sset.sources[0].dtype),
                 "scale": dtype_scale(sset.sources[0].dtype),
                 "polarity": config.output.polarity.value,
@@ -437,7 +445,7 @@ def predict(
 def _provenance(sset: SamplerSet, config: Config, state: TrainResult, device: torch.device, identity: bool) -> dict[str, Any]:
     from vidfilter import __version__
 
-    inputs = []
+    inputs = sset.describe_inputs() if hasattr(sset, "describe_inputs") else []  # static mode: crop banks
     for i, src in enumerate(sset.sources):
         size = None
         try:

@@ -1,0 +1,374 @@
+"""Inference with static-mode models: single images, image folders and whole-slide arrays.
+
+A static-mode bundle (trained on synthetic crop-pasting pairs, ``config.sampling.mode: static``)
+outputs the *target layer*: the image with everything but the target class removed.
+:func:`run_static` writes one OME-Zarr store ``OUT.zarr`` with two NGFF image groups::
+
+    OUT.zarr/target/0     the network's output (float32, the network's units: linear or log)
+    OUT.zarr/residual/0   preprocessed input - output (what was removed)
+
+Inputs are preprocessed exactly as in training (:mod:`vidfilter.synth.preprocess`, with the
+bundle's settings and log gain): RGB -> grey, complement, log. Every input goes through the
+block machinery of :mod:`vidfilter.infer.blocks` (aligned blocks of ``config.static.block`` px
+with a halo of the model's margin, the tiled engine inside each block, chunk = block, resumable),
+so a 30 000 x 30 000 slide in Zarr / OME-Zarr or a tiled TIFF is read block by block and memory
+stays at one block plus the engine's tiles; the result equals whole-image inference.
+
+Input kinds: a Zarr / OME-Zarr array or NGFF image (level 0; axes from the NGFF metadata, else
+``(y, x)``, ``(y, x, c)`` with c = 3/4, or ``(t, y, x)``); a TIFF (read through tifffile's Zarr
+view, so tiled or stripped TIFFs are read in pieces; RGB samples and one leading axis such as
+pages or time supported); any other image file or image folder through
+:func:`vidfilter.open` (read one image at a time). One image gives ``(y, x)`` outputs, several
+images or pages ``(t, y, x)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vidfilter.config import Config
+from vidfilter.config_static import PreprocessConfig
+from vidfilter.errors import ConfigError, UnsupportedInputError, VidfilterError
+from vidfilter.synth.preprocess import encode, linearise, resolve_gain
+
+__all__ = ["StaticView", "filter_image", "is_static", "load_static_model", "open_static_input", "run_static", "run_static_many"]
+
+log = logging.getLogger(__name__)
+
+GROUPS = ("target", "residual")
+
+
+def is_static(bundle: Any) -> bool:
+    """Whether a loaded bundle was trained in static mode."""
+    return getattr(getattr(getattr(bundle, "config", None), "sampling", None), "mode", "video") == "static"
+
+
+def load_static_model(model: Any) -> Any | None:
+    """The loaded bundle when ``model`` (a path or a Bundle) is a static-mode model, else ``None``."""
+    if isinstance(model, (str, os.PathLike)):
+        from vidfilter.models.bundle import load_model
+
+        model = load_model(model)
+    return model if is_static(model) else None
+
+
+def _preprocessing(bundle: Any) -> tuple[PreprocessConfig, float | None]:
+    pre = bundle.config.static.preprocess
+    gain = (bundle.normalisation or {}).get("log_gain")
+    return pre, (float(gain) if gain is not None else None)
+
+
+# ---------------------------------------------------------------------------------------------
+# a lazy, preprocessed view of any input
+
+
+class StaticView:
+    """What the network sees, lazily: float32 ``(H, W)`` or ``(T, H, W)``, indexable by slices.
+
+    ``backend`` is an array (numpy / zarr) with ``axes`` (a string of ``t``, ``c``, ``y``, ``x``)
+    or a :class:`~vidfilter.io.source.FrameSource` (``axes`` ``None``; one decoded frame is cached).
+    Reading ``view[t, ys, xs]`` reads only that window of an array backend, then converts it to
+    linear grey and encodes it (:mod:`vidfilter.synth.preprocess`).
+    """
+
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, backend: Any, axes: str | None, pre: PreprocessConfig, gain: float | None, *, name: str = "") -> None:
+        self.backend, self.axes, self.pre, self.name = backend, axes, pre, name
+        self._cache: tuple[int, np.ndarray] | None = None
+        if axes is None:  # FrameSource
+            n, h, w = len(backend), int(backend.shape[1]), int(backend.shape[2])
+            stored = np.dtype(backend.dtype)
+        else:
+            shape = dict(zip(axes, backend.shape))
+            n, h, w = int(shape.get("t", 1)), int(shape["y"]), int(shape["x"])
+            stored = np.dtype(backend.dtype)
+            if "c" in shape and shape["c"] not in (1, 2, 3, 4):
+                raise UnsupportedInputError(f"{name}: {shape['c']} channels; static mode reads grey, RGB or RGBA images")
+        self.stored_dtype = stored
+        self.gain = gain if gain is not None else resolve_gain(pre, stored)
+        self.frames = None if (n == 1 and (axes is None or "t" not in axes)) else n
+        self.shape: tuple[int, ...] = (h, w) if self.frames is None else (n, h, w)
+
+    def _convert(self, raw: np.ndarray) -> np.ndarray:
+        return encode(linearise(raw, self.pre), self.pre, self.gain)
+
+    def _frame(self, t: int) -> np.ndarray:
+        if self._cache is None or self._cache[0] != t:
+            self._cache = (t, self._convert(np.asarray(self.backend[t])))
+        return self._cache[1]
+
+    def __getitem__(self, sel: Any) -> np.ndarray:
+        if not isinstance(sel, tuple):
+            sel = (sel,)
+        if self.frames is None:
+            t, ys, xs = 0, *sel[:2]
+        else:
+            t, ys, xs = sel[0], *sel[1:3]
+        if self.axes is None:
+            return self._frame(int(t))[ys, xs]
+        index = []
+        for a in self.axes:
+            index.append({"t": t, "y": ys, "x": xs, "c": slice(None)}[a])
+        raw = np.asarray(self.backend[tuple(index)])
+        kept = [a for a in self.axes if a != "t"]  # t was an integer index
+        if "c" in kept:
+            raw = np.moveaxis(raw, kept.index("c"), -1)
+        return self._convert(raw)
+
+
+def _guess_axes(shape: tuple[int, ...]) -> str:
+    if len(shape) == 2:
+        return "yx"
+    if len(shape) == 3:
+        return "yxc" if shape[-1] in (3, 4) else "tyx"
+    if len(shape) == 4 and shape[-1] in (3, 4):
+        return "tyxc"
+    raise UnsupportedInputError(f"cannot tell the axes of an array of shape {shape}; give (y, x), (y, x, c) or (t, y, x)")
+
+
+def _axes_from_names(names: Sequence[str], shape: tuple[int, ...], spec: str) -> tuple[str, tuple[Any, ...]]:
+    """NGFF / TIFF axis names -> our axes string and the index that drops singleton extra axes."""
+    axes, index = "", []
+    for name, n in zip(names, shape):
+        a = name.lower()
+        a = {"s": "c", "i": "t", "q": "t", "z": "t"}.get(a, a)
+        if a in ("y", "x", "c") or (a == "t" and "t" not in axes):
+            if a in axes:
+                raise UnsupportedInputError(f"{spec}: more than one {a!r} axis ({''.join(names)}); select one first")
+            axes += a
+            index.append(slice(None))
+        elif n == 1:
+            index.append(0)
+        else:
+            raise UnsupportedInputError(f"{spec}: axes {''.join(names)} with more than one non-spatial axis; select one first")
+    if "y" not in axes or "x" not in axes:
+        raise UnsupportedInputError(f"{spec}: no y/x axes in {''.join(names)}")
+    return axes, tuple(index)
+
+
+class _Squeezed:
+    """An array with some axes fixed by an index (read lazily)."""
+
+    def __init__(self, arr: Any, index: tuple[Any, ...]) -> None:
+        self.arr, self.index = arr, index
+        self.shape = tuple(n for n, i in zip(arr.shape, index) if isinstance(i, slice))
+        self.dtype = arr.dtype
+
+    def __getitem__(self, sel: tuple[Any, ...]) -> Any:
+        it = iter(sel)
+        full = tuple(next(it) if isinstance(i, slice) else i for i in self.index)
+        return self.arr[full]
+
+
+def _open_zarr(spec: str) -> tuple[Any, str]:
+    import zarr
+
+    from vidfilter.errors import InputNotFoundError, UnreadableInputError
+
+    if "://" not in spec and not Path(spec).exists():
+        raise InputNotFoundError(f"{spec}: no such Zarr store; check the path")
+    try:
+        node = zarr.open(spec, mode="r")
+    except Exception as e:
+        raise UnreadableInputError(f"{spec}: not a readable Zarr store ({' '.join(str(e).split())[:100]})") from None
+    if not isinstance(node, zarr.Array):
+        attrs = dict(node.attrs)
+        ms = (attrs.get("ome") or attrs).get("multiscales")
+        if ms:
+            arr = node[ms[0]["datasets"][0]["path"]]
+            names = [a["name"] if isinstance(a, dict) else str(a) for a in ms[0].get("axes", [])]
+            if names and len(names) == arr.ndim:
+                axes, index = _axes_from_names(names, tuple(arr.shape), spec)
+                return (_Squeezed(arr, index) if any(not isinstance(i, slice) for i in index) else arr), axes
+            return arr, _guess_axes(tuple(arr.shape))
+        from vidfilter.infer.blocks import _resolve
+
+        node = _resolve(node, spec)
+    return node, _guess_axes(tuple(node.shape))
+
+
+def _open_tiff(spec: str) -> tuple[Any, str]:
+    import tifffile
+    import zarr
+
+    from vidfilter.errors import UnreadableInputError
+
+    try:
+        tif = tifffile.TiffFile(spec)
+        series = tif.series[0]
+        arr = zarr.open(series.aszarr(level=0), mode="r")
+        names = list(series.axes)
+    except Exception as e:
+        raise UnreadableInputError(f"{spec}: not a readable TIFF ({' '.join(str(e).split())[:100]})") from None
+    if isinstance(arr, zarr.Group):  # some tifffile versions give a group for pyramids
+        arr = arr["0"]
+    axes, index = _axes_from_names(names, tuple(arr.shape), spec)
+    return (_Squeezed(arr, index) if any(not isinstance(i, slice) for i in index) else arr), axes
+
+
+def open_static_input(src: Any, pre: PreprocessConfig, gain: float | None = None) -> StaticView:
+    """A :class:`StaticView` of a path (image, folder, TIFF, Zarr / OME-Zarr) or an array."""
+    if not isinstance(src, (str, os.PathLike)):
+        if hasattr(src, "shape") and hasattr(src, "__getitem__"):
+            return StaticView(src, _guess_axes(tuple(src.shape)), pre, gain, name=f"<{type(src).__name__}>")
+        raise UnsupportedInputError(f"cannot read an object of type {type(src).__name__}; pass a path or an array")
+    spec = os.path.expanduser(os.fspath(src))
+    p = Path(spec)
+    if any(c.suffix.lower() == ".zarr" for c in [p, *p.parents]) or (p / "zarr.json").is_file() or (p / ".zarray").is_file():
+        arr, axes = _open_zarr(spec)
+        return StaticView(arr, axes, pre, gain, name=spec)
+    if p.suffix.lower() in (".tif", ".tiff") and p.is_file():
+        arr, axes = _open_tiff(spec)
+        return StaticView(arr, axes, pre, gain, name=spec)
+    from vidfilter.io.registry import open as vf_open
+
+    return StaticView(vf_open(spec, color="keep"), None, pre, gain, name=spec)
+
+
+# ---------------------------------------------------------------------------------------------
+# running
+
+
+def _model_parts(model: Any) -> tuple[Any, Any]:
+    bundle = load_static_model(model) if isinstance(model, (str, os.PathLike)) else model
+    if bundle is None or not is_static(bundle):
+        raise ConfigError(f"{model}: not a static-mode model (its config has sampling.mode: video); use `vidfilter run` without it")
+    return bundle, bundle.model
+
+
+def filter_image(image: Any, model: Any, config: Config | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """In memory: ``(target, residual)`` float32 of one image ``(H, W)`` / ``(H, W, C)`` with a
+    static-mode model (a bundle path or a loaded bundle), on the whole image through the tiled engine."""
+    from vidfilter.infer.blocks import make_engine
+
+    config = config or Config()
+    bundle, net = _model_parts(model)
+    pre, gain = _preprocessing(bundle)
+    x = encode(linearise(image, pre), pre, gain if gain is not None else resolve_gain(pre, np.asarray(image).dtype))
+    y = make_engine(net, config)(x)
+    y = y[0] if y.ndim == 3 else y
+    return y, x - y
+
+
+def run_static(
+    input: Any,
+    out: str | os.PathLike[str],
+    *,
+    model: Any,
+    config: Config | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Filter one input with a static-mode model into ``out`` (``OUT.zarr``: ``target``, ``residual``).
+
+    Parameters
+    ----------
+    input
+        An image file, image folder, TIFF, Zarr / OME-Zarr path, or an array.
+    out
+        The output store (``.zarr`` is appended when missing).
+    model
+        A static-mode bundle (path or loaded).
+    config
+        ``config.infer`` sets the engine (tile, batch, device, precision), ``config.static.block``
+        the block side, ``config.output.overwrite`` whether an existing output is replaced.
+
+    Returns
+    -------
+    dict
+        ``input, output, status, shape, blocks, blocks_this_run, seconds, mpx_per_s``.
+    """
+    from tqdm.auto import tqdm
+
+    from vidfilter.infer.blocks import BlockLayout, BlockStore, make_engine, read_region, write_block
+    from vidfilter.io.sink import check_output_path
+
+    config = config or Config()
+    bundle, net = _model_parts(model)
+    pre, gain = _preprocessing(bundle)
+    view = open_static_input(input, pre, gain)
+    out = Path(out)
+    if out.suffix != ".zarr":
+        out = out.with_name(out.name + ".zarr")
+    in_paths = [input] if isinstance(input, (str, os.PathLike)) else []
+    check_output_path(out, inputs=in_paths, overwrite=True)  # existence is checked by the store (resume)
+    layout = BlockLayout.for_model(view.shape, net, config.static.block, None, config.infer.overlap)
+    attrs = {
+        "input": {"path": view.name}, "input_shape": list(view.shape), "input_dtype": str(view.stored_dtype),
+        "method": "model", "mode": "static",
+        "groups": {"target": "network output (the target layer)", "residual": "preprocessed input - output"},
+        "preprocess": pre.model_dump(mode="json"), "log_gain": view.gain,
+        "model": {"path": str(getattr(bundle, "path", "")), "sha256": bundle.sha256, "version": bundle.version},
+        "config": config.to_dict(), "vidfilter_version": __import__("vidfilter").__version__,
+    }
+    store = BlockStore(out, layout, np.float32, key=f"static:{bundle.sha256}:{view.gain}", attrs=attrs,
+                       overwrite=config.output.overwrite, groups=GROUPS)
+    engine = make_engine(net, config)
+    t0 = time.perf_counter()
+    todo = list(store.pending())
+    bar = tqdm(total=len(layout), initial=len(layout) - len(todo), unit="block", disable=not progress)
+    try:
+        for i in todo:
+            t, iy, ix = layout.coords(i)
+            region, crop = read_region(view, layout, t, iy, ix)
+            y = engine(np.ascontiguousarray(region, dtype=np.float32))
+            y = y[0] if y.ndim == 3 else y
+            target = np.ascontiguousarray(y[crop])
+            write_block(store.arrays["target"], layout, t, iy, ix, target)
+            write_block(store.arrays["residual"], layout, t, iy, ix, region[crop] - target)
+            store.mark_done(i)
+            bar.update(1)
+        store.flush(force=True)
+        path = store.finalise()
+    except BaseException:
+        store.abort()
+        raise
+    finally:
+        bar.close()
+        close = getattr(view.backend, "close", None)
+        if view.axes is None and close is not None:
+            close()
+    seconds = time.perf_counter() - t0
+    px = sum(layout.block_pixels(*layout.coords(i)[1:]) for i in todo)
+    return {
+        "input": view.name, "output": str(path), "status": "done", "shape": list(view.shape), "blocks": len(layout),
+        "blocks_this_run": len(todo), "seconds": round(seconds, 3), "mpx_per_s": round(px / 1e6 / seconds, 3) if seconds > 0 else None,
+    }
+
+
+def run_static_many(
+    inputs: Sequence[Any],
+    *,
+    model: Any,
+    out: str | os.PathLike[str] | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    config: Config | None = None,
+    progress: bool = False,
+    **_: Any,
+) -> list[dict[str, Any]]:
+    """:func:`run_static` for several inputs (one output each under ``out_dir``, or ``out`` for one
+    input); a failing input is reported and the others still run."""
+    from vidfilter.infer.pipeline import output_path_for
+
+    config = config or Config()
+    if out is None and out_dir is None:
+        raise ConfigError("say where to write: --out OUT.zarr for one input, or --out-dir DIR")
+    bundle, _ = _model_parts(model)  # loaded once for all inputs
+    results = []
+    for inp in inputs:
+        target = Path(out) if out is not None else output_path_for(str(inp), out_dir)  # type: ignore[arg-type]
+        if out_dir is not None:
+            os.makedirs(out_dir, exist_ok=True)
+        try:
+            results.append(run_static(inp, target, model=bundle, config=config, progress=progress))
+        except VidfilterError as e:
+            log.info("%s failed: %s", inp, e)
+            results.append({"input": str(inp), "output": None, "status": "failed", "error": " ".join(str(e).split())})
+    return results

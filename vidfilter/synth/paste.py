@@ -1,0 +1,531 @@
+"""The crop-pasting pair synthesiser of the static mode (DESIGN §1-2, the paper's section 2.2).
+
+A training pair shares the target objects and nothing else::
+
+    input  = clip(bg1 + Ou1 + Ot, 0, 1)        target = clip(bg2 + Ou2 + Ot, 0, 1)
+
+in linear units (:mod:`vidfilter.synth.preprocess`), then both are encoded for the network (the
+log transform when ``preprocess.log``). ``bg1, bg2`` are independent background patches, ``Ou1,
+Ou2`` independent draws of unwanted objects, ``Ot`` one draw of target objects. Trained to map one
+to the other, the network keeps what the two share (the targets) and replaces the rest by its
+expectation.
+
+Per object (``config.static.synth``): a random crop of its class; minus a base value (a quantile
+of its object pixels, drawn in ``base_quantile``; not for a flat object, which would vanish),
+clipped at 0; times a factor (``intensity``,
+log-uniform on request); rotated (canvas enlarged to fit), flipped, zoomed, in one affine warp;
+placed with up to ``attempts`` tries at positions that let it hang over the border by
+``overhang`` of its side, refused when more than ``max_overlap`` of it, or of an object already
+placed, would be covered. Per background: a random ``crop``-sized patch of a random background,
+rotated by a multiple of 90 degrees and flipped, its zeros filled with one constant drawn between
+the ``background_fill`` quantiles of its other pixels, times ``background_intensity``.
+
+Determinism: pair ``i`` of a stream seeded ``s`` depends only on ``(s, i)``; a batch ``b`` holds
+pairs ``b*B .. b*B + B - 1``. So the stream is the same in-process and with any number of
+DataLoader workers (:class:`~vidfilter.synth.dataset.SynthDataset` hands batch ``b`` to worker
+``b mod k``, and the loader returns them in order), and a resumed run continues exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vidfilter.config import Config
+from vidfilter.config_static import PreprocessConfig, SynthConfig
+from vidfilter.errors import ConfigError, InputNotFoundError, TrainingInputError, UnreadableInputError
+from vidfilter.synth.crops import BANK_FORMAT, BANK_VERSION, CLASS_DIRS
+from vidfilter.synth.preprocess import encode
+
+__all__ = [
+    "CropBank",
+    "PairSynthesizer",
+    "StaticSamplerSet",
+    "SynthPair",
+    "SynthSampler",
+    "augment_crop",
+    "load_banks",
+    "make_static_samplers",
+    "preview_grid",
+]
+
+log = logging.getLogger(__name__)
+
+#: Seed of the validation pairs (fixed, so every run of a config is scored on the same pairs).
+VAL_SEED = 20_240_611
+
+
+# ---------------------------------------------------------------------------------------------
+# the bank in memory
+
+
+@dataclass
+class CropBank:
+    """Crops (in memory) and backgrounds (memory-mapped) of one or more banks.
+
+    ``targets`` / ``unwanted``: float32 linear crops, zero outside the object; ``backgrounds``:
+    2-D float32 arrays (``numpy.memmap``); ``fills``: per background the 25th/75th percentiles of
+    its non-zero pixels (used when a patch has no non-zero pixel); ``log_gain`` and ``preprocess``
+    as recorded at extraction.
+    """
+
+    targets: list[np.ndarray]
+    unwanted: list[np.ndarray]
+    backgrounds: list[np.ndarray]
+    fills: list[tuple[float, float]]
+    preprocess: PreprocessConfig
+    log_gain: float
+    paths: list[str] = field(default_factory=list)
+    dtypes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> CropBank:
+        """Read a bank folder written by :func:`vidfilter.synth.crops.extract_crops`."""
+        import tifffile
+
+        root = Path(path)
+        if not root.exists():
+            raise InputNotFoundError(f"crop bank {root} does not exist; build one with `vidfilter extract-crops`")
+        man_path = root / "manifest.json"
+        if not man_path.is_file():
+            raise UnreadableInputError(f"{root} is not a crop bank (no manifest.json); build one with `vidfilter extract-crops`")
+        try:
+            man = json.loads(man_path.read_text())
+        except ValueError as e:
+            raise UnreadableInputError(f"{man_path} is not valid JSON ({e}); re-run `vidfilter extract-crops`") from None
+        if man.get("format") != BANK_FORMAT:
+            raise UnreadableInputError(f"{root} is not a vidfilter crop bank; build one with `vidfilter extract-crops`")
+        if int(man.get("version", 0)) > BANK_VERSION:
+            raise UnreadableInputError(f"{root} was written by a newer vidfilter (bank version {man['version']}); upgrade vidfilter")
+        crops: dict[str, list[np.ndarray]] = {role: [] for role in CLASS_DIRS}
+        for rec in man.get("crops", []):
+            f = root / rec["file"]
+            try:
+                img = tifffile.imread(f)
+            except Exception as e:  # missing or damaged crop file
+                raise UnreadableInputError(f"{f}: cannot read this crop ({type(e).__name__}); re-run `vidfilter extract-crops`") from None
+            crops[rec["role"]].append(np.ascontiguousarray(img, np.float32))
+        backgrounds, fills = [], []
+        for rec in man.get("backgrounds", []):
+            f = root / rec["file"]
+            try:
+                bg = tifffile.memmap(f, mode="r")
+            except Exception:
+                bg = tifffile.imread(f)
+            backgrounds.append(bg)
+            fills.append(tuple(rec.get("fill", (0.0, 0.0))))
+        return cls(
+            crops["target"], crops["unwanted"], backgrounds, fills,  # type: ignore[arg-type]
+            PreprocessConfig.model_validate(man.get("preprocess", {})), float(man.get("log_gain") or 255.0),
+            [str(root)], list(man.get("dtypes", [])),
+        )
+
+    def merge(self, other: CropBank) -> CropBank:
+        if other.preprocess != self.preprocess or other.log_gain != self.log_gain:
+            raise ConfigError(
+                f"crop banks {self.paths[0]} and {other.paths[0]} were extracted with different preprocessing "
+                "(grey/invert/log or dtype); extract them with one config"
+            )
+        return CropBank(
+            self.targets + other.targets, self.unwanted + other.unwanted, self.backgrounds + other.backgrounds,
+            self.fills + other.fills, self.preprocess, self.log_gain, self.paths + other.paths, sorted(set(self.dtypes + other.dtypes)),
+        )
+
+
+def load_banks(paths: Sequence[str | os.PathLike[str]]) -> CropBank:
+    """One :class:`CropBank` from one or more bank folders (same preprocessing)."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    if not paths:
+        raise TrainingInputError("no crop bank given; pass the folder written by `vidfilter extract-crops`")
+    bank = CropBank.load(paths[0])
+    for p in paths[1:]:
+        bank = bank.merge(CropBank.load(p))
+    return bank
+
+
+# ---------------------------------------------------------------------------------------------
+# augmentation and placement
+
+
+def _uniform(rng: np.random.Generator, lo_hi: Sequence[float], log_uniform: bool = False) -> float:
+    lo, hi = float(lo_hi[0]), float(lo_hi[1])
+    if hi <= lo:
+        return lo
+    if log_uniform:
+        return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+    return float(rng.uniform(lo, hi))
+
+
+def _count(rng: np.random.Generator, lo_hi: Sequence[int]) -> int:
+    return int(rng.integers(int(lo_hi[0]), int(lo_hi[1]) + 1))
+
+
+def augment_crop(crop: np.ndarray, cfg: SynthConfig, rng: np.random.Generator) -> np.ndarray:
+    """Base subtraction, intensity factor, flips, rotation (canvas enlarged) and zoom of one crop;
+    returns the warped crop trimmed to its non-zero pixels (zero outside the object).
+
+    The warp is :func:`scipy.ndimage.affine_transform` (bilinear): unlike OpenCV it keeps no thread
+    pool, so it is safe in forked DataLoader workers.
+    """
+    from scipy.ndimage import affine_transform
+
+    mask = crop > 0
+    values = crop[mask]
+    base = float(np.quantile(values, _uniform(rng, cfg.base_quantile))) if values.size else 0.0
+    if values.size and base >= float(values.max()):  # a flat object would vanish: keep it as it is
+        base = 0.0
+    img = np.where(mask, np.maximum(crop - np.float32(base), 0.0), 0.0).astype(np.float32)
+    img *= np.float32(_uniform(rng, cfg.intensity, cfg.intensity_log_uniform))
+    if cfg.flips:
+        if rng.random() < 0.5:
+            img = img[::-1]
+        if rng.random() < 0.5:
+            img = img[:, ::-1]
+    angle = math.radians(_uniform(rng, cfg.rotation))
+    zoom = _uniform(rng, cfg.zoom)
+    h, w = img.shape
+    if angle % (2 * math.pi) == 0 and zoom == 1.0:
+        out = np.ascontiguousarray(img)
+    else:
+        c, s = math.cos(angle) * zoom, math.sin(angle) * zoom
+        # forward map (row, col) -> (c row - s col, s row + c col) about the centre; the canvas holds
+        # every corner of the rotated, zoomed crop
+        hy, hx = (h - 1) / 2.0, (w - 1) / 2.0
+        ys = [c * dy - s * dx for dy in (-hy, hy) for dx in (-hx, hx)]
+        xs = [s * dy + c * dx for dy in (-hy, hy) for dx in (-hx, hx)]
+        oh = int(math.ceil(max(ys) - min(ys) - 1e-6)) + 3  # 1e-6: cos(90 deg) is 6e-17, not 0
+        ow = int(math.ceil(max(xs) - min(xs) - 1e-6)) + 3
+        inv = np.array([[c, s], [-s, c]]) / (zoom * zoom)  # inverse of [[c, -s], [s, c]]
+        centre_out = np.array([(oh - 1) / 2.0, (ow - 1) / 2.0])
+        offset = np.array([hy - inv[0, 0] * centre_out[0] - inv[0, 1] * centre_out[1],
+                           hx - inv[1, 0] * centre_out[0] - inv[1, 1] * centre_out[1]])
+        out = affine_transform(np.ascontiguousarray(img), inv, offset=offset, output_shape=(oh, ow), order=1, mode="grid-constant", cval=0.0)
+        out[out < 1e-6] = 0.0
+    nz = np.nonzero(out > 0)
+    if nz[0].size == 0:
+        return np.zeros((1, 1), np.float32)
+    return np.ascontiguousarray(out[nz[0].min() : nz[0].max() + 1, nz[1].min() : nz[1].max() + 1], dtype=np.float32)
+
+
+class _Canvas:
+    """One synthetic image's objects: summed intensities and who covers which pixel (for overlaps)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.layer = np.zeros((size, size), np.float32)
+        self.owner = np.zeros((size, size), np.int32)
+        self.areas: list[int] = [0]
+        self.boxes: list[tuple[int, int, int, int]] = []
+
+    def copy(self) -> _Canvas:
+        c = _Canvas.__new__(_Canvas)
+        c.size, c.layer, c.owner, c.areas, c.boxes = self.size, self.layer.copy(), self.owner.copy(), list(self.areas), list(self.boxes)
+        return c
+
+    def try_place(self, obj: np.ndarray, y: int, x: int, max_overlap: float) -> bool:
+        h, w = obj.shape
+        y0, x0 = max(0, y), max(0, x)
+        y1, x1 = min(self.size, y + h), min(self.size, x + w)
+        if y1 <= y0 or x1 <= x0:
+            return False
+        part = obj[y0 - y : y1 - y, x0 - x : x1 - x]
+        foot = part > 0
+        area = int(foot.sum())
+        if area == 0:
+            return False
+        if max_overlap < 1.0:
+            under = self.owner[y0:y1, x0:x1][foot]
+            if np.count_nonzero(under) > max_overlap * area:
+                return False
+            if under.size:
+                ids, counts = np.unique(under[under > 0], return_counts=True)
+                for i, c in zip(ids.tolist(), counts.tolist()):
+                    if c > max_overlap * self.areas[i]:
+                        return False
+        self.layer[y0:y1, x0:x1] += part
+        self.areas.append(area)
+        self.owner[y0:y1, x0:x1][foot] = len(self.areas) - 1
+        self.boxes.append((x0, y0, x1, y1))
+        return True
+
+
+def _place(canvas: _Canvas, crops: list[np.ndarray], n: int, cfg: SynthConfig, rng: np.random.Generator) -> int:
+    placed = 0
+    p = canvas.size
+    for _ in range(n):
+        obj = augment_crop(crops[int(rng.integers(len(crops)))], cfg, rng)
+        h, w = obj.shape
+        oy, ox = int(cfg.overhang * h), int(cfg.overhang * w)
+        for _attempt in range(cfg.attempts):
+            ylo, yhi = -oy, p - h + oy
+            xlo, xhi = -ox, p - w + ox
+            y = int(rng.integers(ylo, yhi + 1)) if yhi >= ylo else (p - h) // 2
+            x = int(rng.integers(xlo, xhi + 1)) if xhi >= xlo else (p - w) // 2
+            if canvas.try_place(obj, y, x, cfg.max_overlap):
+                placed += 1
+                break
+    return placed
+
+
+# ---------------------------------------------------------------------------------------------
+# the synthesiser
+
+
+@dataclass
+class SynthPair:
+    """One pair and its layers (linear units): ``input``/``target`` as the network sees them
+    (``(1, P, P)`` float32), ``targets`` (Ot), ``unwanted1``/``unwanted2``, ``background1``/``background2``
+    and the boxes ``(x0, y0, x1, y1)`` of the placed targets."""
+
+    input: np.ndarray
+    target: np.ndarray
+    targets: np.ndarray
+    unwanted1: np.ndarray
+    unwanted2: np.ndarray
+    background1: np.ndarray
+    background2: np.ndarray
+    target_boxes: list[tuple[int, int, int, int]]
+
+
+class PairSynthesizer:
+    """Synthetic pairs from a :class:`CropBank` (see the module docstring).
+
+    Parameters
+    ----------
+    bank
+        The crops and backgrounds.
+    cfg
+        ``config.static.synth``.
+    patch
+        Side of the square pairs (``config.sampling.crop``).
+
+    Raises
+    ------
+    TrainingInputError
+        A class the counts ask for has no crop, no background is as large as the patch, or crops
+        are larger than the patch with ``oversize: error``.
+    """
+
+    def __init__(self, bank: CropBank, cfg: SynthConfig, patch: int) -> None:
+        self.bank, self.cfg, self.patch = bank, cfg, int(patch)
+        where = ", ".join(bank.paths) or "the crop bank"
+        for role, crops, counts in (("target", bank.targets, cfg.targets), ("unwanted", bank.unwanted, cfg.unwanted)):
+            if not crops and counts[1] > 0:
+                raise TrainingInputError(
+                    f"{where} has no {role} crops but static.synth.{'targets' if role == 'target' else 'unwanted'} asks for "
+                    f"{counts[0]}-{counts[1]} per pair; extract some (see its contact_sheet.png) or set the count to [0, 0]"
+                )
+        self.targets = self._fit(bank.targets, "target", where)
+        self.unwanted = self._fit(bank.unwanted, "unwanted", where)
+        ok = [i for i, bg in enumerate(bank.backgrounds) if min(bg.shape[:2]) >= self.patch]
+        if not ok:
+            sizes = sorted({tuple(bg.shape[:2]) for bg in bank.backgrounds})
+            raise TrainingInputError(
+                f"no background in {where} is as large as the {self.patch}-px patch (sizes {sizes[:3]}); lower sampling.crop"
+                if sizes else f"{where} has no background images; re-run `vidfilter extract-crops`"
+            )
+        if len(ok) < len(bank.backgrounds):
+            log.warning("%d background(s) smaller than the %d-px patch are not used", len(bank.backgrounds) - len(ok), self.patch)
+        self.background_ids = ok
+
+    def _fit(self, crops: list[np.ndarray], role: str, where: str) -> list[np.ndarray]:
+        big = [c for c in crops if max(c.shape) > self.patch]
+        if not big:
+            return crops
+        largest = max(max(c.shape) for c in big)
+        mode = self.cfg.oversize
+        if mode == "error":
+            raise TrainingInputError(
+                f"{len(big)} of {len(crops)} {role} crops in {where} are larger than the {self.patch}-px patch (largest "
+                f"{largest} px); raise sampling.crop to >= {largest}, set static.synth.oversize: shrink or skip, or "
+                "re-extract with static.extract.max_size"
+            )
+        if mode == "skip":
+            kept = [c for c in crops if max(c.shape) <= self.patch]
+            if not kept:
+                raise TrainingInputError(f"every {role} crop in {where} is larger than the {self.patch}-px patch; raise sampling.crop")
+            log.info("leaving out %d %s crops larger than the %d-px patch", len(big), role, self.patch)
+            return kept
+        from scipy.ndimage import zoom
+
+        out = []
+        for c in crops:
+            if max(c.shape) > self.patch:
+                c = np.clip(zoom(c, (self.patch - 1) / max(c.shape), order=1), 0.0, None).astype(np.float32)
+            out.append(c)
+        log.info("shrinking %d %s crops larger than the %d-px patch", len(big), role, self.patch)
+        return out
+
+    # -- pieces ---------------------------------------------------------------------------------
+    def background_patch(self, rng: np.random.Generator) -> np.ndarray:
+        p = self.patch
+        b = self.background_ids[int(rng.integers(len(self.background_ids)))]
+        bg = self.bank.backgrounds[b]
+        h, w = bg.shape[:2]
+        y, x = int(rng.integers(0, h - p + 1)), int(rng.integers(0, w - p + 1))
+        patch = np.array(bg[y : y + p, x : x + p], dtype=np.float32)
+        patch = np.rot90(patch, int(rng.integers(4)))
+        if rng.random() < 0.5:
+            patch = patch[:, ::-1]
+        patch = np.ascontiguousarray(patch)
+        zeros = patch <= 0
+        if zeros.any():
+            nz = patch[~zeros]
+            if nz.size >= 16:
+                lo, hi = np.quantile(nz[:: max(1, nz.size // 4096)], self.cfg.background_fill)
+            else:
+                lo, hi = self.bank.fills[b]
+            patch[zeros] = np.float32(_uniform(rng, (float(lo), float(hi))))
+        patch *= np.float32(_uniform(rng, self.cfg.background_intensity))
+        return patch
+
+    def _noise(self, rng: np.random.Generator) -> np.ndarray | float:
+        sigma = _uniform(rng, self.cfg.noise)
+        if sigma <= 0:
+            return 0.0
+        return rng.normal(0.0, sigma, (self.patch, self.patch)).astype(np.float32)
+
+    # -- pairs ----------------------------------------------------------------------------------
+    def pair(self, index: int, seed: int = 0, *, layers: bool = False) -> tuple[np.ndarray, np.ndarray] | SynthPair:
+        """Pair ``index`` of the stream seeded ``seed``: ``(input, target)`` ``(1, P, P)`` float32 as the
+        network sees them, or with ``layers=True`` a :class:`SynthPair` with every layer."""
+        rng = np.random.default_rng([int(seed), int(index)])
+        cfg = self.cfg
+        base = _Canvas(self.patch)
+        if self.targets:
+            _place(base, self.targets, _count(rng, cfg.targets), cfg, rng)
+        c1, c2 = base.copy(), base.copy()
+        if self.unwanted:
+            _place(c1, self.unwanted, _count(rng, cfg.unwanted), cfg, rng)
+            _place(c2, self.unwanted, _count(rng, cfg.unwanted), cfg, rng)
+        bg1, bg2 = self.background_patch(rng), self.background_patch(rng)
+        x1 = np.clip(bg1 + c1.layer + self._noise(rng), 0.0, 1.0)
+        x2 = np.clip(bg2 + c2.layer + self._noise(rng), 0.0, 1.0)
+        pre, g = self.bank.preprocess, self.bank.log_gain
+        inp, tgt = encode(x1, pre, g)[None], encode(x2, pre, g)[None]
+        if not layers:
+            return inp, tgt
+        return SynthPair(inp, tgt, base.layer, c1.layer - base.layer, c2.layer - base.layer, bg1, bg2, list(base.boxes))
+
+    def batch(self, start: int, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Pairs ``start .. start + n - 1`` stacked: ``(n, 1, P, P)`` input and target."""
+        pairs = [self.pair(start + k, seed) for k in range(n)]
+        return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])  # type: ignore[index]
+
+
+# ---------------------------------------------------------------------------------------------
+# samplers for the trainer
+
+
+class SynthSampler:
+    """A stream of synthetic pairs with the interface of :class:`vidfilter.sampling.pairs.PairSampler`
+    that :func:`vidfilter.train.loop.train` uses: ``batch(n)``, ``get_state()``, ``set_state()``."""
+
+    def __init__(self, synth: PairSynthesizer, seed: int) -> None:
+        self.synth, self.seed, self.index = synth, int(seed), 0
+
+    def batch(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        out = self.synth.batch(self.index, n, self.seed)
+        self.index += n
+        return out
+
+    def get_state(self) -> dict[str, Any]:
+        return {"kind": "synth", "seed": self.seed, "index": self.index}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.index = int(state["index"])
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class StaticSamplerSet:
+    """What :func:`vidfilter.train.loop.train` needs from a pair source, for the static mode."""
+
+    train: SynthSampler
+    val: SynthSampler | None
+    bank: CropBank
+    synth: PairSynthesizer
+    sources: list[Any] = field(default_factory=list)
+    statistics: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def close(self) -> None:
+        pass
+
+    def make_dataset(self, batch_size: int, start_step: int) -> Any:
+        """DataLoader dataset continuing the training stream at ``start_step``."""
+        from vidfilter.synth.dataset import SynthDataset
+
+        return SynthDataset(self.synth, batch_size, self.train.seed, start_step)
+
+    def normalisation(self) -> dict[str, Any]:
+        b = self.bank
+        return {
+            "mode": "static", "dtype": b.dtypes[0] if b.dtypes else "uint8", "scale": 1.0,
+            "preprocess": b.preprocess.model_dump(mode="json"), "log_gain": b.log_gain, "polarity": "absolute",
+            "temporal_channel": "none",
+        }
+
+    def describe_inputs(self) -> list[dict[str, Any]]:
+        b = self.bank
+        return [{
+            "banks": b.paths, "targets": len(b.targets), "unwanted": len(b.unwanted), "backgrounds": len(b.backgrounds),
+            "dtypes": b.dtypes, "role": "train",
+        }]
+
+
+def make_static_samplers(inputs: Sequence[Any], config: Config, *, seed: int | None = None) -> StaticSamplerSet:
+    """Crop banks -> training and validation pair streams (errors before any training)."""
+    if config.model.temporal_channel not in ("auto", "none"):
+        raise ConfigError(
+            f"static mode works on single images: set model.temporal_channel: none (got {config.model.temporal_channel!r})"
+        )
+    if config.model.in_channels != 1 or config.model.out_channels != 1:
+        raise ConfigError("static mode trains grey models: set model.in_channels and model.out_channels to 1")
+    bank = load_banks([os.fspath(p) for p in inputs])
+    synth = PairSynthesizer(bank, config.static.synth, config.sampling.crop)
+    train = SynthSampler(synth, config.train.seed if seed is None else seed)
+    val = SynthSampler(synth, VAL_SEED) if config.train.val_pairs > 0 else None
+    return StaticSamplerSet(train, val, bank, synth)
+
+
+# ---------------------------------------------------------------------------------------------
+# preview
+
+
+def preview_grid(synth: PairSynthesizer, n: int = 8, seed: int = 0, *, cell: int | None = None) -> np.ndarray:
+    """uint8 image of ``n`` example pairs: one row per pair, columns input | target | targets only.
+
+    Each row shares one display range (0 to the 99.8th percentile of its input and target)."""
+    import cv2
+
+    p = synth.patch
+    cell = cell or min(p, 192)
+    rows = []
+    for i in range(n):
+        sp = synth.pair(i, seed, layers=True)
+        assert isinstance(sp, SynthPair)
+        pre, g = synth.bank.preprocess, synth.bank.log_gain
+        ot = encode(np.clip(sp.targets, 0, 1), pre, g)
+        panels = [sp.input[0], sp.target[0], ot]
+        hi = float(np.quantile(np.concatenate([sp.input.ravel(), sp.target.ravel()]), 0.998)) or 1.0
+        row = [cv2.resize(np.clip(q / hi, 0, 1), (cell, cell), interpolation=cv2.INTER_AREA) for q in panels]
+        sep = np.full((cell, 3), 0.5, np.float32)
+        rows.append(np.hstack([row[0], sep, row[1], sep, row[2]]))
+        rows.append(np.full((3, rows[-1].shape[1]), 0.5, np.float32))
+    grid = np.vstack(rows[:-1])
+    header = np.zeros((18, grid.shape[1]), np.float32)
+    img = np.rint(np.vstack([header, grid]) * 255).astype(np.uint8)
+    for k, title in enumerate(("input", "target", "Ot (shared)")):
+        cv2.putText(img, title, (4 + k * (cell + 3), 13), cv2.FONT_HERSHEY_SIMPLEX, 0.38, 255, 1, cv2.LINE_AA)
+    return img
