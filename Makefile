@@ -46,6 +46,7 @@ bench: venv
 	$(PY) benchmarks/io.py --quick
 	$(PY) benchmarks/train.py --quick
 	$(PY) benchmarks/infer.py --quick
+	$(PY) benchmarks/synth.py --quick
 
 # Quality benchmark (issue 7): vidfilter vs median / running median / max / MOG2 / KNN on generated
 # recordings (moving, never-moving, drift + noise) and on ../shared/data (worms boxes, flies panels).

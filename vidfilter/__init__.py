@@ -7,7 +7,7 @@ Package map (one concept per folder):
 - ``models/``      the U-Net presets, receptive-field arithmetic, model bundles
 - ``train/``       training loop, resumable checkpoints, training report
 - ``infer/``       tile geometry and blending, tiled engine, streaming pipeline, keyframe mode
-- ``synth/``       synthetic recordings with known background (tests, demo, benchmarks)
+- ``synth/``       synthetic recordings; static mode: crop extraction and crop-pasting pair synthesis
 - ``eval/``        metrics of the paper, foreground masks, ground truth readers, ``vidfilter eval``
 - ``baselines/``   classical backgrounds: median, running median, min / max, MOG2, KNN
 - ``distributed/`` dask.distributed fan-out over recordings and blocks

@@ -163,7 +163,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if static_model is not None:
         if args.scheduler:
             raise VidfilterError("--scheduler is not supported with static-mode models; run without it")
-        from vidfilter.infer.static import run_static_many as run_many  # noqa: F811
+        from vidfilter.infer.static import run_static_many
     if args.scheduler:
         if not args.out_dir:
             raise VidfilterError("--scheduler writes one output per input: use --out-dir DIR")
@@ -174,7 +174,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(format_table(results))
         failed = [r for r in results if r["status"] == "failed"]
         return 2 if failed else 0
-    results = run_many(
+    results = (run_static_many if static_model is not None else run_many)(
         args.inputs,
         model=static_model if static_model is not None else args.model,
         method=args.method,
@@ -323,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="video: time-lag pairs of recordings; static: INPUTs are crop banks (`vidfilter extract-crops`)")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("run", help="write background and foreground of recordings")
+    p = sub.add_parser("run", help="write background and foreground of recordings (static-mode models: target and residual)")
     p.add_argument("inputs", nargs="+", metavar="INPUT")
     p.add_argument("--model", help="model bundle from `vidfilter train` (needed for --method model)")
     p.add_argument("--method", default="model", help="model (default) or a baseline: median, running-median, max, min, mog2, knn")

@@ -48,20 +48,20 @@ def rgb_bundle(tmp_path_factory):
 
 
 def test_zarr_slide_in_blocks_equals_whole_image(tmp_path, log_bundle):
-    """A 16-bit 200 x 230 Zarr slide in 64-px blocks: target equals the engine on the whole log
+    """A 16-bit 200 x 230 Zarr slide in 96-px blocks: target equals the engine on the whole log
     image (1e-4), residual = log input - target, both float32 with one chunk per block."""
     rng = np.random.default_rng(1)
     img = (rng.random((200, 230)) ** 3 * 65535).astype(np.uint16)
     zarr.save_array(str(tmp_path / "slide.zarr"), img)
-    summary = run_static(tmp_path / "slide.zarr", tmp_path / "out.zarr", model=log_bundle, config=_cfg(64))
+    summary = run_static(tmp_path / "slide.zarr", tmp_path / "out.zarr", model=log_bundle, config=_cfg(96))
     target, residual = _read(tmp_path / "out.zarr", "target"), _read(tmp_path / "out.zarr", "residual")
     whole, whole_res = filter_image(img, log_bundle, _cfg())
     x = to_network(img, log_bundle.config.static.preprocess, 65535.0)
-    assert summary["blocks"] == 4 * 4 and target.shape == img.shape and target.dtype == np.float32
+    assert summary["blocks"] == 3 * 3 and target.shape == img.shape and target.dtype == np.float32
     np.testing.assert_allclose(target, whole, atol=1e-4)
     np.testing.assert_allclose(residual, x - target, atol=1e-6)
     np.testing.assert_allclose(whole_res, x - whole, atol=1e-6)
-    assert zarr.open_array(str(tmp_path / "out.zarr" / "target" / "0"), mode="r").chunks == (64, 64)
+    assert zarr.open_array(str(tmp_path / "out.zarr" / "target" / "0"), mode="r").chunks == (96, 96)
     root = zarr.open_group(str(tmp_path / "out.zarr"), mode="r")
     assert root.attrs["mode"] == "static" and root.attrs["vidfilter"]["complete"] is True
 
@@ -110,7 +110,7 @@ class _Recorder:
 
 def test_reads_one_block_with_its_halo_at_a_time(tmp_path, log_bundle):
     """Out of core: no read is larger than (block + 2 x halo)^2, far below the whole image."""
-    img = np.random.default_rng(4).integers(0, 65535, (600, 640), dtype=np.uint16)
+    img = np.random.default_rng(4).integers(0, 65535, (400, 420), dtype=np.uint16)
     rec = _Recorder(img)
     run_static(rec, tmp_path / "out.zarr", model=log_bundle, config=_cfg(128))
     halo = log_bundle.model.margin

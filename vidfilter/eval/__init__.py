@@ -11,6 +11,8 @@
   masks, boxes or points (:func:`evaluate`, :class:`EvalReport`).
 - ``score.py``: score a recording's backgrounds (real data with boxes, synthetic recordings with
   exact masks and still / moving animals).
+- ``objects.py``: static mode: objects of a filtered image (Otsu, watershed), point-in-object
+  counts, and the paper's BBBC026 / BBBC042 scores (:class:`StaticScore`).
 """
 
 from __future__ import annotations
