@@ -49,7 +49,7 @@ bench: venv
 	$(PY) benchmarks/synth.py --quick
 
 # Quality benchmark (issue 7): vidfilter vs median / running median / max / MOG2 / KNN on generated
-# recordings (moving, never-moving, drift + noise) and on ../shared/data (worms boxes, flies panels).
+# recordings (moving, never-moving, drift + noise) and on the shared example recordings when present (worms boxes, flies panels).
 # --quick: 256^2 x 60 frames and short training, about 15-20 min on 2 CPU cores. JSON in
 # benchmarks/results/quality.json, figures in benchmarks/results/quality/.
 bench-quality: venv
