@@ -477,16 +477,26 @@ def process_array(
     }
     ow = config.output.overwrite if overwrite is None else overwrite
     store = BlockStore(out, layout, out_dtype, key=key, attrs=attrs, overwrite=ow)
-    t0 = time.perf_counter()
-    todo = list(store.pending())
+    def block(t: int, iy: int, ix: int) -> None:
+        y = compute_block(arr, engine, layout, t, iy, ix)
+        write_block(store.array, layout, t, iy, ix, convert_output(y, out_dtype))
+
+    return drive_blocks(store, layout, block, progress=progress, input=attrs["input"], shape=list(arr.shape))
+
+
+def drive_blocks(
+    store: Any, layout: BlockLayout, block: Any, *, progress: bool = False, input: str, shape: list[int]
+) -> dict[str, Any]:
+    """Run ``block(t, iy, ix)`` on every block the store still lacks, marking each done (resumable),
+    then finalise the store; abort it on any error. Returns the run summary."""
     from tqdm.auto import tqdm
 
+    t0 = time.perf_counter()
+    todo = list(store.pending())
     bar = tqdm(total=len(layout), initial=len(layout) - len(todo), unit="block", disable=not progress)
     try:
         for i in todo:
-            t, iy, ix = layout.coords(i)
-            y = compute_block(arr, engine, layout, t, iy, ix)
-            write_block(store.array, layout, t, iy, ix, convert_output(y, out_dtype))
+            block(*layout.coords(i))
             store.mark_done(i)
             bar.update(1)
         store.flush(force=True)
@@ -499,7 +509,7 @@ def process_array(
     seconds = time.perf_counter() - t0
     px = sum(layout.block_pixels(*layout.coords(i)[1:]) for i in todo)
     return {
-        "input": attrs["input"], "output": str(path), "status": "done", "shape": list(arr.shape),
+        "input": input, "output": str(path), "status": "done", "shape": shape,
         "blocks": len(layout), "blocks_this_run": len(todo), "seconds": round(seconds, 3),
         "mpx_per_s": round(px / 1e6 / seconds, 3) if seconds > 0 else None,
     }

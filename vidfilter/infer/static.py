@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -285,9 +284,8 @@ def run_static(
     dict
         ``input, output, status, shape, blocks, blocks_this_run, seconds, mpx_per_s``.
     """
-    from tqdm.auto import tqdm
 
-    from vidfilter.infer.blocks import BlockLayout, BlockStore, make_engine, read_region, write_block
+    from vidfilter.infer.blocks import BlockLayout, BlockStore, drive_blocks, make_engine, read_region, write_block
     from vidfilter.io.sink import check_output_path
 
     config = config or Config()
@@ -311,36 +309,21 @@ def run_static(
     store = BlockStore(out, layout, np.float32, key=f"static:{bundle.sha256}:{view.gain}", attrs=attrs,
                        overwrite=config.output.overwrite, groups=GROUPS)
     engine = make_engine(net, config)
-    t0 = time.perf_counter()
-    todo = list(store.pending())
-    bar = tqdm(total=len(layout), initial=len(layout) - len(todo), unit="block", disable=not progress)
+
+    def block(t: int, iy: int, ix: int) -> None:
+        region, crop = read_region(view, layout, t, iy, ix)
+        y = engine(np.ascontiguousarray(region, dtype=np.float32))
+        y = y[0] if y.ndim == 3 else y
+        target = np.ascontiguousarray(y[crop])
+        write_block(store.arrays["target"], layout, t, iy, ix, target)
+        write_block(store.arrays["residual"], layout, t, iy, ix, region[crop] - target)
+
     try:
-        for i in todo:
-            t, iy, ix = layout.coords(i)
-            region, crop = read_region(view, layout, t, iy, ix)
-            y = engine(np.ascontiguousarray(region, dtype=np.float32))
-            y = y[0] if y.ndim == 3 else y
-            target = np.ascontiguousarray(y[crop])
-            write_block(store.arrays["target"], layout, t, iy, ix, target)
-            write_block(store.arrays["residual"], layout, t, iy, ix, region[crop] - target)
-            store.mark_done(i)
-            bar.update(1)
-        store.flush(force=True)
-        path = store.finalise()
-    except BaseException:
-        store.abort()
-        raise
+        return drive_blocks(store, layout, block, progress=progress, input=view.name, shape=list(view.shape))
     finally:
-        bar.close()
         close = getattr(view.backend, "close", None)
         if view.axes is None and close is not None:
             close()
-    seconds = time.perf_counter() - t0
-    px = sum(layout.block_pixels(*layout.coords(i)[1:]) for i in todo)
-    return {
-        "input": view.name, "output": str(path), "status": "done", "shape": list(view.shape), "blocks": len(layout),
-        "blocks_this_run": len(todo), "seconds": round(seconds, 3), "mpx_per_s": round(px / 1e6 / seconds, 3) if seconds > 0 else None,
-    }
 
 
 def run_static_many(
