@@ -35,7 +35,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -307,37 +306,15 @@ def bench_speed(workdir: Path, quick: bool) -> dict[str, Any]:
 # memory
 
 
-_CHILD = r"""
-import json, resource, sys
-import av, numpy, torch, zarr
-import vidfilter.cli, vidfilter.infer.engine, vidfilter.infer.pipeline
-try:  # reset the high-water mark so VmHWM is the run's own peak (Linux)
-    with open("/proc/self/clear_refs", "w") as fh:
-        fh.write("5")
-    reset = True
-except OSError:
-    reset = False
-rc = vidfilter.cli.main(sys.argv[1:])
-run_kb = None
-if reset:
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            run_kb = int(line.split()[1])
-print("MAXRSS " + json.dumps({"rc": rc, "process_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "run_kb": run_kb}))
-"""
-
-
-def peak_rss_run(args: list[str]) -> dict[str, float | None]:
+def peak_rss(args: list[str]) -> dict[str, float | None]:
     """Peak RSS in MB of ``vidfilter <args>`` in a fresh process: whole process (``ru_maxrss``, includes
     importing torch) and during the run only (VmHWM after a reset once the imports are done)."""
-    r = subprocess.run([sys.executable, "-c", _CHILD, *args], capture_output=True, text=True, cwd=ROOT)
-    for line in r.stdout.splitlines():
-        if line.startswith("MAXRSS "):
-            d = json.loads(line[7:])
-            if d["rc"] != 0:
-                raise RuntimeError(r.stdout + r.stderr)
-            return {"process_peak_mb": d["process_kb"] / 1024, "run_peak_mb": d["run_kb"] / 1024 if d["run_kb"] else None}
-    raise RuntimeError(r.stdout + r.stderr)
+    from vidfilter._peak_rss import peak_rss_run
+
+    d = peak_rss_run(args, cwd=ROOT)
+    if d["rc"] != 0:
+        raise RuntimeError(f"vidfilter {' '.join(args)} failed (rc {d['rc']})")
+    return {"process_peak_mb": d["process_kb"] / 1024, "run_peak_mb": d["run_kb"] / 1024 if d["run_kb"] else None}
 
 
 def bench_memory(workdir: Path, quick: bool) -> dict[str, Any]:
@@ -350,7 +327,7 @@ def bench_memory(workdir: Path, quick: bool) -> dict[str, Any]:
         path = make_video(workdir, size, n, seed=7)
         with tempfile.TemporaryDirectory(dir=workdir) as d:
             t0 = time.perf_counter()
-            mb = peak_rss_run(["-q", "run", str(path), "--model", str(bundle), "--out", f"{d}/o.zarr", "--every", str(every), "--device", "cpu"])
+            mb = peak_rss(["-q", "run", str(path), "--model", str(bundle), "--out", f"{d}/o.zarr", "--every", str(every), "--device", "cpu"])
             res[str(n)] = {**mb, "seconds": time.perf_counter() - t0}
     key = "run_peak_mb" if res["200"]["run_peak_mb"] else "process_peak_mb"
     res["peak_rss_mb_200"] = res["200"][key]

@@ -23,8 +23,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
-import sys
 import tempfile
 import time
 from fractions import Fraction
@@ -32,26 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-_CHILD = r"""
-import json, resource, sys, time
-import av, numpy, zarr  # the heavy imports first, so their peak is not the run's
-import vidfilter.cli, vidfilter.infer.pipeline
-try:
-    with open("/proc/self/clear_refs", "w") as fh:
-        fh.write("5")
-    reset = True
-except OSError:
-    reset = False
-t0 = time.perf_counter()
-rc = vidfilter.cli.main(sys.argv[1:])
-seconds = time.perf_counter() - t0
-kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-if reset:
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            kb = int(line.split()[1])
-print("SOAK " + json.dumps({"rc": rc, "kb": kb, "seconds": seconds, "reset": reset}))
-"""
+from vidfilter._peak_rss import peak_rss_run
 
 
 def write_video(path: Path, n: int, size: int = 64) -> Path:
@@ -76,14 +55,10 @@ def write_video(path: Path, n: int, size: int = 64) -> Path:
 
 
 def child(args: list[str]) -> dict:
-    r = subprocess.run([sys.executable, "-c", _CHILD, *args], capture_output=True, text=True)
-    for line in r.stdout.splitlines():
-        if line.startswith("SOAK "):
-            d = json.loads(line[5:])
-            if d["rc"] != 0:
-                raise SystemExit(f"vidfilter failed: {r.stdout}\n{r.stderr}")
-            return d
-    raise SystemExit(f"child failed (rc {r.returncode}):\n{r.stdout}\n{r.stderr}")
+    d = peak_rss_run(args)
+    if d["rc"] != 0:
+        raise SystemExit(f"vidfilter {' '.join(args)} failed (rc {d['rc']})")
+    return d
 
 
 def decode_seconds(path: Path) -> float:

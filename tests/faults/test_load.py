@@ -7,9 +7,6 @@ The default-tier memory test is ``tests/infer/test_memory.py`` (150 vs 1500 fram
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -18,6 +15,7 @@ import numpy as np
 import pytest
 from faults_helpers import damaged_copy, vf
 
+from vidfilter._peak_rss import peak_rss_run
 from vidfilter.io.integrity import verify
 
 pytestmark = pytest.mark.slow
@@ -28,26 +26,6 @@ pytestmark = pytest.mark.slow
 #: +7.8 MB from 1k to 20k frames (benchmarks/results/soak.json). A leak of one 64x64 uint8 frame
 #: per frame would add 78 MB.
 BOUND_MB = 16.0
-
-_CHILD = r"""
-import json, resource, sys
-import av, numpy, zarr  # the heavy imports first, so their peak is not the run's
-import vidfilter.cli, vidfilter.infer.pipeline
-try:
-    with open("/proc/self/clear_refs", "w") as fh:
-        fh.write("5")
-    reset = True
-except OSError:
-    reset = False
-rc = vidfilter.cli.main(sys.argv[1:])
-kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-if reset:
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            kb = int(line.split()[1])
-print("MAXRSS " + json.dumps({"rc": rc, "kb": kb}))
-"""
-
 
 def write_long_video(path: Path, n: int, size: int = 64) -> Path:
     """``n`` FFV1 frames of a textured plate with a moving dark square (cheap to make at any length)."""
@@ -70,13 +48,9 @@ def write_long_video(path: Path, n: int, size: int = 64) -> Path:
 
 
 def peak_mb(args: list[str]) -> float:
-    r = subprocess.run([sys.executable, "-c", _CHILD, *args], capture_output=True, text=True, timeout=1800)
-    for line in r.stdout.splitlines():
-        if line.startswith("MAXRSS "):
-            d = json.loads(line[7:])
-            assert d["rc"] == 0, r.stdout + r.stderr
-            return d["kb"] / 1024
-    raise AssertionError(f"child failed (rc {r.returncode}):\n{r.stdout}\n{r.stderr}")
+    d = peak_rss_run(args, timeout=1800)
+    assert d["rc"] == 0, d
+    return d["kb"] / 1024
 
 
 def test_20k_frames_with_flat_memory(tmp_path):

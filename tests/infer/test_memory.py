@@ -17,14 +17,12 @@ float32 backgrounds the pipeline computes, so keeping even one uint8 frame per f
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from vidfilter._peak_rss import peak_rss_run
 from vidfilter.config import Config
 from vidfilter.models import build_model, save_bundle
 from vidfilter.synth import SyntheticRecording, write_video
@@ -32,34 +30,10 @@ from vidfilter.synth import SyntheticRecording, write_video
 BOUND_MB = 8.0
 SHORT, LONG = 150, 1500
 
-_CHILD = r"""
-import json, resource, sys
-import av, numpy, torch, zarr  # the heavy imports first, so their peak is not the run's
-import vidfilter.cli, vidfilter.infer.engine, vidfilter.infer.pipeline
-try:  # reset the high-water mark (VmHWM) so the peak below is the run's own
-    with open("/proc/self/clear_refs", "w") as fh:
-        fh.write("5")
-    reset = True
-except OSError:
-    reset = False
-rc = vidfilter.cli.main(sys.argv[1:])
-kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-if reset:
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            kb = int(line.split()[1])
-print("MAXRSS " + json.dumps({"rc": rc, "kb": kb, "reset": reset}))
-"""
-
-
 def _peak_mb(args: list[str]) -> float:
-    r = subprocess.run([sys.executable, "-c", _CHILD, *args], capture_output=True, text=True, timeout=120)
-    for line in r.stdout.splitlines():
-        if line.startswith("MAXRSS "):
-            d = json.loads(line[7:])
-            assert d["rc"] == 0, r.stdout + r.stderr
-            return d["kb"] / 1024
-    raise AssertionError(f"child failed (rc {r.returncode}):\n{r.stdout}\n{r.stderr}")
+    d = peak_rss_run(args, timeout=120)
+    assert d["rc"] == 0, d
+    return d["kb"] / 1024
 
 
 @pytest.fixture(scope="module")
