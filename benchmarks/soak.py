@@ -25,33 +25,15 @@ import os
 import platform
 import tempfile
 import time
-from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
 
 from vidfilter._peak_rss import peak_rss_run
+from vidfilter.synth import write_long_video
 
 
 def write_video(path: Path, n: int, size: int = 64) -> Path:
-    import av
-
-    rng = np.random.default_rng(0)
-    plate = (150 + 30 * rng.random((size, size))).astype(np.uint8)
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("ffv1", rate=Fraction(25))
-        s.width = s.height = size
-        s.pix_fmt = "gray"
-        for t in range(n):
-            img = plate.copy()
-            y, x = (3 * t) % (size - 8), (5 * t) % (size - 8)
-            img[y : y + 8, x : x + 8] = 40
-            img[0, 0] = t % 256
-            for p in s.encode(av.VideoFrame.from_ndarray(img, format="gray")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    return path
+    return write_long_video(path, n, size=size, square=8)
 
 
 def child(args: list[str]) -> dict:

@@ -7,16 +7,12 @@ The default-tier memory test is ``tests/infer/test_memory.py`` (150 vs 1500 fram
 
 from __future__ import annotations
 
-from fractions import Fraction
-from pathlib import Path
-
-import av
-import numpy as np
 import pytest
 from faults_helpers import damaged_copy, vf
 
 from vidfilter._peak_rss import peak_rss_run
 from vidfilter.io.integrity import verify
+from vidfilter.synth import write_long_video
 
 pytestmark = pytest.mark.slow
 
@@ -27,24 +23,7 @@ pytestmark = pytest.mark.slow
 #: per frame would add 78 MB.
 BOUND_MB = 16.0
 
-def write_long_video(path: Path, n: int, size: int = 64) -> Path:
-    """``n`` FFV1 frames of a textured plate with a moving dark square (cheap to make at any length)."""
-    rng = np.random.default_rng(0)
-    plate = (150 + 30 * rng.random((size, size))).astype(np.uint8)
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("ffv1", rate=Fraction(25))
-        s.width = s.height = size
-        s.pix_fmt = "gray"
-        for t in range(n):
-            img = plate.copy()
-            y, x = (3 * t) % (size - 6), (5 * t) % (size - 6)
-            img[y : y + 6, x : x + 6] = 40
-            img[0, 0] = t % 256  # every frame differs
-            for p in s.encode(av.VideoFrame.from_ndarray(img, format="gray")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    return path
+
 
 
 def peak_mb(args: list[str]) -> float:

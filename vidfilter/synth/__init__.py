@@ -17,6 +17,6 @@ Static mode (single images, pairs synthesised from crops; see ``docs/static.md``
 
 from __future__ import annotations
 
-from vidfilter.synth.recording import SyntheticFrame, SyntheticRecording, make_recording, write_video
+from vidfilter.synth.recording import SyntheticFrame, SyntheticRecording, make_recording, write_long_video, write_video
 
-__all__ = ["SyntheticFrame", "SyntheticRecording", "make_recording", "write_video"]
+__all__ = ["SyntheticFrame", "SyntheticRecording", "make_recording", "write_long_video", "write_video"]

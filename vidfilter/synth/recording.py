@@ -531,3 +531,26 @@ def write_video(
         raise
     logger.info("wrote %d synthetic frames to %s", n, path)
     return path
+
+
+def write_long_video(path: str | os.PathLike[str], n: int, *, size: int = 64, square: int = 6) -> Path:
+    """``n`` FFV1 frames of a textured plate with a moving dark square: cheap to make at any length
+    (20,000 frames in seconds), for soak and memory tests where the content does not matter."""
+    import av
+
+    rng = np.random.default_rng(0)
+    plate = (150 + 30 * rng.random((size, size))).astype(np.uint8)
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("ffv1", rate=Fraction(25))
+        s.width = s.height = size
+        s.pix_fmt = "gray"
+        for t in range(n):
+            img = plate.copy()
+            y, x = (3 * t) % (size - square), (5 * t) % (size - square)
+            img[y : y + square, x : x + square] = 40
+            img[0, 0] = t % 256  # every frame differs
+            for p in s.encode(av.VideoFrame.from_ndarray(img, format="gray")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return Path(path)
