@@ -3,13 +3,16 @@
 One run, every method scored by the same protocol (DESIGN.md section 3):
 
 **Generated recordings with exact ground truth** (:class:`vidfilter.synth.SyntheticRecording`,
-dark worm-like animals on a textured, vignetted plate), three cases:
+dark worm-like animals on a textured, vignetted plate), seven cases:
 
 - ``moving``: every animal crawls;
 - ``immobile``: half of the animals never move (at most 0.5 px over the recording, the paper's
   immobile-mutant case);
-- ``drift-noise``: slow illumination drift (gain 1 +- 0.08, i.e. +-15 grey levels on the plate)
-  and camera noise (sigma 4 grey levels).
+- ``slow``: every animal barely moves (0.3 px per frame);
+- ``tracks``: the animals leave faint trails, so the plate's texture changes over time;
+- ``shift``: the camera moves by (3, 2) px half-way through the recording;
+- ``drift``: slow exposure drift (gain 1 +- 0.08, i.e. +-15 grey levels on the plate);
+- ``drift-noise``: the same drift and camera noise (sigma 4 grey levels).
 
 Methods: vidfilter trained once on four *other* generated recordings (the reuse case: the same
 bundle for every case) -- two such bundles, one on a ``mixed`` corpus (one plain recording, one
@@ -71,11 +74,24 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import quality_real  # noqa: E402  (benchmarks/quality_real.py: worm loading and box scoring)
 
 #: The generated test cases (keyword arguments of SyntheticRecording on top of the size).
+#: ``shift_at_fraction`` places the camera shift at that share of the recording's length.
 CASES: dict[str, dict[str, Any]] = {
     "moving": {"n_animals": 6, "seed": 11},
     "immobile": {"n_animals": 6, "n_still": 3, "seed": 12},
+    "slow": {"n_animals": 6, "speed": 0.3, "seed": 14},  # barely moving: 0.3 px per frame
+    "tracks": {"n_animals": 6, "tracks": True, "seed": 15},  # trails change the plate texture over time
+    "shift": {"n_animals": 6, "shift_px": (3.0, 2.0), "shift_at_fraction": 0.5, "seed": 16},  # camera bump mid-recording
+    "drift": {"n_animals": 6, "illumination_drift": 0.08, "seed": 17},  # exposure drift alone
     "drift-noise": {"n_animals": 6, "illumination_drift": 0.08, "noise_sigma": 4.0, "seed": 13},
 }
+
+
+def case_kwargs(case: str, n_frames: int) -> dict[str, Any]:
+    """The SyntheticRecording keywords of ``case`` for a recording of ``n_frames``."""
+    kw = dict(CASES[case])
+    if "shift_at_fraction" in kw:
+        kw["shift_at"] = int(round(kw.pop("shift_at_fraction") * n_frames))
+    return kw
 #: The corpora of *other* recordings (animals always move; other seeds than the test cases) a
 #: reuse bundle is trained on, once, then applied to every case. ``mixed`` (the benchmark's design,
 #: on which the targets are judged): conditions vary as across a lab's recordings. ``plain``
@@ -617,7 +633,7 @@ def main(argv: list[str] | None = None) -> int:
     # 2. the generated cases
     case_results: dict[str, Any] = {}
     for case in cases:
-        rec = SyntheticRecording(n, s, s, **CASES[case])
+        rec = SyntheticRecording(n, s, s, **case_kwargs(case, n))
         log(f"case {case}: training vidfilter on the recording itself ({prof['same_minutes']} min)")
         video = write_video(work / f"{case}.mkv", rec, codec="ffv1")
         training[f"same:{case}"] = train_bundle([str(video)], work / f"same_{case}.vfm", train_config(prof["same_minutes"], crop))
@@ -632,7 +648,7 @@ def main(argv: list[str] | None = None) -> int:
         rows, panel = score_case(rec, methods, min_area, panel_t)
         fig = figdir / f"case_{case}.png"
         case_figure(fig, case, rec.frame(panel_t), panel_t, panel, rows)
-        case_results[case] = {"recording": {"size": s, "frames": n, **CASES[case]}, "rows": rows, "figure": str(fig)}
+        case_results[case] = {"recording": {"size": s, "frames": n, **case_kwargs(case, n)}, "rows": rows, "figure": str(fig)}
 
     result: dict[str, Any] = {
         "benchmark": "quality",

@@ -259,7 +259,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     cfg = _load_config(args, {"sampling.crop": args.crop})
     check_output_path(args.preview, inputs=args.banks, overwrite=args.overwrite)
-    synth = PairSynthesizer(load_banks(args.banks), cfg.static.synth, cfg.sampling.crop)
+    synth = PairSynthesizer(load_banks(args.banks), cfg.static.synth, cfg.sampling.crop_size())
     grid = preview_grid(synth, args.pairs, args.seed)
     with atomic_path(args.preview) as tmp:
         if not cv2.imwrite(str(tmp), grid):
@@ -316,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--device")
     p.add_argument("--threads", type=int)
-    p.add_argument("--polarity", choices=["bright", "dark", "absolute"])
+    p.add_argument("--polarity", choices=["auto", "bright", "dark", "absolute"])
     p.add_argument("--init", help="fine-tune from this bundle instead of random weights")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint next to --out")
     p.add_argument("--mode", choices=["video", "static"],
@@ -341,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--adaptive-bound", type=float, default=None,
                    help="rise of the median residual (0-1 scale) that makes a frame a keyframe (default 0.005)")
     p.add_argument("--threads", type=int)
-    p.add_argument("--polarity", choices=["bright", "dark", "absolute"])
+    p.add_argument("--polarity", choices=["auto", "bright", "dark", "absolute"])
     p.add_argument("--mask", action="store_true", help="also write a binary mask group")
     p.add_argument("--mask-threshold", type=float)
     p.add_argument("--format", nargs="+", choices=["zarr", "ffv1", "png", "tiff", "hdf5", "preview"])

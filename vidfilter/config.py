@@ -28,11 +28,13 @@ class Polarity(str, Enum):
     bright = "bright"  # frame - background: animals lighter than the plate
     dark = "dark"  # background - frame: dark animals on a light plate
     absolute = "absolute"  # |frame - background|
+    auto = "auto"  # found from the recording: training detects it, a run takes the model's (detect_polarity)
 
 
 class Preset(str, Enum):
     paper = "paper"  # the Noise2Noise U-Net of the paper: width 48, ~0.99 M parameters
     fast = "fast"  # lighter network for CPU use
+    auto = "auto"  # paper on a GPU, fast on a CPU (resolve_device_defaults; measured in docs/benchmarks.md)
 
 
 class _Section(BaseModel):
@@ -40,7 +42,7 @@ class _Section(BaseModel):
 
 
 class ModelConfig(_Section):
-    preset: Preset = Preset.paper
+    preset: Preset = Preset.auto
     width: int | None = Field(None, ge=4, le=256, description="channels per stage; None = from preset")
     depth: int = Field(5, ge=1, le=7, description="number of 2x down-samplings")
     in_channels: int = Field(1, ge=1)
@@ -60,14 +62,18 @@ class ModelConfig(_Section):
     def resolved_width(self) -> int:
         if self.width is not None:
             return self.width
-        return 48 if self.preset == Preset.paper else 16
+        return 16 if self.preset == Preset.fast else 48  # auto unresolved (no device known): the paper's
 
 
 class SamplingConfig(_Section):
     mode: Literal["video", "static"] = Field(
         "video", description="video: time-lag pairs of recordings; static: pairs synthesised from a crop bank (config.static)"
     )
-    crop: int = Field(256, ge=16, description="square crop side in pixels (static mode: the synthetic patch side)")
+    crop: int | None = Field(
+        None, ge=16,
+        description="square crop side in pixels (static mode: the synthetic patch side); None = 256 with the "
+        "paper network, 128 with the fast one (resolve_device_defaults)",
+    )
     lag: tuple[float, float] = Field(
         (0.05, 0.5), description="lag range [min, max] in lag_unit (default: 5-50 % of the recording's length)"
     )
@@ -89,6 +95,10 @@ class SamplingConfig(_Section):
         description="share of training pairs whose temporal-statistic crop also shows the input's animals "
         "(as for animals that never move), so the model learns to remove them by their look",
     )
+
+    def crop_size(self) -> int:
+        """The crop side: ``crop``, or 256 where it is still unresolved."""
+        return self.crop if self.crop is not None else 256
 
     @field_validator("lag", mode="before")
     @classmethod
@@ -121,6 +131,12 @@ class TrainConfig(_Section):
     beta: float = Field(1.0, gt=0, description="SmoothL1 beta")
     change_weight: float = Field(6.0, ge=1, description="loss weight on pixels that changed between the pair")
     change_threshold: float = Field(0.04, ge=0)
+    polarity_target: bool = Field(
+        True,
+        description="dark animals only darken the plate: where the target frame is darker than the input by "
+        "more than change_threshold (an animal in the target), the input is the target (bright: lighter); "
+        "without it the loss pulls the background towards the animals that cross the plate",
+    )
     lr_schedule: Literal["constant", "cosine"] = "constant"
     seed: int = 0
     device: str = "auto"
@@ -137,11 +153,28 @@ class TrainConfig(_Section):
         return self.lr if self.lr is not None else 1.25e-4 * self.batch_size
 
 
+def resolve_device_defaults(config: "Config", device_type: str) -> "Config":
+    """Fill the device-dependent defaults: ``model.preset: auto`` is the paper network on a GPU and
+    the fast (width 16) one on a CPU, ``sampling.crop: None`` is 256 px for the paper network and
+    128 px for the fast one. On two CPU cores the fast network at 128 px takes ~25x more steps in
+    the same minutes (docs/benchmarks.md, "Real worm plate")."""
+    over: dict[str, Any] = {}
+    preset = config.model.preset
+    if preset == Preset.auto:
+        preset = Preset.paper if device_type == "cuda" else Preset.fast
+        over["model.preset"] = preset.value
+    if config.sampling.crop is None:
+        over["sampling.crop"] = 256 if preset == Preset.paper else 128
+    return config.override(over) if over else config
+
+
 def resolve_temporal(config: "Config") -> "Config":
     """Replace ``model.temporal_channel: auto`` by the statistic that shows the plate, not the animals."""
     if config.sampling.mode == "static" and config.model.temporal_channel == "auto":
         return config.override({"model.temporal_channel": "none"})  # single images: no temporal statistic
     if config.model.temporal_channel != "auto":
+        return config
+    if config.output.polarity == Polarity.auto:  # not known yet: make_samplers detects it, then resolves this
         return config
     kind = {"dark": "max", "bright": "min", "absolute": "none"}[config.output.polarity.value]
     return config.override({"model.temporal_channel": kind})
@@ -171,7 +204,11 @@ class InferConfig(_Section):
 
 
 class OutputConfig(_Section):
-    polarity: Polarity = Polarity.absolute
+    polarity: Polarity = Field(
+        Polarity.auto,
+        description="auto: training detects dark or bright animals from the recording (detect_polarity) and "
+        "a run takes the model's polarity (a baseline run detects it from the input)",
+    )
     foreground_dtype: Literal["input", "float16"] = "input"
     clamp: bool = Field(
         True, description="dark animals: background never darker than the frame (bright: never brighter)"

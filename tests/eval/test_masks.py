@@ -154,3 +154,50 @@ def test_otsu_foreground_mask_hand_computed():
     assert not otsu_foreground_mask(frame, bg, "bright", sigma=0).any()  # nothing brighter: constant 0
     assert not otsu_foreground_mask(bg, bg).any()  # constant foreground: empty
     assert otsu_foreground_mask(frame, bg, "absolute", sigma=0.5)[1, 2]  # smoothed, still found
+
+
+def _faint_worm(seed: int = 0):
+    """A plate with noise sigma 1 and one horizontal worm: dark ends (-30), a faint middle (-6)."""
+    rng = np.random.default_rng(seed)
+    bg = np.full((64, 96), 150.0, np.float32)
+    frame = bg + rng.normal(0, 1.0, bg.shape).astype(np.float32)
+    frame[30:34, 10:30] -= 30  # head
+    frame[30:34, 30:60] -= 6  # faint body: below 10 grey levels, far above the noise
+    frame[30:34, 60:80] -= 30  # tail
+    return np.clip(frame, 0, 255).round().astype(np.uint8), bg.astype(np.uint8)
+
+
+def test_object_mask_keeps_a_faint_body_whole():
+    """The fixed rule breaks the worm in two; hysteresis from the noise level keeps one object
+    spanning head to tail, and nothing else on the plate."""
+    from scipy import ndimage
+
+    from vidfilter.eval.masks import object_mask
+
+    frame, bg = _faint_worm()
+    fixed = threshold_mask(frame, bg, 10, "dark")
+    assert ndimage.label(fixed, structure=np.ones((3, 3)))[1] == 2
+    m = object_mask(frame, bg, polarity="dark", dilate=0, closing=0)
+    lab, n = ndimage.label(m, structure=np.ones((3, 3)))
+    assert n == 1
+    ys, xs = np.nonzero(m)
+    assert (xs.min(), xs.max()) == (10, 79) and (ys.min(), ys.max()) == (30, 33)
+    # the dilation grows the object by its radius on every side
+    d = object_mask(frame, bg, polarity="dark", dilate=2, closing=0)
+    ys, xs = np.nonzero(d)
+    assert (xs.min(), xs.max(), ys.min(), ys.max()) == (8, 81, 28, 35)
+
+
+def test_object_mask_noise_only_and_bad_thresholds():
+    from vidfilter.eval.masks import object_mask
+
+    rng = np.random.default_rng(1)
+    bg = np.full((64, 64), 120, np.uint8)
+    frame = np.clip(120 + rng.normal(0, 1.0, bg.shape), 0, 255).round().astype(np.uint8)
+    assert not object_mask(frame, bg, polarity="dark").any()
+    # a bright blob is not a dark object, but it is an absolute one
+    frame[10:20, 10:20] = 160
+    assert not object_mask(frame, bg, polarity="dark").any()
+    assert object_mask(frame, bg, polarity="absolute", dilate=0, closing=0)[10:20, 10:20].all()
+    with pytest.raises(ConfigError, match="low threshold"):
+        object_mask(frame, bg, k_low=20, k_high=1, floor_high=2)

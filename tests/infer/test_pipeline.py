@@ -37,7 +37,7 @@ def video(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Path:
     torch.manual_seed(0)
-    cfg = Config().override({"model.width": 4, "model.depth": 3, "model.residual": False})
+    cfg = Config().override({"model.width": 4, "model.depth": 3, "model.residual": False, "output.polarity": "absolute"})
     model = build_model(cfg.model)
     return save_bundle(tmp_path_factory.mktemp("m") / "tiny.vfm", model, cfg)
 

@@ -34,7 +34,8 @@ def ramp_frames(n: int = 30, h: int = 40, w: int = 48, step: float = 1e-3) -> np
 
 
 def config(**over: object) -> Config:
-    base = {"sampling.crop": 16, "sampling.lag_unit": "frames", "train.val_fraction": 0.0, "train.val_pairs": 0}
+    base = {"sampling.crop": 16, "sampling.lag_unit": "frames", "train.val_fraction": 0.0, "train.val_pairs": 0,
+            "output.polarity": "absolute"}  # no temporal channel: these tests are about the pairs
     base.update(over)
     return Config().override(base)
 

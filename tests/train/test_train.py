@@ -48,6 +48,25 @@ def tiny_config(**over: object) -> Config:
     return Config().override(base)
 
 
+def test_polarity_target_replaces_animals_in_the_target_only() -> None:
+    """Dark: a target pixel darker than the input by more than the threshold (an animal in the
+    target) becomes the input; an animal in the input (target lighter) and noise stay as they are."""
+    from vidfilter.train.loop import polarity_target
+
+    frame = torch.tensor([0.80, 0.40, 0.80, 0.80])  # plate, animal, plate, plate
+    target = torch.tensor([0.40, 0.80, 0.79, 0.82])  # animal, plate, noise -, noise +
+    assert polarity_target(target, frame, "dark", 0.04).tolist() == pytest.approx([0.80, 0.80, 0.79, 0.82])
+    assert polarity_target(1 - target, 1 - frame, "bright", 0.04).tolist() == pytest.approx([0.20, 0.20, 0.21, 0.18])
+    assert polarity_target(target, frame, "absolute", 0.04).tolist() == pytest.approx(target.tolist())
+    # in the loss: the animal in the target costs nothing once the output is the plate
+    cfg = tiny_config(**{"train.change_weight": 6.0}).train
+    plate = torch.full((1, 1, 1, 4), 0.8)
+    out = plate.clone()
+    out[..., 2:] = target[2:]
+    assert float(pair_loss(out, target.view(1, 1, 1, 4), frame.view(1, 1, 1, 4), cfg, "dark")) == pytest.approx(0.0, abs=1e-7)
+    assert float(pair_loss(out, target.view(1, 1, 1, 4), frame.view(1, 1, 1, 4), cfg, "absolute")) > 0.01
+
+
 def test_pair_loss_weights_changed_pixels() -> None:
     """Oracle: weighted SmoothL1 mean computed by hand."""
     frame = torch.zeros(1, 1, 2, 2)
@@ -114,7 +133,7 @@ def test_bundle_provenance_and_report(tmp_path) -> None:
     assert p["steps"] == 6 and p["inputs"][0]["frames"] == len(arr)
     assert p["final_train_loss"] is not None and p["final_val_loss"] is not None
     assert "identity_suspected" in p and p["seed"] == 0 and p["device"] == "cpu"
-    assert b.normalisation["scale"] == 255.0 and b.normalisation["polarity"] == "absolute"
+    assert b.normalisation["scale"] == 255.0 and b.normalisation["polarity"] == "dark"  # detected: a dark square on a light plate
     rep = report_dir(out)
     assert (rep / "loss.png").stat().st_size > 0 and (rep / "samples.png").stat().st_size > 0
     log = json.loads((rep / "log.json").read_text())
@@ -153,3 +172,29 @@ def test_dataloader_workers_train(tmp_path) -> None:
     arr = blob_frames()
     out = train([arr], tmp_path / "m.vfm", tiny_config(**{"train.num_workers": 2, "train.steps": 3}), progress=False)
     assert load_model(out).provenance["steps"] == 3
+
+
+def test_default_polarity_is_detected_and_used_by_run(tmp_path) -> None:
+    """With output.polarity auto (the default) training finds the dark square, so the bundle has
+    the gated max channel and records 'dark'; a run with auto polarity takes the bundle's and
+    writes a one-sided foreground (background - frame >= 0 everywhere)."""
+    import zarr
+
+    from vidfilter.infer.pipeline import run
+
+    arr = blob_frames()
+    out = train([ArrayFrameSource(arr)], tmp_path / "m.vfm", tiny_config(), progress=False)
+    bundle = load_model(out)
+    assert bundle.config.output.polarity.value == "dark"
+    assert bundle.config.model.temporal_channel == "max" and bundle.model.in_channels == 2
+    assert bundle.normalisation["polarity"] == "dark"
+    # an inverted recording (bright square on a dark plate) is detected as bright
+    bright = train([ArrayFrameSource(255 - arr)], tmp_path / "b.vfm", tiny_config(), progress=False)
+    assert load_model(bright).config.output.polarity.value == "bright"
+
+    res = run(ArrayFrameSource(arr), tmp_path / "o.zarr", model=out, config=Config().override({"infer.every": 1}))
+    store = zarr.open_group(str(res["output"]), mode="r")
+    assert store.attrs["config"]["output"]["polarity"] == "dark"
+    fg = np.asarray(store["foreground/0"][:])
+    bg = np.asarray(store["background/0"][:]).astype(np.int16)
+    assert np.array_equal(fg.astype(np.int16), bg - arr.astype(np.int16))  # background - frame, never negative

@@ -74,6 +74,22 @@ class ModelBackground(BackgroundEstimator):
         return y
 
 
+def resolve_polarity(config: Config, est: BackgroundEstimator, src: FrameSource) -> Config:
+    """``output.polarity: auto`` made concrete: the model's own polarity (the one it was trained
+    with), else detected from the input (:func:`vidfilter.sampling.temporal.detect_polarity`)."""
+    if config.output.polarity != Polarity.auto:
+        return config
+    bundle = getattr(est, "bundle", None)
+    found = bundle.config.output.polarity.value if bundle is not None else "auto"
+    how = "the model's"
+    if found == "auto":
+        from vidfilter.sampling.temporal import detect_polarity
+
+        found, how = detect_polarity(src), "detected from the input"
+    log.info("polarity: %s (%s; set --polarity to override)", found, how)
+    return config.override({"output.polarity": found})
+
+
 def make_estimator(method: str, model: str | Path | Any | None, config: Config) -> BackgroundEstimator:
     """The background estimator for ``--method`` (``model`` needs a bundle path or a loaded bundle)."""
     if method == "model":
@@ -246,6 +262,8 @@ def run(
     # damaged input: refused, or (--salvage) cut to the frames before the damage; frames checked and hashed
     src = guard_input(src, salvage=ic.salvage, missing_chunks=ic.missing_chunks)
     est = make_estimator(method, model, config)
+    config = resolve_polarity(config, est, src)
+    oc = config.output
     if ic.threads:
         import torch
 

@@ -175,10 +175,10 @@ def plan_split(sources: Sequence[FrameSource], sampling: SamplingConfig, *, val_
         if src.ndim < 3:
             raise TrainingInputError(f"{src.path}: expected a sequence of frames, got shape {src.shape}")
         h, w = src.shape[1], src.shape[2]
-        if sampling.crop > min(h, w):
+        if sampling.crop_size() > min(h, w):
             hint = 2 ** int(math.log2(min(h, w))) if min(h, w) >= 16 else None
             fix = f": pass --crop {hint} or smaller" if hint else ""
-            raise TrainingInputError(f"{src.path}: crop {sampling.crop} > frame {h}×{w}{fix}")
+            raise TrainingInputError(f"{src.path}: crop {sampling.crop_size()} > frame {h}×{w}{fix}")
         lo, hi = lag_range_frames(sampling, src)
         start, stop = sampling.trim_start, len(src) - sampling.trim_end
         n = stop - start
@@ -262,7 +262,7 @@ class PairSampler:
             for i, (lo, hi) in enumerate(lag_ranges)
         ]
         self.sampling = sampling
-        self.crop = sampling.crop
+        self.crop = sampling.crop_size()
         self.augment = augment
         self.mine_fraction = sampling.mine_fraction if mine_fraction is None else mine_fraction
         self.seed = int(seed)
@@ -428,6 +428,7 @@ class SamplerSet:
     sources: list[FrameSource]
     plan: SplitPlan
     statistics: dict[int, np.ndarray] = field(default_factory=dict)
+    config: Config | None = None  # the config the samplers use: polarity and temporal channel resolved
 
     def close(self) -> None:
         for src in self.sources:
@@ -449,11 +450,17 @@ def make_samplers(
     sampler, on held-out frames or recordings, with the fixed :data:`VAL_SEED`, no augmentation
     and at least :data:`VAL_MINE_FRACTION` mined crops.
     """
-    from vidfilter.config import resolve_temporal
+    from vidfilter.config import Polarity, resolve_temporal
 
-    config = resolve_temporal(config)
     sources = open_inputs(inputs, color=color or config.output.color)
     try:
+        if config.output.polarity == Polarity.auto:
+            from vidfilter.sampling.temporal import detect_polarity
+
+            found = detect_polarity(sources)
+            logger.info("polarity: %s (detected from the recordings; set output.polarity to override)", found)
+            config = config.override({"output.polarity": found})
+        config = resolve_temporal(config)
         val_fraction = config.train.val_fraction if (validation and config.train.val_pairs > 0) else 0.0
         plan = plan_split(sources, config.sampling, val_fraction=val_fraction)
         # NaN/Inf in float input: check the first usable frame of every recording now
@@ -479,7 +486,7 @@ def make_samplers(
         for src in sources:
             src.close()
         raise
-    return SamplerSet(train, val, sources, plan, stats)
+    return SamplerSet(train, val, sources, plan, stats, config)
 
 
 class PairDataset(torch.utils.data.IterableDataset):

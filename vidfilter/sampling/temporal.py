@@ -69,3 +69,49 @@ def temporal_statistic(src: FrameSource, kind: StatisticKind = "max", n: int = 3
         return (med / scale).astype(np.float32)
     assert acc is not None
     return to_float(acc)
+
+
+#: detect_polarity: a tail must outweigh the other by this factor to decide dark or bright, and
+#: hold at least this share of the pixels sampled (animals cover ~1 % of a worm plate).
+POLARITY_MARGIN = 2.0
+POLARITY_MIN_SHARE = 2e-4
+
+
+def detect_polarity(sources: FrameSource | list[FrameSource], n: int = 16, k: float = 5.0, max_side: int = 512) -> str:
+    """Are the animals darker or lighter than the plate? ``"dark"``, ``"bright"`` or ``"absolute"``.
+
+    For each recording, ``n`` frames spread over it are read (subsampled to at most ``max_side``
+    pixels a side, so memory is bounded whatever the frame size), their per-pixel median is the
+    plate, and the residuals beyond ``k`` robust sigmas are summed on each side. What moves
+    darkens the plate (dark animals) or lightens it (bright ones); when neither side outweighs the
+    other by :data:`POLARITY_MARGIN`, or too few pixels (:data:`POLARITY_MIN_SHARE`) stand out
+    (nothing moves, or both kinds do), the answer is ``"absolute"``.
+    """
+    srcs = [sources] if isinstance(sources, FrameSource) else list(sources)
+    dark = bright = 0.0
+    n_dark = n_bright = n_px = 0
+    for src in srcs:
+        idx = statistic_frames(len(src), n)
+        if idx.size < 5:  # too short to tell what moves from noise
+            continue
+        h, w = src.frame_shape[:2]
+        step = max(1, -(-max(h, w) // max_side))
+        grey = (to_gray(np.asarray(src[int(t)]))[::step, ::step] for t in idx)
+        # frames with NaN/Inf are left to the sampler's checks, which name the frame
+        frames = np.stack([to_float(g) for g in grey if not np.issubdtype(g.dtype, np.floating) or np.isfinite(g).all()])
+        if len(frames) < 5:
+            continue
+        r = frames - np.median(frames, axis=0)
+        mad = float(np.median(np.abs(r)))
+        thr = k * max(1.4826 * mad, 1.0 / 255)
+        dark += float(np.clip(-r - thr, 0, None).sum())
+        bright += float(np.clip(r - thr, 0, None).sum())
+        n_dark += int((r < -thr).sum())
+        n_bright += int((r > thr).sum())
+        n_px += r.size
+    enough = max(POLARITY_MIN_SHARE * n_px, 25)
+    if dark > POLARITY_MARGIN * bright and n_dark >= enough:
+        return "dark"
+    if bright > POLARITY_MARGIN * dark and n_bright >= enough:
+        return "bright"
+    return "absolute"

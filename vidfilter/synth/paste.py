@@ -493,7 +493,7 @@ def make_static_samplers(inputs: Sequence[Any], config: Config, *, seed: int | N
     if config.model.in_channels != 1 or config.model.out_channels != 1:
         raise ConfigError("static mode trains grey models: set model.in_channels and model.out_channels to 1")
     bank = load_banks([os.fspath(p) for p in inputs])
-    synth = PairSynthesizer(bank, config.static.synth, config.sampling.crop)
+    synth = PairSynthesizer(bank, config.static.synth, config.sampling.crop_size())
     train = SynthSampler(synth, config.train.seed if seed is None else seed)
     val = SynthSampler(synth, VAL_SEED) if config.train.val_pairs > 0 else None
     return StaticSamplerSet(train, val, bank, synth)

@@ -57,7 +57,7 @@ RECIPE: dict[str, Any] = {
     "sampling.lag_unit": "fraction",
 }
 
-__all__ = ["train", "pair_loss", "identity_score", "with_recipe", "RECIPE", "IDENTITY_THRESHOLD", "TrainResult"]
+__all__ = ["train", "pair_loss", "polarity_target", "identity_score", "with_recipe", "RECIPE", "IDENTITY_THRESHOLD", "TrainResult"]
 
 
 def with_recipe(config: Config) -> Config:
@@ -69,10 +69,31 @@ def with_recipe(config: Config) -> Config:
 
 
 # -- loss and metrics --------------------------------------------------------------------------
-def pair_loss(output: torch.Tensor, target: torch.Tensor, frame: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+def polarity_target(target: torch.Tensor, frame: torch.Tensor, polarity: str, threshold: float) -> torch.Tensor:
+    """The target with the animals it shows and the input does not replaced by the input.
+
+    Dark animals only darken the plate, so where the target is darker than the input frame by more
+    than ``threshold`` the target shows an animal and the input shows the plate: the input is the
+    better target there (bright animals: lighter). Pixels within ``threshold`` keep the target, so
+    the noise stays unbiased. ``absolute`` polarity: the target unchanged.
+    """
+    if polarity == "dark":
+        return torch.where(target < frame - threshold, frame, target)
+    if polarity == "bright":
+        return torch.where(target > frame + threshold, frame, target)
+    return target
+
+
+def pair_loss(
+    output: torch.Tensor, target: torch.Tensor, frame: torch.Tensor, cfg: TrainConfig, polarity: str = "absolute"
+) -> torch.Tensor:
     """Loss between ``output`` and ``target``, weighted ``change_weight`` where ``|frame - target|``
-    exceeds ``change_threshold`` (1 elsewhere) and normalised by the weight sum."""
+    exceeds ``change_threshold`` (1 elsewhere) and normalised by the weight sum. With
+    ``cfg.polarity_target`` and a dark or bright ``polarity`` the target first goes through
+    :func:`polarity_target`, so only the pixels where the *input* shows an animal are weighted."""
     output = output.float()
+    if cfg.polarity_target:
+        target = polarity_target(target, frame, polarity, cfg.change_threshold)
     if cfg.loss == "smooth_l1":
         per_px = F.smooth_l1_loss(output, target, reduction="none", beta=cfg.beta)
     elif cfg.loss == "l1":
@@ -203,17 +224,19 @@ def train(
     from vidfilter.infer.device import autocast_dtype, resolve_device
     from vidfilter.models import build_model, load_model, save_bundle
 
-    from vidfilter.config import resolve_temporal
+    from vidfilter.config import resolve_device_defaults, resolve_temporal
 
     out = Path(out)
-    config = resolve_temporal(config)
+    device = resolve_device(config.train.device)
+    config = resolve_device_defaults(config, device.type)
+    if config.sampling.mode == "static":
+        config = resolve_temporal(config)
     tcfg = config.train
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
     inputs = list(inputs)
     if tcfg.threads is not None:
         torch.set_num_threads(tcfg.threads)
-    device = resolve_device(tcfg.device)
     amp_dtype = autocast_dtype(tcfg.precision, device) if device.type != "cpu" else None
     if device.type == "cpu" and tcfg.precision in ("bf16", "fp16"):
         amp_dtype = autocast_dtype(tcfg.precision, device)
@@ -226,6 +249,7 @@ def train(
         sset = make_static_samplers(inputs, config)
     else:
         sset = make_samplers(inputs, config)
+        config = sset.config or config  # polarity detected, temporal channel resolved
     ckpt_path = checkpoint_path(out)
     try:
         val_batch = None
@@ -331,7 +355,7 @@ def train(
                     ctx = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext()
                     with ctx:
                         output = model(inp)
-                    loss = pair_loss(output, tgt, inp[:, :1], tcfg)
+                    loss = pair_loss(output, tgt, inp[:, :1], tcfg, config.output.polarity.value)
                     optimiser.zero_grad(set_to_none=True)
                     if scaler is not None:
                         scaler.scale(loss).backward()
@@ -410,7 +434,7 @@ def _evaluate(
     model.eval()
     outputs = predict(model, batch[0], device, amp_dtype, channels_last, config.train.batch_size)
     inp, tgt = batch
-    loss = float(pair_loss(outputs, tgt, inp[:, :1], config.train))
+    loss = float(pair_loss(outputs, tgt, inp[:, :1], config.train, config.output.polarity.value))
     score = identity_score(outputs, inp[:, :1], tgt, config.train.change_threshold)
     return {
         "loss": loss,
