@@ -152,6 +152,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             "output.polarity": args.polarity,
             "output.mask": True if args.mask else None,
             "output.mask_threshold": args.mask_threshold,
+            "output.mask_method": args.mask_method,
             "output.formats": args.format,
             "output.overwrite": True if args.overwrite else None,
             "output.foreground_dtype": args.foreground_dtype,
@@ -344,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--polarity", choices=["auto", "bright", "dark", "absolute"])
     p.add_argument("--mask", action="store_true", help="also write a binary mask group")
     p.add_argument("--mask-threshold", type=float)
+    p.add_argument("--mask-method", choices=["fixed", "object"], help="with --mask: fixed = foreground > --mask-threshold; object = whole objects (hysteresis from the noise level, closing)")
     p.add_argument("--format", nargs="+", choices=["zarr", "ffv1", "png", "tiff", "hdf5", "preview"])
     p.add_argument("--foreground-dtype", choices=["input", "float16"])
     p.add_argument("--overwrite", action="store_true")
@@ -389,7 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--masks", help="ground-truth masks: folder of PNG/TIFF, TIFF stack, Zarr array, or one image")
     p.add_argument("--boxes", help="ground-truth boxes: CSV frame,x0,y0,x1,y1 | COCO .json | YOLO .txt folder | VOC .xml")
     p.add_argument("--points", help="ground-truth points: CSV frame,x,y[,class] or a colour-coded PNG")
-    p.add_argument("--mask-method", choices=["fixed", "otsu", "noise", "stored"], default="fixed")
+    p.add_argument("--mask-method", choices=["fixed", "otsu", "noise", "object", "stored"], default="fixed",
+                   help="fixed: foreground > --threshold; noise: threshold from the residual noise; object: whole objects "
+                   "(hysteresis from the noise level, closing; vidfilter.eval.masks.object_mask); stored: the run's mask")
     p.add_argument("--threshold", type=float, default=10.0, help="fixed mask: grey levels on the 8-bit scale (default 10)")
     p.add_argument("--polarity", choices=["bright", "dark", "absolute"], help="default: the run's, or absolute for a background")
     p.add_argument("--sigma", type=float, default=1.0, help="otsu mask: Gaussian smoothing in px")

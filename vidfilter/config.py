@@ -215,6 +215,11 @@ class OutputConfig(_Section):
     )
     mask: bool = False
     mask_threshold: float = Field(10.0, ge=0, description="grey levels on the 8-bit scale")
+    mask_method: Literal["fixed", "object"] = Field(
+        "fixed",
+        description="fixed: foreground > mask_threshold (the paper's rule); object: whole objects, pixels above "
+        "mask_threshold grown by hysteresis to the noise level and closed (vidfilter.eval.masks.object_mask)",
+    )
     formats: list[Literal["zarr", "ffv1", "png", "tiff", "hdf5", "preview"]] = ["zarr"]
     overwrite: bool = False
     color: Literal["gray", "keep"] = "gray"

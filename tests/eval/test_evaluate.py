@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+from scipy import ndimage
 import pytest
 from PIL import Image
 
@@ -125,6 +126,17 @@ def test_output_store_fixed_and_stored_mask(scene, tmp_path):
         r = evaluate(tmp_path / "out.zarr", masks=scene / "masks", boxes=scene / "boxes.csv", mask_method=method, min_area=10)
         assert (r.pixel.tp, r.pixel.fp, r.pixel.fn) == (120, 0, 4), method
         assert r.box.tp == 3 and r.input is not None
+    # the object mask finds the same object pixels; its closing and 2-px dilation (sized for worms at
+    # 640², far larger than this scene's blocks) add a margin around them, and nothing elsewhere
+    obj = evaluate(tmp_path / "out.zarr", masks=scene / "masks", mask_method="object")
+    assert (obj.pixel.tp, obj.pixel.fn) == (120, 4) and obj.pixel.fp > 0, obj
+    from vidfilter.eval.masks import object_mask
+    from vidfilter.io.registry import open as vf_open
+
+    frames, bg = vf_open(str(scene / "frames")), vf_open(f"{tmp_path / 'out.zarr'}/background/0")
+    truth = np.asarray(Image.open(sorted((scene / "masks").iterdir())[0])) > 0
+    near = ndimage.binary_dilation(truth, iterations=8)
+    assert not (object_mask(frames[0], bg[0], polarity="dark") & ~near).any()
     # "bright" differs from the run's polarity: recomputed from the recorded input frames
     assert evaluate(tmp_path / "out.zarr", masks=scene / "masks", polarity="bright").pixel.tp == 0
 

@@ -160,3 +160,29 @@ def test_dark_polarity_clamps_background_and_mask_follows_polarity(tmp_path):
     cfg = cfg.override({"output.polarity": "absolute"})
     run(ArrayFrameSource(frames), tmp_path / "a.zarr", method="median", config=cfg)
     assert _read(tmp_path / "a.zarr", "mask")[2, 10:14, 10:14].all()  # absolute keeps the flash
+
+
+def test_object_mask_keeps_a_faint_animal_whole(tmp_path):
+    """--mask-method object: a dark animal with a faint middle (6 grey levels, far above the
+    noise) is one object in the stored mask; the fixed rule stores two pieces."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(0)
+    plate = np.full((13, 48, 144), 160.0)
+    frames = plate + rng.normal(0, 1.0, plate.shape)
+    for t in range(13):  # the animal crawls 8 px per frame: it covers a pixel in <= 5 of 13 frames
+        x = 8 * t
+        frames[t, 20:24, x + 4 : x + 14] -= 30
+        frames[t, 20:24, x + 14 : x + 30] -= 6
+        frames[t, 20:24, x + 30 : x + 40] -= 30
+    frames = np.clip(frames, 0, 255).round().astype(np.uint8)
+    cfg = Config().override({"output.polarity": "dark", "output.mask": True})
+    n_objects = {}
+    for method in ("fixed", "object"):
+        run(ArrayFrameSource(frames), tmp_path / f"{method}.zarr", method="median",
+            config=cfg.override({"output.mask_method": method}))
+        m = _read(tmp_path / f"{method}.zarr", "mask")[6] > 0
+        n_objects[method] = ndimage.label(m, structure=np.ones((3, 3)))[1]
+        if method == "object":
+            assert m[20:24, 52:88].all()  # head to tail (x = 48: 52..88), faint middle included
+    assert n_objects == {"fixed": 2, "object": 1}

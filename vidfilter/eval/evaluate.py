@@ -11,7 +11,9 @@ What is scored (the *prediction*):
 
 Foreground masks (:mod:`vidfilter.eval.masks`): ``fixed`` (foreground > ``threshold`` grey levels on
 the 8-bit scale, the paper's rule), ``otsu`` (Otsu on the Gaussian-filtered foreground), ``noise``
-(threshold from the residual noise level; needs the frames), ``stored`` (the store's mask).
+(threshold from the residual noise level; needs the frames), ``object`` (whole objects by
+hysteresis from the noise level, :func:`vidfilter.eval.masks.object_mask`; needs the frames),
+``stored`` (the store's mask).
 
 Ground truth, any combination:
 
@@ -41,13 +43,13 @@ from typing import Any
 import numpy as np
 
 from vidfilter.errors import ConfigError, InputNotFoundError, UnreadableInputError
-from vidfilter.eval.masks import ROUNDOFF, _polarity, clean_mask, foreground, grey_levels, noise_mask, otsu_mask
+from vidfilter.eval.masks import ROUNDOFF, _polarity, clean_mask, foreground, grey_levels, noise_mask, object_mask, otsu_mask
 from vidfilter.eval.metrics import BoxScore, PixelScore, PointScore, Scores, mask_to_boxes, scores_table
 
 __all__ = ["MASK_METHODS", "EvalReport", "evaluate", "parse_frames"]
 
 #: Valid ``mask_method`` values.
-MASK_METHODS = ("fixed", "otsu", "noise", "stored")
+MASK_METHODS = ("fixed", "otsu", "noise", "object", "stored")
 
 
 @dataclass
@@ -205,6 +207,11 @@ class _Prediction:
         if self.frames is None:
             raise ConfigError("--mask-method noise needs the input frames: give them with --input")
         return noise_mask(self.frames[t], self._background(t), polarity=self.polarity)
+
+    def object_mask(self, t: int) -> np.ndarray:
+        if self.frames is None:
+            raise ConfigError("--mask-method object needs the input frames: give them with --input")
+        return object_mask(self.frames[t], self._background(t), polarity=self.polarity)
 
     def stored_mask(self, t: int) -> np.ndarray:
         if self.mask is None:
@@ -409,6 +416,7 @@ def evaluate(
         "fixed": f"foreground > {threshold:g} grey levels ({pred.polarity})",
         "otsu": f"Otsu on the foreground smoothed by sigma {sigma:g} ({pred.polarity})",
         "noise": f"noise-level threshold ({pred.polarity})",
+        "object": f"whole objects: hysteresis from the noise level, closing, dilation ({pred.polarity})",
         "stored": "the run's stored mask",
     }[mask_method]
     return EvalReport(
@@ -430,6 +438,8 @@ def _mask(pred: _Prediction, t: int, method: str, threshold: float, sigma: float
         return pred.stored_mask(t)
     if method == "noise":
         return pred.noise_mask(t)
+    if method == "object":
+        return pred.object_mask(t)
     fg = pred.foreground(t)
     if method == "otsu":
         return otsu_mask(fg, sigma=sigma)

@@ -375,7 +375,12 @@ class FrameOutputs:
             fg = foreground(f, b, oc.polarity)
             out = {"background": from_float(b, self.dtype),
                    "foreground": fg.astype(np.float16) if oc.foreground_dtype == "float16" else from_float(fg, self.dtype)}
-        if self.mask:
+        if self.mask and oc.mask_method == "object":  # whole objects for trackers (hysteresis, closing)
+            from vidfilter.eval.masks import object_mask
+
+            pol = oc.polarity.value
+            out["mask"] = object_mask(frame, out["background"], polarity=pol, floor_high=oc.mask_threshold).view(np.uint8)
+        elif self.mask:
             out["mask"] = (fg > self.mask_level).view(np.uint8)  # signed: follows the polarity
         return out
 
