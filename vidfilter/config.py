@@ -213,6 +213,11 @@ class OutputConfig(_Section):
     clamp: bool = Field(
         True, description="dark animals: background never darker than the frame (bright: never brighter)"
     )
+    match_exposure: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="shift each frame's background by the frame's median offset against it (exposure changes "
+        "between keyframes, a model's brightness bias); auto = on for a model, off for the baselines",
+    )
     mask: bool = False
     mask_threshold: float = Field(10.0, ge=0, description="grey levels on the 8-bit scale")
     mask_method: Literal["fixed", "object"] = Field(

@@ -60,11 +60,12 @@ def test_median_baseline_matches_numpy(tmp_path):
 
 
 def test_model_output_equals_direct_inference(tmp_path, video, bundle):
-    """The pipeline's background equals the network applied to each decoded frame."""
+    """The pipeline's background equals the network applied to each decoded frame (the exposure
+    match off: it shifts the network's output, tested on its own below)."""
     from vidfilter.io.registry import open as vf_open
     from vidfilter.models import load_model
 
-    run(video, tmp_path / "o.zarr", model=bundle, config=Config().override({"infer.every": 1}))
+    run(video, tmp_path / "o.zarr", model=bundle, config=Config().override({"infer.every": 1, "output.match_exposure": "off"}))
     b = load_model(bundle)
     with vf_open(video) as src:
         for t in (0, 17, 39):
@@ -186,3 +187,20 @@ def test_object_mask_keeps_a_faint_animal_whole(tmp_path):
         if method == "object":
             assert m[20:24, 52:88].all()  # head to tail (x = 48: 52..88), faint middle included
     assert n_objects == {"fixed": 2, "object": 1}
+
+
+def test_match_exposure_removes_a_global_offset_exactly():
+    """A background 7 levels too dark for the frame (exposure change, model bias) is shifted by the
+    frame's median offset: the plate's foreground is 0 and the animal's is its true contrast."""
+    from vidfilter.infer.pipeline import match_exposure
+
+    rng = np.random.default_rng(0)
+    plate = rng.integers(100, 200, (64, 64)).astype(np.uint8)
+    frame = plate.copy()
+    frame[10:20, 10:30] -= 40  # a dark animal (5 % of the frame)
+    bg = (plate - 7).astype(np.uint8)
+    fixed = match_exposure(frame, bg)
+    assert fixed.dtype == np.uint8 and np.array_equal(fixed, plate)
+    as_float = match_exposure(frame.astype(np.float32) / 255, bg.astype(np.float32) / 255) * 255
+    np.testing.assert_allclose(as_float, plate.astype(np.float32), atol=1e-3)
+    assert match_exposure(np.full((8, 8), 250, np.uint8), np.full((8, 8), 10, np.uint8)).max() == 250  # saturating

@@ -33,3 +33,22 @@ def test_detect_polarity_pools_recordings_and_bounds_reads() -> None:
     dark = _frames("dark")
     big = np.repeat(np.repeat(dark, 8, axis=1), 8, axis=2)  # 768² frames
     assert detect_polarity([ArrayFrameSource(dark), ArrayFrameSource(big)], max_side=128) == "dark"
+
+
+def test_detect_polarity_of_real_recordings(shared_data) -> None:
+    """Worms and the mouse are dark on a light floor, the flies light on a dark arena; the bundled
+    demo clip too. (The zebrafish larva barely moves in its 38 frames and is not asserted.)"""
+    from pathlib import Path
+
+    from vidfilter.io.registry import open as vf_open
+
+    demo = Path(__file__).resolve().parents[2] / "examples" / "mouse_clip.mp4"
+    cases = {
+        shared_data / "worms_yolo_640" / "frames": "dark",
+        shared_data / "mouse_tracktor" / "mouse_video.mp4": "dark",
+        shared_data / "flies_sleap" / "clip.mp4": "bright",
+        demo: "dark",
+    }
+    for path, want in cases.items():
+        with vf_open(str(path)) as src:
+            assert detect_polarity(src) == want, path

@@ -70,10 +70,14 @@ def test_learning_is_real(tmp_path) -> None:
 
 def test_recipe_escapes_the_identity_trap_on_slow_animals(tmp_path) -> None:
     """Slow animals (0.7 px/frame): the default recipe's output differs from its input at animal
-    pixels by a substantial share of the animals' contrast, and the identity flag stays off."""
+    pixels by a substantial share of the animals' contrast, and the identity flag stays off. The
+    polarity is left to the default (auto), so the detection that enables the recipe's temporal
+    channel and gate is part of what is tested."""
     frames, bg, mask = recording(speed=0.7)
-    out = train([ArrayFrameSource(frames)], tmp_path / "m.vfm", with_recipe(small_config(600)), progress=False)
+    cfg = small_config(600, **{"output.polarity": "auto"})
+    out = train([ArrayFrameSource(frames)], tmp_path / "m.vfm", cfg, progress=False)
     bundle = load_model(out)
+    assert bundle.config.output.polarity.value == "dark" and bundle.model.in_channels == 2
     est = background_of(bundle.model, frames)
     f = frames / 255.0
     removed = np.abs(est - f)[mask].mean() / np.abs(f - bg)[mask].mean()

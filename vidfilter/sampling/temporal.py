@@ -71,9 +71,9 @@ def temporal_statistic(src: FrameSource, kind: StatisticKind = "max", n: int = 3
     return to_float(acc)
 
 
-#: detect_polarity: a tail must outweigh the other by this factor to decide dark or bright, and
-#: hold at least this share of the pixels sampled (animals cover ~1 % of a worm plate).
-POLARITY_MARGIN = 2.0
+#: detect_polarity: one side must outweigh the other by this factor to decide dark or bright, and
+#: at least this share of the sampled pixels must change (animals cover ~1 % of a worm plate).
+POLARITY_MARGIN = 1.5
 POLARITY_MIN_SHARE = 2e-4
 
 
@@ -81,15 +81,21 @@ def detect_polarity(sources: FrameSource | list[FrameSource], n: int = 16, k: fl
     """Are the animals darker or lighter than the plate? ``"dark"``, ``"bright"`` or ``"absolute"``.
 
     For each recording, ``n`` frames spread over it are read (subsampled to at most ``max_side``
-    pixels a side, so memory is bounded whatever the frame size), their per-pixel median is the
-    plate, and the residuals beyond ``k`` robust sigmas are summed on each side. What moves
-    darkens the plate (dark animals) or lightens it (bright ones); when neither side outweighs the
-    other by :data:`POLARITY_MARGIN`, or too few pixels (:data:`POLARITY_MIN_SHARE`) stand out
-    (nothing moves, or both kinds do), the answer is ``"absolute"``.
+    pixels a side, so memory is bounded whatever the frame size) and each frame's global offset
+    against their per-pixel median is removed (flicker, exposure). Where a pixel changes over time
+    (``max - min`` projection above ``k`` robust sigmas) one of the two extremes is an animal and
+    the other the plate. The plate level there comes from a spatial median filter of the median
+    frame, which smooths thin animals away even when they barely move (so the temporal median
+    still holds them): dark animals leave the *max* projection at the plate level and the min far
+    below it, bright animals the reverse. When neither side outweighs the other by
+    :data:`POLARITY_MARGIN`, or too few pixels change (:data:`POLARITY_MIN_SHARE`: nothing moves),
+    the answer is ``"absolute"``.
     """
+    from scipy import ndimage
+
     srcs = [sources] if isinstance(sources, FrameSource) else list(sources)
     dark = bright = 0.0
-    n_dark = n_bright = n_px = 0
+    n_changed = n_px = 0
     for src in srcs:
         idx = statistic_frames(len(src), n)
         if idx.size < 5:  # too short to tell what moves from noise
@@ -101,17 +107,26 @@ def detect_polarity(sources: FrameSource | list[FrameSource], n: int = 16, k: fl
         frames = np.stack([to_float(g) for g in grey if not np.issubdtype(g.dtype, np.floating) or np.isfinite(g).all()])
         if len(frames) < 5:
             continue
-        r = frames - np.median(frames, axis=0)
-        mad = float(np.median(np.abs(r)))
-        thr = k * max(1.4826 * mad, 1.0 / 255)
-        dark += float(np.clip(-r - thr, 0, None).sum())
-        bright += float(np.clip(r - thr, 0, None).sum())
-        n_dark += int((r < -thr).sum())
-        n_bright += int((r > thr).sum())
-        n_px += r.size
-    enough = max(POLARITY_MIN_SHARE * n_px, 25)
-    if dark > POLARITY_MARGIN * bright and n_dark >= enough:
+        med = np.median(frames, axis=0)
+        frames -= np.median((frames - med).reshape(len(frames), -1), axis=1)[:, None, None]
+        r = frames - med
+        thr = k * max(1.4826 * float(np.median(np.abs(r))), 1.0 / 255)
+        hi, lo = frames.max(axis=0), frames.min(axis=0)
+        changed = (hi - lo) > 2 * thr  # the range of n noisy samples reaches ~ 4-6 sigma
+        size = max(9, min(med.shape) // 12) | 1  # >> an animal's width, << the plate's shading
+        if size >= 21:  # the plate is smooth at this scale: filter at half resolution (4x fewer pixels, 4x smaller window)
+            half = ndimage.median_filter(med[::2, ::2], size=(size // 2) | 1, mode="nearest")
+            plate = np.repeat(np.repeat(half, 2, axis=0), 2, axis=1)[: med.shape[0], : med.shape[1]]
+        else:
+            plate = ndimage.median_filter(med, size=size, mode="nearest")
+        dark += float(np.clip(plate - lo - thr, 0, None)[changed].sum())
+        bright += float(np.clip(hi - plate - thr, 0, None)[changed].sum())
+        n_changed += int(changed.sum())
+        n_px += changed.size
+    if n_changed < max(POLARITY_MIN_SHARE * n_px, 25):
+        return "absolute"
+    if dark > POLARITY_MARGIN * bright:
         return "dark"
-    if bright > POLARITY_MARGIN * dark and n_bright >= enough:
+    if bright > POLARITY_MARGIN * dark:
         return "bright"
     return "absolute"
