@@ -258,6 +258,14 @@ def noise_mask(
     polarity (``|.|``, ``-residual`` for dark animals, ``+residual`` for bright), then
     ``> max(k * sigma, floor)``, then :func:`clean_mask` (``closing``, ``min_area``).
     """
+    r, noise = _signed_residual(frame, background, polarity, subtract_offset, scale)
+    m = r > max(k * noise.sigma, floor) + ROUNDOFF
+    return clean_mask(m, min_area=min_area, closing=closing)
+
+
+def _signed_residual(frame: Any, background: Any, polarity: Any, subtract_offset: bool, scale: float) -> tuple[np.ndarray, Noise]:
+    """``frame - background`` in grey levels, less its median offset when asked, turned so that
+    objects of ``polarity`` are positive (``|.|`` for absolute), channels reduced; and its noise."""
     p = _polarity(polarity)
     f = grey_levels(frame, scale)
     b = grey_levels(background, scale)
@@ -265,13 +273,8 @@ def noise_mask(
     r = f - b
     if subtract_offset:
         r = r - np.float32(noise.offset)
-    if p == "absolute":
-        r = np.abs(r)
-    elif p == "dark":
-        r = -r
-    r = _reduce_channels(r, f.ndim)
-    m = r > max(k * noise.sigma, floor) + ROUNDOFF
-    return clean_mask(m, min_area=min_area, closing=closing)
+    r = np.abs(r) if p == "absolute" else (-r if p == "dark" else r)
+    return _reduce_channels(r, f.ndim), noise
 
 
 def object_mask(
@@ -302,15 +305,7 @@ def object_mask(
     from scipy import ndimage
     from skimage.filters import apply_hysteresis_threshold
 
-    p = _polarity(polarity)
-    f = grey_levels(frame, scale)
-    b = grey_levels(background, scale)
-    noise = residual_noise(f, b, scale=1.0)
-    r = f - b
-    if subtract_offset:
-        r = r - np.float32(noise.offset)
-    r = np.abs(r) if p == "absolute" else (-r if p == "dark" else r)
-    r = _reduce_channels(r, f.ndim)
+    r, noise = _signed_residual(frame, background, polarity, subtract_offset, scale)
     low = max(k_low * noise.sigma, floor_low) + ROUNDOFF
     high = max(k_high * noise.sigma, floor_high) + ROUNDOFF
     if low > high:
