@@ -129,7 +129,30 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = cfg.override({"train.steps": 10**9})
     out = train(args.inputs, args.out, cfg, resume=args.resume, progress=_progress(args), init_bundle=args.init)
     print(out)
+    _train_summary(out, quiet=args.quiet)
     return 0
+
+
+def _train_summary(bundle_path: Any, quiet: bool) -> None:
+    """One line on stderr: steps, minutes, the polarity and network used, and the report's verdict."""
+    import json
+
+    from vidfilter.train.checkpoint import report_dir
+
+    if quiet:
+        return
+    try:
+        log = json.loads((report_dir(bundle_path) / "log.json").read_text())
+        from vidfilter.models.bundle import load_model
+
+        cfg = load_model(bundle_path).config
+    except Exception:  # the bundle is written; a summary is a courtesy
+        return
+    print(
+        f"{log.get('steps')} steps in {log.get('elapsed_s', 0) / 60:.1f} min; polarity {cfg.output.polarity.value}, "
+        f"{cfg.model.preset.value} network on {cfg.sampling.crop} px crops; {log.get('verdict')}",
+        file=sys.stderr,
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -119,3 +119,15 @@ def test_existing_output_needs_overwrite(tmp_path, clip):
     out = tmp_path / "o.zarr"
     assert vf("run", str(clip), "--method", "median", "--out", str(out)).returncode == 0
     assert_one_line_error(vf("run", str(clip), "--method", "median", "--out", str(out)), "--overwrite")
+
+
+def test_train_with_defaults_says_what_it_chose(clip, tmp_path):
+    """`vidfilter train` with no config: the polarity is detected (dark worms of the generated clip),
+    the CPU gets the fast network, and one line on stderr says so with the report's verdict."""
+    out = tmp_path / "m.vfm"
+    proc = subprocess.run([sys.executable, "-m", "vidfilter", "train", str(clip), "--out", str(out), "--steps", "3",
+                           "--crop", "32", "--width", "4"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(out)
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith("3 steps in ") and "polarity dark, fast network on 32 px crops;" in line, line
