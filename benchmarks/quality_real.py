@@ -290,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", help="shared data folder holding worms_yolo_640/")
     ap.add_argument("--model", help="a trained bundle to score as methods 'model' (vidfilter run) and 'model-every1'")
     ap.add_argument("--train-minutes", type=float, help="train a model with the defaults of `vidfilter train` for M minutes first")
-    ap.add_argument("--work", default=str(REPO / "benchmarks" / "results" / "quality_real_work"), help="where a trained bundle and run output go")
+    ap.add_argument("--work", default="/tmp/vidfilter_quality_real", help="where a trained bundle and run output go")
     ap.add_argument("--methods", default="max,median,median-all,mog2,knn", help="comma list of baselines (+ labels-median, the ceiling)")
     ap.add_argument("--masks", default="fixed10,noise,object", help="comma list of mask methods")
     ap.add_argument("--no-tuned", action="store_true", help="skip the object-tuned row (grid on even frames, score on odd)")
