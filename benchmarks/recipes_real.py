@@ -42,6 +42,7 @@ VARIANTS: dict[str, dict] = {
     "cosine": {"train.lr_schedule": "cosine"},
     "no-polarity-target": {"train.polarity_target": False},  # the recipe before the polarity-aware target
     "l1": {"train.loss": "l1"},
+    "steps-900": {"train.steps": 900},  # the defaults stopped at 900 steps (does the step count set the object-mask F1?)
     "paper-256": {"model.preset": "paper", "sampling.crop": 256},  # the paper's network and crop on the CPU
     "no-stat-dropout": {"sampling.stat_dropout": 0.0},
     "gate-l1-lr1e-3": {"train.lr": 1e-3, "train.loss": "l1"},
