@@ -134,7 +134,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _train_summary(bundle_path: Any, quiet: bool) -> None:
-    """One line on stderr: steps, minutes, the polarity and network used, and the report's verdict."""
+    """One line on stderr: steps, minutes, the polarity and network used, and the report's verdict
+    (all from the report's log.json, which holds the resolved config)."""
     import json
 
     from vidfilter.train.checkpoint import report_dir
@@ -143,14 +144,13 @@ def _train_summary(bundle_path: Any, quiet: bool) -> None:
         return
     try:
         log = json.loads((report_dir(bundle_path) / "log.json").read_text())
-        from vidfilter.models.bundle import load_model
-
-        cfg = load_model(bundle_path).config
-    except Exception:  # the bundle is written; a summary is a courtesy
+        cfg = log["config"]
+        pol, preset, crop = cfg["output"]["polarity"], cfg["model"]["preset"], cfg["sampling"]["crop"]
+    except (OSError, ValueError, KeyError, TypeError):  # the bundle is written; a summary is a courtesy
         return
     print(
-        f"{log.get('steps')} steps in {log.get('elapsed_s', 0) / 60:.1f} min; polarity {cfg.output.polarity.value}, "
-        f"{cfg.model.preset.value} network on {cfg.sampling.crop} px crops; {log.get('verdict')}",
+        f"{log.get('steps')} steps in {log.get('elapsed_s', 0) / 60:.1f} min; polarity {pol}, "
+        f"{preset} network on {crop} px crops; {log.get('verdict')}",
         file=sys.stderr,
     )
 

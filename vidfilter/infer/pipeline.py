@@ -382,8 +382,8 @@ class FrameOutputs:
         if self.mask and oc.mask_method == "object":  # whole objects for trackers (hysteresis, closing)
             from vidfilter.eval.masks import object_mask
 
-            pol = oc.polarity.value
-            out["mask"] = object_mask(frame, out["background"], polarity=pol, floor_high=oc.mask_threshold).view(np.uint8)
+            mask = object_mask(frame, out["background"], polarity=oc.polarity.value, floor_high=oc.mask_threshold)
+            out["mask"] = mask.view(np.uint8)
         elif self.mask:
             out["mask"] = (fg > self.mask_level).view(np.uint8)  # signed: follows the polarity
         return out
