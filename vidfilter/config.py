@@ -95,6 +95,12 @@ class SamplingConfig(_Section):
         description="share of training pairs whose temporal-statistic crop also shows the input's animals "
         "(as for animals that never move), so the model learns to remove them by their look",
     )
+    registration: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="camera-shift registration (vidfilter.sampling.register): align training pairs and the "
+        "temporal statistic to frame 0; auto = on for a recording whose surveyed frames moved by 1 px or more",
+    )
+    registration_max_shift: int = Field(32, ge=1, description="larger estimated shifts count as failures (frame treated as unshifted)")
 
     def crop_size(self) -> int:
         """The crop side: ``crop``, or 256 where it is still unresolved."""

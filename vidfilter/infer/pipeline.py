@@ -56,18 +56,32 @@ class ModelBackground(BackgroundEstimator):
         )
         self.temporal = bundle.config.model.temporal_channel
         self._stat: np.ndarray | None = None
+        self.registration: Any = None  # a Registration when the camera moved (the statistic follows it)
 
     def prepare(self, src: FrameSource) -> None:
+        self.registration = None
         if self.temporal != "none":
+            from vidfilter.sampling.register import Registration
             from vidfilter.sampling.temporal import temporal_statistic
 
+            sc = self.bundle.config.sampling
             n = int(self.bundle.normalisation.get("temporal_frames", 32))  # as in training
-            self._stat = temporal_statistic(src, kind=self.temporal, n=n)
+            reg = Registration.for_source(src, max_shift=sc.registration_max_shift) if sc.registration != "off" else None
+            self._stat = temporal_statistic(src, kind=self.temporal, n=n, registration=reg)
+            if reg is not None and (sc.registration == "on" or reg.moved):
+                self.registration = reg
+                log.info("%s: the camera moved (largest shift %d px over %d surveyed frames): the temporal "
+                         "channel follows each network frame", src.path, reg.largest, len(reg.cache))
 
     def background(self, t: int, frame: np.ndarray) -> np.ndarray:
         x = frame[None] if frame.ndim == 2 else np.moveaxis(frame, -1, 0)
         if self._stat is not None:
-            x = np.concatenate([x, self._stat[None] if self._stat.ndim == 2 else np.moveaxis(self._stat, -1, 0)])
+            stat = self._stat
+            if self.registration is not None:
+                from vidfilter.sampling.register import translate
+
+                stat = translate(stat, *self.registration.shift(frame, t))
+            x = np.concatenate([x, stat[None] if stat.ndim == 2 else np.moveaxis(stat, -1, 0)])
         y = self.engine(np.ascontiguousarray(x, dtype=np.float32))
         if y.ndim == 3:
             y = y[0] if y.shape[0] == 1 else np.moveaxis(y, 0, -1)
@@ -324,6 +338,9 @@ def run(
         "frames_this_run": written, "keyframes": len(keyframes) if keyframes else None, "seconds": round(seconds, 3),
         "fps": round(written / seconds, 3) if seconds > 0 else None,
     }
+    reg = getattr(est, "registration", None)
+    if reg is not None:
+        summary["registration"] = reg.summary()
     if src.damage:
         summary.update(status="salvaged", error=f"{src.damage}; {n} of {src.frames_declared} frames processed")
     exports = [f for f in oc.formats if f != "zarr"]

@@ -37,7 +37,8 @@ from vidfilter.errors import InputNotFoundError, TrainingInputError
 from vidfilter.io.convert import dtype_scale, from_float
 from vidfilter.io.source import FrameSource
 from vidfilter.sampling.pool import FramePool, Run, check_finite, lowres_factor, read_gray
-from vidfilter.sampling.temporal import temporal_statistic
+from vidfilter.sampling.register import Registration, survey, translate
+from vidfilter.sampling.temporal import statistic_frames, temporal_statistic
 
 logger = logging.getLogger(__name__)
 
@@ -236,6 +237,10 @@ class PairSampler:
         Overrides ``sampling.mine_fraction``.
     max_bytes : int
         Memory budget of the frame pool.
+    registrations : dict, optional
+        ``{source: Registration}`` for recordings whose camera moved
+        (:mod:`vidfilter.sampling.register`): the target is cropped where the input's plate went
+        and the statistic (in frame 0's coordinates) where the input's crop lies there.
     """
 
     def __init__(
@@ -251,6 +256,7 @@ class PairSampler:
         augment: bool = True,
         mine_fraction: float | None = None,
         max_bytes: int = 2**30,
+        registrations: dict[int, Registration] | None = None,
     ):
         if not segments:
             raise TrainingInputError("no frames to sample pairs from")
@@ -275,6 +281,10 @@ class PairSampler:
         self._since_refresh = 0
         self._filled = False
         self.pairs_drawn = 0
+        self.registrations = dict(registrations or {})
+        # the crop keeps this far from the border (frozen now: the shift caches grow while sampling,
+        # and exact resume needs the same draws)
+        self._margins = {i: reg.largest for i, reg in self.registrations.items()}
         self.temporal = temporal
         self.statistics: dict[int, np.ndarray] = {}
         if temporal != "none":
@@ -347,11 +357,22 @@ class PairSampler:
         self._filled = bool(state["filled"])
 
     # -- pairs ---------------------------------------------------------------------------------
-    def _crop_origin(self, src_i: int, a: np.ndarray, b: np.ndarray, lr_a: np.ndarray, lr_b: np.ndarray) -> tuple[int, int]:
+    def _crop_origin(
+        self, src_i: int, a: np.ndarray, b: np.ndarray, lr_a: np.ndarray, lr_b: np.ndarray, offset: tuple[int, int] = (0, 0),
+    ) -> tuple[int, int]:
+        """Where the input's crop starts. ``offset``: where ``b``'s plate lies relative to ``a``'s
+        (registration); mining then compares the two aligned, and the crop keeps clear of the border
+        by the largest known shift so that the shifted target crop stays inside the frame."""
         h, w = a.shape
         c = self.crop
+        m = self._margins.get(src_i, 0)
+        if h - c < 2 * m or w - c < 2 * m:
+            m = 0
         if self.mine_fraction > 0 and self.rng.random() < self.mine_fraction:
             thr = self.sampling.mine_threshold * dtype_scale(a.dtype)
+            if offset != (0, 0):
+                f = lowres_factor((h, w))
+                lr_b = translate(lr_b, -round(offset[0] / f), -round(offset[1] / f))
             diff = np.abs(lr_a - lr_b) > thr
             cand = np.flatnonzero(diff)
             if cand.size:
@@ -359,8 +380,8 @@ class PairSampler:
                 k = int(cand[self.rng.integers(cand.size)])
                 cy = (k // diff.shape[1]) * f + int(self.rng.integers(f))
                 cx = (k % diff.shape[1]) * f + int(self.rng.integers(f))
-                return min(max(cy - c // 2, 0), h - c), min(max(cx - c // 2, 0), w - c)
-        return int(self.rng.integers(h - c + 1)), int(self.rng.integers(w - c + 1))
+                return min(max(cy - c // 2, m), h - c - m), min(max(cx - c // 2, m), w - c - m)
+        return m + int(self.rng.integers(h - c - 2 * m + 1)), m + int(self.rng.integers(w - c - 2 * m + 1))
 
     def sample_pair(self) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
         """One pair: ``input (C, h, w)``, ``target (1, h, w)`` float32 and where it came from."""
@@ -371,11 +392,22 @@ class PairSampler:
             ta, tb = tb, ta
         a, lr_a = self.pool.get(s, ta)
         b, lr_b = self.pool.get(s, tb)
-        y0, x0 = self._crop_origin(s, a, b, lr_a, lr_b)
+        reg = self.registrations.get(s)
+        sa = sb = (0, 0)
+        if reg is not None:
+            sa, sb = reg.shift(a, ta), reg.shift(b, tb)
+        offset = (sb[0] - sa[0], sb[1] - sa[1])
+        y0, x0 = self._crop_origin(s, a, b, lr_a, lr_b, offset)
         c = self.crop
-        planes = [a[y0 : y0 + c, x0 : x0 + c], b[y0 : y0 + c, x0 : x0 + c]]
+        h, w = a.shape
+
+        def window(img: np.ndarray, dy: int, dx: int) -> np.ndarray:
+            y, x = min(max(y0 + dy, 0), h - c), min(max(x0 + dx, 0), w - c)
+            return img[y : y + c, x : x + c]
+
+        planes = [a[y0 : y0 + c, x0 : x0 + c], window(b, *offset)]
         if self.temporal != "none":
-            stat = self.statistics[s][y0 : y0 + c, x0 : x0 + c]
+            stat = window(self.statistics[s], -sa[0], -sa[1])
             p = self.sampling.stat_dropout if self.augment else 0.0
             if p and self.temporal in ("max", "min") and self.rng.random() < p:
                 # put the input's animals into the statistic, as a never-moving animal would be: the
@@ -428,6 +460,7 @@ class SamplerSet:
     sources: list[FrameSource]
     plan: SplitPlan
     statistics: dict[int, np.ndarray] = field(default_factory=dict)
+    registrations: dict[int, Registration] = field(default_factory=dict)  # recordings whose camera moved
     config: Config | None = None  # the config the samplers use: polarity and temporal channel resolved
 
     def close(self) -> None:
@@ -468,25 +501,35 @@ def make_samplers(
             check_finite(read_gray(sources[seg.source], seg.start), sources[seg.source].path, seg.start)
         temporal = config.model.temporal_channel
         stats = dict(statistics or {})
-        if temporal != "none":
-            for seg in plan.train + plan.val:
-                if seg.source not in stats:
-                    stats[seg.source] = temporal_statistic(sources[seg.source], temporal, TEMPORAL_FRAMES)
+        regs: dict[int, Registration] = {}
+        for i in sorted({seg.source for seg in plan.train + plan.val}):
+            reg = None
+            max_shift = config.sampling.registration_max_shift
+            if temporal != "none" and i not in stats:  # the statistic's frames are the survey (one read each)
+                reg = Registration.for_source(sources[i], max_shift=max_shift) if config.sampling.registration != "off" else None
+                stats[i] = temporal_statistic(sources[i], temporal, TEMPORAL_FRAMES, registration=reg)
+            elif config.sampling.registration != "off":
+                reg = survey(sources[i], statistic_frames(len(sources[i]), TEMPORAL_FRAMES), max_shift=max_shift)
+            if reg is not None and (config.sampling.registration == "on" or reg.moved):
+                regs[i] = reg
+                logger.info("%s: the camera moved (largest shift %d px over %d surveyed frames): pairs and "
+                            "statistic registered to frame 0", sources[i].path, reg.largest, len(reg.cache))
         train = PairSampler(
             sources, plan.train, plan.lag_ranges, config.sampling,
-            seed=config.train.seed if seed is None else seed, temporal=temporal, statistics=stats,
+            seed=config.train.seed if seed is None else seed, temporal=temporal, statistics=stats, registrations=regs,
         )
         val = None
         if plan.val:
             val = PairSampler(
                 sources, plan.val, plan.lag_ranges, config.sampling, seed=VAL_SEED, temporal=temporal,
                 statistics=stats, augment=False, mine_fraction=max(config.sampling.mine_fraction, VAL_MINE_FRACTION),
+                registrations=regs,
             )
     except BaseException:
         for src in sources:
             src.close()
         raise
-    return SamplerSet(train, val, sources, plan, stats, config)
+    return SamplerSet(train, val, sources, plan, stats, regs, config)
 
 
 class PairDataset(torch.utils.data.IterableDataset):

@@ -8,13 +8,16 @@ training and at inference time, so both see the same channel.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from vidfilter.errors import TrainingInputError
 from vidfilter.io.convert import to_float
 from vidfilter.io.source import FrameSource, to_gray
+
+if TYPE_CHECKING:
+    from vidfilter.sampling.register import Registration
 
 StatisticKind = Literal["max", "min", "median"]
 
@@ -27,7 +30,9 @@ def statistic_frames(n_frames: int, n: int, start: int = 0, stop: int | None = N
     return np.unique(np.linspace(start, stop - 1, n).round().astype(np.int64))
 
 
-def temporal_statistic(src: FrameSource, kind: StatisticKind = "max", n: int = 32) -> np.ndarray:
+def temporal_statistic(
+    src: FrameSource, kind: StatisticKind = "max", n: int = 32, *, registration: Registration | None = None
+) -> np.ndarray:
     """Per-pixel ``kind`` over ``n`` frames spread across ``src``, as float32 ``(H, W)`` in [0, 1].
 
     Streaming: max/min keep one running frame; median keeps the ``n`` frames in the source dtype
@@ -41,6 +46,9 @@ def temporal_statistic(src: FrameSource, kind: StatisticKind = "max", n: int = 3
         The statistic.
     n : int
         Number of frames sampled (evenly spaced, first and last included).
+    registration : Registration, optional
+        Measure each sampled frame's camera shift and accumulate in frame 0's coordinates
+        (:mod:`vidfilter.sampling.register`); the shifts stay in the registration's cache.
     """
     if kind not in ("max", "min", "median"):
         raise ValueError(f"unknown temporal statistic {kind!r}; use max, min or median")
@@ -55,6 +63,8 @@ def temporal_statistic(src: FrameSource, kind: StatisticKind = "max", n: int = 3
         frame = to_gray(np.asarray(frame))
         if np.issubdtype(frame.dtype, np.floating) and not np.isfinite(frame).all():
             raise TrainingInputError(f"{src.path}: frame {int(t)} holds NaN or Inf values; replace them before training")
+        if registration is not None:
+            frame = registration.to_reference(frame, int(t))
         if kind == "median":
             stack.append(frame)
         elif acc is None:
