@@ -123,6 +123,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             "train.device": args.device,
             "train.threads": args.threads,
             "output.polarity": args.polarity,
+            "sampling.registration": getattr(args, "registration", None),
         },
     )
     if args.minutes is not None and args.steps is None:
@@ -341,6 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device")
     p.add_argument("--threads", type=int)
     p.add_argument("--polarity", choices=["auto", "bright", "dark", "absolute"])
+    p.add_argument("--registration", choices=["auto", "on", "off"],
+                   help="camera-shift registration of pairs and temporal channel (auto, the default: on where the camera moved)")
     p.add_argument("--init", help="fine-tune from this bundle instead of random weights")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint next to --out")
     p.add_argument("--mode", choices=["video", "static"],

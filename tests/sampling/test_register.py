@@ -136,3 +136,16 @@ def test_run_moves_the_statistic_with_each_frame(tmp_path):
     assert summary.get("registration") is None
     noise_only = np.abs(np.diff(frames[:SHIFT_AT].astype(np.float32), axis=0)).mean()
     assert errors["auto"] < noise_only / 2 and 2 * errors["auto"] < errors["off"]
+
+
+def test_training_records_the_registration(tmp_path):
+    """The bundle's provenance says which recording was registered and by how much."""
+    from vidfilter.models import load_model
+    from vidfilter.train.loop import train
+
+    frames, _ = _frames()
+    cfg = Config().override({"sampling.crop": 64, "model.width": 4, "model.depth": 2, "train.steps": 4,
+                             "train.batch_size": 2, "train.val_pairs": 2})
+    bundle = load_model(train([frames], tmp_path / "m.vfm", cfg, progress=False))
+    (entry,) = [i for i in bundle.provenance["inputs"] if i["role"] == "train"]
+    assert entry["registration"]["largest_shift_px"] == 3 and entry["registration"]["frames_moved"] > 0

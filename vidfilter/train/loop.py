@@ -485,6 +485,9 @@ def _provenance(sset: SamplerSet, config: Config, state: TrainResult, device: to
             "path": src.path, "frames": len(src), "shape": list(src.shape), "dtype": str(src.dtype),
             "fps": src.fps, "bytes": size, "role": role, "lag_frames": list(sset.plan.lag_ranges[i]),
         })
+        reg = getattr(sset, "registrations", {}).get(i)
+        if reg is not None:  # the camera moved: pairs and statistic were registered to frame 0
+            inputs[-1]["registration"] = reg.summary()
     tail = state.train_loss[-20:]
     last = state.val[-1] if state.val else {}
     return {
