@@ -144,6 +144,10 @@ class TrainConfig(_Section):
         "without it the loss pulls the background towards the animals that cross the plate",
     )
     lr_schedule: Literal["constant", "cosine"] = "constant"
+    ema: float | None = Field(
+        None, ge=0, lt=1,
+        description="decay of an exponential moving average of the weights; the average is validated and saved (None = the last weights)",
+    )
     seed: int = 0
     device: str = "auto"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"

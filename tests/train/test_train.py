@@ -198,3 +198,25 @@ def test_default_polarity_is_detected_and_used_by_run(tmp_path) -> None:
     fg = np.asarray(store["foreground/0"][:])
     bg = np.asarray(store["background/0"][:]).astype(np.int16)
     assert np.array_equal(fg.astype(np.int16), bg - arr.astype(np.int16))  # background - frame, never negative
+
+
+def test_ema_bundle_is_the_moving_average_of_the_weights(tmp_path) -> None:
+    """With train.ema = d the bundle holds d*w1 + (1-d)*w2 after two steps (w_k: the plain run's
+    weights after k steps, computed by separate runs), and resuming keeps the average exact."""
+    arr = blob_frames()
+    d = 0.75
+    w = [load_model(train([ArrayFrameSource(arr)], tmp_path / f"plain{k}.vfm", tiny_config(**{"train.steps": k}),
+                          progress=False)).model.state_dict() for k in (1, 2)]
+    ema = load_model(train([ArrayFrameSource(arr)], tmp_path / "ema.vfm", tiny_config(**{"train.steps": 2, "train.ema": d}),
+                           progress=False)).model.state_dict()
+    for k, v in ema.items():
+        assert torch.allclose(v, d * w[0][k] + (1 - d) * w[1][k], atol=1e-7), k
+    assert not torch.equal(ema["out.weight"], w[1]["out.weight"])
+    # N steps + resume + N steps equals 2N steps, the average included
+    full = load_model(train([ArrayFrameSource(arr)], tmp_path / "full.vfm", tiny_config(**{"train.steps": 6, "train.ema": d}),
+                            progress=False)).model.state_dict()
+    train([ArrayFrameSource(arr)], tmp_path / "split.vfm", tiny_config(**{"train.steps": 4, "train.ema": d}), progress=False)
+    split = load_model(train([ArrayFrameSource(arr)], tmp_path / "split.vfm", tiny_config(**{"train.steps": 6, "train.ema": d}),
+                             resume=True, progress=False)).model.state_dict()
+    for k, v in full.items():
+        assert torch.equal(v, split[k]), k

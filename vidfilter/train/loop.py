@@ -274,6 +274,11 @@ def train(
                 model = model.to(memory_format=torch.channels_last)
             base_lr = tcfg.resolved_lr()
             optimiser = torch.optim.Adam(model.parameters(), lr=base_lr)
+            ema = None  # exponential moving average of the weights: what is validated and saved
+            if tcfg.ema is not None:
+                from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+                ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(tcfg.ema), use_buffers=True)
             scaler = torch.amp.GradScaler("cuda") if (amp_dtype == torch.float16 and device.type == "cuda") else None
             state = TrainResult()
 
@@ -282,6 +287,8 @@ def train(
                 _check_resume_config(ck["config"], config, ckpt_path)
                 model.load_state_dict(ck["model"])
                 optimiser.load_state_dict(ck["optimiser"])
+                if ema is not None and ck.get("ema") is not None:
+                    ema.load_state_dict(ck["ema"])
                 if scaler is not None and ck.get("scaler"):
                     scaler.load_state_dict(ck["scaler"])
                 if ck.get("sampler") is not None and tcfg.num_workers == 0:
@@ -302,6 +309,7 @@ def train(
                         "config": config.to_dict(),
                         "model": model.state_dict(),
                         "optimiser": optimiser.state_dict(),
+                        "ema": ema.state_dict() if ema is not None else None,
                         "scheduler": {"kind": tcfg.lr_schedule, "base_lr": base_lr, "lr": optimiser.param_groups[0]["lr"]},
                         "scaler": scaler.state_dict() if scaler is not None else None,
                         "sampler": sset.train.get_state() if tcfg.num_workers == 0 else None,
@@ -312,10 +320,13 @@ def train(
                     },
                 )
 
+            def final_model() -> torch.nn.Module:
+                return ema.module if ema is not None else model
+
             def validate() -> None:
                 if val_batch is None:
                     return
-                metrics = _evaluate(model, val_batch, config, device, amp_dtype, channels_last)
+                metrics = _evaluate(final_model(), val_batch, config, device, amp_dtype, channels_last)
                 metrics["step"] = state.step
                 state.val.append(metrics)
                 logger.info(
@@ -364,6 +375,8 @@ def train(
                     else:
                         loss.backward()
                         optimiser.step()
+                    if ema is not None:
+                        ema.update_parameters(model)
                     loss_value = float(loss.detach())
                     if not math.isfinite(loss_value):
                         raise FloatingPointError(f"training loss became {loss_value} at step {state.step + 1}; lower the learning rate")
@@ -391,6 +404,7 @@ def train(
             write_checkpoint()
             logger.info("training stopped after %d steps (%s), %.1f min", state.step, state.stopped, state.elapsed_s / 60)
 
+            model = final_model()
             model.eval()
             last = state.val[-1] if state.val else {}
             identity = bool(last.get("identity_suspected", False))
