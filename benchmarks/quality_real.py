@@ -145,9 +145,9 @@ METHODS: dict[str, Method] = {
 NOISE_K, NOISE_FLOOR, NOISE_CLOSING = 4.0, 8.0, 4
 
 
-#: The ``object-tuned`` grid, searched per method on the even frames: k_low x closing x dilate
+#: The ``object-tuned`` grid, searched per method on the even frames: k_low x closing x dilate x min_seed
 #: (k_high 5 with the paper's 10 grey levels as floor, so seeds are what the fixed mask sees).
-OBJECT_GRID = {"k_low": (2.0, 3.0, 4.0), "closing": (2, 4, 6), "dilate": (0, 2, 4)}
+OBJECT_GRID = {"k_low": (2.0, 3.0, 4.0), "closing": (2, 4, 6), "dilate": (0, 2, 4), "min_seed": (10, 40, 160)}
 
 
 def masks(threshold: float) -> dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
@@ -166,8 +166,9 @@ def object_grid() -> dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
     from vidfilter.eval.masks import object_mask
 
     return {
-        f"k_low={k:g},closing={c},dilate={d}": partial(object_mask, k_low=k, closing=c, dilate=d, polarity="dark")
-        for k, c, d in product(*OBJECT_GRID.values())
+        f"k_low={k:g},closing={c},dilate={d},min_seed={m}": partial(object_mask, k_low=k, closing=c, dilate=d, min_seed=m,
+                                                                    polarity="dark")
+        for k, c, d, m in product(*OBJECT_GRID.values())
     }
 
 

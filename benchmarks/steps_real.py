@@ -10,8 +10,10 @@ quality_real's masks.
 Usage::
 
     python benchmarks/steps_real.py [--seeds 0,1] [--stages 300,600,900,1200,1500,1800] [--data DIR]
+                                    [--set train.ema=0.99 --tag ema0.99]
 
-Writes ``benchmarks/results/steps_real.json`` and prints one row per (seed, steps, mask).
+Writes ``benchmarks/results/steps_real.json`` (keyed ``seed<S><tag>``) and prints one row per
+(run, steps, mask). ``--set KEY=VALUE`` (repeatable) adds config overrides to the recipe.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default=str(REPO / ".." / "shared" / "data"))
     ap.add_argument("--work", default="/tmp/vidfilter_steps")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "steps_real.json"))
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (YAML value)")
+    ap.add_argument("--tag", default="", help="suffix of the result keys, e.g. -ema0.99")
+    ap.add_argument("--keep", action="store_true", help="keep a copy of each stage's bundle (WORK/<run>-<steps>.vfm) for re-scoring")
     args = ap.parse_args(argv)
     frames = Path(args.data) / "worms_yolo_640" / "frames"
     if not frames.is_dir():
@@ -49,31 +54,39 @@ def main(argv: list[str] | None = None) -> int:
     results = json.loads(out.read_text()) if out.exists() else {}
     src, gt_by_t = load_worms(frames.parent)
     ceiling = labels_median(src, gt_by_t)
+    import yaml
+
     stages = [int(s) for s in args.stages.split(",")]
+    extra = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.set)}
     for seed in (int(s) for s in args.seeds.split(",")):
-        bundle = Path(args.work) / f"seed{seed}.vfm"
+        name = f"seed{seed}{args.tag}"
+        bundle = Path(args.work) / f"{name}.vfm"
         bundle.parent.mkdir(parents=True, exist_ok=True)
         for stale in (bundle, bundle.with_suffix(".ckpt")):
             stale.unlink(missing_ok=True)
-        rows_seed = results.setdefault(f"seed{seed}", {})
+        rows_seed = results.setdefault(name, {})
         for steps in stages:
-            cfg = Config().override({**BASE, "train.steps": steps, "train.seed": seed})
+            cfg = Config().override({**BASE, **extra, "train.steps": steps, "train.seed": seed})
             t0 = time.perf_counter()
             train([str(frames)], bundle, cfg, resume=True, progress=False)
             secs = time.perf_counter() - t0
+            if args.keep:
+                import shutil
+
+                shutil.copyfile(bundle, bundle.with_name(f"{name}-{steps}.vfm"))
             rows = score_methods(src, gt_by_t, {"model": model_method(str(bundle))}, args.masks.split(","),
                                  min_area=40, ceiling=ceiling)
-            log = json.loads((bundle.parent / f"seed{seed}.report" / "log.json").read_text())
+            log = json.loads((bundle.parent / f"{name}.report" / "log.json").read_text())
             rows_seed[str(steps)] = {"steps": log["steps"], "stage_seconds": round(secs, 1), "val": log.get("final_val_loss"),
                                      "identity_score": log["identity_score"], "rows": rows}
             out.write_text(json.dumps(results, indent=2))
-            print(f"seed {seed} steps {steps}: " + ", ".join(f"{r['mask']} {r['box']['f1']:.3f}" for r in rows), flush=True)
-    print(f"{'seed':<6} {'steps':>5} {'mask':<8} {'P':>6} {'R':>6} {'F1':>6} {'plate':>6} {'removed':>7}")
+            print(f"{name} steps {steps}: " + ", ".join(f"{r['mask']} {r['box']['f1']:.3f}" for r in rows), flush=True)
+    print(f"{'run':<14} {'steps':>5} {'mask':<8} {'P':>6} {'R':>6} {'F1':>6} {'plate':>6} {'removed':>7}")
     for seed, by_steps in results.items():
         for steps, r in by_steps.items():
             for row in r["rows"]:
                 b = row["box"]
-                print(f"{seed:<6} {steps:>5} {row['mask']:<8} {b['precision']:>6.3f} {b['recall']:>6.3f} {b['f1']:>6.3f} "
+                print(f"{seed:<14} {steps:>5} {row['mask']:<8} {b['precision']:>6.3f} {b['recall']:>6.3f} {b['f1']:>6.3f} "
                       f"{row.get('plate', 0):>6.2f} {row.get('removed', 0):>7.3f}")
     return 0
 

@@ -194,6 +194,11 @@ class InferConfig(_Section):
     tile: int = Field(2048, ge=32, description="tile side in pixels (including overlap); frames up to this size run whole")
     overlap: int | None = Field(None, ge=0, description="None = the model's receptive margin")
     batch_size: int = Field(4, ge=1, description="tiles per forward pass")
+    border: int | None = Field(
+        None, ge=0,
+        description="reflect padding around each frame before the network, cropped off after (frame edges get "
+        "image-like context); None = the model's alignment (32 px for depth 5), 0 = off",
+    )
     device: str = "auto"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     compile: bool = False

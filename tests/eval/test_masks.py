@@ -201,3 +201,24 @@ def test_object_mask_noise_only_and_bad_thresholds():
     assert object_mask(frame, bg, polarity="absolute", dilate=0, closing=0)[10:20, 10:20].all()
     with pytest.raises(ConfigError, match="low threshold"):
         object_mask(frame, bg, k_low=20, k_high=1, floor_high=2)
+
+
+def test_object_mask_drops_specks_by_their_seed_area():
+    """A dark speck of dust (16 px far above the seed threshold) grows past the protocol's 40 px
+    once closed and dilated; an object needs min_seed pixels above the seed threshold, so the
+    speck goes and a worm-sized body (4 x 60 px) stays, whole."""
+    from scipy import ndimage
+
+    from vidfilter.eval.masks import MIN_SEED, object_mask
+
+    rng = np.random.default_rng(2)
+    bg = np.full((80, 100), 180, np.uint8)
+    frame = np.clip(180 + rng.normal(0, 1.0, bg.shape), 0, 255).round().astype(np.uint8)
+    frame[10:14, 10:14] = 120  # the speck
+    frame[50:54, 20:80] = 130  # the body
+    loose = object_mask(frame, bg, polarity="dark", min_seed=0)
+    lab, n = ndimage.label(loose, structure=np.ones((3, 3)))
+    assert n == 2 and (lab == lab[11, 11]).sum() >= 40
+    strict = object_mask(frame, bg, polarity="dark")
+    lab, n = ndimage.label(strict, structure=np.ones((3, 3)))
+    assert MIN_SEED > 16 and n == 1 and not strict[11, 11] and strict[50:54, 20:80].all()

@@ -116,10 +116,16 @@ def real_unet(depth, width, in_channels=1, out_channels=1, seed=0):
     return build_model(ModelConfig(width=width, depth=depth, in_channels=in_channels, out_channels=out_channels, residual=False)).eval()
 
 
-def whole(model, frame):
+def whole(model, frame, border=0):
+    """The model on the whole frame, reflect-padded by ``border`` first and cropped back after
+    (the engine's ``border``; frames with a side not above it are not padded)."""
     with torch.inference_mode():
         x = torch.from_numpy(frame if frame.ndim == 3 else frame[None])[None]
-        return model(x)[0].numpy()
+        b = border if min(x.shape[-2:]) > border else 0
+        if b:
+            x = torch.nn.functional.pad(x, (b, b, b, b), mode="reflect")
+        y = model(x)[0]
+        return (y[:, b : y.shape[-2] - b, b : y.shape[-1] - b] if b else y).numpy()
 
 
 def rng_frame(shape, seed=0):
@@ -184,7 +190,7 @@ def test_blur_tiled_equals_whole_frame(padding, shape, tile, radius):
     blur = Blur(radius, padding)
     engine = TiledEngine(blur, tile=tile, batch_size=3, device="cpu")
     assert len(engine_grid(engine, shape)) > 1  # the test really cuts
-    np.testing.assert_allclose(engine(frame), whole(blur, frame)[0], atol=1e-6)
+    np.testing.assert_allclose(engine(frame), whole(blur, frame, engine.border)[0], atol=1e-6)
 
 
 def engine_grid(engine, shape):
@@ -200,7 +206,7 @@ def test_overlap_below_margin_warns_and_seams(caplog):
     with caplog.at_level(logging.WARNING, logger="vidfilter.infer.engine"):
         engine = TiledEngine(blur, tile=20, overlap=1, device="cpu")
     assert "seams" in caplog.text
-    assert np.abs(engine(frame) - whole(blur, frame)[0]).max() > 1e-3
+    assert np.abs(engine(frame) - whole(blur, frame, engine.border)[0]).max() > 1e-3
 
 
 # -- real (tiny) U-Net: tiled == whole frame ------------------------------------------------------
@@ -217,7 +223,7 @@ def test_unet_tiled_equals_whole_frame(depth, width, shape, tile):
     engine = TiledEngine(model, tile=tile, batch_size=2, device="cpu", precision="fp32")
     assert len(engine_grid(engine, shape)) > 1
     out = engine(frame)
-    ref = whole(model, frame)[0]
+    ref = whole(model, frame, engine.border)[0]
     assert out.shape == shape
     np.testing.assert_allclose(out, ref, atol=1e-4, rtol=0)
 
@@ -234,7 +240,7 @@ def test_unet_no_seams_on_smooth_ramp():
     cuts = sorted({t.x0 for t in grid if t.x0 > 0} | {t.x1 for t in grid if t.x1 < w})
     assert cuts
     out = engine(frame)
-    np.testing.assert_allclose(out, whole(model, frame)[0], atol=1e-4)
+    np.testing.assert_allclose(out, whole(model, frame, engine.border)[0], atol=1e-4)
     gx = np.abs(np.diff(out, axis=1))[8:-8]  # rows away from the top/bottom frame borders
     near = np.zeros(gx.shape[1], bool)
     for c in cuts:
@@ -263,7 +269,7 @@ def test_two_channels_in_one_out():
     engine = TiledEngine(model, tile=96, batch_size=3, device="cpu", precision="fp32")
     out = engine(frame)
     assert out.shape == (1, 150, 170)
-    np.testing.assert_allclose(out, whole(model, frame), atol=1e-4)
+    np.testing.assert_allclose(out, whole(model, frame, engine.border), atol=1e-4)
 
 
 def test_shapes_2d_and_3d_and_channel_check():
@@ -290,7 +296,7 @@ def test_infer_batch_mixed_sizes_matches_single_calls():
     stack = np.stack([rng_frame((30, 40), seed=i) for i in range(3)])
     out = engine.infer_batch(stack)
     assert isinstance(out, np.ndarray) and out.shape == (3, 30, 40)
-    np.testing.assert_allclose(out[1], whole(model, stack[1])[0], atol=1e-5)
+    np.testing.assert_allclose(out[1], whole(model, stack[1], engine.border)[0], atol=1e-5)
 
 
 # -- (6) out-of-memory back-off -------------------------------------------------------------------
@@ -326,7 +332,7 @@ def test_oom_halves_batch_and_logs(caplog):
 def test_oom_then_halves_tile(caplog):
     """Still out of memory at batch 1: the tile halves (staying >= 2*margin + multiple)."""
     model = OomAbove(max_batch=1, max_side=40, error=lambda msg: RuntimeError(msg))
-    engine = TiledEngine(model, tile=128, batch_size=2, device="cpu")
+    engine = TiledEngine(model, tile=128, batch_size=2, device="cpu", border=0)  # the pass is the tile itself
     frame = rng_frame((150, 130))
     with caplog.at_level(logging.WARNING, logger="vidfilter.infer.engine"):
         out = engine(frame)
@@ -414,3 +420,18 @@ def test_compile_matches_eager():
     ref = TiledEngine(model, tile=64, device="cpu", precision="fp32")(frame)
     out = TiledEngine(model, tile=64, device="cpu", precision="fp32", compile=True)(frame)
     np.testing.assert_allclose(out, ref, atol=1e-4)
+
+
+def test_border_gives_frame_edges_image_context():
+    """A zero-padded blur darkens the frame's edges; the engine's reflect border removes that
+    (a flat frame stays flat to the edge), and border=0 gives the plain whole-frame result."""
+    blur = Blur(3, "zeros")
+    flat = np.full((40, 56), 0.5, np.float32)
+    plain = TiledEngine(blur, tile=64, device="cpu", border=0)(flat)
+    assert plain[0, 0] < 0.4 and np.allclose(plain, whole(blur, flat)[0], atol=1e-6)
+    bordered = TiledEngine(blur, tile=64, device="cpu", border=4)
+    np.testing.assert_allclose(bordered(flat), 0.5, atol=1e-6)
+    frame = rng_frame((40, 56), seed=5)
+    np.testing.assert_allclose(bordered(frame), whole(blur, frame, 4)[0], atol=1e-6)
+    with pytest.raises(ConfigError, match="border"):
+        TiledEngine(blur, device="cpu", border=-1)

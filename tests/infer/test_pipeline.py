@@ -60,8 +60,9 @@ def test_median_baseline_matches_numpy(tmp_path):
 
 
 def test_model_output_equals_direct_inference(tmp_path, video, bundle):
-    """The pipeline's background equals the network applied to each decoded frame (the exposure
-    match off: it shifts the network's output, tested on its own below)."""
+    """The pipeline's background equals the network applied to each decoded frame, reflect-padded
+    by the engine's border (the model's alignment) and cropped back (the exposure match off: it
+    shifts the network's output, tested on its own below)."""
     from vidfilter.io.registry import open as vf_open
     from vidfilter.models import load_model
 
@@ -70,8 +71,9 @@ def test_model_output_equals_direct_inference(tmp_path, video, bundle):
     with vf_open(video) as src:
         for t in (0, 17, 39):
             x = torch.from_numpy(src[t].astype(np.float32) / 255)[None, None]
+            m = b.model.multiple
             with torch.no_grad():
-                y = b.model(x)[0, 0].numpy()
+                y = b.model(torch.nn.functional.pad(x, (m, m, m, m), mode="reflect"))[0, 0, m:-m, m:-m].numpy()
             want = np.rint(np.clip(y, 0, 1) * 255).astype(np.uint8)
             got = _read(tmp_path / "o.zarr", "background")[t]
             assert np.abs(got.astype(int) - want).max() <= 1

@@ -226,7 +226,7 @@ def make_engine(model: Any, config: Config) -> Any:
     ic = config.infer
     return TiledEngine(
         model, tile=ic.tile, overlap=ic.overlap, batch_size=ic.batch_size, device=ic.device,
-        precision=ic.precision, compile=ic.compile,
+        precision=ic.precision, compile=ic.compile, border=ic.border,
     )
 
 

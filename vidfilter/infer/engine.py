@@ -69,6 +69,13 @@ class TiledEngine:
         model and the tiles use channels-last memory format.
     accumulate_device:
         Where the float32 accumulators (one frame's sum and weight) live; ``cpu`` by default.
+    border:
+        Reflect padding added around every frame before inference and cropped off after, so the
+        frame's own edges are computed with image-like context instead of the convolutions' zero
+        padding (measured on the real worm plate: a model left a false object along the left and
+        top edges of every frame without it). ``None`` = ``model.multiple`` (keeps the pooling grid
+        aligned); ``0`` = off. Frames no larger than ``tile`` still run whole (the pass is then
+        ``tile + 2*border`` wide); frames with a side not above the border are not padded.
 
     On out-of-memory the batch size is halved, then the tile (not below ``2*overlap + multiple``),
     with a warning each time; the reduced values are kept for later frames.
@@ -85,6 +92,7 @@ class TiledEngine:
         precision: str = "auto",
         compile: bool = False,
         accumulate_device: str | torch.device = "cpu",
+        border: int | None = None,
     ) -> None:
         self.device = resolve_device(device)
         self.accumulate_device = resolve_device(accumulate_device)
@@ -123,6 +131,10 @@ class TiledEngine:
             )
             aligned = grown
         self.tile = aligned
+        if border is not None and border < 0:
+            raise ConfigError(f"border must be >= 0, got {border}")
+        b = self.multiple if border is None else int(border)
+        self.border = -(-b // self.multiple) * self.multiple  # a multiple of the alignment: same pooling grid
         self.precision = precision
         self.autocast = autocast_dtype(precision, self.device)
         self.channels_last = self.device.type == "cuda"
@@ -138,7 +150,7 @@ class TiledEngine:
 
     def __repr__(self) -> str:
         return (
-            f"TiledEngine(tile={self.tile}, overlap={self.margin}, multiple={self.multiple}, batch_size={self.batch_size}, "
+            f"TiledEngine(tile={self.tile}, overlap={self.margin}, multiple={self.multiple}, border={self.border}, batch_size={self.batch_size}, "
             f"device={self.device}, autocast={self.autocast}, accumulate_device={self.accumulate_device})"
         )
 
@@ -248,7 +260,9 @@ class TiledEngine:
 
     @torch.inference_mode()
     def _run(self, frames: list[torch.Tensor]) -> list[np.ndarray]:
-        grids = [tile_grid(x.shape[-2], x.shape[-1], self.tile, self.margin, self.multiple) for x in frames]
+        borders = [self.border if min(x.shape[-2:]) > self.border else 0 for x in frames]
+        frames = [F.pad(x[None], (b, b, b, b), mode="reflect")[0] if b else x for x, b in zip(frames, borders)]
+        grids = [tile_grid(x.shape[-2], x.shape[-1], self.tile + 2 * b, self.margin, self.multiple) for x, b in zip(frames, borders)]
         sources: list[torch.Tensor] = []
         for x, g in zip(frames, grids):
             ph, pw = g.pad
@@ -298,9 +312,11 @@ class TiledEngine:
                     acc[i][(slice(None), *t.slices)] += pred[k]  # type: ignore[index]
                 start += len(chunk)
         outs = []
-        for a, g in zip(acc, grids):
+        for a, g, b in zip(acc, grids, borders):
             assert a is not None
             if not g.whole:
                 a = (a / self._weight_sum(g))[:, : g.height, : g.width]
+            if b:
+                a = a[:, b : g.height - b, b : g.width - b]
             outs.append(np.ascontiguousarray(a.cpu().numpy(), dtype=np.float32))
         return outs

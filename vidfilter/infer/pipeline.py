@@ -52,7 +52,7 @@ class ModelBackground(BackgroundEstimator):
         ic = config.infer
         self.engine = TiledEngine(
             bundle.model, tile=ic.tile, overlap=ic.overlap, batch_size=ic.batch_size,
-            device=ic.device, precision=ic.precision, compile=ic.compile,
+            device=ic.device, precision=ic.precision, compile=ic.compile, border=ic.border,
         )
         self.temporal = bundle.config.model.temporal_channel
         self._stat: np.ndarray | None = None
