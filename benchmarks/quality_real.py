@@ -209,6 +209,19 @@ def load_worms(worms: Path) -> tuple[Any, dict[int, np.ndarray]]:
     return src, {t: gt[n].boxes for t, n in enumerate(numbers) if n in gt}
 
 
+def open_study(data: str | Path, out: Path) -> tuple[Path, Any, dict[int, np.ndarray], np.ndarray, dict[str, Any]] | None:
+    """What the worm-plate training studies (recipes_real, steps_real) start from: the frames
+    folder, its FrameSource, the boxes by frame, the labels-median reference and the results
+    already in ``out``; None (after saying so) when the data is missing."""
+    frames = Path(data) / "worms_yolo_640" / "frames"
+    if not frames.is_dir():
+        print(f"skipped: {frames} not found")
+        return None
+    src, gt_by_t = load_worms(frames.parent)
+    results = json.loads(out.read_text()) if out.exists() else {}
+    return frames, src, gt_by_t, labels_median(src, gt_by_t), results
+
+
 def score_methods(
     src: Any,
     gt_by_t: dict[int, np.ndarray],

@@ -40,20 +40,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tag", default="", help="suffix of the result keys, e.g. -ema0.99")
     ap.add_argument("--keep", action="store_true", help="keep a copy of each stage's bundle (WORK/<run>-<steps>.vfm) for re-scoring")
     args = ap.parse_args(argv)
-    frames = Path(args.data) / "worms_yolo_640" / "frames"
-    if not frames.is_dir():
-        print(f"skipped: {frames} not found")
-        return 0
-    from quality_real import labels_median, load_worms, model_method, score_methods
+    from quality_real import model_method, open_study, score_methods
     from recipes_real import BASE
 
     from vidfilter.config import Config
     from vidfilter.train.loop import train
 
     out = Path(args.out)
-    results = json.loads(out.read_text()) if out.exists() else {}
-    src, gt_by_t = load_worms(frames.parent)
-    ceiling = labels_median(src, gt_by_t)
+    study = open_study(args.data, out)
+    if study is None:
+        return 0
+    frames, src, gt_by_t, ceiling, results = study
     import yaml
 
     stages = [int(s) for s in args.stages.split(",")]

@@ -371,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--polarity", choices=["auto", "bright", "dark", "absolute"])
     p.add_argument("--mask", action="store_true", help="also write a binary mask group")
     p.add_argument("--mask-threshold", type=float)
-    p.add_argument("--mask-method", choices=["fixed", "object"], help="with --mask: fixed = foreground > --mask-threshold; object = whole objects (hysteresis from the noise level, closing)")
+    p.add_argument("--mask-method", choices=["fixed", "object"], help="with --mask: fixed = foreground > --mask-threshold; object = whole objects (hysteresis from the noise level, closing; an object needs 40 px above the seed threshold)")
     p.add_argument("--format", nargs="+", choices=["zarr", "ffv1", "png", "tiff", "hdf5", "preview"])
     p.add_argument("--foreground-dtype", choices=["input", "float16"])
     p.add_argument("--overwrite", action="store_true")
