@@ -149,9 +149,11 @@ def _train_summary(bundle_path: Any, quiet: bool) -> None:
         pol, preset, crop = cfg["output"]["polarity"], cfg["model"]["preset"], cfg["sampling"]["crop"]
     except (OSError, ValueError, KeyError, TypeError):  # the bundle is written; a summary is a courtesy
         return
+    moved = log.get("registration") or {}
+    reg = f"camera moved (up to {max(r['largest_shift_px'] for r in moved.values())} px): pairs registered; " if moved else ""
     print(
         f"{log.get('steps')} steps in {log.get('elapsed_s', 0) / 60:.1f} min; polarity {pol}, "
-        f"{preset} network on {crop} px crops; {log.get('verdict')}",
+        f"{preset} network on {crop} px crops; {reg}{log.get('verdict')}",
         file=sys.stderr,
     )
 
@@ -213,6 +215,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         line = f"{r['status']:>7}  {r['input']} -> {r.get('output') or '-'}"
         if r.get("error"):
             line += f"  ({r['error']})"
+        if r.get("registration"):
+            line += f"  (camera moved up to {r['registration']['largest_shift_px']} px: temporal channel registered)"
         print(line)
     if failed and len(results) == 1:
         raise VidfilterError(failed[0]["error"])

@@ -131,3 +131,26 @@ def test_train_with_defaults_says_what_it_chose(clip, tmp_path):
     assert proc.stdout.strip() == str(out)
     line = proc.stderr.strip().splitlines()[-1]
     assert line.startswith("3 steps in ") and "polarity dark, fast network on 32 px crops;" in line, line
+
+
+def test_a_camera_bump_is_reported_by_train_and_run(tmp_path):
+    """A recording whose camera moves by (3, 2) px half-way: `vidfilter train` says the pairs were
+    registered, `vidfilter run` that the temporal channel followed the camera; --registration off
+    says nothing of the kind."""
+    video = write_video(tmp_path / "bump.mkv", SyntheticRecording(40, 96, 96, n_animals=3, shift_px=(3, 2), shift_at=20, seed=5),
+                        codec="ffv1")
+    common = ["--steps", "3", "--crop", "32", "--width", "4"]
+
+    def loud(*args: str) -> subprocess.CompletedProcess:  # without -q: the one-line summaries
+        return subprocess.run([sys.executable, "-m", "vidfilter", *args], capture_output=True, text=True)
+
+    proc = loud("train", str(video), "--out", str(tmp_path / "m.vfm"), *common)
+    assert proc.returncode == 0, proc.stderr
+    assert "camera moved (up to 3 px): pairs registered" in proc.stderr.strip().splitlines()[-1]
+    proc = vf("run", str(video), "--model", str(tmp_path / "m.vfm"), "--out", str(tmp_path / "o.zarr"))
+    assert proc.returncode == 0, proc.stderr
+    assert "camera moved up to 3 px: temporal channel registered" in proc.stdout
+    proc = loud("train", str(video), "--out", str(tmp_path / "off.vfm"), "--registration", "off", *common)
+    assert proc.returncode == 0 and "camera moved" not in proc.stderr
+    proc = vf("run", str(video), "--model", str(tmp_path / "off.vfm"), "--out", str(tmp_path / "off.zarr"))
+    assert proc.returncode == 0 and "camera moved" not in proc.stdout

@@ -420,7 +420,9 @@ def train(
             try:
                 from vidfilter.train.report import write_report
 
-                write_report(report_dir(out), state, model, val_batch if val_batch is not None else _some_pairs(sset), config, device)
+                moved = {sset.sources[i].path: r.summary() for i, r in getattr(sset, "registrations", {}).items()}
+                write_report(report_dir(out), state, model, val_batch if val_batch is not None else _some_pairs(sset), config, device,
+                             registration=moved)
             except Exception:  # the bundle is saved; a report failure must not lose the run
                 logger.exception("could not write the training report for %s", out)
     finally:

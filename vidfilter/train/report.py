@@ -12,7 +12,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -62,8 +62,10 @@ def write_report(
     pairs: tuple[torch.Tensor, torch.Tensor],
     config: Config,
     device: torch.device | str = "cpu",
+    registration: dict[str, dict[str, Any]] | None = None,
 ) -> Path:
-    """Write ``loss.png``, ``samples.png`` and ``log.json`` into ``folder`` (created if missing)."""
+    """Write ``loss.png``, ``samples.png`` and ``log.json`` into ``folder`` (created if missing).
+    ``registration``: ``{recording: Registration.summary()}`` for recordings whose camera moved."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -94,6 +96,7 @@ def write_report(
         "mean_pairs_per_s": float(bs * len(times) / times.sum()) if times.size else None,
         "val": state.val,
         "config": config.to_dict(),
+        "registration": registration or {},
     }
     tmp = folder / ".log.json.partial"
     tmp.write_text(json.dumps(log, indent=1, default=float))
