@@ -60,18 +60,15 @@ class ModelBackground(BackgroundEstimator):
 
     def prepare(self, src: FrameSource) -> None:
         self.registration = None
-        if self.temporal != "none":
-            from vidfilter.sampling.register import Registration
-            from vidfilter.sampling.temporal import temporal_statistic
+        if self.temporal != "none":  # registration only matters for the statistic channel here
+            from vidfilter.sampling.register import statistic_and_registration
 
             sc = self.bundle.config.sampling
             n = int(self.bundle.normalisation.get("temporal_frames", 32))  # as in training
-            reg = Registration.for_source(src, max_shift=sc.registration_max_shift) if sc.registration != "off" else None
-            self._stat = temporal_statistic(src, kind=self.temporal, n=n, registration=reg)
-            if reg is not None and (sc.registration == "on" or reg.moved):
-                self.registration = reg
-                log.info("%s: the camera moved (largest shift %d px over %d surveyed frames): the temporal "
-                         "channel follows each network frame", src.path, reg.largest, len(reg.cache))
+            self._stat, self.registration = statistic_and_registration(
+                src, self.temporal, n, sc.registration, sc.registration_max_shift,
+                what="the temporal channel follows each network frame",
+            )
 
     def background(self, t: int, frame: np.ndarray) -> np.ndarray:
         x = frame[None] if frame.ndim == 2 else np.moveaxis(frame, -1, 0)

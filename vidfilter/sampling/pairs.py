@@ -37,8 +37,8 @@ from vidfilter.errors import InputNotFoundError, TrainingInputError
 from vidfilter.io.convert import dtype_scale, from_float
 from vidfilter.io.source import FrameSource
 from vidfilter.sampling.pool import FramePool, Run, check_finite, lowres_factor, read_gray
-from vidfilter.sampling.register import Registration, survey, translate
-from vidfilter.sampling.temporal import statistic_frames, temporal_statistic
+from vidfilter.sampling.register import Registration, statistic_and_registration, translate
+from vidfilter.sampling.temporal import temporal_statistic
 
 logger = logging.getLogger(__name__)
 
@@ -503,17 +503,15 @@ def make_samplers(
         stats = dict(statistics or {})
         regs: dict[int, Registration] = {}
         for i in sorted({seg.source for seg in plan.train + plan.val}):
-            reg = None
-            max_shift = config.sampling.registration_max_shift
-            if temporal != "none" and i not in stats:  # the statistic's frames are the survey (one read each)
-                reg = Registration.for_source(sources[i], max_shift=max_shift) if config.sampling.registration != "off" else None
-                stats[i] = temporal_statistic(sources[i], temporal, TEMPORAL_FRAMES, registration=reg)
-            elif config.sampling.registration != "off":
-                reg = survey(sources[i], statistic_frames(len(sources[i]), TEMPORAL_FRAMES), max_shift=max_shift)
-            if reg is not None and (config.sampling.registration == "on" or reg.moved):
+            kind = temporal if i not in stats else "none"  # a given statistic: survey only
+            stat, reg = statistic_and_registration(
+                sources[i], kind, TEMPORAL_FRAMES, config.sampling.registration, config.sampling.registration_max_shift,
+                what="pairs and statistic registered to frame 0",
+            )
+            if stat is not None:
+                stats[i] = stat
+            if reg is not None:
                 regs[i] = reg
-                logger.info("%s: the camera moved (largest shift %d px over %d surveyed frames): pairs and "
-                            "statistic registered to frame 0", sources[i].path, reg.largest, len(reg.cache))
         train = PairSampler(
             sources, plan.train, plan.lag_ranges, config.sampling,
             seed=config.train.seed if seed is None else seed, temporal=temporal, statistics=stats, registrations=regs,

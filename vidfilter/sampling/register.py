@@ -92,7 +92,7 @@ class Registration:
         return cls(np.asarray(src[0]), **kw)
 
     def _prepare_raw(self, frame: np.ndarray) -> np.ndarray:
-        win = to_float(np.ascontiguousarray(to_gray(np.asarray(frame))[self.box]), check_finite=False)
+        win = to_float(np.ascontiguousarray(to_gray(np.asarray(frame)[self.box])), check_finite=False)  # crop first: grey of the window only
         return win if np.isfinite(win).all() else np.zeros_like(win)  # NaN/Inf: flat here; the samplers' checks name the frame
 
     @staticmethod
@@ -178,3 +178,25 @@ def survey(src: FrameSource, frames: np.ndarray, **kw: Any) -> Registration:
     for t in frames:
         reg.shift(np.asarray(src[int(t)]), int(t))
     return reg
+
+
+def statistic_and_registration(
+    src: FrameSource, kind: str, n: int, mode: str, max_shift: int, *, what: str = "registered to frame 0",
+) -> tuple[np.ndarray | None, Registration | None]:
+    """The temporal statistic of ``src`` (``kind`` "none": no statistic) and the registration to
+    apply: None when ``mode`` is "off", or "auto" and no surveyed frame moved. The statistic's
+    ``n`` frames are the survey (one read each); without a statistic the same frames are surveyed.
+    Shared by training (:func:`vidfilter.sampling.pairs.make_samplers`) and inference
+    (:class:`vidfilter.infer.pipeline.ModelBackground`) so both decide alike; ``what`` ends the log line."""
+    from vidfilter.sampling.temporal import statistic_frames, temporal_statistic
+
+    stat = None
+    if kind != "none":
+        reg = Registration.for_source(src, max_shift=max_shift) if mode != "off" else None
+        stat = temporal_statistic(src, kind, n, registration=reg)  # type: ignore[arg-type]
+    else:
+        reg = survey(src, statistic_frames(len(src), n), max_shift=max_shift) if mode != "off" else None
+    if reg is None or not (mode == "on" or reg.moved):
+        return stat, None
+    log.info("%s: the camera moved (largest shift %d px over %d surveyed frames): %s", src.path, reg.largest, len(reg.cache), what)
+    return stat, reg
