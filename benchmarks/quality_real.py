@@ -287,18 +287,20 @@ def fmt(x: float | None, nd: int = 3) -> str:
     return "-" if x is None else f"{x:.{nd}f}"
 
 
-def train_default_model(frames_dir: Path, minutes: float, out: Path) -> dict[str, Any]:
-    """What ``vidfilter train FRAMES --out OUT --minutes M`` does: ``Config()`` with the time budget."""
+def train_default_model(frames_dir: Path, minutes: float, out: Path, init: str | None = None) -> dict[str, Any]:
+    """What ``vidfilter train FRAMES --out OUT --minutes M [--init INIT]`` does: ``Config()`` with the time budget."""
     from vidfilter.config import Config
     from vidfilter.train.loop import train
 
     for stale in (out, out.with_suffix(".ckpt")):
         stale.unlink(missing_ok=True)
     t0 = time.perf_counter()
-    train([str(frames_dir)], out, Config().override({"train.minutes": minutes, "train.steps": 10**9}), progress=False)
+    train([str(frames_dir)], out, Config().override({"train.minutes": minutes, "train.steps": 10**9}), progress=False,
+          init_bundle=init)
     log = json.loads((out.with_suffix(".report") / "log.json").read_text())
     return {"bundle": str(out), "minutes": minutes, "seconds": round(time.perf_counter() - t0, 1), "steps": log["steps"],
-            "identity_score": log["identity_score"], "verdict": log["verdict"], "config": "Config() + train.minutes"}
+            "identity_score": log["identity_score"], "verdict": log["verdict"], "config": "Config() + train.minutes",
+            "init": init}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -306,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", help="shared data folder holding worms_yolo_640/")
     ap.add_argument("--model", help="a trained bundle to score as methods 'model' (vidfilter run) and 'model-every1'")
     ap.add_argument("--train-minutes", type=float, help="train a model with the defaults of `vidfilter train` for M minutes first")
+    ap.add_argument("--init", help="with --train-minutes: fine-tune this bundle or setup name (e.g. worm-plate)")
     ap.add_argument("--work", default="/tmp/vidfilter_quality_real", help="where a trained bundle and run output go")
     ap.add_argument("--methods", default="max,median,median-all,mog2,knn", help="comma list of baselines (+ labels-median, the ceiling)")
     ap.add_argument("--masks", default="fixed10,noise,object", help="comma list of mask methods")
@@ -332,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     training = None
     bundle = args.model
     if args.train_minutes:
-        training = train_default_model(worms / "frames", args.train_minutes, work / "worms_default.vfm")
+        training = train_default_model(worms / "frames", args.train_minutes, work / "worms_default.vfm", args.init)
         bundle = training["bundle"]
         print(f"trained {training['steps']} steps in {training['seconds']:.0f} s: {training['verdict']}")
     names = [m.strip() for m in args.methods.split(",") if m.strip()]

@@ -150,9 +150,11 @@ def _train_summary(bundle_path: Any, quiet: bool) -> None:
     except (OSError, ValueError, KeyError, TypeError):  # the bundle is written; a summary is a courtesy
         return
     moved = log.get("registration") or {}
+    init = log.get("init")
+    start = f"fine-tuned from {Path(init['path']).name}: " if init else ""
     reg = f"camera moved (up to {max(r['largest_shift_px'] for r in moved.values())} px): pairs registered; " if moved else ""
     print(
-        f"{log.get('steps')} steps in {log.get('elapsed_s', 0) / 60:.1f} min; polarity {pol}, "
+        f"{start}{log.get('steps')} steps in {log.get('elapsed_s', 0) / 60:.1f} min; polarity {pol}, "
         f"{preset} network on {crop} px crops; {reg}{log.get('verdict')}",
         file=sys.stderr,
     )
@@ -348,7 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--polarity", choices=["auto", "bright", "dark", "absolute"])
     p.add_argument("--registration", choices=["auto", "on", "off"],
                    help="camera-shift registration of pairs and temporal channel (auto, the default: on where the camera moved)")
-    p.add_argument("--init", help="fine-tune from this bundle instead of random weights")
+    p.add_argument("--init", help="fine-tune from this bundle instead of random weights: a .vfm path, or a setup "
+                   "whose bundle ships with vidfilter (worm-plate)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint next to --out")
     p.add_argument("--mode", choices=["video", "static"],
                    help="video: time-lag pairs of recordings; static: INPUTs are crop banks (`vidfilter extract-crops`)")

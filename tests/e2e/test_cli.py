@@ -67,6 +67,12 @@ def test_bad_config_key(tmp_path, clip):
     assert_one_line_error(vf("train", str(clip), "--out", str(tmp_path / "m.vfm"), "--config", str(cfg)), "train.stpes", "steps")
 
 
+def test_unknown_init_bundle_names_the_setups(tmp_path, clip):
+    proc = vf("train", str(clip), "--out", str(tmp_path / "m.vfm"), "--init", "worm-plat")
+    assert_one_line_error(proc, "worm-plat", "worm-plate")
+    assert not (tmp_path / "m.vfm").exists()
+
+
 def test_unknown_method_suggests(tmp_path, clip):
     assert_one_line_error(vf("run", str(clip), "--method", "medain", "--out", str(tmp_path / "o.zarr")), "median")
 

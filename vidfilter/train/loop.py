@@ -214,7 +214,8 @@ def train(
     progress
         Show a tqdm bar (only when stderr is a terminal).
     init_bundle
-        Start from this bundle's weights (fine-tuning); its model settings must match.
+        Start from this bundle's weights (fine-tuning): a path, or a setup name of
+        :mod:`vidfilter.train.pretrain` (``"worm-plate"``: the shipped bundle); its model settings must match.
 
     Returns
     -------
@@ -224,9 +225,15 @@ def train(
     from vidfilter.infer.device import autocast_dtype, resolve_device
     from vidfilter.models import build_model, load_model, save_bundle
 
-    from vidfilter.config import resolve_device_defaults, resolve_temporal
+    from vidfilter.config import Preset, resolve_device_defaults, resolve_temporal
+    from vidfilter.train.pretrain import resolve_init
 
     out = Path(out)
+    init_bundle = resolve_init(init_bundle)  # a setup name (shipped bundle) or a path; checked before training
+    start = load_model(init_bundle) if init_bundle is not None else None
+    if start is not None and config.model.preset == Preset.auto:  # fine-tuning: the bundle's network, on any device
+        mc = start.model.config
+        config = config.override({f"model.{k}": mc[k] for k in ("preset", "width", "depth", "residual", "gate") if k in mc})
     device = resolve_device(config.train.device)
     config = resolve_device_defaults(config, device.type)
     if config.sampling.mode == "static":
@@ -257,17 +264,19 @@ def train(
             vi, vt = sset.val.batch(tcfg.val_pairs)
             val_batch = (torch.from_numpy(vi), torch.from_numpy(vt))
 
+        init_info = None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(tcfg.seed)
             model = build_model(config.model)
-            if init_bundle is not None:
-                bundle = load_model(init_bundle)
+            if start is not None:
+                bundle = start
                 if bundle.model.config != model.config:
                     raise ConfigError(
                         f"{init_bundle}: its model settings ({bundle.model.config}) differ from this config's "
                         f"({model.config}); set the model section to match the bundle"
                     )
                 model.load_state_dict(bundle.model.state_dict())
+                init_info = {"path": str(init_bundle), "sha256": bundle.sha256, "steps": bundle.provenance.get("steps")}
                 logger.info("starting from the weights of %s", init_bundle)
             model.to(device)
             if channels_last:
@@ -416,13 +425,14 @@ def train(
                 "temporal_frames": TEMPORAL_FRAMES,
             }
             provenance = _provenance(sset, config, state, device, identity)
+            provenance["init"] = init_info  # the bundle fine-tuned (None: random weights)
             save_bundle(out, model.to(memory_format=torch.contiguous_format), config, normalisation=normalisation, provenance=provenance)
             try:
                 from vidfilter.train.report import write_report
 
                 moved = {sset.sources[i].path: r.summary() for i, r in getattr(sset, "registrations", {}).items()}
                 write_report(report_dir(out), state, model, val_batch if val_batch is not None else _some_pairs(sset), config, device,
-                             registration=moved)
+                             registration=moved, init=init_info)
             except Exception:  # the bundle is saved; a report failure must not lose the run
                 logger.exception("could not write the training report for %s", out)
     finally:

@@ -63,9 +63,11 @@ def write_report(
     config: Config,
     device: torch.device | str = "cpu",
     registration: dict[str, dict[str, Any]] | None = None,
+    init: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``loss.png``, ``samples.png`` and ``log.json`` into ``folder`` (created if missing).
-    ``registration``: ``{recording: Registration.summary()}`` for recordings whose camera moved."""
+    ``registration``: ``{recording: Registration.summary()}`` for recordings whose camera moved;
+    ``init``: the bundle the run fine-tuned (path, sha256, its steps), None from random weights."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -97,6 +99,7 @@ def write_report(
         "val": state.val,
         "config": config.to_dict(),
         "registration": registration or {},
+        "init": init,
     }
     tmp = folder / ".log.json.partial"
     tmp.write_text(json.dumps(log, indent=1, default=float))

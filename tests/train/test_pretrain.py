@@ -1,0 +1,118 @@
+"""Pretrained setup bundles: the generated corpus, name resolution, the shipped worm-plate bundle."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from vidfilter.config import Config
+from vidfilter.errors import ConfigError
+from vidfilter.models import load_model
+from vidfilter.train.pretrain import SETUPS, corpus, pretrained_path, resolve_init
+
+
+def _decoded(path) -> np.ndarray:
+    import av
+
+    with av.open(str(path)) as f:
+        assert f.streams.video[0].codec_context.name == "ffv1"
+        return np.stack([fr.to_ndarray(format="gray") for fr in f.decode(video=0)])
+
+
+def test_corpus_is_deterministic_and_drawn_from_the_setup(tmp_path):
+    a = corpus("worm-plate", tmp_path / "a", recordings=2, seed=3)
+    b = corpus("worm-plate", tmp_path / "b", recordings=2, seed=3)
+    c = corpus("worm-plate", tmp_path / "c", recordings=1, seed=4)
+    va, vb, vc = _decoded(a[1]), _decoded(b[1]), _decoded(c[0])
+    assert va.shape == (SETUPS["worm-plate"].frames, 512, 512)
+    assert np.array_equal(va, vb)  # a function of the seed (the container's own ids differ)
+    assert not np.array_equal(_decoded(a[0]), vc)
+    assert not np.array_equal(va, _decoded(a[0]))  # each recording draws its own parameters
+    plate = np.median(va[0])
+    assert 140 < plate < 230 and va[0].min() < plate - 20  # light plate, dark worms
+    # an existing (complete: written atomically) file is reused, not rewritten
+    stamp = a[0].stat().st_mtime_ns
+    corpus("worm-plate", tmp_path / "a", recordings=2, seed=3)
+    assert a[0].stat().st_mtime_ns == stamp
+
+
+def test_resolve_init_names_and_paths(tmp_path):
+    assert resolve_init(None) is None
+    with pytest.raises(ConfigError, match="worm-plate"):
+        resolve_init(tmp_path / "missing.vfm")
+    with pytest.raises(ConfigError, match="unknown setup"):
+        pretrained_path("fish-tank")
+    some = tmp_path / "m.vfm"
+    some.write_bytes(b"x")
+    assert resolve_init(some) == some
+
+
+shipped = pytest.mark.skipif(not pretrained_path("worm-plate").is_file(), reason="worm-plate bundle not built")
+
+
+@shipped
+def test_shipped_worm_plate_bundle_is_small_and_matches_the_cpu_defaults():
+    path = resolve_init("worm-plate")
+    assert path.stat().st_size < 1_500_000
+    bundle = load_model(path)
+    cfg = Config()
+    assert bundle.config.output.polarity.value == "dark"
+    assert bundle.model.width == 16 and bundle.model.in_channels == 2  # the frame and the max projection
+    assert bundle.model.config["preset"] == "fast" and bundle.model.config["temporal_channel"] == "max"
+    assert bundle.model.config["depth"] == cfg.model.depth and bundle.model.config["gate"] is cfg.model.gate
+
+
+@shipped
+def test_shipped_bundle_removes_worms_that_never_move_in_a_new_recording():
+    """The reuse goal of issue 10 with the bundle users get: on a generated plate it never saw, with
+    3 of 5 worms still for the whole recording, it recalls the still worms; a median cannot."""
+    from vidfilter.baselines import MedianProjection
+    from vidfilter.eval.score import score_recording
+    from vidfilter.infer.pipeline import ModelBackground
+    from vidfilter.synth import SyntheticRecording
+
+    params = SETUPS["worm-plate"].draw(np.random.default_rng(12345))
+    params.update(n_animals=5, tracks=False, illumination_drift=0.0)
+    rec = SyntheticRecording(24, 256, 256, n_still=3, polarity="dark", seed=987, **params)
+    bundle = load_model(resolve_init("worm-plate"))
+    model = score_recording(rec, ModelBackground(bundle, bundle.config), polarity="dark", min_area=40)
+    median = score_recording(rec, MedianProjection(), polarity="dark", min_area=40)
+    assert median.still_recall <= 0.5
+    assert model.still_recall >= 0.95, model.still_recall
+    assert model.pixel.iou > 0.7 and median.pixel.iou < 0.3  # measured: .937 and .082
+
+
+@shipped
+def test_fine_tuning_from_the_shipped_bundle(tmp_path):
+    from vidfilter.synth import SyntheticRecording, write_video
+    from vidfilter.train.loop import train
+
+    video = write_video(tmp_path / "plate.mkv", SyntheticRecording(20, 96, 96, n_animals=2, seed=5), codec="ffv1")
+    cfg = Config().override({"train.steps": 3, "train.val_every": 3, "train.checkpoint_every": 3,
+                             "sampling.crop": 64, "train.batch_size": 2})
+    out = train([str(video)], tmp_path / "ft.vfm", cfg, progress=False, init_bundle="worm-plate")
+    start = load_model(pretrained_path("worm-plate")).model.state_dict()
+    tuned = load_model(out).model.state_dict()
+    assert start.keys() == tuned.keys()
+    moved = [k for k in start if not np.allclose(start[k].numpy(), tuned[k].numpy())]
+    assert moved  # 3 steps changed the weights ...
+    same = np.mean([np.corrcoef(start[k].numpy().ravel(), tuned[k].numpy().ravel())[0, 1]
+                    for k in start if start[k].numel() > 100])
+    assert same > 0.9  # ... starting from the shipped ones, not from random weights
+    log = json.loads((tmp_path / "ft.report" / "log.json").read_text())
+    assert log["steps"] == 3 and log["init"]["sha256"] == load_model(pretrained_path("worm-plate")).sha256
+    assert load_model(out).provenance["init"]["path"] == str(pretrained_path("worm-plate"))
+
+
+@shipped
+def test_an_explicit_other_network_is_refused_before_training(tmp_path):
+    from vidfilter.synth import SyntheticRecording, write_video
+    from vidfilter.train.loop import train
+
+    video = write_video(tmp_path / "plate.mkv", SyntheticRecording(12, 64, 64, n_animals=1, seed=2), codec="ffv1")
+    cfg = Config().override({"model.preset": "paper", "train.steps": 1, "sampling.crop": 32})
+    with pytest.raises(ConfigError, match="differ"):
+        train([str(video)], tmp_path / "p.vfm", cfg, progress=False, init_bundle="worm-plate")
+    assert not (tmp_path / "p.vfm").exists()

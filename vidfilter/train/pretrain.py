@@ -1,0 +1,172 @@
+"""Pretrained bundles per setup: a generated corpus, trained with the defaults of ``vidfilter train``.
+
+A first run is minutes on a CPU with one recording, and in that recording some animals barely move:
+time-lag pairs of that recording alone teach the network to keep them (issue 10, "the identity
+trap"). A bundle trained beforehand on *generated* recordings of the same kind of setup, whose
+animals all crawl, has already learned that the animals are not plate; ``vidfilter train --init
+worm-plate`` fine-tunes it on the user's recording.
+
+A setup is a distribution of :class:`~vidfilter.synth.SyntheticRecording` parameters (animal size,
+contrast, plate texture, noise, trails, drift, speed), drawn per corpus recording from a seeded
+generator. ``worm-plate`` is sized after the real worm plate of ``shared/data/worms_yolo_640``
+(640 px frames: worm boxes 90-130 px across, plate ~205 grey levels, worms 40-60 darker, plate
+texture ~10 levels std after smoothing); its generated recordings are 512 px square.
+
+The shipped bundles live in ``vidfilter/models/pretrained/<setup>.vfm`` and are rebuilt with::
+
+    python -m vidfilter.train.pretrain worm-plate --minutes 20
+
+(what the shipped file's provenance records: its ``config`` and ``inputs`` say how it was made).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from vidfilter.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["SETUPS", "Setup", "corpus", "pretrain", "pretrained_path", "resolve_init"]
+
+PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "models" / "pretrained"
+
+
+@dataclass(frozen=True)
+class Setup:
+    """A kind of recording: how to draw one generated recording of it, and its training overrides."""
+
+    polarity: str
+    size: int
+    frames: int
+    draw: Callable[[np.random.Generator], dict[str, Any]]
+    description: str
+
+
+def _worm_plate(rng: np.random.Generator) -> dict[str, Any]:
+    lo = float(rng.uniform(25, 45))
+    return {
+        "n_animals": int(rng.integers(3, 7)),
+        "animal_length": float(rng.uniform(85, 140)),
+        "animal_width": float(rng.uniform(5, 9)),
+        "contrast": (lo, lo + float(rng.uniform(10, 30))),
+        "texture": float(rng.uniform(3, 10)),
+        "rim": bool(rng.random() < 0.3),
+        "noise_sigma": float(rng.uniform(0.5, 2.0)),
+        "vignette": float(rng.uniform(0.0, 0.15)),
+        "tracks": bool(rng.random() < 0.5),
+        "trail_depth": float(rng.uniform(2, 6)),
+        "illumination_drift": float(rng.choice([0.0, 0.0, 0.03])),
+        "speed": float(rng.uniform(0.7, 3.0)),
+    }
+
+
+SETUPS: dict[str, Setup] = {
+    "worm-plate": Setup(
+        "dark", 512, 60, _worm_plate,
+        "dark worms (85-140 px long) crawling on a light, textured agar plate; trails, slow drift",
+    ),
+}
+
+
+def _setup(name: str) -> Setup:
+    if name not in SETUPS:
+        raise ConfigError(f"unknown setup {name!r}; known setups: {', '.join(SETUPS)}")
+    return SETUPS[name]
+
+
+def pretrained_path(name: str) -> Path:
+    """The shipped bundle of setup ``name``."""
+    _setup(name)
+    return PRETRAINED_DIR / f"{name.replace('-', '_')}.vfm"
+
+
+def resolve_init(init: str | Path | None) -> Path | None:
+    """``--init``: a setup name (the shipped bundle) or a bundle path; checked before training."""
+    if init is None:
+        return None
+    if str(init) in SETUPS:
+        path = pretrained_path(str(init))
+        if not path.is_file():
+            raise ConfigError(f"the pretrained bundle of {init!r} is not installed ({path}); rebuild it with "
+                              f"`python -m vidfilter.train.pretrain {init}`")
+        return path
+    path = Path(init)
+    if not path.is_file():
+        raise ConfigError(f"--init {init}: no such bundle file, and not a setup name ({', '.join(SETUPS)})")
+    return path
+
+
+def corpus(name: str, folder: str | Path, *, recordings: int = 8, seed: int = 0) -> list[Path]:
+    """Write ``recordings`` generated recordings of setup ``name`` (lossless FFV1) into ``folder``."""
+    from vidfilter.synth import SyntheticRecording, write_video
+
+    setup = _setup(name)
+    folder = Path(folder)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(recordings):
+        params = setup.draw(rng)
+        path = folder / f"{name}_{i:02d}.mkv"
+        if not path.exists():  # written atomically by write_video, so an existing file is complete
+            rec = SyntheticRecording(setup.frames, setup.size, setup.size, polarity=setup.polarity,
+                                     seed=seed * 1000 + i, **params)
+            write_video(path, rec, codec="ffv1")
+        paths.append(path)
+    return paths
+
+
+def pretrain(
+    name: str,
+    out: str | Path,
+    *,
+    minutes: float | None = 20.0,
+    steps: int | None = None,
+    recordings: int = 8,
+    work: str | Path | None = None,
+    seed: int = 0,
+    overrides: dict[str, Any] | None = None,
+    progress: bool = False,
+) -> Path:
+    """Train the bundle of setup ``name`` on a generated corpus, with ``vidfilter train``'s defaults
+    (``Config()``: on a CPU the fast width-16 network, 128 px crops) and the setup's polarity."""
+    from vidfilter.config import Config
+    from vidfilter.train.loop import train
+
+    setup = _setup(name)
+    out = Path(out)
+    work = Path(work) if work is not None else out.with_name(out.stem + ".corpus")
+    paths = corpus(name, work, recordings=recordings, seed=seed)
+    over: dict[str, Any] = {"output.polarity": setup.polarity, "train.seed": seed,
+                            "train.steps": steps if steps is not None else 10**9, "train.minutes": minutes}
+    over.update(overrides or {})
+    cfg = Config().override(over)
+    return train([str(p) for p in paths], out, cfg, resume=True, progress=progress)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m vidfilter.train.pretrain", description=__doc__.split("\n")[0])
+    ap.add_argument("setup", choices=sorted(SETUPS))
+    ap.add_argument("--out", help="bundle to write (default: the shipped file in vidfilter/models/pretrained/)")
+    ap.add_argument("--minutes", type=float, default=20.0)
+    ap.add_argument("--steps", type=int)
+    ap.add_argument("--recordings", type=int, default=8)
+    ap.add_argument("--work", help="where the generated corpus goes (default: next to the bundle)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    out = Path(args.out) if args.out else pretrained_path(args.setup)
+    path = pretrain(args.setup, out, minutes=args.minutes, steps=args.steps, recordings=args.recordings,
+                    work=args.work, seed=args.seed, progress=True)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
