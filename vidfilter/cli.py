@@ -218,7 +218,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if r.get("error"):
             line += f"  ({r['error']})"
         if r.get("registration"):
-            line += f"  (camera moved up to {r['registration']['largest_shift_px']} px: temporal channel registered)"
+            line += f"  (camera moved up to {r['registration']['largest_shift_px']} px: background registered)"
         print(line)
     if failed and len(results) == 1:
         raise VidfilterError(failed[0]["error"])

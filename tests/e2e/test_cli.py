@@ -141,7 +141,8 @@ def test_train_with_defaults_says_what_it_chose(clip, tmp_path):
 
 def test_a_camera_bump_is_reported_by_train_and_run(tmp_path):
     """A recording whose camera moves by (3, 2) px half-way: `vidfilter train` says the pairs were
-    registered, `vidfilter run` that the temporal channel followed the camera; --registration off
+    registered, `vidfilter run` that the temporal channel (or the median-registered baseline) followed
+    the camera; --registration off
     says nothing of the kind."""
     video = write_video(tmp_path / "bump.mkv", SyntheticRecording(40, 96, 96, n_animals=3, shift_px=(3, 2), shift_at=20, seed=5),
                         codec="ffv1")
@@ -155,7 +156,11 @@ def test_a_camera_bump_is_reported_by_train_and_run(tmp_path):
     assert "camera moved (up to 3 px): pairs registered" in proc.stderr.strip().splitlines()[-1]
     proc = vf("run", str(video), "--model", str(tmp_path / "m.vfm"), "--out", str(tmp_path / "o.zarr"))
     assert proc.returncode == 0, proc.stderr
-    assert "camera moved up to 3 px: temporal channel registered" in proc.stdout
+    assert "camera moved up to 3 px: background registered" in proc.stdout
+    proc = vf("run", str(video), "--method", "median-registered", "--out", str(tmp_path / "med.zarr"))
+    assert proc.returncode == 0 and "camera moved up to 3 px: background registered" in proc.stdout, proc.stderr
+    proc = vf("run", str(video), "--method", "median", "--out", str(tmp_path / "plain.zarr"))
+    assert proc.returncode == 0 and "camera moved" not in proc.stdout
     proc = loud("train", str(video), "--out", str(tmp_path / "off.vfm"), "--registration", "off", *common)
     assert proc.returncode == 0 and "camera moved" not in proc.stderr
     proc = vf("run", str(video), "--model", str(tmp_path / "off.vfm"), "--out", str(tmp_path / "off.zarr"))

@@ -6,6 +6,8 @@ Every method streams through the same readers and writers as the model (``vidfil
 - ``median``: per-pixel median of 51 frames spread over the whole recording;
 - ``running-median``: median of a causal window of the last 50 frames, recomputed every 10;
 - ``max`` / ``min``: per-pixel max (dark animals) / min (bright animals) over every frame;
+- ``median-registered`` / ``max-registered`` / ``min-registered``: the same projections (51 frames)
+  following the camera where it moved (``registered.py``; equal to the plain ones on a still camera);
 - ``mog2`` / ``knn``: OpenCV's adaptive background subtractors.
 
 All share the :class:`BackgroundEstimator` interface (``prepare(src)``, ``background(t, frame)``)
@@ -19,6 +21,7 @@ from collections.abc import Callable
 
 from vidfilter.baselines.base import BackgroundEstimator, sample_indices
 from vidfilter.baselines.projections import ExtremeProjection, MedianProjection, RunningMedian
+from vidfilter.baselines.registered import RegisteredProjection
 from vidfilter.baselines.subtractors import OpenCVSubtractor
 from vidfilter.errors import ConfigError
 
@@ -28,6 +31,7 @@ __all__ = [
     "ExtremeProjection",
     "MedianProjection",
     "OpenCVSubtractor",
+    "RegisteredProjection",
     "RunningMedian",
     "make_baseline",
     "sample_indices",
@@ -39,6 +43,9 @@ BASELINES: dict[str, Callable[[], BackgroundEstimator]] = {
     "running-median": RunningMedian,
     "max": lambda: ExtremeProjection("max"),
     "min": lambda: ExtremeProjection("min"),
+    "median-registered": RegisteredProjection,
+    "max-registered": lambda: RegisteredProjection("max"),
+    "min-registered": lambda: RegisteredProjection("min"),
     "mog2": lambda: OpenCVSubtractor("mog2"),
     "knn": lambda: OpenCVSubtractor("knn"),
 }
