@@ -644,6 +644,8 @@ def main(argv: list[str] | None = None) -> int:
         }
         methods[SAME_MODEL] = lambda m=same_model: ModelBackground(m, infer_cfg)
         methods.update({b: (lambda b=b: make_baseline(b)) for b in BASELINES})
+        if case_kwargs(case, n).get("shift_at") is not None:  # the camera moves: the baselines with vidfilter's registration too
+            methods["median-registered"] = lambda: make_baseline("median-registered")
         panel_t = (3 * n) // 4  # the darkest frame of the drift (gain 1 - drift), any frame for the others
         rows, panel = score_case(rec, methods, min_area, panel_t)
         fig = figdir / f"case_{case}.png"

@@ -29,7 +29,9 @@ touching worms merge, and the labelled boxes are looser than the worms).
 ``--train-minutes M`` trains a model on the worm frames with the defaults of ``vidfilter train``
 (``Config()`` and the time budget: what ``vidfilter train frames/ --out m.vfm --minutes M`` does)
 and scores it as ``vidfilter run`` writes it (defaults, keyframes included) as ``model`` and
-per frame as ``model-every1``.
+per frame as ``model-every1`` (``--rows`` picks them). ``--train-steps N`` trains N steps instead
+(the same weights on any machine, whatever its speed); ``--init worm-plate`` (or a bundle path)
+fine-tunes that bundle as ``vidfilter train --init`` does.
 
 Methods form a registry, ``METHODS``: a method is a callable ``(src, frames) -> iterator of backgrounds``
 (float32 [0, 1], one per scored frame in order). ``--model BUNDLE`` adds ``model``, the trained bundle
@@ -38,7 +40,8 @@ the same mask, measured in the same run.
 
 Usage::
 
-    python benchmarks/quality_real.py [--data DIR] [--model BUNDLE | --train-minutes 5]
+    python benchmarks/quality_real.py [--data DIR] [--model BUNDLE | --train-minutes 5 | --train-steps N]
+        [--init worm-plate] [--rows model,model-every1]
         [--methods max,median,...] [--masks fixed10,noise,object] [--no-tuned] [--step 1]
         [--out benchmarks/results/quality_real.json]
 
@@ -287,19 +290,21 @@ def fmt(x: float | None, nd: int = 3) -> str:
     return "-" if x is None else f"{x:.{nd}f}"
 
 
-def train_default_model(frames_dir: Path, minutes: float, out: Path, init: str | None = None) -> dict[str, Any]:
-    """What ``vidfilter train FRAMES --out OUT --minutes M [--init INIT]`` does: ``Config()`` with the time budget."""
+def train_default_model(frames_dir: Path, minutes: float | None, out: Path, init: str | None = None,
+                        steps: int | None = None) -> dict[str, Any]:
+    """What ``vidfilter train FRAMES --out OUT --minutes M [--init INIT]`` does: ``Config()`` with the
+    time budget; or with ``steps`` (``--steps N``) a fixed number of steps, the same on any machine."""
     from vidfilter.config import Config
     from vidfilter.train.loop import train
 
     for stale in (out, out.with_suffix(".ckpt")):
         stale.unlink(missing_ok=True)
     t0 = time.perf_counter()
-    train([str(frames_dir)], out, Config().override({"train.minutes": minutes, "train.steps": 10**9}), progress=False,
-          init_bundle=init)
+    budget = {"train.steps": steps, "train.minutes": 10.0**6} if steps else {"train.minutes": minutes, "train.steps": 10**9}
+    train([str(frames_dir)], out, Config().override(budget), progress=False, init_bundle=init)
     log = json.loads((out.with_suffix(".report") / "log.json").read_text())
     return {"bundle": str(out), "minutes": minutes, "seconds": round(time.perf_counter() - t0, 1), "steps": log["steps"],
-            "identity_score": log["identity_score"], "verdict": log["verdict"], "config": "Config() + train.minutes",
+            "identity_score": log["identity_score"], "verdict": log["verdict"], "config": "Config() + train.steps" if steps else "Config() + train.minutes",
             "init": init}
 
 
@@ -308,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", help="shared data folder holding worms_yolo_640/")
     ap.add_argument("--model", help="a trained bundle to score as methods 'model' (vidfilter run) and 'model-every1'")
     ap.add_argument("--train-minutes", type=float, help="train a model with the defaults of `vidfilter train` for M minutes first")
+    ap.add_argument("--train-steps", type=int, help="instead of --train-minutes: train for N steps (machine-independent)")
+    ap.add_argument("--rows", default="model,model-every1", help="which model rows to score: model (vidfilter run), model-every1")
     ap.add_argument("--init", help="with --train-minutes: fine-tune this bundle or setup name (e.g. worm-plate)")
     ap.add_argument("--work", default="/tmp/vidfilter_quality_real", help="where a trained bundle and run output go")
     ap.add_argument("--methods", default="max,median,median-all,mog2,knn", help="comma list of baselines (+ labels-median, the ceiling)")
@@ -334,8 +341,9 @@ def main(argv: list[str] | None = None) -> int:
     methods["labels-median"] = lambda s, fr: (ceiling for _ in fr)
     training = None
     bundle = args.model
-    if args.train_minutes:
-        training = train_default_model(worms / "frames", args.train_minutes, work / "worms_default.vfm", args.init)
+    if args.train_minutes or args.train_steps:
+        training = train_default_model(worms / "frames", args.train_minutes, work / "worms_default.vfm", args.init,
+                                       args.train_steps)
         bundle = training["bundle"]
         print(f"trained {training['steps']} steps in {training['seconds']:.0f} s: {training['verdict']}")
     names = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -346,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     if bundle:
         methods["model"] = run_method(bundle, work)
         methods["model-every1"] = model_method(bundle)
-        names += ["model", "model-every1"]
+        names += [r.strip() for r in args.rows.split(",") if r.strip()]
     unknown = [n for n in names if n not in methods]
     if unknown:
         ap.error(f"unknown methods {unknown}; valid: {', '.join(methods)}")

@@ -162,7 +162,10 @@ def _train_summary(bundle_path: Any, quiet: bool) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from vidfilter.infer.pipeline import run_many
+    from vidfilter.train.pretrain import SETUPS, resolve_init
 
+    if args.model in SETUPS:  # a shipped bundle by its setup name
+        args.model = str(resolve_init(args.model))
     cfg = _load_config(
         args,
         {
@@ -359,7 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="write background and foreground of recordings (static-mode models: target and residual)")
     p.add_argument("inputs", nargs="+", metavar="INPUT")
-    p.add_argument("--model", help="model bundle from `vidfilter train` (needed for --method model)")
+    p.add_argument("--model", help="model bundle from `vidfilter train` (needed for --method model), or the name of a "
+                   "shipped one (worm-plate: trained on generated worm plates, no training needed)")
     p.add_argument("--method", default="model", help="model (default) or a baseline: median, running-median, max, min, mog2, knn")
     p.add_argument("--out", help="output store for a single input (OUT.zarr)")
     p.add_argument("--out-dir", help="folder for one output per input")

@@ -73,6 +73,13 @@ def test_unknown_init_bundle_names_the_setups(tmp_path, clip):
     assert not (tmp_path / "m.vfm").exists()
 
 
+def test_run_with_the_shipped_bundle_by_name(tmp_path, clip):
+    proc = vf("run", str(clip), "--model", "worm-plate", "--out", str(tmp_path / "o.zarr"))
+    assert proc.returncode == 0, proc.stderr
+    meta = json.loads(vf("info", "--json", str(tmp_path / "o.zarr")).stdout)
+    assert meta["complete"] and meta["model"].endswith("worm_plate.vfm") and "written=20/20" in meta["background"]
+
+
 def test_unknown_method_suggests(tmp_path, clip):
     assert_one_line_error(vf("run", str(clip), "--method", "medain", "--out", str(tmp_path / "o.zarr")), "median")
 
