@@ -115,6 +115,7 @@ def corpus_model_name(corpus: str) -> str:
     return f"vidfilter (other rec., {corpus})"
 
 SAME_MODEL = "vidfilter (same recording)"
+SHIPPED_MODEL = "vidfilter (shipped worm-plate, no training)"
 POLARITY = "dark"
 THRESHOLD = 10.0
 
@@ -218,6 +219,7 @@ def check_targets(cases: dict[str, Any]) -> list[dict[str, Any]]:
         return next((r for r in cases.get(case, {}).get("rows", []) if r["method"] == method), None)
 
     names = [CORPUS_MODEL] + [corpus_model_name(c) for c in CORPORA if corpus_model_name(c) != CORPUS_MODEL]
+    names.append(SHIPPED_MODEL)  # present with --shipped
     for name in names:
         tag = "" if name == CORPUS_MODEL else " [diagnostic, not the target]"
         m, v = row("immobile", "median"), row("immobile", name)
@@ -580,6 +582,9 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"reuse a bundle for a corpus ({', '.join(CORPORA)}) instead of training it; repeatable")
     ap.add_argument("--cases", default=",".join(CASES), help=f"comma list of {', '.join(CASES)}")
     ap.add_argument("--no-real", action="store_true", help="skip the real-data part")
+    ap.add_argument("--shipped", action="store_true", help="add the shipped worm-plate bundle (no training) to every case")
+    ap.add_argument("--no-train", action="store_true",
+                    help="train nothing: baselines (and --shipped) only; implies --no-real")
     ap.add_argument("--data", help="shared data folder (worms_yolo_640/, flies_sleap/)")
     ap.add_argument("--work", default="/tmp/vidfilter_quality")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "quality.json"))
@@ -613,6 +618,8 @@ def main(argv: list[str] | None = None) -> int:
     given = dict(kv.split("=", 1) for kv in args.corpus_bundle or [])
     corpus_bundles: dict[str, str] = {}
     for corpus, recordings in CORPORA.items():
+        if args.no_train:
+            break
         if corpus in given:
             corpus_bundles[corpus] = given[corpus]
             training[f"corpus:{corpus}"] = {"bundle": given[corpus], "reused": True}
@@ -629,20 +636,31 @@ def main(argv: list[str] | None = None) -> int:
         corpus_bundles[corpus] = tr["bundle"]
         log(f"  {tr['steps']} steps in {tr['seconds']:.0f} s: {tr['verdict']}")
     corpus_models = {c: load_model(p) for c, p in corpus_bundles.items()}
+    shipped = None
+    if args.shipped:
+        from vidfilter.train.pretrain import resolve_init
+
+        shipped = load_model(resolve_init("worm-plate"))
+        training["shipped:worm-plate"] = {"bundle": str(shipped.path), "steps": shipped.provenance.get("steps"), "reused": True}
 
     # 2. the generated cases
     case_results: dict[str, Any] = {}
     for case in cases:
         rec = SyntheticRecording(n, s, s, **case_kwargs(case, n))
-        log(f"case {case}: training vidfilter on the recording itself ({prof['same_minutes']} min)")
-        video = write_video(work / f"{case}.mkv", rec, codec="ffv1")
-        training[f"same:{case}"] = train_bundle([str(video)], work / f"same_{case}.vfm", train_config(prof["same_minutes"], crop))
-        log(f"  {training[f'same:{case}']['steps']} steps in {training[f'same:{case}']['seconds']:.0f} s")
-        same_model = load_model(training[f"same:{case}"]["bundle"])
         methods: dict[str, Callable[[], Any]] = {
             corpus_model_name(c): (lambda m=m: ModelBackground(m, infer_cfg)) for c, m in corpus_models.items()
         }
-        methods[SAME_MODEL] = lambda m=same_model: ModelBackground(m, infer_cfg)
+        if not args.no_train:
+            log(f"case {case}: training vidfilter on the recording itself ({prof['same_minutes']} min)")
+            video = write_video(work / f"{case}.mkv", rec, codec="ffv1")
+            training[f"same:{case}"] = train_bundle([str(video)], work / f"same_{case}.vfm", train_config(prof["same_minutes"], crop))
+            log(f"  {training[f'same:{case}']['steps']} steps in {training[f'same:{case}']['seconds']:.0f} s")
+            same_model = load_model(training[f"same:{case}"]["bundle"])
+            methods[SAME_MODEL] = lambda m=same_model: ModelBackground(m, infer_cfg)
+        else:
+            log(f"case {case}")
+        if shipped is not None:
+            methods[SHIPPED_MODEL] = lambda: ModelBackground(shipped, infer_cfg)
         methods.update({b: (lambda b=b: make_baseline(b)) for b in BASELINES})
         if case_kwargs(case, n).get("shift_at") is not None:  # the camera moves: the baselines with vidfilter's registration too
             methods["median-registered"] = lambda: make_baseline("median-registered")
@@ -665,7 +683,7 @@ def main(argv: list[str] | None = None) -> int:
     }
 
     # 3. real data
-    if not args.no_real:
+    if not (args.no_real or args.no_train):
         root = quality_real.data_root(args.data).resolve()
         worms = root / "worms_yolo_640"
         if (worms / "frames").is_dir() and (worms / "boxes.csv").is_file():
