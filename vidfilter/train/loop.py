@@ -231,6 +231,7 @@ def train(
     out = Path(out)
     init_bundle = resolve_init(init_bundle)  # a setup name (shipped bundle) or a path; checked before training
     start = load_model(init_bundle) if init_bundle is not None else None
+    init_info = None if start is None else {"path": str(init_bundle), "sha256": start.sha256, "steps": start.provenance.get("steps")}
     if start is not None and config.model.preset == Preset.auto:  # fine-tuning: the bundle's network, on any device
         mc = start.model.config
         config = config.override({f"model.{k}": mc[k] for k in ("preset", "width", "depth", "residual", "gate") if k in mc})
@@ -264,19 +265,16 @@ def train(
             vi, vt = sset.val.batch(tcfg.val_pairs)
             val_batch = (torch.from_numpy(vi), torch.from_numpy(vt))
 
-        init_info = None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(tcfg.seed)
             model = build_model(config.model)
             if start is not None:
-                bundle = start
-                if bundle.model.config != model.config:
+                if start.model.config != model.config:
                     raise ConfigError(
-                        f"{init_bundle}: its model settings ({bundle.model.config}) differ from this config's "
+                        f"{init_bundle}: its model settings ({start.model.config}) differ from this config's "
                         f"({model.config}); set the model section to match the bundle"
                     )
-                model.load_state_dict(bundle.model.state_dict())
-                init_info = {"path": str(init_bundle), "sha256": bundle.sha256, "steps": bundle.provenance.get("steps")}
+                model.load_state_dict(start.model.state_dict())
                 logger.info("starting from the weights of %s", init_bundle)
             model.to(device)
             if channels_last:
