@@ -162,10 +162,7 @@ def _train_summary(bundle_path: Any, quiet: bool) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from vidfilter.infer.pipeline import run_many
-    from vidfilter.train.pretrain import SETUPS, resolve_init
 
-    if args.model in SETUPS:  # a shipped bundle by its setup name
-        args.model = str(resolve_init(args.model))
     cfg = _load_config(
         args,
         {

@@ -166,3 +166,20 @@ def test_metadata_must_be_plain(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="provenance"):
         save_bundle(tmp_path / "m.vfm", model, Config(), provenance={"x": object()})
     assert not list(tmp_path.iterdir())
+
+
+def test_shipped_bundle_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shipped bundle's name loads it wherever a path would; a file of that name in the working
+    folder wins; an unknown name is a missing bundle whose message lists the shipped names."""
+    from vidfilter.models.shipped import shipped_names, shipped_path
+
+    assert "worm-plate" in shipped_names()
+    by_name = load_model("worm-plate")
+    assert by_name.sha256 == hashlib.sha256(shipped_path("worm-plate").read_bytes()).hexdigest()
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(0)
+    cfg = tiny_config()
+    save_bundle(tmp_path / "worm-plate", build_model(cfg.model), cfg.to_dict())
+    assert load_model("worm-plate").sha256 == hashlib.sha256((tmp_path / "worm-plate").read_bytes()).hexdigest()
+    with pytest.raises(InputNotFoundError, match="shipped bundle's name.*worm-plate"):
+        load_model("worm-plat")

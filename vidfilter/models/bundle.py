@@ -31,6 +31,7 @@ import torch
 from vidfilter.config import Config, ModelConfig
 from vidfilter.errors import BundleError, ConfigError, InputNotFoundError
 from vidfilter.io.sink import atomic_path
+from vidfilter.models.shipped import resolve_bundle, shipped_names
 from vidfilter.models.unet import UNet, build_model
 
 __all__ = [
@@ -188,7 +189,8 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
     Parameters
     ----------
     path
-        The bundle file.
+        The bundle file, or the name of a bundle shipped with the package (``"worm-plate"``; see
+        :mod:`vidfilter.models.shipped`).
     device
         Where to put the network.
 
@@ -205,9 +207,11 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
         The file is truncated or corrupt, is not a vidfilter bundle, or was written by a newer
         bundle format than this vidfilter reads.
     """
-    path = Path(path)
+    path = resolve_bundle(path)
     if not path.is_file():
-        raise BundleNotFoundError(f"model bundle {path} not found; pass the .vfm file written by `vidfilter train`")
+        names = ", ".join(shipped_names()) or "none installed"
+        raise BundleNotFoundError(f"model bundle {path} not found; pass the .vfm file written by `vidfilter train` "
+                                  f"or a shipped bundle's name ({names})")
     data = path.read_bytes()
     sha256 = hashlib.sha256(data).hexdigest()
     if not data.startswith(b"PK\x03\x04"):

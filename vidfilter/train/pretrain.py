@@ -12,7 +12,8 @@ generator. ``worm-plate`` is sized after the real worm plate of ``shared/data/wo
 (640 px frames: worm boxes 90-130 px across, plate ~205 grey levels, worms 40-60 darker, plate
 texture ~10 levels std after smoothing); its generated recordings are 512 px square.
 
-The shipped bundles live in ``vidfilter/models/pretrained/<setup>.vfm`` and are rebuilt with::
+The shipped bundles live in ``vidfilter/models/pretrained/<setup>.vfm`` (found by name through
+:mod:`vidfilter.models.shipped`) and are rebuilt with::
 
     python -m vidfilter.train.pretrain worm-plate --minutes 20
 
@@ -30,13 +31,11 @@ from typing import Any, Callable
 import numpy as np
 
 from vidfilter.errors import ConfigError
+from vidfilter.models.shipped import shipped_path
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["SETUPS", "Setup", "corpus", "pretrain", "pretrained_path", "resolve_init"]
-
-PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "models" / "pretrained"
-
 
 @dataclass(frozen=True)
 class Setup:
@@ -84,7 +83,7 @@ def _setup(name: str) -> Setup:
 def pretrained_path(name: str) -> Path:
     """The shipped bundle of setup ``name``."""
     _setup(name)
-    return PRETRAINED_DIR / f"{name.replace('-', '_')}.vfm"
+    return shipped_path(name)
 
 
 def resolve_init(init: str | Path | None) -> Path | None:

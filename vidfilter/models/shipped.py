@@ -1,0 +1,37 @@
+"""Bundles shipped inside the package, addressed by name (``--model worm-plate``, ``--init worm-plate``).
+
+A shipped bundle is a file ``vidfilter/models/pretrained/<name with underscores>.vfm``; its name is the
+setup it was trained for (``vidfilter.train.pretrain`` writes them). Every place that loads a bundle
+goes through :func:`resolve_bundle`, so a name works wherever a path does: the command line, the
+Python API (``vidfilter.run(..., model="worm-plate")``) and dask workers.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["SHIPPED_DIR", "resolve_bundle", "shipped_names", "shipped_path"]
+
+SHIPPED_DIR = Path(__file__).resolve().parent / "pretrained"
+
+
+def shipped_path(name: str) -> Path:
+    """Where the shipped bundle ``name`` lives (whether or not it is installed)."""
+    return SHIPPED_DIR / f"{name.replace('-', '_')}.vfm"
+
+
+def shipped_names() -> list[str]:
+    """The names of the bundles installed with the package."""
+    return sorted(p.stem.replace("_", "-") for p in SHIPPED_DIR.glob("*.vfm"))
+
+
+def resolve_bundle(ref: str | os.PathLike[str]) -> Path:
+    """A bundle path for ``ref``: an existing file, else a shipped bundle's name; else ``ref`` as a path
+    (that :func:`~vidfilter.models.load_model` then reports as missing)."""
+    path = Path(ref)
+    if path.is_file():
+        return path
+    if isinstance(ref, str) and ref in shipped_names():
+        return shipped_path(ref)
+    return path
