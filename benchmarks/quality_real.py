@@ -286,6 +286,16 @@ def _tapped(bgs: Iterator[np.ndarray], frames: list[int], fn: Callable[[int, np.
         yield bg
 
 
+def write_result(out: str | Path, result: dict[str, Any]) -> Path:
+    """Write a benchmark's JSON atomically (a killed run leaves the previous file, not half of one)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=2, default=str))
+    tmp.replace(out)
+    return out
+
+
 def fmt(x: float | None, nd: int = 3) -> str:
     return "-" if x is None else f"{x:.{nd}f}"
 
@@ -387,11 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
         "rows": rows,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    tmp.replace(out)
+    out = write_result(args.out, result)
 
     print(f"worms_yolo_640: {len(frames)} frames, box protocol of issue 10 (min area {args.min_area} px, IoU > 0.5)")
     print()

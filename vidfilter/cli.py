@@ -351,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--registration", choices=["auto", "on", "off"],
                    help="camera-shift registration of pairs and temporal channel (auto, the default: on where the camera moved)")
     p.add_argument("--init", help="fine-tune from this bundle instead of random weights: a .vfm path, or a setup "
-                   "whose bundle ships with vidfilter (worm-plate)")
+                   "whose bundle ships with vidfilter (worm-plate, open-arena)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint next to --out")
     p.add_argument("--mode", choices=["video", "static"],
                    help="video: time-lag pairs of recordings; static: INPUTs are crop banks (`vidfilter extract-crops`)")
@@ -360,8 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="write background and foreground of recordings (static-mode models: target and residual)")
     p.add_argument("inputs", nargs="+", metavar="INPUT")
     p.add_argument("--model", help="model bundle from `vidfilter train` (needed for --method model), or the name of a "
-                   "shipped one (worm-plate: trained on generated worm plates, no training needed)")
-    p.add_argument("--method", default="model", help="model (default) or a baseline: median, running-median, max, min, mog2, knn")
+                   "shipped one (worm-plate, open-arena: trained on generated recordings of that setup, no training needed)")
+    p.add_argument("--method", default="model", help="model (default) or a baseline: median, running-median, max, min, mog2, knn, median-registered, max-registered, min-registered")
     p.add_argument("--out", help="output store for a single input (OUT.zarr)")
     p.add_argument("--out-dir", help="folder for one output per input")
     p.add_argument("--config")

@@ -10,12 +10,16 @@ A setup is a distribution of :class:`~vidfilter.synth.SyntheticRecording` parame
 contrast, plate texture, noise, trails, drift, speed), drawn per corpus recording from a seeded
 generator. ``worm-plate`` is sized after the real worm plate of ``shared/data/worms_yolo_640``
 (640 px frames: worm boxes 90-130 px across, plate ~205 grey levels, worms 40-60 darker, plate
-texture ~10 levels std after smoothing); its generated recordings are 512 px square.
+texture ~10 levels std after smoothing); its generated recordings are 512 px square. ``open-arena`` is
+sized after the open field of ``shared/data/mouse_tracktor`` (640x480 frames: the mouse ~900 px in
+area, ~45 px across, ~100 grey levels darker than a smooth floor, a dark arena wall around it; one
+animal, resting for seconds between runs).
 
 The shipped bundles live in ``vidfilter/models/pretrained/<setup>.vfm`` (found by name through
 :mod:`vidfilter.models.shipped`) and are rebuilt with::
 
     python -m vidfilter.train.pretrain worm-plate --minutes 20
+    python -m vidfilter.train.pretrain open-arena --minutes 20 --recordings 12
 
 (what the shipped file's provenance records: its ``config`` and ``inputs`` say how it was made).
 """
@@ -66,10 +70,32 @@ def _worm_plate(rng: np.random.Generator) -> dict[str, Any]:
     }
 
 
+def _open_arena(rng: np.random.Generator) -> dict[str, Any]:
+    lo = float(rng.uniform(60, 110))
+    length = float(rng.uniform(40, 80))
+    return {
+        "n_animals": int(rng.integers(1, 4)),
+        "animal_length": length,
+        "animal_width": length * float(rng.uniform(0.35, 0.6)),
+        "contrast": (lo, lo + float(rng.uniform(10, 30))),
+        "texture": float(rng.uniform(1, 5)),
+        "rim": bool(rng.random() < 0.8),
+        "noise_sigma": float(rng.uniform(0.5, 2.5)),
+        "vignette": float(rng.uniform(0.0, 0.25)),
+        "illumination_drift": float(rng.choice([0.0, 0.0, 0.03])),
+        "speed": float(rng.uniform(0.5, 4.0)),
+    }
+
+
 SETUPS: dict[str, Setup] = {
     "worm-plate": Setup(
         "dark", 512, 60, _worm_plate,
         "dark worms (85-140 px long) crawling on a light, textured agar plate; trails, slow drift",
+    ),
+    "open-arena": Setup(
+        "dark", 512, 60, _open_arena,
+        "1-3 dark rodent-sized animals (40-80 px long, 35-60 % as wide) on a smooth light floor inside a "
+        "dark arena wall; slow drift",
     ),
 }
 
