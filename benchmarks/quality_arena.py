@@ -35,7 +35,7 @@ every method alike.
 
 Usage::
 
-    python benchmarks/quality_arena.py [--data DIR] [--train-minutes 5] [--still 2] [--moving 1]
+    python benchmarks/quality_arena.py [--data DIR] [--train-minutes 5 | --train-steps N] [--still 2] [--moving 1]
         [--methods max,median,mog2,knn] [--rows model,open-arena,open-arena+ft,worm-plate]
         [--out benchmarks/results/quality_arena.json]
 """
@@ -182,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", help="shared data folder holding mouse_tracktor/")
     ap.add_argument("--train-minutes", type=float, default=5.0, help="training budget of the model rows (0: none)")
+    ap.add_argument("--train-steps", type=int, help="instead of minutes: N steps per model row (machine- and load-independent)")
     ap.add_argument("--still", type=int, default=2, help="number of still windows")
     ap.add_argument("--moving", type=int, default=1, help="number of moving windows")
     ap.add_argument("--methods", default="max,median,mog2,knn", help="comma list of baselines")
@@ -216,9 +217,10 @@ def main(argv: list[str] | None = None) -> int:
             if row in ("open-arena", "worm-plate"):
                 (work / row).mkdir(exist_ok=True)
                 methods[row] = run_method(row, work / row)
-            elif row in ("model", "open-arena+ft") and args.train_minutes:
+            elif row in ("model", "open-arena+ft") and (args.train_minutes or args.train_steps):
                 init = "open-arena" if row == "open-arena+ft" else None
-                info = train_default_model(path, args.train_minutes, work / f"{path.stem}_{row}.vfm", init)
+                info = train_default_model(path, args.train_minutes, work / f"{path.stem}_{row}.vfm", init,
+                                           args.train_steps)
                 w["training"][row] = info
                 print(f"  {w['kind']}@{w['start']} {row}: {info['steps']} steps, {info['verdict']}")
                 (work / row).mkdir(exist_ok=True)
@@ -241,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
             "mask": f"|background - frame| > {GT_THRESHOLD:g}",
             "boxes": f"components >= {MIN_AREA} px, Hungarian, IoU > 0.5",
         },
-        "train_minutes": args.train_minutes,
+        "train_minutes": args.train_minutes, "train_steps": args.train_steps,
         "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
         "windows": windows,
     }

@@ -193,3 +193,23 @@ def test_invalid_arguments(tmp_path: Path) -> None:
     with pytest.raises(IndexError):
         make_recording(2, 32, 32).frame(2)
     assert isinstance(make_recording(2, 32, 32), SyntheticRecording)
+
+
+def test_open_field_arena_wall_and_surround() -> None:
+    """``wall`` draws floor | dark wall | surround (here brighter than the floor); the animals stay on
+    the floor; ``wall=0`` keeps the plate look (everything outside the rim dark)."""
+    n, side = 4, 256
+    rec = SyntheticRecording(n, side, side, n_animals=2, rim=True, wall=40, surround=1.3, vignette=0.0,
+                             texture=2.0, noise_sigma=0.0, seed=3)
+    bg = rec.frame(0).background
+    yy, xx = np.mgrid[0:side, 0:side]
+    r = np.hypot(yy - (side - 1) / 2, xx - (side - 1) / 2)
+    radius = 0.47 * side
+    floor, wall, outside = bg[r < radius - 8], bg[(r > radius + 8) & (r < radius + 32)], bg[r > radius + 48]
+    assert 180 < np.median(floor) < 200
+    assert np.median(wall) < 0.4 * np.median(floor)
+    assert np.median(outside) > 1.15 * np.median(floor) and outside.std() > 5  # folds
+    for t in range(n):
+        assert not rec.frame(t).mask[r > radius].any()
+    plate = SyntheticRecording(1, side, side, n_animals=1, rim=True, vignette=0.0, noise_sigma=0.0, seed=3)
+    assert np.median(plate.frame(0).background[r > radius + 48]) < 0.4 * np.median(floor)

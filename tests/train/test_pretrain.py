@@ -138,3 +138,22 @@ def test_an_explicit_other_network_is_refused_before_training(tmp_path):
     with pytest.raises(ConfigError, match="differ"):
         train([str(video)], tmp_path / "p.vfm", cfg, progress=False, init_bundle="worm-plate")
     assert not (tmp_path / "p.vfm").exists()
+
+
+@shipped
+def test_fine_tuning_keeps_the_bundles_polarity_where_the_config_leaves_it_to_auto(tmp_path):
+    """A recording whose first frames look bright-on-dark would resolve polarity ``bright`` and the
+    ``min`` statistic, a network the bundle is not; with ``--init`` what is left to auto comes from
+    the bundle (the mouse_tracktor benchmark hit this on a window where detection said ``absolute``)."""
+    from vidfilter.synth import SyntheticRecording, write_video
+    from vidfilter.train.loop import train
+
+    video = write_video(tmp_path / "bright.mkv", SyntheticRecording(12, 96, 96, n_animals=2, polarity="bright", seed=5),
+                        codec="ffv1")
+    cfg = Config().override({"train.steps": 2, "train.val_every": 2, "train.checkpoint_every": 2,
+                             "sampling.crop": 64, "train.batch_size": 2})
+    out = train([str(video)], tmp_path / "ft.vfm", cfg, progress=False, init_bundle="worm-plate")
+    tuned = load_model(out)
+    assert tuned.config.output.polarity.value == "dark" and tuned.model.config["temporal_channel"] == "max"
+    alone = train([str(video)], tmp_path / "own.vfm", cfg, progress=False)  # without --init: detected
+    assert load_model(alone).config.output.polarity.value == "bright"

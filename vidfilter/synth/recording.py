@@ -130,6 +130,11 @@ class SyntheticRecording:
     rim
         Draw the plate wall: a dark ring and dark outside a circle of radius 0.47 * min(H, W);
         animals stay inside it.
+    wall, surround
+        With ``rim``: ``wall > 0`` draws an open-field arena instead, a dark wall ``wall`` px wide
+        (30 % of the floor level) around the floor and, beyond it, a surround at ``surround`` times
+        the floor level with its own coarse folds (a bench or cloth; above 1 it is brighter than the
+        floor). ``wall = 0`` (the default) keeps the plate look.
     illumination_drift
         Gain amplitude: ``gain(t) = 1 + drift * sin(2 pi t / n_frames)``.
     noise_sigma
@@ -166,6 +171,8 @@ class SyntheticRecording:
         texture: float = 12.0,
         vignette: float = 0.12,
         rim: bool = False,
+        wall: float = 0.0,
+        surround: float = 0.35,
         illumination_drift: float = 0.0,
         noise_sigma: float = 2.0,
         shift_at: int | None = None,
@@ -201,6 +208,8 @@ class SyntheticRecording:
         self.fps = float(fps)
         self.seed = int(seed)
         self.rim = bool(rim)
+        self.wall = float(wall)
+        self.surround = float(surround)
         self._sign = -1.0 if polarity == "dark" else 1.0
         side = min(height, width)
         self.animal_length = float(animal_length) if animal_length is not None else max(8.0, 0.16 * side)
@@ -241,7 +250,14 @@ class SyntheticRecording:
             yy, xx = np.mgrid[0:h, 0:w]
             r = np.hypot(yy - self._margin - centre[0], xx - self._margin - centre[1])
             inside = 1.0 / (1.0 + np.exp(-(radius - r) / 1.5))
-            plate = plate * (0.35 + 0.65 * inside) - 0.25 * level * np.exp(-(((r - radius) / 3.0) ** 2))
+            if self.wall > 0:  # open-field arena: floor | dark wall | surround with its own folds
+                beyond = 1.0 / (1.0 + np.exp(-(r - radius - self.wall) / 1.5))
+                folds = ndimage.gaussian_filter(rng.standard_normal((h, w)), sigma=max(2.0, side / 16), mode="wrap")
+                folds /= folds.std() + 1e-12
+                outer = level * self.surround * (1.0 + 0.15 * folds)
+                plate = plate * inside + (1.0 - inside) * ((1.0 - beyond) * 0.3 * level + beyond * outer)
+            else:
+                plate = plate * (0.35 + 0.65 * inside) - 0.25 * level * np.exp(-(((r - radius) / 3.0) ** 2))
         return plate.astype(np.float32)
 
     def _make_vignette(self, amount: float) -> np.ndarray:

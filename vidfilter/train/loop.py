@@ -225,16 +225,23 @@ def train(
     from vidfilter.infer.device import autocast_dtype, resolve_device
     from vidfilter.models import build_model, load_model, save_bundle
 
-    from vidfilter.config import Preset, resolve_device_defaults, resolve_temporal
+    from vidfilter.config import Polarity, Preset, resolve_device_defaults, resolve_temporal
     from vidfilter.train.pretrain import resolve_init
 
     out = Path(out)
     init_bundle = resolve_init(init_bundle)  # a setup name (shipped bundle) or a path; checked before training
     start = load_model(init_bundle) if init_bundle is not None else None
     init_info = None if start is None else {"path": str(init_bundle), "sha256": start.sha256, "steps": start.provenance.get("steps")}
-    if start is not None and config.model.preset == Preset.auto:  # fine-tuning: the bundle's network, on any device
+    if start is not None:  # fine-tuning: what is left to auto comes from the bundle (it was made for its setup)
         mc = start.model.config
-        config = config.override({f"model.{k}": mc[k] for k in ("preset", "width", "depth", "residual", "gate") if k in mc})
+        adopt: dict[str, Any] = {}
+        if config.model.preset == Preset.auto:  # the bundle's network, on any device
+            adopt.update({f"model.{k}": mc[k] for k in ("preset", "width", "depth", "residual", "gate") if k in mc})
+        if config.output.polarity == Polarity.auto:  # not what this recording's first frames suggest
+            adopt["output.polarity"] = start.config.output.polarity.value
+        if config.model.temporal_channel == "auto" and "temporal_channel" in mc:
+            adopt["model.temporal_channel"] = mc["temporal_channel"]
+        config = config.override(adopt)
     device = resolve_device(config.train.device)
     config = resolve_device_defaults(config, device.type)
     if config.sampling.mode == "static":

@@ -80,6 +80,8 @@ def _open_arena(rng: np.random.Generator) -> dict[str, Any]:
         "contrast": (lo, lo + float(rng.uniform(10, 30))),
         "texture": float(rng.uniform(1, 5)),
         "rim": bool(rng.random() < 0.8),
+        "wall": float(rng.uniform(40, 90)) if rng.random() < 0.7 else 0.0,
+        "surround": float(rng.uniform(0.3, 1.4)),
         "noise_sigma": float(rng.uniform(0.5, 2.5)),
         "vignette": float(rng.uniform(0.0, 0.25)),
         "illumination_drift": float(rng.choice([0.0, 0.0, 0.03])),
@@ -95,7 +97,7 @@ SETUPS: dict[str, Setup] = {
     "open-arena": Setup(
         "dark", 512, 60, _open_arena,
         "1-3 dark rodent-sized animals (40-80 px long, 35-60 % as wide) on a smooth light floor inside a "
-        "dark arena wall; slow drift",
+        "dark arena wall (thin, or 40-90 px wide with a darker or brighter surround); slow drift",
     ),
 }
 
