@@ -207,6 +207,21 @@ def main(argv: list[str] | None = None) -> int:
           f"{time.perf_counter() - t0:.0f} s: " + ", ".join(f"{w['kind']}@{w['start']}" for w in windows))
     baselines = [m.strip() for m in args.methods.split(",") if m.strip()]
     rows_wanted = [r.strip() for r in args.rows.split(",") if r.strip()]
+    result = {
+        "benchmark": "quality_arena",
+        "data": str(video),
+        "protocol": {
+            "reference": f"per-pixel median of frames {SETTLED}::{REF_STEP}",
+            "ground_truth": f"largest 8-connected component of reference - frame > {GT_THRESHOLD:g}, holes filled, >= {GT_MIN_AREA} px",
+            "window_frames": WINDOW, "scored_every": SCORE_STEP,
+            "windows": f"still: centroid span < {STILL_SPAN:g} px; moving: path > {MOVING_PATH:g} px; >= {SPACING} frames apart",
+            "mask": f"|background - frame| > {GT_THRESHOLD:g}",
+            "boxes": f"components >= {MIN_AREA} px, Hungarian, IoU > 0.5",
+        },
+        "train_minutes": args.train_minutes, "train_steps": args.train_steps,
+        "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
+        "windows": windows, "complete": False,
+    }
     for w in windows:
         path = write_window(src, w["start"], work / f"mouse_{w['start']}.mkv")
         gt = [mouse_mask(src[w["start"] + t], ref) for t in range(0, WINDOW, SCORE_STEP)]
@@ -231,22 +246,9 @@ def main(argv: list[str] | None = None) -> int:
                        default=None)
             r["iou_vs_best_baseline"] = r["pixel"]["iou"] / best if best else None
         print(table([w], ["fixed25"]))
+        write_result(args.out, result)  # after every window: a run that stops keeps what it scored
 
-    result = {
-        "benchmark": "quality_arena",
-        "data": str(video),
-        "protocol": {
-            "reference": f"per-pixel median of frames {SETTLED}::{REF_STEP}",
-            "ground_truth": f"largest 8-connected component of reference - frame > {GT_THRESHOLD:g}, holes filled, >= {GT_MIN_AREA} px",
-            "window_frames": WINDOW, "scored_every": SCORE_STEP,
-            "windows": f"still: centroid span < {STILL_SPAN:g} px; moving: path > {MOVING_PATH:g} px; >= {SPACING} frames apart",
-            "mask": f"|background - frame| > {GT_THRESHOLD:g}",
-            "boxes": f"components >= {MIN_AREA} px, Hungarian, IoU > 0.5",
-        },
-        "train_minutes": args.train_minutes, "train_steps": args.train_steps,
-        "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
-        "windows": windows,
-    }
+    result["complete"] = True
     out = write_result(args.out, result)
     print("\n" + summary(windows))
     print(f"\nwrote {out}")
