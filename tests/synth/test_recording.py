@@ -213,3 +213,40 @@ def test_open_field_arena_wall_and_surround() -> None:
         assert not rec.frame(t).mask[r > radius].any()
     plate = SyntheticRecording(1, side, side, n_animals=1, rim=True, vignette=0.0, noise_sigma=0.0, seed=3)
     assert np.median(plate.frame(0).background[r > radius + 48]) < 0.4 * np.median(floor)
+
+
+def test_arena_geometry_levels_and_ragged_surround() -> None:
+    """``arena_radius`` / ``arena_offset`` move the rim (and the animals stay inside it), ``level`` and
+    ``wall_level`` set the floor and wall, and ``surround_edge`` makes the wall/surround border ragged
+    (its radius varies around the arena) without touching the floor; the defaults draw the same arena."""
+    n, h, w = 6, 240, 320
+    kw = dict(n_animals=2, rim=True, wall=50, surround=1.3, vignette=0.0, texture=2.0, noise_sigma=0.0, seed=5)
+    rec = SyntheticRecording(n, h, w, arena_radius=0.3, arena_offset=(0.05, -0.1), level=150, wall_level=0.2,
+                             surround_edge=30, **kw)
+    cy, cx = (h - 1) / 2 + 0.05 * h, (w - 1) / 2 - 0.1 * w
+    radius = 0.3 * h
+    yy, xx = np.mgrid[0:h, 0:w]
+    r = np.hypot(yy - cy, xx - cx)
+    bg = rec.frame(0).background
+    assert 145 < np.median(bg[r < radius - 6]) < 155
+    assert 25 < np.median(bg[(r > radius + 6) & (r < radius + 14)]) < 35  # 0.2 x 150
+    for t in range(n):
+        m = rec.frame(t).mask
+        assert m.any() and not m[r > radius].any()
+    # ragged border: along the ray of each angle, where the surround (> floor level) starts varies
+    starts = []
+    for a in np.linspace(0, 2 * np.pi, 48, endpoint=False):
+        d = np.arange(radius + 2, radius + 110)
+        y, x = np.rint(cy + d * np.sin(a)).astype(int), np.rint(cx + d * np.cos(a)).astype(int)
+        ok = (y >= 0) & (y < h) & (x >= 0) & (x < w)
+        hit = np.nonzero(bg[y[ok], x[ok]] > 150)[0]
+        if hit.size:
+            starts.append(d[ok][hit[0]] - radius)
+    assert len(starts) > 10 and np.ptp(starts) > 20, starts
+    smooth = SyntheticRecording(1, h, w, arena_radius=0.3, arena_offset=(0.05, -0.1), level=150, wall_level=0.2, **kw)
+    assert np.allclose(smooth.frame(0).background[r < radius - 10], bg[r < radius - 10], atol=0.01)
+    default = SyntheticRecording(1, h, w, **kw).frame(0).background
+    same = SyntheticRecording(1, h, w, arena_radius=0.47, level=190.0, wall_level=0.3, surround_edge=0, **kw)
+    assert np.array_equal(same.frame(0).background, default)
+    with pytest.raises(ConfigError, match="arena_radius"):
+        SyntheticRecording(1, h, w, arena_radius=2.0)

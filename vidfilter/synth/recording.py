@@ -132,9 +132,20 @@ class SyntheticRecording:
         animals stay inside it.
     wall, surround
         With ``rim``: ``wall > 0`` draws an open-field arena instead, a dark wall ``wall`` px wide
-        (30 % of the floor level) around the floor and, beyond it, a surround at ``surround`` times
-        the floor level with its own coarse folds (a bench or cloth; above 1 it is brighter than the
-        floor). ``wall = 0`` (the default) keeps the plate look.
+        (``wall_level`` times the floor level) around the floor and, beyond it, a surround at
+        ``surround`` times the floor level with its own coarse folds (a bench or cloth; above 1 it is
+        brighter than the floor). ``wall = 0`` (the default) keeps the plate look.
+    wall_level, surround_edge, surround_folds
+        The wall's level relative to the floor (default 0.3); the amplitude in px of a smooth random
+        displacement of the wall/surround border (default 0: a circle; a draped cloth is ragged, so
+        that pieces of the wall appear between bright patches); the relative std of the surround's
+        folds (default 0.15).
+    arena_radius, arena_offset
+        Radius of the rim (floor edge) as a fraction of ``min(height, width)`` (default 0.47), and the
+        offset of its centre from the image centre as fractions of (height, width) (default (0, 0)).
+        A wide wall around a large arena runs off the image, as in most open-field recordings.
+    level
+        Mean floor (plate) level in grey levels; default 190 for ``dark`` and 55 for ``bright``.
     illumination_drift
         Gain amplitude: ``gain(t) = 1 + drift * sin(2 pi t / n_frames)``.
     noise_sigma
@@ -173,6 +184,12 @@ class SyntheticRecording:
         rim: bool = False,
         wall: float = 0.0,
         surround: float = 0.35,
+        wall_level: float = 0.3,
+        surround_edge: float = 0.0,
+        surround_folds: float = 0.15,
+        arena_radius: float = 0.47,
+        arena_offset: tuple[float, float] = (0.0, 0.0),
+        level: float | None = None,
         illumination_drift: float = 0.0,
         noise_sigma: float = 2.0,
         shift_at: int | None = None,
@@ -210,6 +227,14 @@ class SyntheticRecording:
         self.rim = bool(rim)
         self.wall = float(wall)
         self.surround = float(surround)
+        self.wall_level = float(wall_level)
+        self.surround_edge = float(surround_edge)
+        self.surround_folds = float(surround_folds)
+        self.arena_radius = float(arena_radius)
+        self.arena_offset = (float(arena_offset[0]), float(arena_offset[1]))
+        if not 0.05 <= self.arena_radius <= 1.0:
+            raise ConfigError(f"arena_radius is a fraction of the shorter side (0.05-1), got {arena_radius}")
+        self.level = float(level) if level is not None else (190.0 if polarity == "dark" else 55.0)
         self._sign = -1.0 if polarity == "dark" else 1.0
         side = min(height, width)
         self.animal_length = float(animal_length) if animal_length is not None else max(8.0, 0.16 * side)
@@ -233,8 +258,9 @@ class SyntheticRecording:
 
     # -- construction ------------------------------------------------------------------------
     def _world_centre_and_radius(self) -> tuple[np.ndarray, float]:
-        centre = np.array([(self.height - 1) / 2, (self.width - 1) / 2])
-        return centre, 0.47 * min(self.height, self.width)
+        centre = np.array([(self.height - 1) / 2 + self.arena_offset[0] * self.height,
+                           (self.width - 1) / 2 + self.arena_offset[1] * self.width])
+        return centre, self.arena_radius * min(self.height, self.width)
 
     def _make_plate(self, rng: np.random.Generator, texture: float) -> np.ndarray:
         h, w = self._canvas_shape
@@ -243,7 +269,7 @@ class SyntheticRecording:
         fine = ndimage.gaussian_filter(rng.standard_normal((h, w)), sigma=1.2, mode="wrap")
         coarse /= coarse.std() + 1e-12
         fine /= fine.std() + 1e-12
-        level = 190.0 if self.polarity == "dark" else 55.0
+        level = self.level
         plate = level + texture * (0.75 * coarse + 0.35 * fine)
         if self.rim:
             centre, radius = self._world_centre_and_radius()
@@ -251,11 +277,16 @@ class SyntheticRecording:
             r = np.hypot(yy - self._margin - centre[0], xx - self._margin - centre[1])
             inside = 1.0 / (1.0 + np.exp(-(radius - r) / 1.5))
             if self.wall > 0:  # open-field arena: floor | dark wall | surround with its own folds
-                beyond = 1.0 / (1.0 + np.exp(-(r - radius - self.wall) / 1.5))
+                edge = r - radius - self.wall
+                if self.surround_edge > 0:  # own stream: the default arena's draws stay as they were
+                    erng = np.random.default_rng([self.seed, 0xED6E])
+                    rag = ndimage.gaussian_filter(erng.standard_normal((h, w)), sigma=max(2.0, side / 14), mode="wrap")
+                    edge = edge + self.surround_edge * rag / (np.abs(rag).max() + 1e-12)
+                beyond = 1.0 / (1.0 + np.exp(-edge / 1.5))
                 folds = ndimage.gaussian_filter(rng.standard_normal((h, w)), sigma=max(2.0, side / 16), mode="wrap")
                 folds /= folds.std() + 1e-12
-                outer = level * self.surround * (1.0 + 0.15 * folds)
-                plate = plate * inside + (1.0 - inside) * ((1.0 - beyond) * 0.3 * level + beyond * outer)
+                outer = level * self.surround * (1.0 + self.surround_folds * folds)
+                plate = plate * inside + (1.0 - inside) * ((1.0 - beyond) * self.wall_level * level + beyond * outer)
             else:
                 plate = plate * (0.35 + 0.65 * inside) - 0.25 * level * np.exp(-(((r - radius) / 3.0) ** 2))
         return plate.astype(np.float32)

@@ -10,10 +10,12 @@ A setup is a distribution of :class:`~vidfilter.synth.SyntheticRecording` parame
 contrast, plate texture, noise, trails, drift, speed), drawn per corpus recording from a seeded
 generator. ``worm-plate`` is sized after the real worm plate of ``shared/data/worms_yolo_640``
 (640 px frames: worm boxes 90-130 px across, plate ~205 grey levels, worms 40-60 darker, plate
-texture ~10 levels std after smoothing); its generated recordings are 512 px square. ``open-arena`` is
+texture ~10 levels std after smoothing); its generated recordings are 512 px square (``open-arena``'s 480x640). ``open-arena`` is
 sized after the open field of ``shared/data/mouse_tracktor`` (640x480 frames: the mouse ~900 px in
-area, ~45 px across, ~100 grey levels darker than a smooth floor, a dark arena wall around it; one
-animal, resting for seconds between runs).
+area, ~45 px across, ~100 grey levels darker than a smooth floor that falls from ~157 in the middle
+to ~125 at the rim; the rim at ~0.44 of the shorter side; a wall at ~0.32 of the floor level that
+runs off the image, with a light cloth at ~1.2-1.3x the floor in the corners; one animal, resting
+for seconds between runs).
 
 The shipped bundles live in ``vidfilter/models/pretrained/<setup>.vfm`` (found by name through
 :mod:`vidfilter.models.shipped`) and are rebuilt with::
@@ -35,7 +37,7 @@ from typing import Any, Callable
 import numpy as np
 
 from vidfilter.errors import ConfigError
-from vidfilter.models.shipped import shipped_path
+from vidfilter.models.shipped import resolve_bundle, shipped_path
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +48,7 @@ class Setup:
     """A kind of recording: how to draw one generated recording of it, and its training overrides."""
 
     polarity: str
-    size: int
+    size: int | tuple[int, int]  # side of a square recording, or (height, width)
     frames: int
     draw: Callable[[np.random.Generator], dict[str, Any]]
     description: str
@@ -78,12 +80,19 @@ def _open_arena(rng: np.random.Generator) -> dict[str, Any]:
         "animal_length": length,
         "animal_width": length * float(rng.uniform(0.35, 0.6)),
         "contrast": (lo, lo + float(rng.uniform(10, 30))),
+        "level": float(rng.uniform(130, 200)),
         "texture": float(rng.uniform(1, 5)),
-        "rim": bool(rng.random() < 0.8),
-        "wall": float(rng.uniform(40, 90)) if rng.random() < 0.7 else 0.0,
-        "surround": float(rng.uniform(0.3, 1.4)),
+        "rim": bool(rng.random() < 0.85),
+        "arena_radius": float(rng.uniform(0.36, 0.48)),
+        "arena_offset": (float(rng.uniform(-0.06, 0.06)), float(rng.uniform(-0.06, 0.06))),
+        # wide walls run off the image and leave the surround in the corners, as in mouse_tracktor
+        "wall": float(rng.uniform(30, 140)) if rng.random() < 0.8 else 0.0,
+        "wall_level": float(rng.uniform(0.2, 0.45)),
+        "surround": float(rng.uniform(0.4, 1.5)),
+        "surround_edge": float(rng.uniform(0, 60)),
+        "surround_folds": float(rng.uniform(0.05, 0.3)),
         "noise_sigma": float(rng.uniform(0.5, 2.5)),
-        "vignette": float(rng.uniform(0.0, 0.25)),
+        "vignette": float(rng.uniform(0.0, 0.4)),
         "illumination_drift": float(rng.choice([0.0, 0.0, 0.03])),
         "speed": float(rng.uniform(0.5, 4.0)),
     }
@@ -95,9 +104,10 @@ SETUPS: dict[str, Setup] = {
         "dark worms (85-140 px long) crawling on a light, textured agar plate; trails, slow drift",
     ),
     "open-arena": Setup(
-        "dark", 512, 60, _open_arena,
-        "1-3 dark rodent-sized animals (40-80 px long, 35-60 % as wide) on a smooth light floor inside a "
-        "dark arena wall (thin, or 40-90 px wide with a darker or brighter surround); slow drift",
+        "dark", (480, 640), 60, _open_arena,
+        "1-3 dark rodent-sized animals (40-80 px long, 35-60 % as wide) on a smooth floor (130-200) inside "
+        "a dark arena wall (thin, or 30-140 px wide, often running off the image, with a ragged darker or "
+        "brighter surround in the corners); off-centre arenas, vignetting, slow drift",
     ),
 }
 
@@ -115,19 +125,17 @@ def pretrained_path(name: str) -> Path:
 
 
 def resolve_init(init: str | Path | None) -> Path | None:
-    """``--init``: a setup name (the shipped bundle) or a bundle path; checked before training."""
+    """``--init``: a setup name (the shipped bundle) or a bundle path, resolved as
+    :func:`~vidfilter.models.shipped.resolve_bundle` does for ``--model``; checked before training."""
     if init is None:
         return None
-    if str(init) in SETUPS:
-        path = pretrained_path(str(init))
-        if not path.is_file():
-            raise ConfigError(f"the pretrained bundle of {init!r} is not installed ({path}); rebuild it with "
-                              f"`python -m vidfilter.train.pretrain {init}`")
+    path = resolve_bundle(str(init) if str(init) in SETUPS else init)
+    if path.is_file():
         return path
-    path = Path(init)
-    if not path.is_file():
-        raise ConfigError(f"--init {init}: no such bundle file, and not a setup name ({', '.join(SETUPS)})")
-    return path
+    if str(init) in SETUPS:
+        raise ConfigError(f"the pretrained bundle of {init!r} is not installed ({shipped_path(str(init))}); "
+                          f"rebuild it with `python -m vidfilter.train.pretrain {init}`")
+    raise ConfigError(f"--init {init}: no such bundle file, and not a setup name ({', '.join(SETUPS)})")
 
 
 def corpus(name: str, folder: str | Path, *, recordings: int = 8, seed: int = 0) -> list[Path]:
@@ -142,7 +150,8 @@ def corpus(name: str, folder: str | Path, *, recordings: int = 8, seed: int = 0)
         params = setup.draw(rng)
         path = folder / f"{name}_{i:02d}.mkv"
         if not path.exists():  # written atomically by write_video, so an existing file is complete
-            rec = SyntheticRecording(setup.frames, setup.size, setup.size, polarity=setup.polarity,
+            h, w = (setup.size, setup.size) if isinstance(setup.size, int) else setup.size
+            rec = SyntheticRecording(setup.frames, h, w, polarity=setup.polarity,
                                      seed=seed * 1000 + i, **params)
             write_video(path, rec, codec="ffv1")
         paths.append(path)
