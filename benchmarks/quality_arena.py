@@ -37,6 +37,7 @@ Usage::
 
     python benchmarks/quality_arena.py [--data DIR] [--train-minutes 5 | --train-steps N] [--still 2] [--moving 1]
         [--methods max,median,mog2,knn] [--rows model,open-arena,open-arena+ft,worm-plate]
+        [--bundle LABEL=PATH ...]
         [--out benchmarks/results/quality_arena.json]
 """
 
@@ -187,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--moving", type=int, default=1, help="number of moving windows")
     ap.add_argument("--methods", default="max,median,mog2,knn", help="comma list of baselines")
     ap.add_argument("--rows", default="model,open-arena,open-arena+ft,worm-plate", help="model rows")
+    ap.add_argument("--bundle", action="append", default=[], metavar="LABEL=PATH",
+                    help="also score this bundle as row LABEL, no training (e.g. a candidate before it is shipped)")
     ap.add_argument("--work", default="/tmp/vidfilter_quality_arena")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "quality_arena.json"))
     args = ap.parse_args(argv)
@@ -207,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{time.perf_counter() - t0:.0f} s: " + ", ".join(f"{w['kind']}@{w['start']}" for w in windows))
     baselines = [m.strip() for m in args.methods.split(",") if m.strip()]
     rows_wanted = [r.strip() for r in args.rows.split(",") if r.strip()]
+    extra = dict(b.split("=", 1) for b in args.bundle)
     result = {
         "benchmark": "quality_arena",
         "data": str(video),
@@ -218,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
             "mask": f"|background - frame| > {GT_THRESHOLD:g}",
             "boxes": f"components >= {MIN_AREA} px, Hungarian, IoU > 0.5",
         },
-        "train_minutes": args.train_minutes, "train_steps": args.train_steps,
+        "train_minutes": args.train_minutes, "train_steps": args.train_steps, "extra_bundles": extra,
         "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
         "windows": windows, "complete": False,
     }
@@ -240,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {w['kind']}@{w['start']} {row}: {info['steps']} steps, {info['verdict']}")
                 (work / row).mkdir(exist_ok=True)
                 methods[row] = run_method(info["bundle"], work / row)
+        for label, bundle in extra.items():
+            (work / label).mkdir(exist_ok=True)
+            methods[label] = run_method(bundle, work / label)
         w["rows"] = score_window(path, gt, methods)
         for r in w["rows"]:
             best = max((b["pixel"]["iou"] for b in w["rows"] if b["method"] in baselines and b["mask"] == r["mask"]),

@@ -250,3 +250,20 @@ def test_arena_geometry_levels_and_ragged_surround() -> None:
     assert np.array_equal(same.frame(0).background, default)
     with pytest.raises(ConfigError, match="arena_radius"):
         SyntheticRecording(1, h, w, arena_radius=2.0)
+
+
+def test_edge_softness_sets_the_width_of_the_wall_edge() -> None:
+    """The 10-90 % rise of the floor/wall edge is ~4.4 x ``edge_softness`` px (a logistic); real walls
+    imaged in focus are sharper than the default 1.5."""
+    side = 300
+    kw = dict(n_animals=1, rim=True, arena_radius=0.3, wall=40, surround=1.3, vignette=0.0, texture=0.0, noise_sigma=0.0, seed=2)
+    widths = []
+    for soft in (0.4, 2.0):
+        bg = SyntheticRecording(1, side, side, edge_softness=soft, **kw).frame(0).background
+        row = bg[side // 2, side // 2:].astype(np.float64)  # centre -> right: floor, then the wall edge
+        near = row[int(0.3 * side) - 15:int(0.3 * side) + 16]  # the floor/wall edge only, not wall/surround
+        frac = (near - near[-1]) / (near[0] - near[-1])
+        widths.append(np.sum((frac > 0.1) & (frac < 0.9)))
+    assert widths[0] <= 3 and 7 <= widths[1] <= 11, widths
+    with pytest.raises(ConfigError, match="edge_softness"):
+        SyntheticRecording(1, 32, 32, edge_softness=0)

@@ -157,3 +157,49 @@ def test_fine_tuning_keeps_the_bundles_polarity_where_the_config_leaves_it_to_au
     assert tuned.config.output.polarity.value == "dark" and tuned.model.config["temporal_channel"] == "max"
     alone = train([str(video)], tmp_path / "own.vfm", cfg, progress=False)  # without --init: detected
     assert load_model(alone).config.output.polarity.value == "bright"
+
+
+def test_a_lossy_setup_writes_its_share_as_h264_and_a_lossless_one_draws_as_before(tmp_path, monkeypatch):
+    """``Setup.lossy``: that share of the corpus is H.264 (``.mp4``, compression ringing at sharp edges as
+    in users' videos), the rest FFV1; a setup with ``lossy = 0`` makes no extra draws, so its corpus
+    (and the shipped bundle's provenance) is the one it always was."""
+    import dataclasses
+
+    import av
+
+    from vidfilter.train import pretrain
+
+    small = dict(size=(64, 96), frames=4)
+    monkeypatch.setitem(pretrain.SETUPS, "lossy", dataclasses.replace(SETUPS["open-arena"], lossy=1.0, **small))
+    monkeypatch.setitem(pretrain.SETUPS, "clean", dataclasses.replace(SETUPS["open-arena"], lossy=0.0, **small))
+    lossy = corpus("lossy", tmp_path / "l", recordings=3, seed=1)
+    clean = corpus("clean", tmp_path / "c", recordings=3, seed=1)
+    assert [p.suffix for p in lossy] == [".mp4"] * 3 and [p.suffix for p in clean] == [".mkv"] * 3
+    with av.open(str(lossy[0])) as f:
+        assert f.streams.video[0].codec_context.name == "h264"
+        frames = np.stack([fr.to_ndarray(format="gray") for fr in f.decode(video=0)])
+    assert frames.shape == (4, 64, 96)
+    # the same parameter draws as before this option existed: the clean corpus's recording i is
+    # SyntheticRecording(seed=1000 + i, **draw i) with draws taken back to back from default_rng(1)
+    from vidfilter.synth import SyntheticRecording
+
+    rng = np.random.default_rng(1)
+    draws = [SETUPS["open-arena"].draw(rng) for _ in range(3)]
+    want = SyntheticRecording(4, 64, 96, polarity="dark", seed=1002, **draws[2])
+    assert np.array_equal(_decoded(clean[2]), np.stack([want[t] for t in range(4)]))
+
+
+def test_a_second_stage_continues_from_a_bundle_on_larger_crops(tmp_path, monkeypatch):
+    import dataclasses
+
+    from vidfilter.train import pretrain
+
+    monkeypatch.setitem(pretrain.SETUPS, "tiny", dataclasses.replace(SETUPS["open-arena"], size=96, frames=10, lossy=0.0))
+    quick = {"train.val_every": 2, "train.checkpoint_every": 2, "train.batch_size": 2, "train.val_pairs": 2}
+    first = pretrain.pretrain("tiny", tmp_path / "s1.vfm", minutes=None, steps=2, recordings=1, crop=32,
+                              work=tmp_path / "corpus", overrides=quick)
+    second = pretrain.pretrain("tiny", tmp_path / "s2.vfm", minutes=None, steps=2, recordings=1, crop=64,
+                               work=tmp_path / "corpus", overrides=quick, init=first)
+    b1, b2 = load_model(first), load_model(second)
+    assert b1.config.sampling.crop == 32 and b2.config.sampling.crop == 64
+    assert b2.provenance["init"]["sha256"] == b1.sha256

@@ -144,6 +144,9 @@ class SyntheticRecording:
         Radius of the rim (floor edge) as a fraction of ``min(height, width)`` (default 0.47), and the
         offset of its centre from the image centre as fractions of (height, width) (default (0, 0)).
         A wide wall around a large arena runs off the image, as in most open-field recordings.
+    edge_softness
+        Scale in px of the logistic edges of the rim, wall and surround (default 1.5; real arena
+        walls imaged in focus are sharper, ~0.5).
     level
         Mean floor (plate) level in grey levels; default 190 for ``dark`` and 55 for ``bright``.
     illumination_drift
@@ -190,6 +193,7 @@ class SyntheticRecording:
         arena_radius: float = 0.47,
         arena_offset: tuple[float, float] = (0.0, 0.0),
         level: float | None = None,
+        edge_softness: float = 1.5,
         illumination_drift: float = 0.0,
         noise_sigma: float = 2.0,
         shift_at: int | None = None,
@@ -234,6 +238,9 @@ class SyntheticRecording:
         self.arena_offset = (float(arena_offset[0]), float(arena_offset[1]))
         if not 0.05 <= self.arena_radius <= 1.0:
             raise ConfigError(f"arena_radius is a fraction of the shorter side (0.05-1), got {arena_radius}")
+        if edge_softness <= 0:
+            raise ConfigError(f"edge_softness must be > 0 px, got {edge_softness}")
+        self.edge_softness = float(edge_softness)
         self.level = float(level) if level is not None else (190.0 if polarity == "dark" else 55.0)
         self._sign = -1.0 if polarity == "dark" else 1.0
         side = min(height, width)
@@ -275,14 +282,14 @@ class SyntheticRecording:
             centre, radius = self._world_centre_and_radius()
             yy, xx = np.mgrid[0:h, 0:w]
             r = np.hypot(yy - self._margin - centre[0], xx - self._margin - centre[1])
-            inside = 1.0 / (1.0 + np.exp(-(radius - r) / 1.5))
+            inside = 1.0 / (1.0 + np.exp(-(radius - r) / self.edge_softness))
             if self.wall > 0:  # open-field arena: floor | dark wall | surround with its own folds
                 edge = r - radius - self.wall
                 if self.surround_edge > 0:  # own stream: the default arena's draws stay as they were
                     erng = np.random.default_rng([self.seed, 0xED6E])
                     rag = ndimage.gaussian_filter(erng.standard_normal((h, w)), sigma=max(2.0, side / 14), mode="wrap")
                     edge = edge + self.surround_edge * rag / (np.abs(rag).max() + 1e-12)
-                beyond = 1.0 / (1.0 + np.exp(-edge / 1.5))
+                beyond = 1.0 / (1.0 + np.exp(-edge / self.edge_softness))
                 folds = ndimage.gaussian_filter(rng.standard_normal((h, w)), sigma=max(2.0, side / 16), mode="wrap")
                 folds /= folds.std() + 1e-12
                 outer = level * self.surround * (1.0 + self.surround_folds * folds)

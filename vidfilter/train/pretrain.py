@@ -52,6 +52,7 @@ class Setup:
     frames: int
     draw: Callable[[np.random.Generator], dict[str, Any]]
     description: str
+    lossy: float = 0.0  # share of corpus recordings written as H.264 (crf 18-28), as most users' videos are
 
 
 def _worm_plate(rng: np.random.Generator) -> dict[str, Any]:
@@ -91,6 +92,7 @@ def _open_arena(rng: np.random.Generator) -> dict[str, Any]:
         "surround": float(rng.uniform(0.4, 1.5)),
         "surround_edge": float(rng.uniform(0, 60)),
         "surround_folds": float(rng.uniform(0.05, 0.3)),
+        "edge_softness": float(rng.uniform(0.3, 1.5)),
         "noise_sigma": float(rng.uniform(0.5, 2.5)),
         "vignette": float(rng.uniform(0.0, 0.4)),
         "illumination_drift": float(rng.choice([0.0, 0.0, 0.03])),
@@ -107,7 +109,9 @@ SETUPS: dict[str, Setup] = {
         "dark", (480, 640), 60, _open_arena,
         "1-3 dark rodent-sized animals (40-80 px long, 35-60 % as wide) on a smooth floor (130-200) inside "
         "a dark arena wall (thin, or 30-140 px wide, often running off the image, with a ragged darker or "
-        "brighter surround in the corners); off-centre arenas, vignetting, slow drift",
+        "brighter surround in the corners); sharp or soft edges, off-centre arenas, vignetting, slow drift; "
+        "half the recordings H.264-compressed",
+        lossy=0.5,
     ),
 }
 
@@ -139,7 +143,9 @@ def resolve_init(init: str | Path | None) -> Path | None:
 
 
 def corpus(name: str, folder: str | Path, *, recordings: int = 8, seed: int = 0) -> list[Path]:
-    """Write ``recordings`` generated recordings of setup ``name`` (lossless FFV1) into ``folder``."""
+    """Write ``recordings`` generated recordings of setup ``name`` into ``folder``: lossless FFV1
+    (``.mkv``), or H.264 (``.mp4``) for the setup's ``lossy`` share, so that the network also sees
+    compression ringing at sharp edges."""
     from vidfilter.synth import SyntheticRecording, write_video
 
     setup = _setup(name)
@@ -148,12 +154,14 @@ def corpus(name: str, folder: str | Path, *, recordings: int = 8, seed: int = 0)
     paths = []
     for i in range(recordings):
         params = setup.draw(rng)
-        path = folder / f"{name}_{i:02d}.mkv"
+        # no extra draws for a lossless setup: its corpus stays the one its shipped bundle was trained on
+        crf = int(rng.integers(18, 29)) if setup.lossy and rng.random() < setup.lossy else None
+        path = folder / f"{name}_{i:02d}.{'mp4' if crf is not None else 'mkv'}"
         if not path.exists():  # written atomically by write_video, so an existing file is complete
             h, w = (setup.size, setup.size) if isinstance(setup.size, int) else setup.size
             rec = SyntheticRecording(setup.frames, h, w, polarity=setup.polarity,
                                      seed=seed * 1000 + i, **params)
-            write_video(path, rec, codec="ffv1")
+            write_video(path, rec, codec="ffv1") if crf is None else write_video(path, rec, codec="libx264", crf=crf)
         paths.append(path)
     return paths
 
@@ -168,10 +176,15 @@ def pretrain(
     work: str | Path | None = None,
     seed: int = 0,
     overrides: dict[str, Any] | None = None,
+    init: str | Path | None = None,
+    crop: int | None = None,
     progress: bool = False,
 ) -> Path:
     """Train the bundle of setup ``name`` on a generated corpus, with ``vidfilter train``'s defaults
-    (``Config()``: on a CPU the fast width-16 network, 128 px crops) and the setup's polarity."""
+    (``Config()``: on a CPU the fast width-16 network, 128 px crops) and the setup's polarity.
+
+    ``init`` continues from a bundle's weights and ``crop`` sets the crop side: a second stage on
+    larger crops (a curriculum on crop size) shows the network more context around each pixel."""
     from vidfilter.config import Config
     from vidfilter.train.loop import train
 
@@ -181,9 +194,11 @@ def pretrain(
     paths = corpus(name, work, recordings=recordings, seed=seed)
     over: dict[str, Any] = {"output.polarity": setup.polarity, "train.seed": seed,
                             "train.steps": steps if steps is not None else 10**9, "train.minutes": minutes}
+    if crop is not None:
+        over["sampling.crop"] = crop
     over.update(overrides or {})
     cfg = Config().override(over)
-    return train([str(p) for p in paths], out, cfg, resume=True, progress=progress)
+    return train([str(p) for p in paths], out, cfg, resume=True, progress=progress, init_bundle=init)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,11 +210,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--recordings", type=int, default=8)
     ap.add_argument("--work", help="where the generated corpus goes (default: next to the bundle)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--init", help="continue from this bundle (a second curriculum stage)")
+    ap.add_argument("--crop", type=int, help="crop side in px (default: vidfilter train's, 128 on a CPU)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     out = Path(args.out) if args.out else pretrained_path(args.setup)
     path = pretrain(args.setup, out, minutes=args.minutes, steps=args.steps, recordings=args.recordings,
-                    work=args.work, seed=args.seed, progress=True)
+                    work=args.work, seed=args.seed, init=args.init, crop=args.crop, progress=True)
     print(f"wrote {path}")
     return 0
 
