@@ -10,9 +10,9 @@ A setup is a distribution of :class:`~vidfilter.synth.SyntheticRecording` parame
 contrast, plate texture, noise, trails, drift, speed), drawn per corpus recording from a seeded
 generator. ``worm-plate`` is sized after the real worm plate of ``shared/data/worms_yolo_640``
 (640 px frames: worm boxes 90-130 px across, plate ~205 grey levels, worms 40-60 darker, plate
-texture ~10 levels std after smoothing); its generated recordings are 512 px square (``open-arena``'s 480x640). ``open-arena`` is
-sized after the open field of ``shared/data/mouse_tracktor`` (640x480 frames: the mouse ~900 px in
-area, ~45 px across, ~100 grey levels darker than a smooth floor that falls from ~157 in the middle
+texture ~10 levels std after smoothing); its generated recordings are 512 px square.
+``open-arena`` (480x640 recordings) is sized after the open field of ``shared/data/mouse_tracktor``
+(640x480 frames: the mouse ~900 px in area, ~45 px across, ~100 grey levels darker than a smooth floor that falls from ~157 in the middle
 to ~125 at the rim; the rim at ~0.44 of the shorter side; a wall at ~0.32 of the floor level that
 runs off the image, with a light cloth at ~1.2-1.3x the floor in the corners; one animal, resting
 for seconds between runs).
