@@ -151,6 +151,7 @@ def corpus(name: str, folder: str | Path, *, recordings: int = 8, seed: int = 0)
     setup = _setup(name)
     folder = Path(folder)
     rng = np.random.default_rng(seed)
+    h, w = (setup.size, setup.size) if isinstance(setup.size, int) else setup.size
     paths = []
     for i in range(recordings):
         params = setup.draw(rng)
@@ -158,10 +159,9 @@ def corpus(name: str, folder: str | Path, *, recordings: int = 8, seed: int = 0)
         crf = int(rng.integers(18, 29)) if setup.lossy and rng.random() < setup.lossy else None
         path = folder / f"{name}_{i:02d}.{'mp4' if crf is not None else 'mkv'}"
         if not path.exists():  # written atomically by write_video, so an existing file is complete
-            h, w = (setup.size, setup.size) if isinstance(setup.size, int) else setup.size
-            rec = SyntheticRecording(setup.frames, h, w, polarity=setup.polarity,
-                                     seed=seed * 1000 + i, **params)
-            write_video(path, rec, codec="ffv1") if crf is None else write_video(path, rec, codec="libx264", crf=crf)
+            rec = SyntheticRecording(setup.frames, h, w, polarity=setup.polarity, seed=seed * 1000 + i, **params)
+            codec = {"codec": "ffv1"} if crf is None else {"codec": "libx264", "crf": crf}
+            write_video(path, rec, **codec)
         paths.append(path)
     return paths
 
