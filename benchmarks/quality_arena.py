@@ -35,7 +35,7 @@ every method alike.
 
 Usage::
 
-    python benchmarks/quality_arena.py [--data DIR] [--train-minutes 5 | --train-steps N] [--still 2] [--moving 1]
+    python benchmarks/quality_arena.py [--data DIR] [--train-minutes 5 | --train-steps N] [--still 2] [--moving 1] [--only START ...]
         [--methods max,median,mog2,knn] [--rows model,open-arena,open-arena+ft,worm-plate]
         [--bundle LABEL=PATH ...]
         [--out benchmarks/results/quality_arena.json]
@@ -186,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-steps", type=int, help="instead of minutes: N steps per model row (machine- and load-independent)")
     ap.add_argument("--still", type=int, default=2, help="number of still windows")
     ap.add_argument("--moving", type=int, default=1, help="number of moving windows")
+    ap.add_argument("--only", type=int, action="append", default=[], metavar="START",
+                    help="run only the chosen window that starts at START (repeatable; the choice itself is unchanged)")
     ap.add_argument("--methods", default="max,median,mog2,knn", help="comma list of baselines")
     ap.add_argument("--rows", default="model,open-arena,open-arena+ft,worm-plate", help="model rows")
     ap.add_argument("--bundle", action="append", default=[], metavar="LABEL=PATH",
@@ -206,6 +208,11 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     ref = reference(src)
     windows = choose_windows(src, ref, args.still, args.moving)
+    if args.only:
+        missing = sorted(set(args.only) - {w["start"] for w in windows})
+        if missing:
+            ap.error(f"--only {missing}: no such window; the chosen ones start at {[w['start'] for w in windows]}")
+        windows = [w for w in windows if w["start"] in args.only]
     print(f"reference from {len(range(SETTLED, len(src), REF_STEP))} frames and {len(windows)} windows in "
           f"{time.perf_counter() - t0:.0f} s: " + ", ".join(f"{w['kind']}@{w['start']}" for w in windows))
     baselines = [m.strip() for m in args.methods.split(",") if m.strip()]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vidfilter.io.array_source import ArrayFrameSource
-from vidfilter.sampling.temporal import detect_polarity
+from vidfilter.sampling.temporal import detect_polarity, polarity_evidence
 from vidfilter.synth import make_recording
 
 
@@ -52,3 +52,49 @@ def test_detect_polarity_of_real_recordings(shared_data) -> None:
     for path, want in cases.items():
         with vf_open(str(path)) as src:
             assert detect_polarity(src) == want, path
+
+
+def _resting_against_wall(polarity: str, size: int = 192, n: int = 24) -> np.ndarray:
+    """One animal (20 x 14 px) resting against a wall of the animal's own sign, shifting 2-3 px."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:size, :size].astype(np.float32)
+    floor, wall, animal = (160.0, 48.0, 30.0) if polarity == "dark" else (60.0, 190.0, 210.0)
+    plate = np.where(xx < size * 0.3, wall, floor)
+    frames = []
+    for t in range(n):
+        cy, cx = size / 2 + 3 * np.sin(t / 3), size * 0.3 + 7 + 2 * np.cos(t / 2)
+        body = ((yy - cy) / 10) ** 2 + ((xx - cx) / 7) ** 2 < 1
+        f = ndimage.gaussian_filter(np.where(body, animal, plate), 1.0) + rng.normal(0, 2, plate.shape)
+        frames.append(np.clip(f, 0, 255).astype(np.uint8))
+    return np.stack(frames)
+
+
+@pytest.mark.parametrize("polarity", ["dark", "bright"])
+def test_detect_polarity_of_an_animal_resting_against_a_wall(polarity: str) -> None:
+    """A wall as dark (or bright) as the animal beside it: the floor the animal uncovers must not
+    read as an animal of the other sign."""
+    ev = polarity_evidence(ArrayFrameSource(_resting_against_wall(polarity)))
+    assert ev.polarity == polarity, ev.describe()
+    assert ev.describe().startswith(polarity)
+
+
+def test_polarity_evidence_describes_itself() -> None:
+    ev = polarity_evidence(ArrayFrameSource(_frames("bright")))
+    assert ev.polarity == "bright" and ev.bright > ev.dark >= 0 and ev.ratio < 1
+    assert "bright:dark evidence" in ev.describe() and "% of pixels changed" in ev.describe()
+
+
+def test_detect_polarity_of_a_mouse_resting_against_the_wall(shared_data) -> None:
+    """mouse_tracktor frames 9490-9789 (10 s): the mouse rests against the dark wall. The detector
+    before the two-plate vote read this window as absolute (dark:bright 1.30, margin 1.5) and
+    ``vidfilter train`` built a network that failed (benchmarks/quality_arena.py, pixel IoU .075)."""
+    from vidfilter.io.registry import open as vf_open
+    from vidfilter.io.source import to_gray
+
+    with vf_open(str(shared_data / "mouse_tracktor" / "mouse_video.mp4")) as src:
+        window = np.stack([to_gray(np.asarray(f)) for f in src.iter(9490, 9790)])
+    ev = polarity_evidence(ArrayFrameSource(window))
+    assert ev.polarity == "dark", ev.describe()
+    assert ev.dark > 2 * ev.bright, ev.describe()

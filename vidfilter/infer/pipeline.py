@@ -94,9 +94,10 @@ def resolve_polarity(config: Config, est: BackgroundEstimator, src: FrameSource)
     found = bundle.config.output.polarity.value if bundle is not None else "auto"
     how = "the model's"
     if found == "auto":
-        from vidfilter.sampling.temporal import detect_polarity
+        from vidfilter.sampling.temporal import polarity_evidence
 
-        found, how = detect_polarity(src), "detected from the input"
+        ev = polarity_evidence(src)
+        found, how = ev.polarity, f"detected from the input: {ev.describe()}"
     log.info("polarity: %s (%s; set --polarity to override)", found, how)
     return config.override({"output.polarity": found})
 

@@ -488,10 +488,11 @@ def make_samplers(
     sources = open_inputs(inputs, color=color or config.output.color)
     try:
         if config.output.polarity == Polarity.auto:
-            from vidfilter.sampling.temporal import detect_polarity
+            from vidfilter.sampling.temporal import polarity_evidence
 
-            found = detect_polarity(sources)
-            logger.info("polarity: %s (detected from the recordings; set output.polarity to override)", found)
+            ev = polarity_evidence(sources)
+            found = ev.polarity
+            logger.info("polarity: %s (detected from the recordings; set output.polarity to override)", ev.describe())
             config = config.override({"output.polarity": found})
         config = resolve_temporal(config)
         val_fraction = config.train.val_fraction if (validation and config.train.val_pairs > 0) else 0.0

@@ -8,6 +8,7 @@ training and at inference time, so both see the same channel.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -85,10 +86,45 @@ def temporal_statistic(
 #: at least this share of the sampled pixels must change (animals cover ~1 % of a worm plate).
 POLARITY_MARGIN = 1.5
 POLARITY_MIN_SHARE = 2e-4
+@dataclass(frozen=True)
+class PolarityEvidence:
+    """What :func:`polarity_evidence` found: the weight of the dark and bright votes and how much changed."""
+
+    dark: float
+    bright: float
+    changed: int
+    pixels: int
+
+    @property
+    def ratio(self) -> float:
+        """Dark over bright evidence (``inf`` when nothing votes bright)."""
+        return self.dark / self.bright if self.bright > 0 else (float("inf") if self.dark > 0 else 1.0)
+
+    @property
+    def polarity(self) -> str:
+        """``"dark"``, ``"bright"`` or ``"absolute"`` (too little change, or no side outweighs the other)."""
+        if self.changed < max(POLARITY_MIN_SHARE * self.pixels, 25):
+            return "absolute"
+        if self.dark > POLARITY_MARGIN * self.bright:
+            return "dark"
+        if self.bright > POLARITY_MARGIN * self.dark:
+            return "bright"
+        return "absolute"
+
+    def describe(self) -> str:
+        """One line for logs and reports, e.g. ``dark (dark:bright evidence 7.3:1, 2.9 % of pixels changed)``."""
+        share = 100.0 * self.changed / max(self.pixels, 1)
+        if self.dark >= self.bright:
+            odds = f"dark:bright evidence {self.ratio:.3g}:1" if self.bright > 0 else "no bright evidence"
+        else:
+            odds = f"bright:dark evidence {self.bright / self.dark:.3g}:1" if self.dark > 0 else "no dark evidence"
+        return f"{self.polarity} ({odds}, {share:.2g} % of pixels changed)"
 
 
-def detect_polarity(sources: FrameSource | list[FrameSource], n: int = 16, k: float = 5.0, max_side: int = 512) -> str:
-    """Are the animals darker or lighter than the plate? ``"dark"``, ``"bright"`` or ``"absolute"``.
+def polarity_evidence(
+    sources: FrameSource | list[FrameSource], n: int = 16, k: float = 5.0, max_side: int = 512
+) -> PolarityEvidence:
+    """Are the animals darker or lighter than the plate? The evidence behind :func:`detect_polarity`.
 
     For each recording, ``n`` frames spread over it are read (subsampled to at most ``max_side``
     pixels a side, so memory is bounded whatever the frame size) and each frame's global offset
@@ -96,10 +132,13 @@ def detect_polarity(sources: FrameSource | list[FrameSource], n: int = 16, k: fl
     (``max - min`` projection above ``k`` robust sigmas) one of the two extremes is an animal and
     the other the plate. The plate level there comes from a spatial median filter of the median
     frame, which smooths thin animals away even when they barely move (so the temporal median
-    still holds them): dark animals leave the *max* projection at the plate level and the min far
-    below it, bright animals the reverse. When neither side outweighs the other by
-    :data:`POLARITY_MARGIN`, or too few pixels change (:data:`POLARITY_MIN_SHARE`: nothing moves),
-    the answer is ``"absolute"``.
+    still holds them). The extreme closer to that level is the plate, so the pixel votes *dark*
+    (the min is the animal) or *bright* (the max is), with the weight of its change beyond the
+    noise. Near a wall or a rim the filtered level is a blend of both sides, and a resting animal
+    against a dark wall made the floor it uncovers look brighter than the "plate" (mouse_tracktor,
+    frames 9490-9789). So a pixel votes only where a second plate level agrees on the side: the
+    median frame at the nearest pixel outside the changed region (its holes filled, so a resting
+    animal's unchanged core is inside it).
     """
     from scipy import ndimage
 
@@ -122,21 +161,32 @@ def detect_polarity(sources: FrameSource | list[FrameSource], n: int = 16, k: fl
         r = frames - med
         thr = k * max(1.4826 * float(np.median(np.abs(r))), 1.0 / 255)
         hi, lo = frames.max(axis=0), frames.min(axis=0)
-        changed = (hi - lo) > 2 * thr  # the range of n noisy samples reaches ~ 4-6 sigma
+        change = hi - lo
+        changed = change > 2 * thr  # the range of n noisy samples reaches ~ 4-6 sigma
         size = max(9, min(med.shape) // 12) | 1  # >> an animal's width, << the plate's shading
         if size >= 21:  # the plate is smooth at this scale: filter at half resolution (4x fewer pixels, 4x smaller window)
             half = ndimage.median_filter(med[::2, ::2], size=(size // 2) | 1, mode="nearest")
             plate = np.repeat(np.repeat(half, 2, axis=0), 2, axis=1)[: med.shape[0], : med.shape[1]]
         else:
             plate = ndimage.median_filter(med, size=size, mode="nearest")
-        dark += float(np.clip(plate - lo - thr, 0, None)[changed].sum())
-        bright += float(np.clip(hi - plate - thr, 0, None)[changed].sum())
+        # the second plate level: the median frame at the nearest pixel outside the (filled) changed region
+        nearest = ndimage.distance_transform_edt(ndimage.binary_fill_holes(changed), return_distances=False, return_indices=True)
+        outside = med[nearest[0], nearest[1]]
+        lo_is_animal = (2 * plate - hi - lo) > 0  # the max is the closer extreme to the plate level
+        votes = changed & (lo_is_animal == ((2 * outside - hi - lo) > 0))
+        weight = (change - 2 * thr)[votes]
+        dark += float(weight[lo_is_animal[votes]].sum())
+        bright += float(weight[~lo_is_animal[votes]].sum())
         n_changed += int(changed.sum())
         n_px += changed.size
-    if n_changed < max(POLARITY_MIN_SHARE * n_px, 25):
-        return "absolute"
-    if dark > POLARITY_MARGIN * bright:
-        return "dark"
-    if bright > POLARITY_MARGIN * dark:
-        return "bright"
-    return "absolute"
+    return PolarityEvidence(dark, bright, n_changed, n_px)
+
+
+def detect_polarity(sources: FrameSource | list[FrameSource], n: int = 16, k: float = 5.0, max_side: int = 512) -> str:
+    """Are the animals darker or lighter than the plate? ``"dark"``, ``"bright"`` or ``"absolute"``.
+
+    The verdict of :func:`polarity_evidence`: one side must outweigh the other by
+    :data:`POLARITY_MARGIN`, and at least :data:`POLARITY_MIN_SHARE` of the pixels must change
+    (else nothing moves); otherwise ``"absolute"``.
+    """
+    return polarity_evidence(sources, n=n, k=k, max_side=max_side).polarity
