@@ -295,3 +295,41 @@ def test_h264_video_is_read_in_sequential_runs(tmp_path) -> None:
     # initial fill (<= 16 frames) + two refresh runs of <= 8 + 4 frames, versus 200 frames read by seeking
     assert sset.train.pool.frames_decoded <= 16 + 2 * 12
     sset.close()
+
+
+def square_plate(n: int = 12, h: int = 64, w: int = 80) -> tuple[np.ndarray, np.ndarray]:
+    """Frames whose plate darkens by one level per frame (200 - t) under a dark 8 px square that
+    moves 5 px per frame, and those plates: the clean background of each frame."""
+    plates = np.broadcast_to((200 - np.arange(n, dtype=np.uint8))[:, None, None], (n, h, w)).copy()
+    frames = plates.copy()
+    for t in range(n):
+        frames[t, 20:28, 5 + 5 * t : 13 + 5 * t] = 50
+    return frames, plates
+
+
+def test_clean_targets_pair_each_frame_with_its_own_background() -> None:
+    """With ``targets`` the target of a pair is the clean background of the *input's* frame (not a
+    later frame), and mined crops are centred where the input differs from it: on the animal."""
+    frames, plates = square_plate()
+    sset = make_samplers([ArrayFrameSource(frames)], config(**{"sampling.mine_fraction": 1.0, "sampling.lag": [1, 5]}),
+                         targets=[ArrayFrameSource(plates)])
+    for _ in range(40):
+        inp, tgt, info = sset.train.sample_pair()
+        assert info["t_target"] == info["t_input"]
+        level = (200 - info["t_input"]) / 255
+        assert np.allclose(tgt, level)  # that frame's plate, flips and all
+        assert (inp[0] < 100 / 255).any()  # every mined crop shows the square
+        assert np.allclose(inp[0][inp[0] > 100 / 255], level)  # and the input is that plate elsewhere
+    sset.close()
+    # without targets the same recording gives time-lag pairs
+    plain = make_samplers([ArrayFrameSource(frames)], config(**{"sampling.lag": [1, 5]}))
+    infos = [plain.train.sample_pair()[2] for _ in range(20)]
+    assert all(1 <= abs(i["t_target"] - i["t_input"]) <= 5 for i in infos)
+
+
+def test_clean_targets_must_match_their_recordings_frame_for_frame() -> None:
+    frames, plates = square_plate()
+    with pytest.raises(TrainingInputError, match="frame for frame"):
+        make_samplers([ArrayFrameSource(frames)], config(), targets=[ArrayFrameSource(plates[:-1])])
+    with pytest.raises(TrainingInputError, match="one per recording"):
+        make_samplers([ArrayFrameSource(frames)], config(), targets=[ArrayFrameSource(plates), ArrayFrameSource(plates)])

@@ -204,3 +204,49 @@ def test_a_second_stage_continues_from_a_bundle_on_larger_crops(tmp_path, monkey
     b1, b2 = load_model(first), load_model(second)
     assert b1.config.sampling.crop == 32 and b2.config.sampling.crop == 64
     assert b2.provenance["init"]["sha256"] == b1.sha256
+
+
+def test_a_clean_target_corpus_writes_each_recordings_true_background(tmp_path, monkeypatch):
+    """``corpus(backgrounds=True)`` writes, beside each recording, the generator's background of every
+    frame (no animals, no noise; drift and trails kept), and the draws stay those of the plain corpus."""
+    import dataclasses
+
+    from vidfilter.io.registry import open as open_source
+    from vidfilter.synth import SyntheticRecording
+    from vidfilter.train import pretrain
+
+    monkeypatch.setitem(pretrain.SETUPS, "tiny", dataclasses.replace(SETUPS["worm-plate"], size=96, frames=5))
+    paths = corpus("tiny", tmp_path / "c", recordings=2, seed=2, backgrounds=True)
+    plain = corpus("tiny", tmp_path / "p", recordings=2, seed=2)
+    assert np.array_equal(_decoded(paths[1]), _decoded(plain[1]))
+    rng = np.random.default_rng(2)
+    draws = [SETUPS["worm-plate"].draw(rng) for _ in range(2)]
+    rec = SyntheticRecording(5, 96, 96, polarity="dark", seed=2001, **draws[1])
+    bg = open_source(str(pretrain.background_path(paths[1])))
+    assert bg.shape == (5, 96, 96) and bg.dtype == np.uint8
+    frames = _decoded(paths[1])
+    for t in range(5):
+        truth = rec.frame(t)
+        assert np.array_equal(bg[t], np.clip(np.rint(truth.background), 0, 255).astype(np.uint8))
+        assert (frames[t][truth.mask] < bg[t][truth.mask]).all()  # the worms are in the frame, not in it
+    assert not any(p.name.endswith(".partial") for p in (tmp_path / "c").iterdir())
+
+
+def test_pretraining_on_clean_targets_records_them(tmp_path, monkeypatch):
+    import dataclasses
+
+    from vidfilter.train import pretrain
+
+    monkeypatch.setitem(pretrain.SETUPS, "tiny", dataclasses.replace(SETUPS["open-arena"], size=96, frames=10, lossy=0.0))
+    quick = {"train.val_every": 2, "train.checkpoint_every": 2, "train.batch_size": 2, "train.val_pairs": 2}
+    out = pretrain.pretrain("tiny", tmp_path / "s.vfm", minutes=None, steps=2, recordings=1, crop=32,
+                            work=tmp_path / "corpus", overrides=quick, targets="clean")
+    assert load_model(out).provenance["targets"] == "clean backgrounds"
+    log = json.loads((tmp_path / "s.report" / "log.json").read_text())
+    assert "true backgrounds" in log["verdict"]
+    # a checkpoint of a supervised run is not resumed as a time-lag one (nor the reverse)
+    with pytest.raises(ConfigError, match="clean targets"):
+        pretrain.pretrain("tiny", tmp_path / "s.vfm", minutes=None, steps=4, recordings=1, crop=32,
+                          work=tmp_path / "corpus", overrides=quick)
+    with pytest.raises(ConfigError, match="targets"):
+        pretrain.pretrain("tiny", tmp_path / "x.vfm", targets="labels")

@@ -13,7 +13,11 @@ recordings into batches ``(input [B, C, h, w], target [B, 1, h, w])`` of float32
   centred on a pixel where the two frames differ by more than ``mine_threshold``;
 - an optional temporal statistic channel (:mod:`vidfilter.sampling.temporal`) appended to the input;
 - deterministic given the seed; ``get_state()/set_state()`` for exact resume;
-  :class:`PairDataset` runs it in DataLoader workers (seed + worker id, sources reopened per worker).
+  :class:`PairDataset` runs it in DataLoader workers (seed + worker id, sources reopened per worker);
+- clean targets (``targets``): where a recording's true background is known, as for the generated
+  corpora of :mod:`vidfilter.train.pretrain`, the target is that background at the input's own
+  frame instead of a second frame, and mined crops are centred where the input differs from it.
+  Time-lag pairs teach a slow animal's overlap with itself as plate; a clean target never does.
 
 Validation pairs come from held-out frames (the last ``val_fraction`` of each recording) or, when
 several recordings are given, from held-out recordings, with a fixed seed.
@@ -36,7 +40,7 @@ from vidfilter.config import Config, SamplingConfig
 from vidfilter.errors import InputNotFoundError, TrainingInputError
 from vidfilter.io.convert import dtype_scale, from_float
 from vidfilter.io.source import FrameSource
-from vidfilter.sampling.pool import FramePool, Run, check_finite, lowres_factor, read_gray
+from vidfilter.sampling.pool import FramePool, Run, block_mean, check_finite, lowres_factor, read_gray
 from vidfilter.sampling.register import Registration, statistic_and_registration, translate
 from vidfilter.sampling.temporal import temporal_statistic
 
@@ -241,6 +245,10 @@ class PairSampler:
         ``{source: Registration}`` for recordings whose camera moved
         (:mod:`vidfilter.sampling.register`): the target is cropped where the input's plate went
         and the statistic (in frame 0's coordinates) where the input's crop lies there.
+    targets : dict, optional
+        ``{source: FrameSource}``: the recording's clean background, frame for frame (same shape
+        and length, in the input frame's coordinates). Pairs of these sources are ``(frame t,
+        background t)``: supervised, for generated corpora whose true background is known.
     """
 
     def __init__(
@@ -257,6 +265,7 @@ class PairSampler:
         mine_fraction: float | None = None,
         max_bytes: int = 2**30,
         registrations: dict[int, Registration] | None = None,
+        targets: dict[int, FrameSource] | None = None,
     ):
         if not segments:
             raise TrainingInputError("no frames to sample pairs from")
@@ -282,6 +291,7 @@ class PairSampler:
         self._filled = False
         self.pairs_drawn = 0
         self.registrations = dict(registrations or {})
+        self.targets = dict(targets or {})
         # the crop keeps this far from the border (frozen now: the shift caches grow while sampling,
         # and exact resume needs the same draws)
         self._margins = {i: reg.largest for i, reg in self.registrations.items()}
@@ -391,11 +401,18 @@ class PairSampler:
         if self.augment and self.rng.random() < self.sampling.swap:
             ta, tb = tb, ta
         a, lr_a = self.pool.get(s, ta)
-        b, lr_b = self.pool.get(s, tb)
         reg = self.registrations.get(s)
         sa = sb = (0, 0)
-        if reg is not None:
-            sa, sb = reg.shift(a, ta), reg.shift(b, tb)
+        if s in self.targets:  # the clean background of the input's own frame, in its coordinates
+            tb = ta
+            b = read_gray(self.targets[s], ta).astype(a.dtype, copy=False)
+            lr_b = block_mean(b, lowres_factor(b.shape))
+            if reg is not None:
+                sa = sb = reg.shift(a, ta)
+        else:
+            b, lr_b = self.pool.get(s, tb)
+            if reg is not None:
+                sa, sb = reg.shift(a, ta), reg.shift(b, tb)
         offset = (sb[0] - sa[0], sb[1] - sa[1])
         y0, x0 = self._crop_origin(s, a, b, lr_a, lr_b, offset)
         c = self.crop
@@ -462,10 +479,33 @@ class SamplerSet:
     statistics: dict[int, np.ndarray] = field(default_factory=dict)
     registrations: dict[int, Registration] = field(default_factory=dict)  # recordings whose camera moved
     config: Config | None = None  # the config the samplers use: polarity and temporal channel resolved
+    targets: dict[int, FrameSource] = field(default_factory=dict)  # clean backgrounds (supervised pairs)
 
     def close(self) -> None:
-        for src in self.sources:
+        for src in [*self.sources, *self.targets.values()]:
             src.close()
+
+
+def open_targets(targets: Sequence[Any], sources: Sequence[FrameSource]) -> dict[int, FrameSource]:
+    """Open the clean backgrounds, one per recording in ``sources`` order, and check that each has
+    its recording's frame count and frame size."""
+    opened = open_inputs(targets, color="gray")
+    try:
+        if len(opened) != len(sources):
+            raise TrainingInputError(
+                f"{len(opened)} clean backgrounds for {len(sources)} recordings; give one per recording, in the same order"
+            )
+        for src, tgt in zip(sources, opened):
+            if len(tgt) != len(src) or tuple(tgt.shape[1:3]) != tuple(src.shape[1:3]):
+                raise TrainingInputError(
+                    f"{tgt.path}: {len(tgt)} frames of {tgt.shape[1]}x{tgt.shape[2]}, but its recording {src.path} has "
+                    f"{len(src)} of {src.shape[1]}x{src.shape[2]}; a clean background must match its recording frame for frame"
+                )
+    except BaseException:
+        for tgt in opened:
+            tgt.close()
+        raise
+    return dict(enumerate(opened))
 
 
 def make_samplers(
@@ -476,8 +516,12 @@ def make_samplers(
     validation: bool = True,
     statistics: dict[int, np.ndarray] | None = None,
     color: str | None = None,
+    targets: Sequence[Any] | None = None,
 ) -> SamplerSet:
     """Open ``inputs``, check them (errors before any training) and build the samplers.
+
+    ``targets``: the clean background of each recording (paths or sources, one per recording in
+    the same order), for generated corpora: the pairs are then ``(frame t, background t)``.
 
     The training sampler is seeded with ``seed`` (default ``config.train.seed``); the validation
     sampler, on held-out frames or recordings, with the fixed :data:`VAL_SEED`, no augmentation
@@ -486,7 +530,10 @@ def make_samplers(
     from vidfilter.config import Polarity, resolve_temporal
 
     sources = open_inputs(inputs, color=color or config.output.color)
+    clean: dict[int, FrameSource] = {}
     try:
+        if targets is not None:
+            clean = open_targets(targets, sources)
         if config.output.polarity == Polarity.auto:
             from vidfilter.sampling.temporal import polarity_evidence
 
@@ -516,19 +563,20 @@ def make_samplers(
         train = PairSampler(
             sources, plan.train, plan.lag_ranges, config.sampling,
             seed=config.train.seed if seed is None else seed, temporal=temporal, statistics=stats, registrations=regs,
+            targets=clean,
         )
         val = None
         if plan.val:
             val = PairSampler(
                 sources, plan.val, plan.lag_ranges, config.sampling, seed=VAL_SEED, temporal=temporal,
                 statistics=stats, augment=False, mine_fraction=max(config.sampling.mine_fraction, VAL_MINE_FRACTION),
-                registrations=regs,
+                registrations=regs, targets=clean,
             )
     except BaseException:
-        for src in sources:
+        for src in [*sources, *clean.values()]:
             src.close()
         raise
-    return SamplerSet(train, val, sources, plan, stats, regs, config)
+    return SamplerSet(train, val, sources, plan, stats, regs, config, clean)
 
 
 class PairDataset(torch.utils.data.IterableDataset):
@@ -547,6 +595,7 @@ class PairDataset(torch.utils.data.IterableDataset):
         batch_size: int | None = None,
         seed: int | None = None,
         statistics: dict[int, np.ndarray] | None = None,
+        targets: Sequence[Any] | None = None,
     ):
         super().__init__()
         self.inputs = [str(x) if isinstance(x, Path) else x for x in inputs]
@@ -554,12 +603,14 @@ class PairDataset(torch.utils.data.IterableDataset):
         self.batch_size = batch_size or config.train.batch_size
         self.seed = config.train.seed if seed is None else seed
         self.statistics = statistics
+        self.targets = None if targets is None else [str(x) if isinstance(x, Path) else x for x in targets]
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         info = torch.utils.data.get_worker_info()
         wid = info.id if info is not None else 0
         # validation=True so the training frames are the same as in-process (held-out frames excluded)
-        sset = make_samplers(self.inputs, self.config, seed=self.seed + wid, validation=True, statistics=self.statistics)
+        sset = make_samplers(self.inputs, self.config, seed=self.seed + wid, validation=True, statistics=self.statistics,
+                             targets=self.targets)
         try:
             while True:
                 inp, tgt = sset.train.batch(self.batch_size)

@@ -161,12 +161,19 @@ def _batches(sset: SamplerSet, inputs: Sequence[Any], config: Config, start_step
     if hasattr(sset, "make_dataset"):  # static mode: the synthesiser's own (order-preserving) dataset
         dataset = sset.make_dataset(bs, start_step)
     else:
-        dataset = PairDataset(inputs, config, batch_size=bs, seed=config.train.seed + 7919 * start_step, statistics=sset.statistics)
+        dataset = PairDataset(inputs, config, batch_size=bs, seed=config.train.seed + 7919 * start_step, statistics=sset.statistics,
+                              targets=_target_paths(sset))
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=None, num_workers=config.train.num_workers, pin_memory=torch.cuda.is_available(),
         persistent_workers=False,
     )
     yield from loader
+
+
+def _target_paths(sset: SamplerSet) -> list[str] | None:
+    """The clean backgrounds as paths, for DataLoader workers to reopen (None: time-lag pairs)."""
+    targets = getattr(sset, "targets", None)
+    return [targets[i].path for i in sorted(targets)] if targets else None
 
 
 def _check_resume_config(saved: dict[str, Any], config: Config, path: Path) -> None:
@@ -197,6 +204,7 @@ def train(
     resume: bool = False,
     progress: bool = True,
     init_bundle: str | Path | None = None,
+    targets: Sequence[Any] | None = None,
 ) -> Path:
     """Train a background model on time-lag pairs of ``inputs`` and save it as a bundle at ``out``.
 
@@ -216,6 +224,10 @@ def train(
     init_bundle
         Start from this bundle's weights (fine-tuning): a path, or a setup name of
         :mod:`vidfilter.train.pretrain` (``"worm-plate"``: the shipped bundle); its model settings must match.
+    targets
+        The clean background of each recording, frame for frame (paths or sources, in the order
+        of ``inputs``): the pairs become ``(frame t, background t)``, supervised. For generated
+        corpora (:mod:`vidfilter.train.pretrain`), whose true background is known.
 
     Returns
     -------
@@ -263,7 +275,7 @@ def train(
 
         sset = make_static_samplers(inputs, config)
     else:
-        sset = make_samplers(inputs, config)
+        sset = make_samplers(inputs, config, targets=targets)
         config = sset.config or config  # polarity detected, temporal channel resolved
     ckpt_path = checkpoint_path(out)
     try:
@@ -305,6 +317,9 @@ def train(
                     ema.load_state_dict(ck["ema"])
                 if scaler is not None and ck.get("scaler"):
                     scaler.load_state_dict(ck["scaler"])
+                if bool(ck.get("supervised", False)) != bool(targets):
+                    raise ConfigError(f"{ckpt_path} was written {'with' if ck.get('supervised') else 'without'} clean "
+                                      f"targets; resume it the same way or start anew (delete it)")
                 if ck.get("sampler") is not None and tcfg.num_workers == 0:
                     sset.train.set_state(ck["sampler"])
                 torch.set_rng_state(ck["torch_rng"])
@@ -330,6 +345,7 @@ def train(
                         "torch_rng": torch.get_rng_state(),
                         "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
                         "step": state.step,
+                        "supervised": bool(targets),
                         "result": state.to_dict(),
                     },
                 )
@@ -431,13 +447,15 @@ def train(
             }
             provenance = _provenance(sset, config, state, device, identity)
             provenance["init"] = init_info  # the bundle fine-tuned (None: random weights)
+            # what the network was taught to output: a later frame (time-lag pairs) or the true background
+            provenance["targets"] = "clean backgrounds" if getattr(sset, "targets", None) else "time-lag pairs"
             save_bundle(out, model.to(memory_format=torch.contiguous_format), config, normalisation=normalisation, provenance=provenance)
             try:
                 from vidfilter.train.report import write_report
 
                 moved = {sset.sources[i].path: r.summary() for i, r in getattr(sset, "registrations", {}).items()}
                 write_report(report_dir(out), state, model, val_batch if val_batch is not None else _some_pairs(sset), config, device,
-                             registration=moved, init=init_info)
+                             registration=moved, init=init_info, supervised=bool(getattr(sset, "targets", None)))
             except Exception:  # the bundle is saved; a report failure must not lose the run
                 logger.exception("could not write the training report for %s", out)
     finally:

@@ -41,7 +41,13 @@ from vidfilter.models.shipped import resolve_bundle, shipped_path
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SETUPS", "Setup", "corpus", "pretrain", "pretrained_path", "resolve_init"]
+__all__ = ["SETUPS", "Setup", "TARGETS", "background_path", "corpus", "pretrain", "pretrained_path", "resolve_init"]
+
+#: What a corpus recording is paired with in training: ``pairs``, a later frame of the same
+#: recording (the paper's time-lag pairs, as ``vidfilter train`` does on a user's recording), or
+#: ``clean``, the generator's own background of the same frame (supervised: the corpus is generated,
+#: so its true background is known, and a slow animal's overlap with itself is never taught as plate).
+TARGETS = ("pairs", "clean")
 
 @dataclass(frozen=True)
 class Setup:
@@ -142,10 +148,33 @@ def resolve_init(init: str | Path | None) -> Path | None:
     raise ConfigError(f"--init {init}: no such bundle file, and not a setup name ({', '.join(SETUPS)})")
 
 
-def corpus(name: str, folder: str | Path, *, recordings: int = 8, seed: int = 0) -> list[Path]:
+def background_path(recording: str | Path) -> Path:
+    """Where :func:`corpus` writes the clean background of ``recording`` (``<stem>.background.zarr``)."""
+    recording = Path(recording)
+    return recording.with_name(recording.stem + ".background.zarr")
+
+
+def _write_background(path: Path, rec: Any) -> None:
+    """The recording's true background, frame for frame, as a uint8 Zarr array (one chunk per frame),
+    written to ``path.partial`` and renamed: an existing store is complete."""
+    import shutil
+
+    import zarr
+
+    tmp = path.with_name(path.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    n, h, w = rec.shape
+    arr = zarr.create_array(str(tmp), shape=(n, h, w), chunks=(1, h, w), dtype="uint8")
+    for t in range(n):
+        arr[t] = np.clip(np.rint(rec.frame(t).background), 0, 255).astype(np.uint8)
+    tmp.rename(path)
+
+
+def corpus(name: str, folder: str | Path, *, recordings: int = 8, seed: int = 0, backgrounds: bool = False) -> list[Path]:
     """Write ``recordings`` generated recordings of setup ``name`` into ``folder``: lossless FFV1
     (``.mkv``), or H.264 (``.mp4``) for the setup's ``lossy`` share, so that the network also sees
-    compression ringing at sharp edges."""
+    compression ringing at sharp edges. ``backgrounds``: also write each recording's true background
+    beside it (:func:`background_path`), the targets of ``pretrain(..., targets="clean")``."""
     from vidfilter.synth import SyntheticRecording, write_video
 
     setup = _setup(name)
@@ -158,10 +187,12 @@ def corpus(name: str, folder: str | Path, *, recordings: int = 8, seed: int = 0)
         # no extra draws for a lossless setup: its corpus stays the one its shipped bundle was trained on
         crf = int(rng.integers(18, 29)) if setup.lossy and rng.random() < setup.lossy else None
         path = folder / f"{name}_{i:02d}.{'mp4' if crf is not None else 'mkv'}"
+        rec = SyntheticRecording(setup.frames, h, w, polarity=setup.polarity, seed=seed * 1000 + i, **params)
         if not path.exists():  # written atomically by write_video, so an existing file is complete
-            rec = SyntheticRecording(setup.frames, h, w, polarity=setup.polarity, seed=seed * 1000 + i, **params)
             codec = {"codec": "ffv1"} if crf is None else {"codec": "libx264", "crf": crf}
             write_video(path, rec, **codec)
+        if backgrounds and not background_path(path).exists():
+            _write_background(background_path(path), rec)
         paths.append(path)
     return paths
 
@@ -178,27 +209,34 @@ def pretrain(
     overrides: dict[str, Any] | None = None,
     init: str | Path | None = None,
     crop: int | None = None,
+    targets: str = "pairs",
     progress: bool = False,
 ) -> Path:
     """Train the bundle of setup ``name`` on a generated corpus, with ``vidfilter train``'s defaults
     (``Config()``: on a CPU the fast width-16 network, 128 px crops) and the setup's polarity.
 
     ``init`` continues from a bundle's weights and ``crop`` sets the crop side: a second stage on
-    larger crops (a curriculum on crop size) shows the network more context around each pixel."""
+    larger crops (a curriculum on crop size) shows the network more context around each pixel.
+    ``targets`` (:data:`TARGETS`): ``pairs`` trains on time-lag pairs of the corpus, ``clean`` on
+    (frame, true background) pairs, which the generator can give and a user's recording cannot."""
     from vidfilter.config import Config
     from vidfilter.train.loop import train
 
     setup = _setup(name)
     out = Path(out)
     work = Path(work) if work is not None else out.with_name(out.stem + ".corpus")
-    paths = corpus(name, work, recordings=recordings, seed=seed)
+    if targets not in TARGETS:
+        raise ConfigError(f"targets {targets!r}: choose one of {', '.join(TARGETS)}")
+    clean = targets == "clean"
+    paths = corpus(name, work, recordings=recordings, seed=seed, backgrounds=clean)
     over: dict[str, Any] = {"output.polarity": setup.polarity, "train.seed": seed,
                             "train.steps": steps if steps is not None else 10**9, "train.minutes": minutes}
     if crop is not None:
         over["sampling.crop"] = crop
     over.update(overrides or {})
     cfg = Config().override(over)
-    return train([str(p) for p in paths], out, cfg, resume=True, progress=progress, init_bundle=init)
+    return train([str(p) for p in paths], out, cfg, resume=True, progress=progress, init_bundle=init,
+                 targets=[str(background_path(p)) for p in paths] if clean else None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -212,11 +250,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init", help="continue from this bundle (a second curriculum stage)")
     ap.add_argument("--crop", type=int, help="crop side in px (default: vidfilter train's, 128 on a CPU)")
+    ap.add_argument("--targets", choices=TARGETS, default="pairs",
+                    help="pairs: time-lag pairs of the corpus; clean: each frame with its generated background (supervised)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     out = Path(args.out) if args.out else pretrained_path(args.setup)
     path = pretrain(args.setup, out, minutes=args.minutes, steps=args.steps, recordings=args.recordings,
-                    work=args.work, seed=args.seed, init=args.init, crop=args.crop, progress=True)
+                    work=args.work, seed=args.seed, init=args.init, crop=args.crop, targets=args.targets, progress=True)
     print(f"wrote {path}")
     return 0
 

@@ -30,8 +30,9 @@ __all__ = ["write_report", "verdict"]
 SAMPLE_ROWS = 4
 
 
-def verdict(state: TrainResult) -> str:
-    """One plain-English line about the final validation."""
+def verdict(state: TrainResult, supervised: bool = False) -> str:
+    """One plain-English line about the final validation. ``supervised``: the targets were clean
+    backgrounds (a generated corpus), so the ideal output moves all of what differs, not half."""
     if not state.val:
         return "not checked: no validation pairs (give more frames or recordings, or set train.val_fraction > 0)"
     last = state.val[-1]
@@ -39,12 +40,12 @@ def verdict(state: TrainResult) -> str:
     if score is None:
         return "not checked: nothing changed between the validation frames (try a longer lag)"
     pct = 100 * score
+    what = "what differs between held-out frames and their true backgrounds" if supervised else "what changes between held-out frames"
     if last.get("identity_suspected"):
         return (
-            f"identity: the model removes nothing (its output moves only {pct:.0f} % of what changes between "
-            "held-out frames); try sampling.mine_fraction 0.5, train.change_weight 6, model.residual true, longer lags or more steps"
+            f"identity: the model removes nothing (its output moves only {pct:.0f} % of {what}); try sampling.mine_fraction 0.5, train.change_weight 6, model.residual true, longer lags or more steps"
         )
-    return f"ok: the model's output moves {pct:.0f} % of what changes between held-out frames (about 50 % is ideal)"
+    return f"ok: the model's output moves {pct:.0f} % of {what} ({'100' if supervised else 'about 50'} % is ideal)"
 
 
 def _smooth(x: np.ndarray, k: int) -> np.ndarray:
@@ -64,6 +65,7 @@ def write_report(
     device: torch.device | str = "cpu",
     registration: dict[str, dict[str, Any]] | None = None,
     init: dict[str, Any] | None = None,
+    supervised: bool = False,
 ) -> Path:
     """Write ``loss.png``, ``samples.png`` and ``log.json`` into ``folder`` (created if missing).
     ``registration``: ``{recording: Registration.summary()}`` for recordings whose camera moved;
@@ -81,7 +83,7 @@ def write_report(
     losses = np.asarray(state.train_loss, dtype=np.float64)
     times = np.asarray(state.step_time, dtype=np.float64)
     pairs_s = (bs / np.maximum(times, 1e-9)).tolist()
-    text = verdict(state)
+    text = verdict(state, supervised)
     last = state.val[-1] if state.val else {}
 
     # -- log.json
