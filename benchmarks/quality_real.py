@@ -196,6 +196,55 @@ def fidelity(src: Any, bgs: Sequence[np.ndarray], frames: Sequence[int], ceiling
     return {"plate": err / max(n_plate, 1), "removed": kept / max(n_worm, 1)}
 
 
+def protocol_ceiling(src: Any, gt_by_t: dict[int, np.ndarray], ceiling: np.ndarray, *, threshold: float = 10.0,
+                     min_area: int = 40) -> dict[str, Any]:
+    """What the fixed protocol can score at best, from the labels: how far a *perfect* plate gets.
+
+    - ``labels-median``: the label-built plate under the protocol as it stands;
+    - ``inside boxes``: the same with every pixel outside the labelled boxes dropped (no false
+      object away from a worm can exist), so what is lost is fragments and merged worms;
+    - ``+d``: the plate made ``d`` grey levels lighter (a background biased like the max projection's);
+    - ``one component per box``: for each labelled box, the box of the mask's pixels inside it (its
+      fragments joined, other worms clipped off) — the share with IoU > 0.5 bounds the recall of any
+      mask that keeps each worm in one piece without splitting touching worms;
+    - ``overlapping boxes``: labelled boxes that overlap another box of the same frame.
+    """
+    from vidfilter.eval.metrics import box_iou, mask_to_boxes, match_boxes, prf
+    from vidfilter.eval.score import _box_mask
+    from vidfilter.io.convert import to_float
+
+    frames = sorted(gt_by_t)
+    residual = {t: (ceiling - to_float(src[t])) * 255 for t in frames}
+
+    def score(mask_of: Callable[[int], np.ndarray]) -> dict[str, float]:
+        tp = fp = fn = 0
+        for t in frames:
+            m = match_boxes(mask_to_boxes(mask_of(t), min_area=min_area, connectivity=8), gt_by_t[t], 0.5)
+            tp, fp, fn = tp + m.tp, fp + m.fp, fn + m.fn
+        p, r, f = prf(tp, fp, fn)
+        return {"precision": p, "recall": r, "f1": f}
+
+    rows = {"labels-median": score(lambda t: np.abs(residual[t]) > threshold),
+            "labels-median, inside boxes": score(lambda t: (np.abs(residual[t]) > threshold)
+                                                 & _box_mask(gt_by_t[t], residual[t].shape))}
+    for d in (2, 4, 6, 8):
+        rows[f"labels-median +{d}"] = score(lambda t, d=d: np.abs(residual[t] + d) > threshold)
+    whole = overlapping = n = 0
+    for t in frames:
+        gt = np.asarray(gt_by_t[t], dtype=np.float64).reshape(-1, 4)
+        mask = residual[t] > threshold
+        for b in gt:
+            inside = mask & _box_mask(b[None], mask.shape)
+            ys, xs = np.nonzero(inside)
+            if ys.size and box_iou(np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], float), b[None])[0, 0] > 0.5:
+                whole += 1
+        iou = box_iou(gt, gt)
+        np.fill_diagonal(iou, 0)
+        overlapping += int((iou.max(axis=1) > 0).sum()) if len(gt) > 1 else 0
+        n += len(gt)
+    return {"rows": rows, "one_component_per_box_recall": whole / max(n, 1), "overlapping_boxes": overlapping, "boxes": n}
+
+
 def data_root(arg: str | None) -> Path:
     if arg:
         return Path(arg)
@@ -333,6 +382,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threshold", type=float, default=10.0, help="fixed threshold, grey levels")
     ap.add_argument("--min-area", type=int, default=40)
     ap.add_argument("--step", type=int, default=1, help="score every STEP-th frame (backgrounds still use all)")
+    ap.add_argument("--ceiling", action="store_true",
+                    help="only the fixed protocol's ceiling from the labels (quality_real_ceiling.json, ~1 min)")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "quality_real.json"))
     args = ap.parse_args(argv)
 
@@ -344,6 +395,19 @@ def main(argv: list[str] | None = None) -> int:
 
     src, gt_by_t = load_worms(worms)
     ceiling = labels_median(src, gt_by_t)
+    if args.ceiling:
+        found = protocol_ceiling(src, gt_by_t, ceiling, threshold=args.threshold, min_area=args.min_area)
+        out = write_result(Path(args.out).with_name("quality_real_ceiling.json"),
+                           {"benchmark": "quality_real --ceiling", "data": str(worms), **found})
+        print(f"fixed protocol (|background - frame| > {args.threshold:g}, components >= {args.min_area} px, IoU > 0.5) "
+              f"with the label-built plate:\n")
+        print("| background | box P | box R | box F1 |\n|---|---|---|---|")
+        for name, r in found["rows"].items():
+            print(f"| {name} | {fmt(r['precision'])} | {fmt(r['recall'])} | {fmt(r['f1'])} |")
+        print(f"\none component per labelled box (fragments joined, neighbours clipped): recall "
+              f"{found['one_component_per_box_recall']:.3f}; {found['overlapping_boxes']} of {found['boxes']} "
+              f"boxes overlap another box\nwrote {out}")
+        return 0
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
 
