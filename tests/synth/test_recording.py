@@ -267,3 +267,25 @@ def test_edge_softness_sets_the_width_of_the_wall_edge() -> None:
     assert widths[0] <= 3 and 7 <= widths[1] <= 11, widths
     with pytest.raises(ConfigError, match="edge_softness"):
         SyntheticRecording(1, 32, 32, edge_softness=0)
+
+
+def test_edge_gap_lets_animals_walk_along_the_wall_without_crossing_it():
+    """``edge_gap`` about half a body width: animals reach the floor's edge and slide along it (a
+    rodent resting against the wall), never into the wall; by default they keep well clear."""
+    from vidfilter.synth import SyntheticRecording
+
+    kw = dict(n_animals=3, rim=True, wall=30.0, arena_radius=0.45, animal_length=40.0, animal_width=14.0, speed=3.0,
+              noise_sigma=0.0, seed=4)
+    radius, centre = 0.45 * 160, np.array([79.5, 79.5])
+    yy, xx = np.mgrid[0:160, 0:160]
+    dist = np.hypot(yy - centre[0], xx - centre[1])
+
+    def reach(rec: SyntheticRecording) -> float:
+        return max(float(dist[rec.frame(t).mask].max()) for t in range(0, 40, 3))
+
+    hugging = reach(SyntheticRecording(40, 160, 160, edge_gap=7.0, **kw))
+    clear = reach(SyntheticRecording(40, 160, 160, **kw))
+    assert radius - 3 <= hugging <= radius + 1, hugging  # touches the edge, does not enter the wall
+    assert clear < radius - 10, clear
+    with pytest.raises(ConfigError, match="edge_gap"):
+        SyntheticRecording(4, 32, 32, edge_gap=-1.0)

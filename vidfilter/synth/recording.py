@@ -144,6 +144,12 @@ class SyntheticRecording:
         Radius of the rim (floor edge) as a fraction of ``min(height, width)`` (default 0.47), and the
         offset of its centre from the image centre as fractions of (height, width) (default (0, 0)).
         A wide wall around a large arena runs off the image, as in most open-field recordings.
+    edge_gap
+        How close (px) an animal's centre line may come to the edge of the area it lives in (the
+        rim, or the frame's border without one). ``None`` (the default): animals keep ``0.6 *
+        length + width`` away from it, inside a 6 px margin. About half the body width lets them
+        walk along the wall and rest against it, as rodents in an open field do: the path then
+        slides along the edge instead of crossing it.
     edge_softness
         Scale in px of the logistic edges of the rim, wall and surround (default 1.5; real arena
         walls imaged in focus are sharper, ~0.5).
@@ -194,6 +200,7 @@ class SyntheticRecording:
         arena_offset: tuple[float, float] = (0.0, 0.0),
         level: float | None = None,
         edge_softness: float = 1.5,
+        edge_gap: float | None = None,
         illumination_drift: float = 0.0,
         noise_sigma: float = 2.0,
         shift_at: int | None = None,
@@ -241,6 +248,9 @@ class SyntheticRecording:
         if edge_softness <= 0:
             raise ConfigError(f"edge_softness must be > 0 px, got {edge_softness}")
         self.edge_softness = float(edge_softness)
+        if edge_gap is not None and edge_gap < 0:
+            raise ConfigError(f"edge_gap must be >= 0 px (or None), got {edge_gap}")
+        self.edge_gap = None if edge_gap is None else float(edge_gap)
         self.level = float(level) if level is not None else (190.0 if polarity == "dark" else 55.0)
         self._sign = -1.0 if polarity == "dark" else 1.0
         side = min(height, width)
@@ -308,8 +318,18 @@ class SyntheticRecording:
         """Distance of world point ``p`` to the edge of the area animals may use (negative outside)."""
         if self.rim:
             centre, radius = self._world_centre_and_radius()
-            return float(radius - 6.0 - np.hypot(*(p - centre)))
+            return float(radius - (6.0 if self.edge_gap is None else 0.0) - np.hypot(*(p - centre)))
         return float(min(p[0], self.height - 1 - p[0], p[1], self.width - 1 - p[1]))
+
+    def _clamp_inside(self, p: np.ndarray, gap: float) -> np.ndarray:
+        """``p`` moved back to ``gap`` px inside the edge if it went further out (the path slides along it)."""
+        if self.rim:
+            centre, radius = self._world_centre_and_radius()
+            d = p - centre
+            r = float(np.hypot(*d))
+            lim = max(radius - gap, 0.0)
+            return centre + d * (lim / r) if r > lim else p
+        return np.array([min(max(p[0], gap), self.height - 1 - gap), min(max(p[1], gap), self.width - 1 - gap)])
 
     def _make_animals(
         self, rng: np.random.Generator, n: int, n_still: int, speed: float, contrast: tuple[float, float]
@@ -322,10 +342,15 @@ class SyntheticRecording:
             length = self.animal_length * rng.uniform(0.85, 1.15)
             width = self.animal_width * rng.uniform(0.85, 1.15)
             v = 0.5 / max(self.n_frames - 1, 1) if still else speed * rng.uniform(0.7, 1.3)
-            keep_out = min(length * 0.6 + width, 0.35 * min(self.height, self.width))
+            keep_out = (min(length * 0.6 + width, 0.35 * min(self.height, self.width)) if self.edge_gap is None
+                        else self.edge_gap)
             start = centre.copy()
+            # with an edge gap, half the animals start against the edge (more draws only then)
+            at_edge = self.edge_gap is not None and rng.random() < 0.5
             for _attempt in range(50):  # a start inside, away from the other animals
                 cand = np.array([rng.uniform(0, self.height - 1), rng.uniform(0, self.width - 1)])
+                if at_edge:
+                    cand = self._clamp_inside(centre + (cand - centre) * 10.0, keep_out + 0.5)
                 if self._inside_distance(cand) < keep_out:
                     continue
                 start = cand
@@ -365,6 +390,8 @@ class SyntheticRecording:
             base += turns[i]
             heading = base + amplitude * math.sin(2 * math.pi * i / wavelength + phase)
             p = p + (math.sin(heading), math.cos(heading))
+            if self.edge_gap is not None:
+                p = self._clamp_inside(p, keep_out)
         return path
 
     # -- sizes ---------------------------------------------------------------------------------
