@@ -17,13 +17,19 @@ to ~125 at the rim; the rim at ~0.44 of the shorter side; a wall at ~0.32 of the
 runs off the image, with a light cloth at ~1.2-1.3x the floor in the corners; one animal, resting
 for seconds between runs).
 
+Training targets: the corpus is generated, so each frame's true background is known, and by default
+(``targets="clean"``) the network is taught to output it. Time-lag pairs of the corpus (``--targets
+pairs``, what ``vidfilter train`` does on a user's recording, where nothing else exists) teach a slow
+animal's overlap with itself as plate; measured on the real recordings, the clean-target bundles keep
+less of the animals that barely move (README, "Clean targets").
+
 The shipped bundles live in ``vidfilter/models/pretrained/<setup>.vfm`` (found by name through
-:mod:`vidfilter.models.shipped`) and are rebuilt with::
+:mod:`vidfilter.models.shipped`) and were built with (2026-12-05, 2 AVX-512 CPU cores, ~20 min each)::
 
-    python -m vidfilter.train.pretrain worm-plate --minutes 20
-    python -m vidfilter.train.pretrain open-arena --minutes 20 --recordings 12
+    python -m vidfilter.train.pretrain worm-plate --steps 2065 --minutes 1000
+    python -m vidfilter.train.pretrain open-arena --steps 4204 --minutes 1000 --recordings 12
 
-(what the shipped file's provenance records: its ``config`` and ``inputs`` say how it was made).
+(what the shipped file's provenance records: its ``config``, ``inputs`` and ``targets`` say how it was made).
 """
 
 from __future__ import annotations
@@ -214,7 +220,7 @@ def pretrain(
     overrides: dict[str, Any] | None = None,
     init: str | Path | None = None,
     crop: int | None = None,
-    targets: str = "pairs",
+    targets: str = "clean",
     progress: bool = False,
 ) -> Path:
     """Train the bundle of setup ``name`` on a generated corpus, with ``vidfilter train``'s defaults
@@ -222,8 +228,8 @@ def pretrain(
 
     ``init`` continues from a bundle's weights and ``crop`` sets the crop side: a second stage on
     larger crops (a curriculum on crop size) shows the network more context around each pixel.
-    ``targets`` (:data:`TARGETS`): ``pairs`` trains on time-lag pairs of the corpus, ``clean`` on
-    (frame, true background) pairs, which the generator can give and a user's recording cannot."""
+    ``targets`` (:data:`TARGETS`): ``clean`` (the default) trains on (frame, true background) pairs,
+    which the generator can give and a user's recording cannot; ``pairs`` on time-lag pairs of the corpus."""
     from vidfilter.config import Config
     from vidfilter.train.loop import train
 
@@ -255,8 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init", help="continue from this bundle (a second curriculum stage)")
     ap.add_argument("--crop", type=int, help="crop side in px (default: vidfilter train's, 128 on a CPU)")
-    ap.add_argument("--targets", choices=TARGETS, default="pairs",
-                    help="pairs: time-lag pairs of the corpus; clean: each frame with its generated background (supervised)")
+    ap.add_argument("--targets", choices=TARGETS, default="clean",
+                    help="clean (default): each frame with its generated background (supervised); pairs: time-lag pairs of the corpus")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     out = Path(args.out) if args.out else pretrained_path(args.setup)
