@@ -20,14 +20,16 @@ venv: $(VENV)/.installed
 
 # The main job on the bundled example (examples/mouse_clip.mp4, 900 frames 640x480, MIT licence):
 # train a background model for ~2 minutes on the CPU, write background/foreground to OME-Zarr,
-# a preview MP4 and a PNG panel, and the median-projection baseline beside it for comparison.
+# a preview MP4 and a PNG panel, and beside it the median-projection baseline and the shipped open-arena
+# bundle with no training (vidfilter run --model open-arena) for comparison.
 demo: venv
 	$(VF) info examples/mouse_clip.mp4
 	$(VF) train examples/mouse_clip.mp4 --config configs/demo_mouse.yaml --out $(DEMO)/mouse.vfm
 	$(VF) run examples/mouse_clip.mp4 --config configs/demo_mouse.yaml --model $(DEMO)/mouse.vfm --out $(DEMO)/mouse.zarr --format zarr preview --overwrite
 	$(VF) run examples/mouse_clip.mp4 --config configs/demo_mouse.yaml --method median --out $(DEMO)/mouse_median.zarr --format zarr preview --overwrite
+	$(VF) run examples/mouse_clip.mp4 --config configs/demo_mouse.yaml --model open-arena --out $(DEMO)/mouse_open_arena.zarr --format zarr preview --overwrite
 	$(VF) info $(DEMO)/mouse.zarr
-	@echo "demo outputs in $(DEMO)/: mouse.zarr (OME-Zarr, opens in napari), mouse.preview.mp4, mouse.preview.png, mouse.report/ (training report)"
+	@echo "demo outputs in $(DEMO)/: mouse.zarr (OME-Zarr, opens in napari), mouse.preview.mp4, mouse.preview.png, mouse.report/ (training report); mouse_median.* and mouse_open_arena.* (no training) to compare"
 
 test: venv
 	$(PY) -m pytest -q -p no:cacheprovider
