@@ -28,6 +28,7 @@ from __future__ import annotations
 import glob
 import logging
 import math
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -292,6 +293,8 @@ class PairSampler:
         self.pairs_drawn = 0
         self.registrations = dict(registrations or {})
         self.targets = dict(targets or {})
+        # decoded clean backgrounds (frame, lowres) by (source, t), as many as the pool holds frames
+        self._target_cache: OrderedDict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = OrderedDict()
         # the crop keeps this far from the border (frozen now: the shift caches grow while sampling,
         # and exact resume needs the same draws)
         self._margins = {i: reg.largest for i, reg in self.registrations.items()}
@@ -405,8 +408,7 @@ class PairSampler:
         sa = sb = (0, 0)
         if s in self.targets:  # the clean background of the input's own frame, in its coordinates
             tb = ta
-            b = read_gray(self.targets[s], ta).astype(a.dtype, copy=False)
-            lr_b = block_mean(b, lowres_factor(b.shape))
+            b, lr_b = self._target(s, ta, a.dtype)
             if reg is not None:
                 sa = sb = reg.shift(a, ta)
         else:
@@ -453,6 +455,21 @@ class PairSampler:
             self.pool.replace_oldest(self._new_run())
         return inp, tgt, {"source": s, "t_input": ta, "t_target": tb, "y": y0, "x": x0}
 
+    def _target(self, s: int, t: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+        """``(frame, lowres)`` of the clean background of frame ``t`` of source ``s``: decoded once
+        while it is among the last ``pool.capacity`` used (a pair's input comes from the pool)."""
+        key = (s, t)
+        hit = self._target_cache.get(key)
+        if hit is None:
+            b = read_gray(self.targets[s], t).astype(dtype, copy=False)
+            hit = (b, block_mean(b, lowres_factor(b.shape)))
+            self._target_cache[key] = hit
+            if len(self._target_cache) > self.pool.capacity:
+                self._target_cache.popitem(last=False)
+        else:
+            self._target_cache.move_to_end(key)
+        return hit
+
     def batch(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """``n`` pairs stacked: input ``(n, C, h, w)``, target ``(n, 1, h, w)``, float32 in [0, 1]."""
         ins, tgts = zip(*(self.sample_pair()[:2] for _ in range(n)))
@@ -465,6 +482,7 @@ class PairSampler:
     def close(self) -> None:
         """Release the frame pool (the sources are closed by whoever opened them)."""
         self.pool.frames.clear()
+        self._target_cache.clear()
 
 
 # -- building from a Config ----------------------------------------------------------------------

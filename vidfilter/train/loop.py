@@ -277,6 +277,7 @@ def train(
     else:
         sset = make_samplers(inputs, config, targets=targets)
         config = sset.config or config  # polarity detected, temporal channel resolved
+    supervised = bool(getattr(sset, "targets", None))  # clean backgrounds as targets (generated corpora)
     ckpt_path = checkpoint_path(out)
     try:
         val_batch = None
@@ -317,7 +318,7 @@ def train(
                     ema.load_state_dict(ck["ema"])
                 if scaler is not None and ck.get("scaler"):
                     scaler.load_state_dict(ck["scaler"])
-                if bool(ck.get("supervised", False)) != bool(targets):
+                if bool(ck.get("supervised", False)) != supervised:
                     raise ConfigError(f"{ckpt_path} was written {'with' if ck.get('supervised') else 'without'} clean "
                                       f"targets; resume it the same way or start anew (delete it)")
                 if ck.get("sampler") is not None and tcfg.num_workers == 0:
@@ -345,7 +346,7 @@ def train(
                         "torch_rng": torch.get_rng_state(),
                         "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
                         "step": state.step,
-                        "supervised": bool(targets),
+                        "supervised": supervised,
                         "result": state.to_dict(),
                     },
                 )
@@ -448,14 +449,14 @@ def train(
             provenance = _provenance(sset, config, state, device, identity)
             provenance["init"] = init_info  # the bundle fine-tuned (None: random weights)
             # what the network was taught to output: a later frame (time-lag pairs) or the true background
-            provenance["targets"] = "clean backgrounds" if getattr(sset, "targets", None) else "time-lag pairs"
+            provenance["targets"] = "clean backgrounds" if supervised else "time-lag pairs"
             save_bundle(out, model.to(memory_format=torch.contiguous_format), config, normalisation=normalisation, provenance=provenance)
             try:
                 from vidfilter.train.report import write_report
 
                 moved = {sset.sources[i].path: r.summary() for i, r in getattr(sset, "registrations", {}).items()}
                 write_report(report_dir(out), state, model, val_batch if val_batch is not None else _some_pairs(sset), config, device,
-                             registration=moved, init=init_info, supervised=bool(getattr(sset, "targets", None)))
+                             registration=moved, init=init_info, supervised=supervised)
             except Exception:  # the bundle is saved; a report failure must not lose the run
                 logger.exception("could not write the training report for %s", out)
     finally:

@@ -166,19 +166,13 @@ def background_path(recording: str | Path) -> Path:
 
 
 def _write_background(path: Path, rec: Any) -> None:
-    """The recording's true background, frame for frame, as a uint8 Zarr array (one chunk per frame),
-    written to ``path.partial`` and renamed: an existing store is complete."""
-    import shutil
+    """The recording's true background, frame for frame, as uint8 OME-Zarr (``vidfilter convert``'s
+    writer: atomic, so an existing store is complete)."""
+    from vidfilter.convert import write_frames
 
-    import zarr
-
-    tmp = path.with_name(path.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
     n, h, w = rec.shape
-    arr = zarr.create_array(str(tmp), shape=(n, h, w), chunks=(1, h, w), dtype="uint8")
-    for t in range(n):
-        arr[t] = np.clip(np.rint(rec.frame(t).background), 0, 255).astype(np.uint8)
-    tmp.rename(path)
+    frames = (np.clip(np.rint(rec.frame(t).background), 0, 255).astype(np.uint8) for t in range(n))
+    write_frames(frames, path, frame_shape=(h, w), dtype=np.uint8, n_frames=n)
 
 
 def corpus(name: str, folder: str | Path, *, recordings: int = 8, seed: int = 0, backgrounds: bool = False) -> list[Path]:
@@ -198,12 +192,14 @@ def corpus(name: str, folder: str | Path, *, recordings: int = 8, seed: int = 0,
         # no extra draws for a lossless setup: its corpus stays the one its shipped bundle was trained on
         crf = int(rng.integers(18, 29)) if setup.lossy and rng.random() < setup.lossy else None
         path = folder / f"{name}_{i:02d}.{'mp4' if crf is not None else 'mkv'}"
-        rec = SyntheticRecording(setup.frames, h, w, polarity=setup.polarity, seed=seed * 1000 + i, **params)
-        if not path.exists():  # written atomically by write_video, so an existing file is complete
-            codec = {"codec": "ffv1"} if crf is None else {"codec": "libx264", "crf": crf}
-            write_video(path, rec, **codec)
-        if backgrounds and not background_path(path).exists():
-            _write_background(background_path(path), rec)
+        # existing files were written atomically, so they are complete: a rerun only adds what is missing
+        video, background = not path.exists(), backgrounds and not background_path(path).exists()
+        if video or background:
+            rec = SyntheticRecording(setup.frames, h, w, polarity=setup.polarity, seed=seed * 1000 + i, **params)
+            if video:
+                write_video(path, rec, **({"codec": "ffv1"} if crf is None else {"codec": "libx264", "crf": crf}))
+            if background:
+                _write_background(background_path(path), rec)
         paths.append(path)
     return paths
 
