@@ -283,18 +283,17 @@ def cmd_extract_crops(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    import cv2
-
-    from vidfilter.io.sink import atomic_path, check_output_path
+    from vidfilter.io.ownership import signed_png
+    from vidfilter.io.sink import atomic_write_bytes, check_output_path
     from vidfilter.synth.paste import PairSynthesizer, load_banks, preview_grid
 
+    if Path(args.preview).suffix.lower() != ".png":
+        raise VidfilterError(f"cannot write {args.preview}; give a .png path")
     cfg = _load_config(args, {"sampling.crop": args.crop})
     check_output_path(args.preview, inputs=args.banks, overwrite=args.overwrite)
     synth = PairSynthesizer(load_banks(args.banks), cfg.static.synth, cfg.sampling.crop_size())
     grid = preview_grid(synth, args.pairs, args.seed)
-    with atomic_path(args.preview) as tmp:
-        if not cv2.imwrite(str(tmp), grid):
-            raise VidfilterError(f"cannot write {args.preview}; give a .png path")
+    atomic_write_bytes(args.preview, signed_png(grid))
     print(args.preview)
     return 0
 

@@ -68,3 +68,12 @@ class DamagedInputError(UnreadableInputError):
 
 class DiskFullError(VidfilterError, OSError):
     """The output's file system ran out of space (or quota) while writing."""
+
+
+class ForeignOutputError(OutputNotWritableError):
+    """The output path holds something vidfilter did not write, so it is never replaced or emptied."""
+
+
+class FileTooLargeError(DiskFullError):
+    """A file reached the largest size its file system (FAT32: 4 GiB) or the process's file-size
+    limit (``ulimit -f``) allows; more free space does not help, another place or format does."""

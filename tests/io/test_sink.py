@@ -9,7 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vidfilter.errors import OutputExistsError, OutputNotWritableError, UnsupportedInputError, VidfilterError
+from vidfilter.errors import (
+    ForeignOutputError,
+    OutputExistsError,
+    OutputNotWritableError,
+    UnsupportedInputError,
+    VidfilterError,
+)
+from vidfilter.io.ownership import mark_folder
 from vidfilter.io.sink import (
     FrameSink,
     atomic_path,
@@ -112,6 +119,15 @@ def test_commit_path_overwrite(tmp_path: Path, as_dir: bool) -> None:
             p.write_text(text)
     with pytest.raises(OutputExistsError, match="--overwrite"):
         commit_path(part, final)
+    # an old output vidfilter did not write is never replaced ...
+    with pytest.raises(ForeignOutputError, match="did not write"):
+        commit_path(part, final, overwrite=True)
+    assert ((final / "x") if as_dir else final).read_text() == "old"
+    # ... one it wrote is (a marked folder; a file emptied here stands for one holding no data)
+    if as_dir:
+        mark_folder(final, "test")
+    else:
+        final.write_text("")
     commit_path(part, final, overwrite=True)
     assert ((final / "x") if as_dir else final).read_text() == "new"
     assert not part.exists()

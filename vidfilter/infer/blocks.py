@@ -285,6 +285,10 @@ class BlockStore:
         self.groups = tuple(groups)
         if self.path.exists() and not overwrite:
             raise OutputExistsError(f"{self.path} exists; pass overwrite=True (--overwrite) to replace it or choose another output")
+        from vidfilter.io.ownership import check_replaceable
+
+        check_replaceable(self.path)
+        check_replaceable(self.partial, why="a rerun")
         self.partial.mkdir(parents=True, exist_ok=True)
         self._lock = _LockFile(self.partial / LOCK_NAME, self.path)
         self._lock.acquire()

@@ -42,6 +42,7 @@ __all__ = [
     "check_frame",
     "check_output_path",
     "commit_path",
+    "discard_partial",
     "fsync_dir",
     "partial_path",
     "remove_path",
@@ -134,6 +135,15 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> None:
         f.flush()
 
 
+def discard_partial(path: PathLike) -> None:
+    """Delete a leftover work-in-progress ``PATH.partial``, but only one that vidfilter wrote
+    (anything else raises :class:`~vidfilter.errors.ForeignOutputError`)."""
+    from vidfilter.io.ownership import check_replaceable
+
+    check_replaceable(path, why="a rerun")
+    remove_path(path)
+
+
 def remove_path(path: PathLike) -> None:
     """Delete a file, link or folder tree; missing paths are ignored."""
     p = Path(path)
@@ -172,13 +182,18 @@ def commit_path(partial: PathLike, final: PathLike, *, overwrite: bool = False) 
     ------
     OutputExistsError
         ``final`` exists and ``overwrite`` is false.
+    ForeignOutputError
+        ``final`` exists but vidfilter did not write it (:mod:`vidfilter.io.ownership`).
     """
+    from vidfilter.io.ownership import check_replaceable
+
     partial, final = Path(partial), Path(final)
     if final.exists() or final.is_symlink():
         if not overwrite:
             raise OutputExistsError(
                 f"{final} exists; pass --overwrite to replace it or choose another --out"
             )
+        check_replaceable(final)
         if _exchange(partial, final):
             # ``partial`` now holds the old output.
             remove_path(partial)
@@ -275,7 +290,11 @@ def check_output_path(out: PathLike, inputs: Iterable[Any] = (), overwrite: bool
         The folder that would hold ``out`` cannot be written, or ``out`` is an input, lies
         inside an input folder (image sequence, Zarr store), or contains an input that an
         overwrite would delete.
+    ForeignOutputError
+        ``out`` or ``out.partial`` exists but vidfilter did not write it.
     """
+    from vidfilter.io.ownership import check_replaceable
+
     out_p = Path(out).expanduser().resolve()
     for inp in inputs:
         store = _input_store(inp)
@@ -293,6 +312,8 @@ def check_output_path(out: PathLike, inputs: Iterable[Any] = (), overwrite: bool
             )
     if (out_p.exists() or out_p.is_symlink()) and not overwrite:
         raise OutputExistsError(f"{out} exists; pass --overwrite to replace it or choose another --out")
+    check_replaceable(out_p)
+    check_replaceable(partial_path(out_p), why="a rerun")
     anc = _existing_ancestor(out_p.parent)
     if not anc.is_dir():
         raise OutputNotWritableError(f"cannot create {out}: {anc} is a file, not a folder; choose another --out")

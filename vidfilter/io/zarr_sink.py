@@ -51,6 +51,7 @@ from vidfilter.errors import (
     UnreadableInputError,
     UnsupportedInputError,
 )
+from vidfilter.io.ownership import check_replaceable
 from vidfilter.io.sink import (
     FrameSink,
     atomic_write_bytes,
@@ -426,6 +427,7 @@ class OmeZarrWriter:
         self._finished = False
 
         self.partial.parent.mkdir(parents=True, exist_ok=True)
+        check_replaceable(self.partial, why="a rerun")
         self.partial.mkdir(exist_ok=True)
         self._lock = _LockFile(self.partial / LOCK_NAME, self.path)
         self._lock.acquire()

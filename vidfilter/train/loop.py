@@ -30,10 +30,10 @@ import torch
 import torch.nn.functional as F
 
 from vidfilter.config import Config, TrainConfig
-from vidfilter.errors import ConfigError
+from vidfilter.errors import BundleError, ConfigError, VidfilterError
 from vidfilter.io.convert import dtype_scale
 from vidfilter.sampling.pairs import TEMPORAL_FRAMES, PairDataset, SamplerSet, make_samplers
-from vidfilter.train.checkpoint import checkpoint_path, load_checkpoint, report_dir, save_checkpoint
+from vidfilter.train.checkpoint import TRAINING_KEYS, checkpoint_path, load_checkpoint, report_dir, save_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -176,6 +176,26 @@ def _target_paths(sset: SamplerSet) -> list[str] | None:
     return [targets[i].path for i in sorted(targets)] if targets else None
 
 
+def _restore_result(saved: dict[str, Any], step: int) -> TrainResult:
+    """The :class:`TrainResult` of a checkpoint, its fields checked (``ValueError``/``TypeError`` if wrong)."""
+    result = TrainResult(**saved)
+    number = (int, float)
+    if not (isinstance(result.step, int) and not isinstance(result.step, bool) and result.step == step >= 0):
+        raise ValueError(f"step {result.step!r} is not the checkpoint's step {step}")
+    if not isinstance(result.elapsed_s, number) or not isinstance(result.best_val, number):
+        raise ValueError("elapsed time or best validation loss is not a number")
+    if not isinstance(result.bad_vals, int) or not isinstance(result.stopped, str):
+        raise ValueError("validation counter or stop reason has the wrong type")
+    for name in ("train_loss", "step_time"):
+        values = getattr(result, name)
+        if not isinstance(values, list) or not all(isinstance(v, number) for v in values):
+            raise ValueError(f"{name} is not a list of numbers")
+    if not isinstance(result.val, list) or not all(isinstance(v, dict) for v in result.val):
+        raise ValueError("the validation history is not a list of records")
+    result.stopped = ""
+    return result
+
+
 def _check_resume_config(saved: dict[str, Any], config: Config, path: Path) -> None:
     now = config.to_dict()
     if saved.get("model") != now["model"]:
@@ -196,6 +216,19 @@ def _progress_bar(total: int | None, initial: int, enabled: bool) -> Any:
 
 
 # -- the loop ----------------------------------------------------------------------------------
+def _check_outputs(out: Path, inputs: Any) -> None:
+    """Before any work: the bundle, its checkpoint and its report may replace only what vidfilter
+    wrote (a bundle is retrained in place), never an input or a user's file."""
+    from vidfilter.io.ownership import check_replaceable
+    from vidfilter.io.sink import check_output_path
+
+    paths = [inputs] if isinstance(inputs, (str, Path)) else [i for i in inputs if isinstance(i, (str, Path))]
+    check_output_path(out, inputs=paths, overwrite=True)
+    check_replaceable(out, why="training")
+    check_replaceable(checkpoint_path(out), why="training")
+    check_replaceable(report_dir(out), why="training")
+
+
 def train(
     inputs: str | Path | Sequence[Any],
     out: str | Path,
@@ -241,6 +274,7 @@ def train(
     from vidfilter.train.pretrain import resolve_init
 
     out = Path(out)
+    _check_outputs(out, inputs)
     init_bundle = resolve_init(init_bundle)  # a setup name (shipped bundle) or a path; checked before training
     start = load_model(init_bundle) if init_bundle is not None else None
     init_info = None if start is None else {"path": str(init_bundle), "sha256": start.sha256, "steps": start.provenance.get("steps")}
@@ -309,25 +343,31 @@ def train(
             scaler = torch.amp.GradScaler("cuda") if (amp_dtype == torch.float16 and device.type == "cuda") else None
             state = TrainResult()
 
-            if resume and ckpt_path.exists():
-                ck = load_checkpoint(ckpt_path)
+            if resume and (ckpt_path.exists() or ckpt_path.is_symlink()):
+                ck = load_checkpoint(ckpt_path, required=TRAINING_KEYS)
                 _check_resume_config(ck["config"], config, ckpt_path)
-                model.load_state_dict(ck["model"])
-                optimiser.load_state_dict(ck["optimiser"])
-                if ema is not None and ck.get("ema") is not None:
-                    ema.load_state_dict(ck["ema"])
-                if scaler is not None and ck.get("scaler"):
-                    scaler.load_state_dict(ck["scaler"])
-                if bool(ck.get("supervised", False)) != supervised:
-                    raise ConfigError(f"{ckpt_path} was written {'with' if ck.get('supervised') else 'without'} clean "
+                if ck["supervised"] != supervised:
+                    raise ConfigError(f"{ckpt_path} was written {'with' if ck['supervised'] else 'without'} clean "
                                       f"targets; resume it the same way or start anew (delete it)")
-                if ck.get("sampler") is not None and tcfg.num_workers == 0:
-                    sset.train.set_state(ck["sampler"])
-                torch.set_rng_state(ck["torch_rng"])
-                if device.type == "cuda" and ck.get("cuda_rng") is not None:
-                    torch.cuda.set_rng_state(ck["cuda_rng"], device)
-                state = TrainResult(**ck["result"])
-                state.stopped = ""
+                try:
+                    model.load_state_dict(ck["model"])
+                    optimiser.load_state_dict(ck["optimiser"])
+                    if ema is not None and ck.get("ema") is not None:
+                        ema.load_state_dict(ck["ema"])
+                    if scaler is not None and ck.get("scaler"):
+                        scaler.load_state_dict(ck["scaler"])
+                    if ck.get("sampler") is not None and tcfg.num_workers == 0:
+                        sset.train.set_state(ck["sampler"])
+                    torch.set_rng_state(ck["torch_rng"])
+                    if device.type == "cuda" and ck.get("cuda_rng") is not None:
+                        torch.cuda.set_rng_state(ck["cuda_rng"], device)
+                    state = _restore_result(ck["result"], ck["step"])
+                except VidfilterError:
+                    raise
+                except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as e:
+                    reason = " ".join(str(e).split())[:160] or type(e).__name__
+                    raise BundleError(f"{ckpt_path}: does not fit this training run or is corrupt ({reason}); "
+                                      "delete it to start afresh (or train without --resume)") from None
                 logger.info("resuming %s at step %d (%.1f min trained)", out, state.step, state.elapsed_s / 60)
             elif resume:
                 logger.info("no checkpoint at %s; starting a new run", ckpt_path)

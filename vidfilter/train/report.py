@@ -79,6 +79,9 @@ def write_report(
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    from vidfilter.io.ownership import mark_folder
+
+    mark_folder(folder, "training-report")
     bs = config.train.batch_size
     losses = np.asarray(state.train_loss, dtype=np.float64)
     times = np.asarray(state.step_time, dtype=np.float64)
