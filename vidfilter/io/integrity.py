@@ -13,6 +13,14 @@ frame at offset ``16 t``), so a run resumed after a crash still records the hash
 while reading only the ones it processes; the file stays in the finished store, so
 ``vidfilter verify OUT.zarr --input IN`` can name the first frame that differs.
 
+Chunk checksums
+---------------
+Every chunk file an output store holds gets ``blake2b(file bytes; digest_size=16,
+person="vidfilter-chunk")`` as it is written (:class:`ChunkDigests`), in
+``<group>/vidfilter_chunks.b2`` (16 bytes per chunk, in the C order of the chunk grid).
+:func:`verify` re-hashes every chunk file and names the group, frame and chunk of any mismatch: a
+flipped byte, a truncated or emptied file, or a chunk copied over another.
+
 Also here: :func:`resume_compatible` (resume only a partial output made from the same input,
 method, model and settings) and :func:`verify` (is a store complete, are all chunks there and
 readable, does the input still match).
@@ -34,9 +42,12 @@ import numpy as np
 from vidfilter.errors import InputNotFoundError, UnreadableInputError, VidfilterError
 
 __all__ = [
+    "CHUNK_DIGEST_FILE",
+    "ChunkDigests",
     "DIGEST_FILE",
     "FrameDigests",
     "VerifyReport",
+    "chunk_digest",
     "content_hash",
     "frame_digest",
     "resume_compatible",
@@ -47,6 +58,8 @@ log = logging.getLogger(__name__)
 
 #: Per-frame digests inside an output store (16 bytes per frame, frame order).
 DIGEST_FILE = "vidfilter_frames.b2"
+#: Per-chunk digests of each image group's array, beside it (16 bytes per chunk, grid order).
+CHUNK_DIGEST_FILE = "vidfilter_chunks.b2"
 DIGEST_SIZE = 16
 #: How the content hash is made (recorded next to it in the run metadata).
 CONTENT_HASH = "blake2b-256 over the per-frame blake2b-128 digests (see docs/reliability.md)"
@@ -122,6 +135,63 @@ class FrameDigests:
             self.close()
         except Exception:
             pass
+
+
+# ---------------------------------------------------------------------------------------------
+# chunk checksums of the output
+# ---------------------------------------------------------------------------------------------
+def chunk_digest(data: bytes | memoryview) -> bytes:
+    """blake2b-128 of one stored chunk file's bytes (as compressed on disk)."""
+    return hashlib.blake2b(data, digest_size=DIGEST_SIZE, person=b"vidfilter-chunk").digest()
+
+
+class ChunkDigests:
+    """The digest of every chunk file of one output array, in a positional table.
+
+    Record ``i`` (16 bytes at offset ``16 i``) belongs to the chunk whose grid coordinates have
+    C-order linear index ``i``, so a chunk copied over another, a flipped byte or a truncated file
+    all show as a mismatch at the exact chunk. Writes are positional (``pwrite``) and thread-safe.
+
+    Parameters
+    ----------
+    path : path-like
+        The table file (``<group>/vidfilter_chunks.b2`` inside the store).
+    grid : tuple of int
+        Chunks per axis of the array.
+    fresh : bool
+        Start an empty table (a new array) instead of continuing one (a resumed array).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], grid: tuple[int, ...], *, fresh: bool) -> None:
+        self.path = Path(path)
+        self.grid = tuple(int(g) for g in grid)
+        flags = os.O_RDWR | os.O_CREAT | (os.O_TRUNC if fresh else 0)
+        self._fd: int | None = os.open(self.path, flags, 0o644)
+
+    def index(self, coords: tuple[int, ...]) -> int:
+        return int(np.ravel_multi_index(coords, self.grid))
+
+    def put(self, coords: tuple[int, ...], digest: bytes) -> None:
+        if self._fd is not None:
+            os.pwrite(self._fd, digest, DIGEST_SIZE * self.index(coords))
+
+    def sync(self) -> None:
+        if self._fd is not None:
+            os.fsync(self._fd)
+
+    def finish(self, grid: tuple[int, ...]) -> None:
+        """Trim to an array shortened to ``grid`` (records keep their index: the leading axis
+        is the one shortened), fsync and close."""
+        if self._fd is None:
+            return
+        os.ftruncate(self._fd, DIGEST_SIZE * int(np.prod(grid)))
+        self.sync()
+        self.close()
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def content_hash(src: Any, n_frames: int | None = None) -> tuple[str, list[bytes]]:
@@ -254,6 +324,40 @@ def _present_chunk_files(folder: Path) -> set[str]:
     return found
 
 
+def _check_chunk_digests(report: VerifyReport, group: Path, arr: Any, keys: list[tuple[int, ...]], missing: set) -> str:
+    """Re-hash every chunk file of ``group``'s array against the digests recorded as it was
+    written; one problem per mismatching chunk (the first five, then a count). Returns what was
+    found: ``"match"``, ``"mismatch"`` or ``"not recorded"`` (a store written without them)."""
+    try:
+        table = (group / CHUNK_DIGEST_FILE).read_bytes()
+    except OSError:
+        return "not recorded"
+    grid = tuple(-(-s // c) for s, c in zip(arr.shape, arr.chunks))
+    if len(table) != DIGEST_SIZE * int(np.prod(grid)):
+        report.problem(f"{group.name}: its chunk checksum table {CHUNK_DIGEST_FILE} is truncated or too long")
+        return "mismatch"
+    bad = 0
+    for k in keys:
+        if k in missing:
+            continue
+        key = arr.metadata.encode_chunk_key(k)
+        i = int(np.ravel_multi_index(k, grid))
+        try:
+            data = (group / "0" / key).read_bytes()
+        except OSError:
+            data = b""
+        if chunk_digest(data) != table[DIGEST_SIZE * i : DIGEST_SIZE * (i + 1)]:
+            bad += 1
+            if bad <= 5:
+                report.problem(
+                    f"{group.name}: chunk {key} (frame {k[0]}) does not match the checksum recorded when it was "
+                    f"written ({len(data)} bytes on disk): damaged or replaced; rerun with --overwrite to rewrite it"
+                )
+    if bad > 5:
+        report.problem(f"{group.name}: {bad - 5} more chunks do not match their checksums")
+    return "mismatch" if bad else "match"
+
+
 def verify(
     path: str | os.PathLike[str], *, input: Any = None, quick: bool = False, missing_chunks: str | None = None,
 ) -> VerifyReport:
@@ -267,7 +371,7 @@ def verify(
         Re-read this input and compare its content hash (and file SHA-256 when recorded) with the
         record in the store.
     quick : bool
-        Check chunk files exist without decompressing them.
+        Check every chunk file against its recorded checksum without decompressing it.
     missing_chunks : {"error", "fill"}, optional
         Policy for a Zarr input; default: the one the run used.
 
@@ -339,6 +443,9 @@ def verify(
             report.problem(f"{name}: chunk {arr.metadata.encode_chunk_key(k)} (frame {k[0]}) is missing")
         if len(missing) > 5:
             report.problem(f"{name}: {len(missing) - 5} more chunks missing")
+        images[name]["checksums"] = _check_chunk_digests(report, p / name, arr, keys, set(missing))
+        if images[name]["checksums"] == "not recorded" and vf.get("chunk_checksums"):
+            report.problem(f"{name}: its chunk checksum table {CHUNK_DIGEST_FILE} is missing")
         if quick or missing:
             continue
         for t in range(arr.shape[0]):

@@ -181,6 +181,46 @@ class _LockFile:
 
 
 # ---------------------------------------------------------------------------------------------
+# Chunk checksums
+# ---------------------------------------------------------------------------------------------
+def _checksummed_store(folder: Path) -> Any:
+    """A local Zarr store that records the digest of every chunk it writes for the arrays it
+    tracks (:class:`~vidfilter.io.integrity.ChunkDigests`)."""
+    import asyncio
+
+    from zarr.storage import LocalStore, WrapperStore
+
+    from vidfilter.io.integrity import chunk_digest
+
+    class ChecksummedStore(WrapperStore):
+        def __init__(self, store: Any, tables: dict[str, Any] | None = None) -> None:
+            super().__init__(store)
+            self.tables: dict[str, Any] = {} if tables is None else tables
+
+        def _with_store(self, store: Any) -> Any:
+            return type(self)(store, self.tables)
+
+        async def set(self, key: str, value: Any) -> None:
+            await self._store.set(key, value)
+            array, sep, coords = key.rpartition("/c/")
+            table = self.tables.get(array) if sep else None
+            if table is not None:
+                # hashing releases the GIL: off the event loop, so several arrays hash in parallel
+                digest = await asyncio.to_thread(chunk_digest, value.as_numpy_array().data)
+                table.put(tuple(int(c) for c in coords.split("/")), digest)
+
+        async def _set_many(self, values: Any) -> None:
+            for key, value in values:
+                await self.set(key, value)
+
+    return ChecksummedStore(LocalStore(str(folder)))
+
+
+def _chunk_grid(shape: tuple[int, ...], chunks: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(-(-int(s) // int(c)) for s, c in zip(shape, chunks))
+
+
+# ---------------------------------------------------------------------------------------------
 # Metadata
 # ---------------------------------------------------------------------------------------------
 def _spatial_chunks(h: int, w: int) -> tuple[int, int]:
@@ -254,8 +294,10 @@ class ZarrImageSink(FrameSink):
         has_channel: bool,
         fps: float | None,
         start: int,
+        checksums: Any = None,
     ) -> None:
         self.writer = writer
+        self.checksums = checksums
         self.name = name
         self.array = array
         self.frame_shape = tuple(frame_shape)
@@ -333,6 +375,8 @@ class ZarrImageSink(FrameSink):
                             os.fsync(fd)
                         finally:
                             os.close(fd)
+            if self.checksums is not None:  # the digests of the frames recorded as durable
+                self.checksums.sync()
         self._pending = {t for t in self._pending if t >= self._frames_written}
         self._durable = self._frames_written
         self.writer._record_progress(self)
@@ -443,7 +487,8 @@ class OmeZarrWriter:
                     logger.info("no resumable partial output at %s; starting afresh", self.partial)
             if not self.resumed:
                 self._clear_partial()
-            self.root = zarr.open_group(str(self.partial), mode="a", zarr_format=3)
+            self._store = _checksummed_store(self.partial)
+            self.root = zarr.open_group(self._store, mode="a", zarr_format=3)
             root_attrs = dict(self.attrs)
             root_attrs["vidfilter"] = {"complete": False, "format_version": FORMAT_VERSION, "images": {}}
             self.root.attrs.update(root_attrs)
@@ -582,6 +627,10 @@ class OmeZarrWriter:
                 self._write_progress()
         if not isinstance(array, zarr.Array):  # pragma: no cover - defensive
             raise UnreadableInputError(f"{self.partial}/{name}/0 is not an array; run without --resume")
+        from vidfilter.io.integrity import CHUNK_DIGEST_FILE, ChunkDigests
+
+        table = ChunkDigests(self.partial / name / CHUNK_DIGEST_FILE, _chunk_grid(shape, chunks), fresh=start == 0)
+        self._store.tables[f"{name}/0"] = table
         sink = ZarrImageSink(
             self,
             name,
@@ -592,6 +641,7 @@ class OmeZarrWriter:
             has_channel=c is not None,
             fps=fps,
             start=start,
+            checksums=table,
         )
         self.images[name] = sink
         return sink
@@ -630,6 +680,8 @@ class OmeZarrWriter:
                 if sink.frames_written < sink.n_frames:
                     new_shape = (sink.frames_written,) + tuple(sink.array.shape[1:])
                     sink.array.resize(new_shape)
+                if sink.checksums is not None:
+                    sink.checksums.finish(_chunk_grid(sink.array.shape, sink.array.chunks))
                 group = self.root[name]
                 group.attrs["vidfilter"] = {
                     "complete": True,
@@ -648,6 +700,7 @@ class OmeZarrWriter:
                 "format_version": FORMAT_VERSION,
                 "images": images_attr,
                 "finalised_unix": time.time(),
+                "chunk_checksums": "blake2b-128 of each chunk file, <group>/vidfilter_chunks.b2",
             }
             self.root.attrs.update(_jsonable(root_attrs))
             with self._mutex:
@@ -684,6 +737,8 @@ class OmeZarrWriter:
             return
         for sink in self.images.values():
             sink.abort()
+            if sink.checksums is not None:
+                sink.checksums.close()
         with self._mutex:
             self._finished = True
         self._lock.release()
