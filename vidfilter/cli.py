@@ -13,7 +13,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from vidfilter.config import Config
 from vidfilter.errors import VidfilterError
@@ -186,6 +186,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             "output.foreground_dtype": args.foreground_dtype,
         },
     )
+    if args.method != "model" and args.model:
+        raise VidfilterError(f"--model is used only with --method model, not with the baseline {args.method!r}; drop one of them")
     if args.out and len(args.inputs) > 1:
         raise VidfilterError("--out names one output but several inputs were given; use --out-dir DIR")
     static_model = _static_model(args)  # a static-mode bundle: target / residual of images and slides
@@ -213,15 +215,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress=_progress(args),
     )
     failed = [r for r in results if r["status"] == "failed"]
+    if failed and len(results) == 1:
+        raise VidfilterError(failed[0]["error"])
     for r in results:
         line = f"{r['status']:>7}  {r['input']} -> {r.get('output') or '-'}"
         if r.get("error"):
             line += f"  ({r['error']})"
         if r.get("registration"):
             line += f"  (camera moved up to {r['registration']['largest_shift_px']} px: background registered)"
-        print(line)
-    if failed and len(results) == 1:
-        raise VidfilterError(failed[0]["error"])
+        print(line, file=sys.stderr if r["status"] == "failed" else sys.stdout)
     return 2 if failed else 0
 
 
@@ -302,8 +304,16 @@ def cmd_synth(args: argparse.Namespace) -> int:
 # parser
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the house style for usage mistakes: one line on stderr, exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        where = self.prog.removeprefix("vidfilter").strip()
+        self.exit(2, f"vidfilter: error: {where + ': ' if where else ''}{message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="vidfilter",
         description="Separate what moves from what stays in microscopy and behaviour recordings.",
     )
@@ -456,7 +466,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        return int(args.func(args) or 0)
+        rc = int(args.func(args) or 0)
+        sys.stdout.flush()  # here, not at exit, so that a closed pipe is handled below
+        return rc
+    except BrokenPipeError:  # the reader of our output went away (`... | head`): stop quietly
+        _silence_stdout()
+        return 141
     except VidfilterError as e:
         if args.debug:
             raise
@@ -470,6 +485,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"vidfilter: internal error: {type(e).__name__}: {_one_line(e)} (rerun with --debug for the traceback)", file=sys.stderr)
         return 1
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail on the closed pipe."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def _one_line(e: BaseException) -> str:

@@ -8,7 +8,9 @@ a checkpoint write that hits a full disk leaves the previous checkpoint intact.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import os
 import subprocess
 import threading
 import time
@@ -132,3 +134,26 @@ def test_temporary_files_of_killed_writers_are_removed(tmp_path):
     save_checkpoint(path, {"step": 1})
     assert not stale.exists() and live.exists() and other.exists()
     assert load_checkpoint(path)["step"] == 1
+
+
+@pytest.mark.parametrize("command", ["run", "convert"])
+def test_disk_full_before_the_first_byte(media, tmp_path, command):
+    """No space at all when the run starts: the disk-full line, exit 2, and no partial left
+    (one made by this run would look like an interrupted run's); freeing space, the same command runs."""
+    src = media["mkv"]
+    with tmpfs(tmp_path / "full disk", "256k") as disk:
+        filler = disk / "filler.bin"
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+        with contextlib.suppress(OSError):
+            while True:
+                os.write(fd, b"\0" * 4096)
+        os.close(fd)
+        out = disk / "out.zarr"
+        args = ("run", str(src), "--method", "median", "--out", str(out)) if command == "run" else ("convert", str(src), str(out))
+        assert_one_line_error(vf(*args), "disk is full")
+        assert not out.exists() and not Path(str(out) + ".partial").exists()
+        filler.unlink()
+        assert subprocess.run(["mount", "-o", "remount,size=8m", str(disk)], capture_output=True).returncode == 0
+        proc = vf(*args)
+        assert proc.returncode == 0, proc.stderr
+        assert verify(out).complete

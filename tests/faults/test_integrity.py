@@ -227,3 +227,32 @@ def test_verify_json(made, capsys):
     assert rc == 0
     rep = json.loads(text)
     assert rep["complete"] and rep["facts"]["images"]["background"]["frames"] == 60
+
+
+@pytest.mark.parametrize("changed", [10, 0, 29])
+def test_resume_over_a_zarr_input_changed_in_place_starts_afresh(tmp_path, monkeypatch, changed):
+    """Killed at frame 30, one frame of the Zarr input before it changed in place, rerun: the run
+    starts afresh, so the output and its input record describe the input as it is now, and
+    verify --input agrees; verify against the original frames reports the changed frame."""
+    rng = np.random.default_rng(4)
+    frames = rng.integers(0, 255, (40, 8, 8), dtype=np.uint8)
+    store = tmp_path / "in.zarr"
+    z = zarr.create_array(str(store), shape=frames.shape, chunks=(1, 8, 8), dtype="uint8")
+    z[:] = frames
+    out = tmp_path / "o.zarr"
+    cfg = Config().override({"infer.every": 1})
+    real = _fail_writes_from(monkeypatch, 30)
+    with pytest.raises(DiskFullError):
+        run(store, out, method="median", config=cfg)
+    monkeypatch.setattr(zarr_sink.ZarrImageSink, "_append_at", real)
+    z[changed] = 255 - frames[changed]
+    summary = run(store, out, method="median", config=cfg)
+    assert summary["frames_this_run"] == 40  # not resumed on frames computed from the old input
+    now = np.asarray(z[:])
+    run(ArrayFrameSource(now), tmp_path / "ref.zarr", method="median", config=cfg)
+    assert_same_output(out, tmp_path / "ref.zarr")
+    assert root_attrs(out)["input"]["frames_blake2b"] == content_hash(ArrayFrameSource(now))[0]
+    rep = verify(out, input=store)
+    assert rep.complete and rep.facts["input_check"] == "match", rep.problems
+    rep = verify(out, input=ArrayFrameSource(frames))
+    assert not rep.complete and f"first differing frame: {changed}" in rep.problems[-1]

@@ -256,7 +256,7 @@ def run_batch(
     from dask.distributed import as_completed
 
     from vidfilter.baselines import make_baseline
-    from vidfilter.infer.pipeline import output_path_for
+    from vidfilter.infer.pipeline import output_paths_for
 
     config = config or Config()
     out_dir = Path(out_dir)
@@ -288,8 +288,7 @@ def run_batch(
         results: list[dict[str, Any] | None] = [None] * len(inputs)
         futures = {}
         outs: list[Path] = []
-        for i, inp in enumerate(inputs):
-            out = output_path_for(str(inp), out_dir)
+        for i, (inp, out) in enumerate(zip(inputs, output_paths_for(inputs, out_dir))):
             outs.append(out)
             if not config.output.overwrite and is_complete(out):
                 results[i] = _skipped(str(inp), out)

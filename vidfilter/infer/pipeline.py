@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -260,7 +261,7 @@ def run(
     from vidfilter.io.guard import guard_input, run_error
     from vidfilter.io.integrity import resume_compatible
     from vidfilter.io.registry import open as vf_open
-    from vidfilter.io.sink import check_output_path
+    from vidfilter.io.sink import check_output_path, partial_path
     from vidfilter.io.zarr_sink import OmeZarrWriter
 
     config = config or Config()
@@ -296,7 +297,11 @@ def run(
         meta["model"] = {"path": str(getattr(b, "path", "")), "sha256": getattr(b, "sha256", None), "version": getattr(b, "version", None)}
 
     t_start = time.perf_counter()
-    writer = OmeZarrWriter(out, overwrite=oc.overwrite, resume=resume_compatible(out, meta, src), attrs=meta)
+    try:
+        writer = OmeZarrWriter(out, overwrite=oc.overwrite, resume=resume_compatible(out, meta, src), attrs=meta)
+    except OSError as e:  # e.g. a disk full before the first byte: the writer left nothing behind
+        src.close() if not isinstance(input, FrameSource) else None
+        raise run_error(e, SimpleNamespace(path=out, partial=partial_path(out), resumed=True)) from None
     try:
         frame_shape = tuple(src.frame_shape)
         sinks = {
@@ -535,6 +540,28 @@ def output_path_for(input: str, out_dir: str | Path) -> Path:
     return Path(out_dir) / f"{stem}.zarr"
 
 
+def output_paths_for(inputs: Sequence[Any], out_dir: str | Path) -> list[Path]:
+    """One distinct output per input under ``out_dir``: ``<stem>.zarr``, and where two inputs share
+    a stem (``a/clip.mp4``, ``b/clip.mp4``) the names of their folders join it (``a_clip.zarr``,
+    ``b_clip.zarr``), then a number; the same inputs always get the same names, so a rerun resumes."""
+    paths = [Path(str(i).rstrip("/")).resolve() for i in inputs]
+    names = [output_path_for(str(p), out_dir).name for p in paths]
+    for depth in (1, 2, 3):
+        clash = {n for n in names if names.count(n) > 1}
+        if not clash:
+            break
+        for i, p in enumerate(paths):
+            if names[i] in clash:
+                parents = [q.name for q in list(p.parents)[:depth] if q.name][::-1]
+                names[i] = "_".join([*parents, output_path_for(str(p), out_dir).name])
+    seen: dict[str, int] = {}
+    for i, n in enumerate(names):
+        seen[n] = seen.get(n, 0) + 1
+        if names.count(n) > 1:
+            names[i] = f"{n[: -len('.zarr')]}-{seen[n]}.zarr"
+    return [Path(out_dir) / n for n in names]
+
+
 def run_many(
     inputs: Sequence[str],
     *,
@@ -557,10 +584,12 @@ def run_many(
 
             model = load_model(model)  # once for all inputs
     else:
+        if model is not None:
+            raise ConfigError(f"--model is used only with --method model, not with the baseline {method!r}; drop one of them")
         make_baseline(method)  # a typo fails before any input is touched
     results = []
-    for inp in inputs:
-        target = Path(out) if out is not None else output_path_for(inp, out_dir)  # type: ignore[arg-type]
+    targets = [Path(out)] * len(inputs) if out is not None else output_paths_for(inputs, out_dir)  # type: ignore[arg-type]
+    for inp, target in zip(inputs, targets):
         if out_dir is not None:
             os.makedirs(out_dir, exist_ok=True)
         try:

@@ -338,15 +338,15 @@ def run_static_many(
 ) -> list[dict[str, Any]]:
     """:func:`run_static` for several inputs (one output each under ``out_dir``, or ``out`` for one
     input); a failing input is reported and the others still run."""
-    from vidfilter.infer.pipeline import output_path_for
+    from vidfilter.infer.pipeline import output_paths_for
 
     config = config or Config()
     if out is None and out_dir is None:
         raise ConfigError("say where to write: --out OUT.zarr for one input, or --out-dir DIR")
     bundle, _ = _model_parts(model)  # loaded once for all inputs
     results = []
-    for inp in inputs:
-        target = Path(out) if out is not None else output_path_for(str(inp), out_dir)  # type: ignore[arg-type]
+    targets = [Path(out)] * len(inputs) if out is not None else output_paths_for(inputs, out_dir)  # type: ignore[arg-type]
+    for inp, target in zip(inputs, targets):
         if out_dir is not None:
             os.makedirs(out_dir, exist_ok=True)
         try:

@@ -221,14 +221,33 @@ def _identity(meta: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _first_changed_frame(src: Any, stored: bytes, done: int, *, sampled: bool) -> int | None:
+    """The first of the frames ``0..done-1`` whose digest differs from the one recorded, or None.
+
+    A file input whose SHA-256 matched already has identical frames, so three frames are enough
+    (first, middle, last: a cheap guard against a different decoder). Any other input (a Zarr
+    store, an image folder, an array) can change in place without a file hash to show it, so
+    every frame the output was computed from is read again, sequentially.
+    """
+    frames = sorted({0, done // 2, done - 1}) if sampled else range(done)
+    if done <= 0:
+        return None
+    it = ((t, src[t]) for t in frames) if sampled else zip(frames, src.iter(0, done))
+    for t, frame in it:
+        if frame_digest(frame) != stored[DIGEST_SIZE * t : DIGEST_SIZE * (t + 1)]:
+            return t
+    return None
+
+
 def resume_compatible(out: str | os.PathLike[str], meta: dict[str, Any], src: Any = None) -> bool:
     """Whether the partial output ``OUT.partial`` (if any) was made by the same run as ``meta``.
 
     A partial store made from another input (the file was re-copied or re-exported), another
     method or model, or other output-changing settings must not be continued: its frames would be
     mixed with this run's. The recorded metadata are compared and, when ``src`` is given, the
-    first, middle and last frames already processed are re-read and compared with their recorded
-    digests (this also catches a changed Zarr store or in-memory array, which have no file hash).
+    frames already processed are re-read and compared with their recorded digests: all of them
+    for inputs without a file hash (a Zarr store, an image folder or an array changed in place),
+    the first, middle and last for a file whose SHA-256 matched.
     On a difference ``False`` is returned (and logged) and the caller starts afresh.
     """
     from vidfilter.io.sink import partial_path
@@ -251,10 +270,9 @@ def resume_compatible(out: str | os.PathLike[str], meta: dict[str, Any], src: An
         except (OSError, ValueError):
             done, stored = 0, b""
         done = min(done, len(stored) // DIGEST_SIZE, len(src))
-        for t in sorted({0, done // 2, done - 1}) if done > 0 else ():
-            if frame_digest(src[t]) != stored[DIGEST_SIZE * t : DIGEST_SIZE * (t + 1)]:
-                diff.append(f"input frames (frame {t} differs)")
-                break
+        t = _first_changed_frame(src, stored, done, sampled=bool((meta.get("input") or {}).get("sha256")))
+        if t is not None:
+            diff.append(f"input frames (frame {t} differs)")
     if diff:
         log.warning(
             "the partial output %s was made with a different %s; starting afresh instead of resuming",

@@ -144,10 +144,15 @@ class _LockFile:
                     )
                 self._take_over_stale(info)
                 continue
-            with os.fdopen(fd, "w") as f:
-                json.dump(self._token, f)
-                f.flush()
-                os.fsync(f.fileno())
+            try:
+                with os.fdopen(fd, "w") as f:
+                    json.dump(self._token, f)
+                    f.flush()
+                    os.fsync(f.fileno())
+            except BaseException:  # e.g. no space for its bytes: no empty lock left behind
+                with contextlib.suppress(OSError):
+                    self.path.unlink()
+                raise
             self.held = True
             return
         raise OutputLockedError(f"could not lock {self.what} (lock {self.path} keeps changing); try again")
@@ -472,9 +477,16 @@ class OmeZarrWriter:
 
         self.partial.parent.mkdir(parents=True, exist_ok=True)
         check_replaceable(self.partial, why="a rerun")
+        fresh = not self.partial.exists()
         self.partial.mkdir(exist_ok=True)
         self._lock = _LockFile(self.partial / LOCK_NAME, self.path)
-        self._lock.acquire()
+        try:
+            self._lock.acquire()
+        except BaseException:
+            if fresh:  # e.g. a disk full from the start: leave nothing behind
+                with contextlib.suppress(OSError):
+                    remove_path(self.partial)
+            raise
         try:
             self.resumed = False
             if resume:
@@ -495,6 +507,9 @@ class OmeZarrWriter:
             self._write_progress()
         except BaseException:
             self._lock.release()
+            if fresh:
+                with contextlib.suppress(OSError):
+                    remove_path(self.partial)
             raise
 
     # -- progress ---------------------------------------------------------------------------
