@@ -181,7 +181,7 @@ def model_time(model: Any, frames: list[np.ndarray], tile: int) -> float:
     return (time.perf_counter() - t0) / len(xs)
 
 
-def write_time(frames: list[np.ndarray], workdir: Path) -> float:
+def write_time(frames: list[np.ndarray], workdir: Path, *, checksums: bool = True) -> float:
     """Seconds per frame of the pipeline's write stage alone: an interpolated background made in the
     output dtype, clamp, foreground, and the two Zarr groups stored in parallel (as in ``vidfilter run``)."""
     from concurrent.futures import ThreadPoolExecutor
@@ -195,7 +195,7 @@ def write_time(frames: list[np.ndarray], workdir: Path) -> float:
     bg0, bg1 = to_float(frames[0]), to_float(frames[-1])
     outputs = FrameOutputs(frames[0].dtype, Config().output)
     with tempfile.TemporaryDirectory(dir=workdir) as d, ThreadPoolExecutor(2) as pool:
-        w = OmeZarrWriter(Path(d) / "w.zarr", overwrite=True)
+        w = OmeZarrWriter(Path(d) / "w.zarr", overwrite=True, checksums=checksums)
         shape = frames[0].shape
         n = len(frames)
         sinks = {k: w.image(k, shape, np.uint8, n_frames=n) for k in ("background", "foreground")}
@@ -299,6 +299,43 @@ def bench_speed(workdir: Path, quick: bool) -> dict[str, Any]:
             v["ratio_to_decode"] = v["fps"] / r["decode_fps"]
         out[str(size)] = r
         log(json.dumps({k: v for k, v in r.items() if k != "pipeline"}, default=float)[:400])
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# chunk checksums
+
+
+def bench_checksums(workdir: Path, quick: bool) -> dict[str, Any]:
+    """What the per-chunk checksums cost: the write stage with and without them (interleaved
+    repeats, median), and ``verify`` full / ``--quick`` per frame of a finished run store."""
+    from vidfilter.io.integrity import verify
+
+    out: dict[str, Any] = {}
+    for size in (512, 2048):
+        log(f"checksums {size}^2")
+        path = make_video(workdir, size, 60 if quick else 120, illumination_drift=0.02)
+        frames = frames_of(path, 30)
+        on, off = [], []
+        for _ in range(3 if quick else 5):
+            off.append(write_time(frames, workdir, checksums=False))
+            on.append(write_time(frames, workdir, checksums=True))
+        r: dict[str, Any] = {"write_ms_per_frame_without": 1000 * float(np.median(off)),
+                             "write_ms_per_frame_with": 1000 * float(np.median(on))}
+        r["overhead"] = r["write_ms_per_frame_with"] / r["write_ms_per_frame_without"] - 1
+        with tempfile.TemporaryDirectory(dir=workdir) as d:
+            from vidfilter.config import Config
+            from vidfilter.infer.pipeline import run
+
+            store = Path(d) / "o.zarr"
+            n = run(str(path), store, method="max", config=Config().override({"infer.every": 1}))["frames"]
+            for quick_ in (False, True):
+                t0 = time.perf_counter()
+                rep = verify(store, quick=quick_)
+                assert rep.complete, rep.problems
+                r["verify_quick_ms_per_frame" if quick_ else "verify_ms_per_frame"] = 1000 * (time.perf_counter() - t0) / n
+        out[str(size)] = r
+        log(json.dumps(r))
     return out
 
 
@@ -521,6 +558,14 @@ def table(res: dict[str, Any]) -> str:
                 f"{100 * s['decode']:.1f} / {100 * s['compute']:.1f} / {100 * s['write']:.1f} % | "
                 + " / ".join(str(p[k]["keyframes"]) if k in p else "-" for k in ("K25", "K100", "K250", "K1000", "K250_adaptive", "default")) + " |"
             )
+    cs = res.get("checksums")
+    if cs:
+        lines.append("")
+        lines.append("| size | write ms/frame, no checksums | with checksums | cost | verify ms/frame (full) | verify --quick ms/frame |")
+        lines.append("|---|---|---|---|---|---|")
+        for size, r in cs.items():
+            lines.append(f"| {size}² | {r['write_ms_per_frame_without']:.1f} | {r['write_ms_per_frame_with']:.1f} | "
+                         f"{100 * r['overhead']:+.1f} % | {r['verify_ms_per_frame']:.1f} | {r['verify_quick_ms_per_frame']:.1f} |")
     mem = res.get("memory")
     if mem:
         lines.append("")
@@ -544,7 +589,7 @@ def table(res: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="reduced sizes (~15-20 min on 2 cores)")
-    ap.add_argument("--sections", nargs="+", default=["speed", "memory", "keyframe"], choices=["speed", "memory", "keyframe"])
+    ap.add_argument("--sections", nargs="+", default=["speed", "memory", "keyframe", "checksums"], choices=["speed", "memory", "keyframe", "checksums"])
     ap.add_argument("--study-model", help="keyframe study with a network: a bundle path, or 'train' (~75 s); default: the oracle")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "infer.json"))
     ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "vidfilter-bench-infer"))
@@ -571,6 +616,9 @@ def main(argv: list[str] | None = None) -> int:
         save()
     if "speed" in args.sections:
         res["speed"] = bench_speed(workdir, args.quick)
+        save()
+    if "checksums" in args.sections:
+        res["checksums"] = bench_checksums(workdir, args.quick)
         save()
     if "memory" in args.sections:
         res["memory"] = bench_memory(workdir, args.quick)

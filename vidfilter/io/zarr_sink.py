@@ -430,6 +430,9 @@ class OmeZarrWriter:
         Frames between two durable progress records per image.
     durable : bool
         fsync chunk files before recording progress (survives power loss, not just a kill).
+    checksums : bool
+        Record the digest of every chunk file as it is written, for ``vidfilter verify``
+        (:class:`~vidfilter.io.integrity.ChunkDigests`); off only to measure what they cost.
 
     Raises
     ------
@@ -455,6 +458,7 @@ class OmeZarrWriter:
         attrs: Mapping[str, Any] | None = None,
         checkpoint_every: int = CHECKPOINT_EVERY,
         durable: bool = True,
+        checksums: bool = True,
     ) -> None:
         import zarr
 
@@ -463,6 +467,7 @@ class OmeZarrWriter:
         self.overwrite = overwrite
         self.checkpoint_every = max(1, int(checkpoint_every))
         self.durable = durable
+        self.checksums = checksums
         self.attrs = _jsonable(dict(attrs or {}))
         bad = [k for k in self.attrs if k in _RESERVED_ATTRS]
         if bad:
@@ -644,8 +649,10 @@ class OmeZarrWriter:
             raise UnreadableInputError(f"{self.partial}/{name}/0 is not an array; run without --resume")
         from vidfilter.io.integrity import CHUNK_DIGEST_FILE, ChunkDigests
 
-        table = ChunkDigests(self.partial / name / CHUNK_DIGEST_FILE, _chunk_grid(shape, chunks), fresh=start == 0)
-        self._store.tables[f"{name}/0"] = table
+        table = None
+        if self.checksums:
+            table = ChunkDigests(self.partial / name / CHUNK_DIGEST_FILE, _chunk_grid(shape, chunks), fresh=start == 0)
+            self._store.tables[f"{name}/0"] = table
         sink = ZarrImageSink(
             self,
             name,
@@ -715,7 +722,7 @@ class OmeZarrWriter:
                 "format_version": FORMAT_VERSION,
                 "images": images_attr,
                 "finalised_unix": time.time(),
-                "chunk_checksums": "blake2b-128 of each chunk file, <group>/vidfilter_chunks.b2",
+                "chunk_checksums": "blake2b-128 of each chunk file, <group>/vidfilter_chunks.b2" if self.checksums else None,
             }
             self.root.attrs.update(_jsonable(root_attrs))
             with self._mutex:
