@@ -133,6 +133,9 @@ def _archive_is_ours(p: Path) -> bool:
     """A bundle or a training checkpoint: a torch archive of plain data (loaded without
     unpickling objects) that names itself as vidfilter's."""
     try:
+        with open(p, "rb") as fh:
+            if fh.read(4) != b"PK\x03\x04":  # a torch archive is a zip; nothing else is loaded
+                return False
         import torch
 
         data = torch.load(p, map_location="cpu", weights_only=True)

@@ -344,29 +344,55 @@ class PairSampler:
 
     # -- state ---------------------------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:
-        """Everything needed to continue this sampler's stream exactly (no frame data)."""
+        """Everything needed to continue this sampler's stream exactly (no frame data).
+
+        Returns
+        -------
+        dict
+            Plain data only (str, int, float, bool, lists and dicts), so it can be stored as JSON:
+            the RNG's ``bit_generator.state``, the decoded runs as ``[source, start, lag, length]``,
+            the per-source counters and offsets, and the refresh counters.
+        """
         return {
-            "rng": self.rng.bit_generator.state,
-            "runs": [(r.source, r.start, r.lag, r.length) for r in self.pool.runs],
-            "counts": list(self._counts),
+            "rng": self.rng.bit_generator.state,  # PCG64: a dict of str and int
+            "runs": [[int(r.source), int(r.start), int(r.lag), int(r.length)] for r in self.pool.runs],
+            "counts": [int(c) for c in self._counts],
             "offsets": [float(x) for x in self._offsets],
-            "run_counter": self._run_counter,
-            "since_refresh": self._since_refresh,
-            "filled": self._filled,
-            "pairs_drawn": self.pairs_drawn,
+            "run_counter": int(self._run_counter),
+            "since_refresh": int(self._since_refresh),
+            "filled": bool(self._filled),
+            "pairs_drawn": int(self.pairs_drawn),
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`get_state`; the pool is rebuilt by decoding the same runs again."""
+        """Restore :meth:`get_state`; the pool is rebuilt by decoding the same runs again.
+
+        Raises
+        ------
+        ValueError, TypeError, KeyError
+            ``state`` is not one this sampler's :meth:`get_state` can have written (another
+            number of sources, a run outside a recording, a foreign RNG...).
+        """
+        n = len(self.sources)
+        counts = [int(c) for c in state["counts"]]
+        offsets = np.array(state["offsets"], dtype=np.float64)
+        if len(counts) != n or offsets.shape != (n,):
+            raise ValueError(f"sampler state is for {len(counts)} recordings, not {n}")
+        runs = []
+        for item in state["runs"]:
+            s, start, lag, length = (int(v) for v in item)
+            if not 0 <= s < n or start < 0 or lag < 0 or length < 1 or start + lag + length > len(self.sources[s]):
+                raise ValueError(f"sampler state holds a run {[s, start, lag, length]} outside the recordings")
+            runs.append(Run(s, start, lag, length))
         self.rng.bit_generator.state = state["rng"]
-        self._counts = list(state["counts"])
-        self._offsets = np.array(state["offsets"], dtype=np.float64)
+        self._counts = counts
+        self._offsets = offsets
         self._run_counter = int(state["run_counter"])
         self._since_refresh = int(state["since_refresh"])
         self.pairs_drawn = int(state["pairs_drawn"])
         self.pool = FramePool(self.pool.sources, self.sampling.pool_frames, max_bytes=self.pool.capacity * self.pool.frame_bytes)
-        for s, start, lag, length in state["runs"]:
-            self.pool.add_run(Run(int(s), int(start), int(lag), int(length)))
+        for run in runs:
+            self.pool.add_run(run)
         self._filled = bool(state["filled"])
 
     # -- pairs ---------------------------------------------------------------------------------

@@ -439,10 +439,15 @@ class SynthSampler:
         return out
 
     def get_state(self) -> dict[str, Any]:
-        return {"kind": "synth", "seed": self.seed, "index": self.index}
+        """Where the stream is: plain data (``kind``, ``seed``, ``index``), storable as JSON."""
+        return {"kind": "synth", "seed": int(self.seed), "index": int(self.index)}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        self.index = int(state["index"])
+        """Continue the stream at :meth:`get_state`'s ``index`` (``ValueError`` if it is negative)."""
+        index = int(state["index"])
+        if index < 0:
+            raise ValueError(f"synthetic pair index {index} is negative")
+        self.index = index
 
     def close(self) -> None:
         pass

@@ -216,16 +216,18 @@ def _progress_bar(total: int | None, initial: int, enabled: bool) -> Any:
 
 
 # -- the loop ----------------------------------------------------------------------------------
-def _check_outputs(out: Path, inputs: Any) -> None:
+def _check_outputs(out: Path, inputs: Any, resume: bool) -> None:
     """Before any work: the bundle, its checkpoint and its report may replace only what vidfilter
-    wrote (a bundle is retrained in place), never an input or a user's file."""
+    wrote (a bundle is retrained in place), never an input or a user's file. A checkpoint to
+    resume from is judged by its loader, which says what is wrong with it."""
     from vidfilter.io.ownership import check_replaceable
     from vidfilter.io.sink import check_output_path
 
     paths = [inputs] if isinstance(inputs, (str, Path)) else [i for i in inputs if isinstance(i, (str, Path))]
     check_output_path(out, inputs=paths, overwrite=True)
     check_replaceable(out, why="training")
-    check_replaceable(checkpoint_path(out), why="training")
+    if not resume:
+        check_replaceable(checkpoint_path(out), why="training")
     check_replaceable(report_dir(out), why="training")
 
 
@@ -274,7 +276,7 @@ def train(
     from vidfilter.train.pretrain import resolve_init
 
     out = Path(out)
-    _check_outputs(out, inputs)
+    _check_outputs(out, inputs, resume)
     init_bundle = resolve_init(init_bundle)  # a setup name (shipped bundle) or a path; checked before training
     start = load_model(init_bundle) if init_bundle is not None else None
     init_info = None if start is None else {"path": str(init_bundle), "sha256": start.sha256, "steps": start.provenance.get("steps")}
@@ -367,7 +369,7 @@ def train(
                 except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as e:
                     reason = " ".join(str(e).split())[:160] or type(e).__name__
                     raise BundleError(f"{ckpt_path}: does not fit this training run or is corrupt ({reason}); "
-                                      "delete it to start afresh (or train without --resume)") from None
+                                      "delete it to start afresh, or train without --resume") from None
                 logger.info("resuming %s at step %d (%.1f min trained)", out, state.step, state.elapsed_s / 60)
             elif resume:
                 logger.info("no checkpoint at %s; starting a new run", ckpt_path)
