@@ -99,8 +99,8 @@ class VideoFrameSource(FrameSource):
             self._container = av.open(str(self._abspath), mode="r")
         except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
             raise UnreadableInputError(
-                f"{p}: not a readable video ({_reason(exc)}); check the file is complete, or convert it with "
-                "ffmpeg (e.g. `ffmpeg -i in -c:v ffv1 out.mkv`)"
+                f"{p}: not a readable video ({_open_failure(self._abspath, exc)}); check the file is complete, or "
+                "convert it with ffmpeg (e.g. `ffmpeg -i in -c:v ffv1 out.mkv`)"
             ) from None
         try:
             self._setup()
@@ -114,17 +114,30 @@ class VideoFrameSource(FrameSource):
         if not self._container.streams.video:
             raise UnreadableInputError(f"{p}: has no video stream; pass a video file (or a folder of images)")
         self._stream = self._container.streams.video[0]
-        self._stream.thread_type = "AUTO"
+        self._strict = False
+        self._configure_stream()
         self._time_base = self._stream.time_base
         self._seekable = True
         self._load_index()
         # the container's own bookkeeping: a file cut short or with a broken structure (cheap,
         # headers only; ``vidfilter run`` also checks Matroska CRCs, see vidfilter.io.guard)
         self.container_damage = container_check.check(self._abspath)
+        if self.container_damage is None and self._truncated and not container_check.is_checked(self._abspath):
+            # a container without a structural check (MPEG-TS, NUT...): the demuxer stopped early,
+            # or found fewer frames than the header declares
+            self.container_damage = container_check.ContainerDamage(
+                "truncated", self._truncation_reason(), os.path.getsize(self._abspath)
+            )
         if self.container_damage is not None and self.container_damage.kind == "truncated":
             self._truncated = True
         if not self._pts:
             raise UnreadableInputError(f"{p}: holds no video frames; the file is empty or truncated, re-export it")
+        # every frame a keyframe (MJPEG, FFV1, all-intra H.264...): nothing is predicted, so the
+        # decoder may stop at damage it detects rather than conceal it in a frame that looks whole
+        self._strict = bool(getattr(self._stream.codec_context.codec, "intra_only", False)) or (
+            len(self._keyframes) == len(self._pts)
+        )
+        self._configure_stream()
         self._pts_to_idx = {int(v): i for i, v in enumerate(self._pts)}
         self._choose_format()
         self._luts: dict[tuple[str, int], np.ndarray] = {}
@@ -161,9 +174,9 @@ class VideoFrameSource(FrameSource):
             try:
                 with open(cache, encoding="utf-8") as fh:
                     data = json.load(fh)
-                if data.get("version") != INDEX_VERSION or data.get("size") != st.st_size:
-                    data = None
-            except (OSError, ValueError):
+            except (OSError, ValueError, RecursionError):  # unreadable, not UTF-8, not JSON, nested too deep
+                data = None
+            if data is not None and not _index_fits(data, self._abspath, st, self._stream, self._container):
                 data = None
         self.index_cached = data is not None
         if data is None:
@@ -235,13 +248,33 @@ class VideoFrameSource(FrameSource):
             self._out_format = "rgb48le" if deep else "rgb24"
 
     # -- decoding --------------------------------------------------------------------------------
+    def _configure_stream(self) -> None:
+        """Threaded decoding; for an intra-only stream, an error at damage the decoder detects.
+
+        Decoders conceal damage by default: an MJPEG frame with flipped bytes decodes, without an
+        error or a corrupt flag, into a frame with a wrong block. ``err_detect=explode`` makes the
+        decoder fail on it instead, which :meth:`_frame_at` reports as damage at that frame.
+        Predicted streams (H.264, HEVC...) keep FFmpeg's default: their decoders flag a frame they
+        concealed damage in as corrupt (:meth:`_checked`), and a predicted frame may legitimately
+        miss its reference (a file that starts inside a group of pictures).
+        """
+        self._stream.thread_type = "AUTO"
+        if self._strict:
+            self._stream.codec_context.options = {"err_detect": "explode"}
+
+    def _truncation_reason(self) -> str:
+        declared, n = int(self._stream.frames or 0), len(self._pts)
+        if declared > n:
+            return f"the file is cut short: {n} of the {declared} frames its header declares are there"
+        return f"the file is cut short or damaged: demuxing stopped after {n} frames"
+
     def _reopen(self) -> None:
         """Start again from the first byte (for streams that cannot seek, e.g. raw ``.h264``)."""
         self._gen = None
         self._container.close()
         self._container = _av().open(str(self._abspath), mode="r")
         self._stream = self._container.streams.video[0]
-        self._stream.thread_type = "AUTO"
+        self._configure_stream()
 
     def _rewind(self) -> None:
         self._gen = None
@@ -484,6 +517,83 @@ def _swscale_luma_table(pix_fmt: str, color_range: int) -> np.ndarray:
 def _reason(exc: BaseException) -> str:
     msg = getattr(exc, "strerror", None) or str(exc)
     return " ".join(str(msg).split())[:120]
+
+
+def _open_failure(path: Path, exc: BaseException) -> str:
+    """Why FFmpeg could not open ``path``: an empty file, the container check's finding, or FFmpeg's words."""
+    try:
+        if os.path.getsize(path) == 0:
+            return "the file is empty: 0 bytes"
+    except OSError:
+        pass
+    damage = container_check.check(path)
+    return damage.reason if damage is not None else _reason(exc)
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _index_fits(data: Any, abspath: Path, st: os.stat_result, stream: Any, container: Any) -> bool:
+    """Whether a cached frame index may be used for this file; anything doubtful is rebuilt.
+
+    The cache folder is not trusted: the index must have the layout :meth:`VideoFrameSource._build_index`
+    writes (with the file's path, size and modification time), strictly increasing timestamps,
+    keyframes among the frames, and a frame count and last timestamp that agree with the
+    container's header (its declared frame count, or its duration times its frame rate). An index
+    of a truncated file is never reused, since its length cannot be checked against the header.
+    A forged index that keeps every one of these (say, one frame dropped in the middle of a
+    variable-rate stream) is only caught by a full demux, which the cache exists to avoid.
+
+    Parameters
+    ----------
+    data
+        The parsed JSON of the cache file.
+    abspath, st
+        The video's resolved path and its ``os.stat`` result.
+    stream, container
+        The open PyAV video stream and container.
+
+    Returns
+    -------
+    bool
+        ``True`` if the index describes this file as a fresh demux would.
+    """
+    if not isinstance(data, dict):
+        return False
+    if (data.get("version") != INDEX_VERSION or data.get("path") != str(abspath) or data.get("size") != st.st_size
+            or data.get("mtime_ns") != st.st_mtime_ns or data.get("truncated") is not False):
+        return False
+    pts, keys, by_order = data.get("pts"), data.get("keyframes"), data.get("by_order")
+    if not (isinstance(pts, list) and pts and isinstance(keys, list) and isinstance(by_order, bool)):
+        return False
+    if not all(_is_int(v) for v in pts) or not all(_is_int(k) for k in keys):
+        return False
+    n = len(pts)
+    if by_order:
+        if pts != list(range(n)):
+            return False
+    elif any(b <= a for a, b in zip(pts, pts[1:])):
+        return False
+    if any(not 0 <= k < n for k in keys) or any(b <= a for a, b in zip(keys, keys[1:])):
+        return False
+    declared = int(stream.frames or 0)
+    if declared and n != declared:
+        return False
+    duration = container.duration  # microseconds, when the container knows it
+    if not by_order and duration and n >= 2 and stream.time_base:
+        tb = float(stream.time_base)
+        step = float(np.median(np.diff(pts))) * tb
+        span = (pts[-1] - pts[0]) * tb  # first to last frame; the last frame lasts about one step more
+        gap = duration / 1e6 - span
+        if not -0.5 * step - 1e-3 <= gap <= 1.75 * step + 1e-3:
+            return False
+        rate = stream.average_rate or stream.guessed_rate
+        if not declared and rate:  # no count in the header: the duration at the frame rate stands in for it
+            expected = duration / 1e6 * float(rate)
+            if abs(n - expected) > max(1.5, 0.01 * expected):
+                return False
+    return True
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
