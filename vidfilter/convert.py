@@ -3,7 +3,13 @@
 Output kind follows the path: ``OUT.zarr`` (OME-Zarr, one image group ``image``), ``OUT.mkv``
 (FFV1 lossless), ``OUT.mp4`` (H.264 preview, lossy), ``OUT.h5`` (HDF5 dataset ``/frames``),
 ``OUT.tif``/``OUT.tiff`` (a folder of TIFF files), any other name (a folder of PNG files).
-Every writer finalises atomically, so a killed conversion never leaves a complete-looking output.
+Every writer finalises atomically, so a killed conversion never leaves a complete-looking output,
+and a full disk (:class:`~vidfilter.errors.DiskFullError`), a file-size limit
+(:class:`~vidfilter.errors.FileTooLargeError`) or a read-only target
+(:class:`~vidfilter.errors.OutputNotWritableError`) ends it with one line that names the file.
+
+:func:`export_outputs` adds other formats to a finished run store; each export is redone on its
+own: exports already complete are skipped, and :func:`pending_exports` lists the missing ones.
 """
 
 from __future__ import annotations
@@ -20,15 +26,22 @@ from vidfilter.io.source import FrameSource
 
 log = logging.getLogger(__name__)
 
+#: Output formats of ``vidfilter run --format``.
+EXPORT_FORMATS = ("zarr", "ffv1", "png", "tiff", "hdf5", "preview")
+
 
 def _open_sink(out: Path, frame_shape: tuple[int, ...], dtype: np.dtype, n: int, fps: float | None, overwrite: bool) -> Any:
-    """A context-managed FrameSink-like object with ``append`` for ``out``; returns (sink, closer)."""
+    """A FrameSink-like object with ``append`` for ``out``, and the writer to finalise (or ``None``)."""
     suffix = out.suffix.lower()
     if suffix == ".zarr":
         from vidfilter.io.zarr_sink import OmeZarrWriter
 
         writer = OmeZarrWriter(out, overwrite=overwrite)
-        return writer.image("image", frame_shape, dtype, fps=fps, n_frames=n), writer
+        try:
+            return writer.image("image", frame_shape, dtype, fps=fps, n_frames=n), writer
+        except BaseException:
+            _quietly(writer.abort, out)
+            raise
     if suffix == ".mkv":
         from vidfilter.io.video_sink import FFV1Sink
 
@@ -41,44 +54,86 @@ def _open_sink(out: Path, frame_shape: tuple[int, ...], dtype: np.dtype, n: int,
         from vidfilter.io.hdf5_sink import Hdf5Writer
 
         writer = Hdf5Writer(out, overwrite=overwrite)
-        return writer.dataset("frames", frame_shape, dtype, n, fps=fps), writer
+        try:
+            return writer.dataset("frames", frame_shape, dtype, n, fps=fps), writer
+        except BaseException:
+            writer.abort()
+            raise
     fmt = "tiff" if suffix in (".tif", ".tiff") else "png"
     from vidfilter.io.images_sink import ImageSequenceSink
 
     return ImageSequenceSink(out, fmt=fmt, frame_shape=frame_shape, dtype=dtype, overwrite=overwrite), None
 
 
+def _quietly(fn: Any, out: Path) -> None:
+    """Run the clean-up ``fn`` after a failure; its own failure (a full disk again) is only logged."""
+    try:
+        fn()
+    except Exception as e:  # noqa: BLE001 - the first error is the one to report
+        log.warning("cleaning up after the failure to write %s: %s", out, e)
+
+
 def write_frames(frames: Iterable[np.ndarray], out: str | Path, *, frame_shape: tuple[int, ...], dtype: Any,
                  n_frames: int, fps: float | None = None, overwrite: bool = False, progress: bool = False) -> Path:
-    """Stream ``frames`` into the writer chosen by ``out``'s suffix; atomic on success, aborted on error."""
+    """Stream ``frames`` into the writer chosen by ``out``'s suffix; atomic on success, aborted on error.
+
+    Raises
+    ------
+    DiskFullError, FileTooLargeError, OutputNotWritableError
+        Writing ``out`` failed for want of space, past a file-size limit, or on a read-only or
+        forbidden target; the message names ``out`` and what to do. Errors of reading ``frames``
+        are raised unchanged.
+    """
     from tqdm.auto import tqdm
 
+    from vidfilter.io.video_sink import raise_output_error
+
     out = Path(out)
-    sink, writer = _open_sink(out, tuple(frame_shape), np.dtype(dtype), n_frames, fps, overwrite)
+    try:
+        sink, writer = _open_sink(out, tuple(frame_shape), np.dtype(dtype), n_frames, fps, overwrite)
+    except OSError as e:
+        raise_output_error(e, out)
     try:
         for frame in tqdm(frames, total=n_frames, unit="frame", disable=not progress, desc=out.name[:30]):
-            sink.append(frame)
-        sink.close()
-        if writer is not None:
-            writer.finalise()
+            try:
+                sink.append(frame)
+            except OSError as e:
+                raise_output_error(e, out)
+        try:
+            sink.close()
+            if writer is not None:
+                writer.finalise()
+        except OSError as e:
+            raise_output_error(e, out)
     except BaseException:
-        sink.abort()
+        _quietly(sink.abort, out)
         if writer is not None:
-            writer.abort()
+            _quietly(writer.abort, out)
         raise
     return out
 
 
 def convert(input: str | Path | FrameSource, output: str | Path, *, color: str = "keep", overwrite: bool = False,
             progress: bool = False, start: int = 0, stop: int | None = None, step: int = 1) -> Path:
-    """Copy frames ``start:stop:step`` of ``input`` into ``output`` (format from its suffix)."""
+    """Copy frames ``start:stop:step`` of ``input`` into ``output`` (format from its suffix).
+
+    Raises
+    ------
+    DiskFullError, FileTooLargeError, OutputNotWritableError
+        ``output`` cannot be written (full disk, file-size limit, read-only or forbidden target);
+        nothing complete-looking is left, and the same command redoes the conversion.
+    """
     from vidfilter.io.registry import open as vf_open
     from vidfilter.io.sink import check_output_path
+    from vidfilter.io.video_sink import raise_output_error
 
     src = input if isinstance(input, FrameSource) else vf_open(input, color=color)
     try:
         out = Path(output)
-        check_output_path(out, inputs=[src.path], overwrite=overwrite)
+        try:
+            check_output_path(out, inputs=[src.path], overwrite=overwrite)
+        except OSError as e:
+            raise_output_error(e, out)
         s0, s1, st = slice(start, stop, step).indices(len(src))
         n = len(range(s0, s1, st))
         if n == 0:
@@ -91,6 +146,89 @@ def convert(input: str | Path | FrameSource, output: str | Path, *, color: str =
             src.close()
 
 
+def _check_formats(formats: Iterable[str]) -> list[str]:
+    fmts = list(dict.fromkeys(formats))
+    for fmt in fmts:
+        if fmt not in EXPORT_FORMATS:
+            raise UnsupportedInputError(f"unknown output format {fmt!r}; use {', '.join(EXPORT_FORMATS)}")
+    return fmts
+
+
+def _is_float(dtype: Any) -> bool:
+    return np.dtype(dtype).kind == "f"
+
+
+def export_paths(store: str | Path, fmt: str, groups: dict[str, Any]) -> list[Path]:
+    """The files or folders that export ``fmt`` of the run store ``store`` makes.
+
+    Parameters
+    ----------
+    store : path-like
+        The run store ``OUT.zarr``.
+    fmt : str
+        One of :data:`EXPORT_FORMATS`.
+    groups : dict
+        The store's image groups (``background``, ``foreground``, ``mask``) and their dtypes.
+
+    Returns
+    -------
+    list of pathlib.Path
+        ``zarr``: the store; ``ffv1``: ``OUT.background.mkv``, ``OUT.foreground.mkv`` (integer
+        groups only); ``png``: folders ``OUT.<group>/``; ``tiff``: ``OUT.<group>.tif/``;
+        ``hdf5``: ``OUT.h5``; ``preview``: ``OUT.preview.mp4``, ``OUT.preview.png``.
+    """
+    store = Path(store)
+    base = store.with_suffix("")
+    if fmt == "zarr":
+        return [store]
+    if fmt == "ffv1":
+        return [Path(f"{base}.{name}.mkv") for name in ("background", "foreground")
+                if name in groups and not _is_float(groups[name])]
+    if fmt in ("png", "tiff"):
+        suffix = ".tif" if fmt == "tiff" else ""
+        return [Path(f"{base}.{name}{suffix}") for name in groups]
+    if fmt == "hdf5":
+        return [Path(f"{base}.h5")]
+    if fmt == "preview":
+        return [Path(f"{base}.preview.mp4"), Path(f"{base}.preview.png")]
+    raise UnsupportedInputError(f"unknown output format {fmt!r}; use {', '.join(EXPORT_FORMATS)}")
+
+
+def _store_groups(store: Path) -> dict[str, Any]:
+    """Image groups of a run store and their dtypes, read from the Zarr metadata only."""
+    import zarr
+
+    groups: dict[str, Any] = {}
+    for name in ("background", "foreground", "mask"):
+        if (store / name).exists():
+            groups[name] = zarr.open_array(str(store / name / "0"), mode="r").dtype
+    return groups
+
+
+def _exists(p: Path) -> bool:
+    return p.exists() or p.is_symlink()
+
+
+def pending_exports(store: str | Path, formats: Iterable[str]) -> list[str]:
+    """The formats among ``formats`` whose outputs for the finished run store ``store`` are missing.
+
+    A format is pending when any of its files or folders (:func:`export_paths`) does not exist;
+    ``zarr`` is pending when ``store`` itself does not. Where ``store`` does not exist (the run is
+    not finished) every format is pending. Order follows ``formats``, without repeats.
+
+    Raises
+    ------
+    UnsupportedInputError
+        A format is unknown.
+    """
+    fmts = _check_formats(formats)
+    store = Path(store)
+    if not store.is_dir():
+        return fmts
+    groups = _store_groups(store)
+    return [fmt for fmt in fmts if not all(_exists(p) for p in export_paths(store, fmt, groups))]
+
+
 def export_outputs(store: str | Path, *, src_path: str, formats: Iterable[str], color: str = "gray",
                    overwrite: bool = False, preview_frames: int | None = 600) -> list[Path]:
     """Export a finished run store ``OUT.zarr`` to the other formats requested.
@@ -99,35 +237,64 @@ def export_outputs(store: str | Path, *, src_path: str, formats: Iterable[str], 
     ``OUT.background/``...; ``hdf5`` -> ``OUT.h5`` with ``/background``, ``/foreground`` (and
     ``/mask``); ``preview`` -> ``OUT.preview.mp4`` (input | background | foreground, at most
     ``preview_frames`` frames) and ``OUT.preview.png`` (the middle frame).
+
+    Each file or folder is written as ``PATH.partial`` and renamed when complete. One that exists
+    already is kept (and not written again) unless ``overwrite``, so calling this again after a
+    failure finishes only what is missing. The first failure stops the exports: the outputs
+    finished before it stay, the failed one leaves nothing complete-looking.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The outputs written by this call.
+
+    Raises
+    ------
+    DiskFullError, FileTooLargeError, OutputNotWritableError
+        An export cannot be written; the message names its file.
     """
     from vidfilter.io.registry import open as vf_open
 
+    fmts = [f for f in _check_formats(formats) if f != "zarr"]
     store = Path(store)
-    base = store.with_suffix("")
+    if not fmts:
+        return []
     groups = {name: vf_open(f"{store}/{name}", color=color) for name in ("background", "foreground", "mask")
               if (store / name).exists()}
+    dtypes = {name: g.dtype for name, g in groups.items()}
     written: list[Path] = []
+
+    def todo(path: Path) -> bool:
+        if _exists(path) and not overwrite:
+            log.info("%s exists; kept", path)
+            return False
+        return True
+
     try:
-        for fmt in formats:
+        for fmt in fmts:
             if fmt == "ffv1":
                 for name in ("background", "foreground"):
                     g = groups[name]
-                    if g.dtype == np.float16 or g.dtype == np.float32:
+                    if _is_float(g.dtype):
                         log.warning("FFV1 needs integer frames; %s is %s, skipped (use --foreground-dtype input)", name, g.dtype)
                         continue
-                    written.append(write_frames(g.iter(), f"{base}.{name}.mkv", frame_shape=g.frame_shape, dtype=g.dtype,
-                                                n_frames=len(g), fps=g.fps, overwrite=overwrite))
+                    path = Path(f"{store.with_suffix('')}.{name}.mkv")
+                    if todo(path):
+                        written.append(write_frames(g.iter(), path, frame_shape=g.frame_shape, dtype=g.dtype,
+                                                    n_frames=len(g), fps=g.fps, overwrite=overwrite))
             elif fmt in ("png", "tiff"):
-                suffix = ".tif" if fmt == "tiff" else ""
-                for name, g in groups.items():
-                    written.append(write_frames(g.iter(), f"{base}.{name}{suffix}", frame_shape=g.frame_shape,
-                                                dtype=g.dtype, n_frames=len(g), fps=g.fps, overwrite=overwrite))
+                for (name, g), path in zip(groups.items(), export_paths(store, fmt, dtypes)):
+                    if todo(path):
+                        written.append(write_frames(g.iter(), path, frame_shape=g.frame_shape, dtype=g.dtype,
+                                                    n_frames=len(g), fps=g.fps, overwrite=overwrite))
             elif fmt == "hdf5":
-                written.append(_export_hdf5(groups, Path(f"{base}.h5"), overwrite))
+                (path,) = export_paths(store, fmt, dtypes)
+                if todo(path):
+                    written.append(_export_hdf5(groups, path, overwrite))
             elif fmt == "preview":
-                written.extend(_export_preview(groups, src_path, base, color, overwrite, preview_frames))
-            elif fmt != "zarr":
-                raise UnsupportedInputError(f"unknown output format {fmt!r}; use zarr, ffv1, png, tiff, hdf5 or preview")
+                mp4, png = export_paths(store, fmt, dtypes)
+                written.extend(_export_preview(groups, src_path, mp4 if todo(mp4) else None, png if todo(png) else None,
+                                               color, overwrite, preview_frames))
     finally:
         for g in groups.values():
             g.close()
@@ -135,6 +302,7 @@ def export_outputs(store: str | Path, *, src_path: str, formats: Iterable[str], 
 
 
 def _export_hdf5(groups: dict[str, FrameSource], out: Path, overwrite: bool) -> Path:
+    """Write ``groups`` as datasets of one HDF5 file ``out`` (``out.partial`` until complete)."""
     from vidfilter.io.hdf5_sink import Hdf5Writer
 
     writer = Hdf5Writer(out, overwrite=overwrite)
@@ -151,26 +319,32 @@ def _export_hdf5(groups: dict[str, FrameSource], out: Path, overwrite: bool) -> 
     return out
 
 
-def _export_preview(groups: dict[str, FrameSource], src_path: str, base: Path, color: str, overwrite: bool,
-                    max_frames: int | None) -> list[Path]:
+def _export_preview(groups: dict[str, FrameSource], src_path: str, mp4: Path | None, png: Path | None, color: str,
+                    overwrite: bool, max_frames: int | None) -> list[Path]:
+    """Write the preview ``mp4`` and ``png`` (either may be ``None``: not wanted); returns those written."""
     from vidfilter.io.registry import open as vf_open
     from vidfilter.io.video_sink import PreviewComposer, write_preview_png
 
+    if mp4 is None and png is None:
+        return []
     bg, fg = groups["background"], groups["foreground"]
     n = len(bg)
     stop = n if max_frames is None else min(n, max_frames)
+    written: list[Path] = []
     with vf_open(src_path, color=color) as src:
-        mid = n // 2
-        png = write_preview_png(f"{base}.preview.png", {"input": src[mid], "background": bg[mid], "foreground": fg[mid]})
-        mp4 = Path(f"{base}.preview.mp4")
-        if mp4.exists() and overwrite:
-            mp4.unlink()
-        comp = PreviewComposer(mp4, ["input", "background", "foreground"], src.frame_shape, src.fps or 25, overwrite=overwrite)
-        try:
-            for f, b, g in zip(src.iter(0, stop), bg.iter(0, stop), fg.iter(0, stop)):
-                comp.append(f, b, g)
-            comp.close()
-        except BaseException:
-            comp.abort()
-            raise
-    return [mp4, Path(png)]
+        if mp4 is not None:
+            comp = PreviewComposer(mp4, ["input", "background", "foreground"], src.frame_shape, src.fps or 25,
+                                   overwrite=overwrite)
+            try:
+                for f, b, g in zip(src.iter(0, stop), bg.iter(0, stop), fg.iter(0, stop)):
+                    comp.append(f, b, g)
+                comp.close()
+            except BaseException:
+                comp.abort()
+                raise
+            written.append(mp4)
+        if png is not None:
+            mid = n // 2
+            written.append(write_preview_png(png, {"input": src[mid], "background": bg[mid], "foreground": fg[mid]},
+                                             overwrite=overwrite))
+    return written

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import tifffile
 
-from vidfilter.errors import OutputExistsError, UnsupportedInputError
+import json
+
+from vidfilter.errors import ForeignOutputError, OutputExistsError, UnsupportedInputError
 from vidfilter.io.images_sink import ImageSequenceSink
 from vidfilter.io.sink import partial_path
 
@@ -19,6 +21,13 @@ def random_frames(n: int, shape: tuple[int, ...], dtype: type, seed: int = 0) ->
     if np.issubdtype(dtype, np.integer):
         return rng.integers(0, np.iinfo(dtype).max, (n,) + shape, dtype=dtype, endpoint=True)
     return rng.normal(size=(n,) + shape).astype(dtype)
+
+
+def frame_names(folder: Path) -> list[str]:
+    """Names in ``folder`` other than the ``.vidfilter.json`` marker (which must be there)."""
+    marker = json.loads((folder / ".vidfilter.json").read_text())
+    assert marker["written_by"] == "vidfilter"
+    return sorted(p.name for p in folder.iterdir() if p.name != ".vidfilter.json")
 
 
 def read_png(path: Path) -> np.ndarray:
@@ -47,7 +56,7 @@ def test_round_trip(tmp_path: Path, fmt: str, shape: tuple[int, ...], dtype: typ
         assert not folder.exists() and partial_path(folder).is_dir()
     assert not partial_path(folder).exists()
     ext = ".png" if fmt == "png" else ".tif"
-    names = sorted(p.name for p in folder.iterdir())
+    names = frame_names(folder)
     assert names == [f"{i:06d}{ext}" for i in range(4)]
     for i, fr in enumerate(frames):
         got = read_png(folder / names[i]) if fmt == "png" else tifffile.imread(folder / names[i])
@@ -65,7 +74,7 @@ def test_abort_keeps_partial_and_resume_continues(tmp_path: Path) -> None:
                 sink.append(fr)
             raise RuntimeError("killed")
     assert not folder.exists()
-    assert sorted(p.name for p in partial_path(folder).iterdir()) == ["0000.png", "0001.png", "0002.png"]
+    assert frame_names(partial_path(folder)) == ["0000.png", "0001.png", "0002.png"]
 
     with ImageSequenceSink(folder, digits=4, resume=True) as sink:
         assert sink.frames_written == 3
@@ -76,17 +85,25 @@ def test_abort_keeps_partial_and_resume_continues(tmp_path: Path) -> None:
 
 
 def test_exists_overwrite_and_bad_input(tmp_path: Path) -> None:
-    """Existing folder refused without overwrite; PNG refuses float; shape changes are refused."""
+    """Existing folder refused without overwrite, replaced with it only when vidfilter wrote it;
+    PNG refuses float; shape changes are refused."""
     folder = tmp_path / "seq"
-    folder.mkdir()
-    (folder / "old.txt").write_text("x")
+    with ImageSequenceSink(folder) as sink:
+        for _ in range(2):
+            sink.append(np.ones((3, 3), np.uint8))
     with pytest.raises(OutputExistsError, match="--overwrite"):
         ImageSequenceSink(folder)
     with ImageSequenceSink(folder, overwrite=True) as sink:
         sink.append(np.zeros((3, 3), np.uint8))
         with pytest.raises(UnsupportedInputError):
             sink.append(np.zeros((4, 3), np.uint8))
-    assert sorted(p.name for p in folder.iterdir()) == ["000000.png"]
+    assert frame_names(folder) == ["000000.png"]
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "old.txt").write_text("x")
+    with pytest.raises(ForeignOutputError), ImageSequenceSink(foreign, overwrite=True) as sink:
+        sink.append(np.zeros((3, 3), np.uint8))
+    assert (foreign / "old.txt").read_text() == "x"
     with pytest.raises(UnsupportedInputError, match="tiff"):
         ImageSequenceSink(tmp_path / "f", dtype=np.float32)
     with pytest.raises(UnsupportedInputError):

@@ -68,7 +68,8 @@ def test_ffv1_abort_and_exists(tmp_path: Path) -> None:
             sink.append(np.zeros((8, 8), np.uint8))
             raise RuntimeError("stop")
     assert list(tmp_path.iterdir()) == []
-    path.write_bytes(b"old")
+    with FFV1Sink(path, (8, 8), np.uint8) as sink:
+        sink.append(np.full((8, 8), 1, np.uint8))
     with pytest.raises(OutputExistsError, match="--overwrite"):
         FFV1Sink(path, (8, 8), np.uint8)
     with FFV1Sink(path, (8, 8), np.uint8, overwrite=True) as sink:

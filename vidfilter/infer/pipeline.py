@@ -271,19 +271,13 @@ def run(
         out = out.with_name(out.name + ".zarr")
     src = input if isinstance(input, FrameSource) else vf_open(input, color=oc.color)
     in_path = src.path
-    check_output_path(out, inputs=[in_path], overwrite=oc.overwrite)
+    exports = [f for f in oc.formats if f != "zarr"]
+    finished = _finished_output(out, in_path, oc.overwrite)  # a finished store: maybe only exports are left
+    if not finished:
+        _check_export_paths(out, exports, oc, in_path)
     # damaged input: refused, or (--salvage) cut to the frames before the damage; frames checked and hashed
     src = guard_input(src, salvage=ic.salvage, missing_chunks=ic.missing_chunks)
     est = make_estimator(method, model, config)
-    config = resolve_polarity(config, est, src)
-    oc = config.output
-    if ic.threads:
-        import torch
-
-        torch.set_num_threads(ic.threads)
-
-    n = len(src)
-    fg_dtype = np.dtype(np.float16) if oc.foreground_dtype == "float16" else src.dtype
     meta = {
         "vidfilter_version": __import__("vidfilter").__version__,
         "input": _file_fingerprint(str(in_path)) if not isinstance(input, FrameSource) else {"path": str(in_path)},
@@ -295,6 +289,21 @@ def run(
     if method == "model":
         b = est.bundle  # type: ignore[attr-defined]
         meta["model"] = {"path": str(getattr(b, "path", "")), "sha256": getattr(b, "sha256", None), "version": getattr(b, "version", None)}
+    if finished:
+        try:
+            return _missing_exports_only(out, meta, exports, oc, in_path, len(src))
+        finally:
+            src.close() if not isinstance(input, FrameSource) else None
+    config = resolve_polarity(config, est, src)
+    oc = config.output
+    meta["config"] = config.to_dict()
+    if ic.threads:
+        import torch
+
+        torch.set_num_threads(ic.threads)
+
+    n = len(src)
+    fg_dtype = np.dtype(np.float16) if oc.foreground_dtype == "float16" else src.dtype
 
     t_start = time.perf_counter()
     try:
@@ -352,6 +361,66 @@ def run(
 
         export_outputs(out, src_path=in_path, formats=exports, color=oc.color, overwrite=oc.overwrite)
     return summary
+
+
+def _finished_output(out: Path, in_path: Any, overwrite: bool) -> bool:
+    """Check ``out`` before any work; True when it is a finished vidfilter store that is kept
+    (no ``overwrite``): the same run asked again has at most exports left to write."""
+    from vidfilter.errors import OutputExistsError
+    from vidfilter.io.sink import check_output_path
+    from vidfilter.io.zarr_sink import read_ome_zarr_info
+
+    try:
+        check_output_path(out, inputs=[in_path], overwrite=overwrite)
+        return False
+    except OutputExistsError:
+        try:
+            complete = out.is_dir() and read_ome_zarr_info(out)["complete"]
+        except VidfilterError:
+            complete = False
+        if not complete:
+            raise
+        return True
+
+
+def _check_export_paths(out: Path, exports: list[str], oc: Any, in_path: Any) -> None:
+    """Every file an export will write may be written (refused before any work otherwise)."""
+    if not exports:
+        return
+    from vidfilter.convert import export_paths
+    from vidfilter.io.sink import check_output_path
+
+    groups = {"background": None, "foreground": np.dtype(np.float16) if oc.foreground_dtype == "float16" else None}
+    if oc.mask:
+        groups["mask"] = None
+    for fmt in exports:
+        for p in export_paths(out, fmt, groups):
+            check_output_path(p, inputs=[in_path], overwrite=oc.overwrite)
+
+
+def _missing_exports_only(out: Path, meta: dict[str, Any], exports: list[str], oc: Any, in_path: Any, n: int) -> dict[str, Any]:
+    """``out`` is finished: if this same run made it, write only the exports that are missing
+    (a rerun after a failed or killed export); otherwise it exists, and is kept."""
+    from vidfilter.convert import export_outputs, pending_exports
+    from vidfilter.errors import OutputExistsError
+    from vidfilter.io.integrity import made_by_same_run
+
+    if not made_by_same_run(out, meta):
+        raise OutputExistsError(
+            f"{out} exists, made from another input, method, model or settings; pass --overwrite to replace it "
+            "or choose another --out"
+        )
+    pending = pending_exports(out, exports)
+    t0 = time.perf_counter()
+    if pending:
+        log.info("%s is finished (same input, method and settings): writing only the missing exports %s", out, pending)
+        export_outputs(out, src_path=str(in_path), formats=pending, color=oc.color, overwrite=False)
+    else:
+        log.info("%s is finished (same input, method and settings): nothing to do; --overwrite recomputes it", out)
+    return {
+        "input": str(in_path), "output": str(out), "status": "exported" if pending else "skipped", "frames": n,
+        "frames_this_run": 0, "keyframes": None, "seconds": round(time.perf_counter() - t0, 3), "fps": None,
+    }
 
 
 def _resume_point(done: int, n: int, every: int) -> int:

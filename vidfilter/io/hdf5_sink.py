@@ -5,10 +5,18 @@ out one :class:`Hdf5Sink` per dataset, like :class:`~vidfilter.io.zarr_sink.OmeZ
 Datasets are ``(T, H, W[, C])``, one frame per chunk, gzip-compressed with byte shuffle. The
 file is written as ``PATH.partial`` and renamed by :meth:`Hdf5Writer.finalise`; HDF5 files are not
 safe to reopen after a crash, so an aborted write deletes its partial file (no resume).
+
+The root attribute ``vidfilter`` (JSON, ``{"format_version": 1, "version": ...}``) is written and
+flushed when the file is created, so even the partial file of a killed run shows who wrote it
+(:mod:`vidfilter.io.ownership`). HDF5 writes through a
+:class:`~vidfilter.io.video_sink.GuardedFile`: HDF5 never sees a failed write (after one it
+crashes the interpreter when the file is closed), and a full disk, a file-size limit or a
+read-only file system ends the write with one :class:`~vidfilter.errors.VidfilterError`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -19,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from vidfilter.errors import OutputExistsError, UnsupportedInputError
-from vidfilter.io.sink import FrameSink, commit_path, partial_path
+from vidfilter.io.sink import FrameSink, commit_path, discard_partial, partial_path
+from vidfilter.io.video_sink import GuardedFile, raise_output_error
 
 __all__ = ["Hdf5Sink", "Hdf5Writer"]
 
@@ -27,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 #: gzip level of every dataset.
 GZIP_LEVEL = 4
+#: Version of the layout described in the root attribute ``vidfilter``.
+FORMAT_VERSION = 1
 
 
 def _h5py() -> Any:
@@ -70,13 +81,35 @@ class Hdf5Writer:
         self.partial = partial_path(self.path)
         self.overwrite = overwrite
         self.attrs = dict(attrs or {})
-        if (self.path.exists() or self.path.is_symlink()) and not overwrite:
-            raise OutputExistsError(f"{self.path} exists; pass --overwrite to replace it or choose another --out")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.file = h5py.File(self.partial, "w")
-        self.file.attrs["vidfilter_complete"] = False
         self.datasets: dict[str, Hdf5Sink] = {}
         self._finished = False
+        self._aborted = False
+        self.file: Any = None
+        self._io: GuardedFile | None = None
+        if (self.path.exists() or self.path.is_symlink()) and not overwrite:
+            raise OutputExistsError(f"{self.path} exists; pass --overwrite to replace it or choose another --out")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            discard_partial(self.partial)
+            self._io = GuardedFile(self.partial, name=self.path)
+        except OSError as e:
+            raise_output_error(e, self.path)
+        try:
+            from vidfilter import __version__
+
+            self.file = h5py.File(self._io, "w")
+            self.file.attrs["vidfilter"] = json.dumps({"format_version": FORMAT_VERSION, "version": __version__})
+            self.file.attrs["vidfilter_complete"] = False
+            self.file.flush()
+            self._io.check()
+        except BaseException as e:
+            self.abort()
+            raise_output_error(e, self.path)
+
+    def check(self) -> None:
+        """Raise the first failed write of this file (full disk, file-size limit, read-only)."""
+        if self._io is not None:
+            self._io.check()
 
     def dataset(
         self,
@@ -117,26 +150,32 @@ class Hdf5Writer:
                 self.file.attrs[k] = _attr_value(v)
             self.file.attrs["vidfilter_complete"] = True
             self.file.flush()
+            self.check()
             self.file.close()
-            with open(self.partial, "rb+") as f:
-                os.fsync(f.fileno())
+            assert self._io is not None
+            self._io.sync()
+            self._io.close()
+            self.check()
             self._finished = True
             commit_path(self.partial, self.path, overwrite=self.overwrite)
-        except BaseException:
+        except BaseException as e:
             self.abort()
-            raise
+            raise_output_error(e, self.path)
         return self.path
 
     def abort(self) -> None:
-        """Close and delete the partial file."""
-        if getattr(self, "_aborted", False):
+        """Close and delete the partial file; never raises."""
+        if self._aborted:
             return
         self._aborted = True
         self._finished = True
-        try:
-            if self.file.id.valid:
-                self.file.close()
-        finally:
+        if self.file is not None:
+            with contextlib.suppress(Exception):
+                if self.file.id.valid:
+                    self.file.close()
+        if self._io is not None:
+            self._io.discard()
+        with contextlib.suppress(OSError):
             self.partial.unlink(missing_ok=True)
 
     def __enter__(self) -> Hdf5Writer:
@@ -172,7 +211,11 @@ class Hdf5Sink(FrameSink):
         attrs: Mapping[str, Any] | None = None,
     ) -> None:
         writer = Hdf5Writer(path, overwrite=overwrite, attrs=attrs)
-        self._init_dataset(writer, dataset.strip("/"), frame_shape, dtype, n_frames, fps)
+        try:
+            self._init_dataset(writer, dataset.strip("/"), frame_shape, dtype, n_frames, fps)
+        except BaseException:
+            writer.abort()
+            raise
         writer.datasets[self.name] = self
         self._owns_writer = True
 
@@ -209,14 +252,17 @@ class Hdf5Sink(FrameSink):
         if fps:
             self.ds.attrs["fps"] = float(fps)
         self.ds.attrs["frames_written"] = 0
+        writer.check()
 
     def _append(self, frame: np.ndarray) -> None:
         if self._frames_written >= self.n_frames:
             raise ValueError(f"dataset {self.name!r} already holds all {self.n_frames} frames declared by n_frames")
         self.ds[self._frames_written] = frame
+        self.writer.check()
 
     def _finalise(self) -> None:
         self.ds.attrs["frames_written"] = self._frames_written
+        self.writer.check()
         if self._owns_writer:
             self._closed = True
             self.writer.finalise()

@@ -5,6 +5,12 @@ and the folder is renamed onto ``FOLDER`` by ``close()``. Because every file is 
 absent, an interrupted sequence can be resumed: ``resume=True`` continues after the last
 consecutive frame file present in ``FOLDER.partial``.
 
+The folder holds a marker file ``.vidfilter.json`` (``{"written_by": "vidfilter", "kind":
+"png"}``), written when the partial folder is created, so :mod:`vidfilter.io.ownership` knows it
+as vidfilter's; image readers skip it (they list image files only). A full disk, a file-size
+limit or a read-only file system ends the write with one
+:class:`~vidfilter.errors.VidfilterError` (:func:`~vidfilter.io.video_sink.output_error`).
+
 PNG holds uint8/uint16 grey, RGB or RGBA frames; TIFF (via tifffile) also holds float frames.
 """
 
@@ -19,14 +25,16 @@ from typing import Any
 import numpy as np
 
 from vidfilter.errors import OutputExistsError, UnsupportedInputError
+from vidfilter.io.ownership import mark_folder
 from vidfilter.io.sink import (
     FrameSink,
     atomic_write_bytes,
     commit_path,
+    discard_partial,
     fsync_dir,
     partial_path,
-    remove_path,
 )
+from vidfilter.io.video_sink import raise_output_error
 
 __all__ = ["ImageSequenceSink"]
 
@@ -88,13 +96,17 @@ class ImageSequenceSink(FrameSink):
             raise OutputExistsError(f"{self.folder} exists; pass --overwrite to replace it or choose another --out")
         self._frames_written = 0
         self._closed = False
-        if self.partial.exists() and resume:
-            while (self.partial / self.name(self._frames_written)).exists():
-                self._frames_written += 1
-            logger.info("resuming %s after %d frames", self.partial, self._frames_written)
-        else:
-            remove_path(self.partial)
-        self.partial.mkdir(parents=True, exist_ok=True)
+        try:
+            if self.partial.exists() and resume:
+                while (self.partial / self.name(self._frames_written)).exists():
+                    self._frames_written += 1
+                logger.info("resuming %s after %d frames", self.partial, self._frames_written)
+            else:
+                discard_partial(self.partial)
+            self.partial.mkdir(parents=True, exist_ok=True)
+            mark_folder(self.partial, self.fmt)
+        except OSError as e:
+            raise_output_error(e, self.folder)
 
     def name(self, t: int) -> str:
         """File name of frame ``t``."""
@@ -137,11 +149,18 @@ class ImageSequenceSink(FrameSink):
         return bio.getvalue()
 
     def _append(self, frame: np.ndarray) -> None:
-        atomic_write_bytes(self.partial / self.name(self._frames_written), self._encode(frame))
+        data = self._encode(frame)
+        try:
+            atomic_write_bytes(self.partial / self.name(self._frames_written), data)
+        except OSError as e:
+            raise_output_error(e, self.folder)
 
     def _finalise(self) -> None:
-        fsync_dir(self.partial)
-        commit_path(self.partial, self.folder, overwrite=self.overwrite)
+        try:
+            fsync_dir(self.partial)
+            commit_path(self.partial, self.folder, overwrite=self.overwrite)
+        except OSError as e:
+            raise_output_error(e, self.folder)
 
     def _abort(self) -> None:
         """Keep ``folder.partial`` (every file in it is complete) for ``resume=True``."""

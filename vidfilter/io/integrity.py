@@ -50,6 +50,7 @@ __all__ = [
     "chunk_digest",
     "content_hash",
     "frame_digest",
+    "made_by_same_run",
     "resume_compatible",
     "verify",
 ]
@@ -219,6 +220,27 @@ def _identity(meta: dict[str, Any]) -> dict[str, Any]:
         "model": (meta.get("model") or {}).get("sha256"),
         "config": cfg,
     }
+
+
+def made_by_same_run(store: str | os.PathLike[str], meta: dict[str, Any]) -> bool:
+    """Whether the finished store ``store`` was made from the same input file (path, size,
+    SHA-256), method, model and output-changing settings as the run described by ``meta``.
+
+    Inputs without a file hash (a Zarr store, an image folder, an array) can change in place
+    unseen, so their outputs are never taken as made by the same run. A polarity left to ``auto``
+    matches whatever the earlier run resolved it to.
+    """
+    try:
+        old = json.loads((Path(store) / "zarr.json").read_text()).get("attributes") or {}
+    except (OSError, ValueError):
+        return False
+    if not (old.get("vidfilter") or {}).get("complete") or not (meta.get("input") or {}).get("sha256"):
+        return False
+    a, b = _identity(old), _identity(meta)
+    if ((b["config"].get("output") or {}).get("polarity")) == "auto":
+        for ident in (a, b):
+            (ident["config"].get("output") or {}).pop("polarity", None)
+    return a == b
 
 
 def _first_changed_frame(src: Any, stored: bytes, done: int, *, sampled: bool) -> int | None:

@@ -7,24 +7,53 @@
   with a range fixed from the first frames so the preview does not flicker.
 - :func:`write_preview_png` writes the same panel layout for a single time point.
 
-Every file is written under ``PATH.partial`` and renamed onto ``PATH`` when closed.
+Every file is written under ``PATH.partial`` and renamed onto ``PATH`` when closed. Videos carry
+the container metadata ``comment = "vidfilter <version>"`` and the PNG a text chunk
+``Software = "vidfilter <version>"``, so :mod:`vidfilter.io.ownership` recognises them (previews
+are fragmented MP4 with the metadata up front, so a killed ``.partial`` carries it too).
+
+Writes go through :class:`GuardedFile`: a full disk, a file-size limit or a read-only file system
+ends the write with one :class:`~vidfilter.errors.VidfilterError` (:func:`output_error`) and the
+partial file is deleted.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
+import resource
+import struct
+import zlib
 from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
-from vidfilter.errors import OutputExistsError, OutputNotWritableError, UnsupportedInputError
-from vidfilter.io.sink import FrameSink, atomic_write_bytes, commit_path, partial_path
+from vidfilter.errors import (
+    DiskFullError,
+    FileTooLargeError,
+    OutputExistsError,
+    OutputNotWritableError,
+    UnsupportedInputError,
+    VidfilterError,
+)
+from vidfilter.io.sink import FrameSink, commit_path, discard_partial, partial_path
 
-__all__ = ["FFV1Sink", "PreviewComposer", "compose_panels", "panel_contrast", "write_preview_png"]
+__all__ = [
+    "FFV1Sink",
+    "GuardedFile",
+    "PreviewComposer",
+    "compose_panels",
+    "output_error",
+    "panel_contrast",
+    "raise_output_error",
+    "signature",
+    "write_preview_png",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +65,223 @@ CALIBRATION_FRAMES = 8
 PANEL_GAP = 4
 #: H.264 constant rate factor of previews.
 PREVIEW_CRF = 23
+#: MP4 muxer flags of previews: fragments with the header (and its metadata) written first, so a
+#: killed partial preview still opens and shows it was written by vidfilter.
+PREVIEW_MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof"
+
+
+def signature() -> str:
+    """``"vidfilter <version>"``: the mark left in the metadata of the videos and PNGs written."""
+    from vidfilter import __version__
+
+    return f"vidfilter {__version__}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Write errors
+# ---------------------------------------------------------------------------------------------
+def _file_size_limit() -> int | None:
+    """The soft ``RLIMIT_FSIZE`` of this process in bytes, ``None`` when unlimited."""
+    try:
+        soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    except (OSError, ValueError):  # pragma: no cover - not on this platform
+        return None
+    return None if soft == resource.RLIM_INFINITY else int(soft)
+
+
+def output_error(exc: BaseException, path: str | os.PathLike[str]) -> BaseException:
+    """The error to raise for ``exc``, raised while writing the output ``path``.
+
+    ``ENOSPC``/``EDQUOT`` become :class:`~vidfilter.errors.DiskFullError`, ``EFBIG``
+    :class:`~vidfilter.errors.FileTooLargeError`, ``EROFS``/``EACCES``/``EPERM``
+    :class:`~vidfilter.errors.OutputNotWritableError`, each a one-line message that names
+    ``path`` and says what to do, with ``errno`` kept. Anything else (a
+    :class:`~vidfilter.errors.VidfilterError` included) is returned unchanged.
+    """
+    if isinstance(exc, VidfilterError) or not isinstance(exc, OSError):
+        return exc
+    why = " ".join(str(exc.strerror or exc).split())
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        err: OSError = DiskFullError(
+            f"{path}: the disk is full ({why}); free space or choose another --out, then rerun the same command"
+        )
+    elif exc.errno == errno.EFBIG:
+        limit = _file_size_limit()
+        where = (f"ulimit -f is {limit // 1024} KiB" if limit is not None
+                 else f"{why}; FAT32 stops at 4 GiB")
+        err = FileTooLargeError(
+            f"{path}: the file is too large for this file system or for `ulimit -f` ({where}); choose another "
+            "--out on a file system without that limit, raise `ulimit -f`, or choose a format that splits into "
+            "small files (zarr, png or tiff)"
+        )
+    elif exc.errno == errno.EROFS:
+        err = OutputNotWritableError(f"{path}: cannot be written, the file system is read-only; choose another --out")
+    elif exc.errno in (errno.EACCES, errno.EPERM):
+        err = OutputNotWritableError(f"{path}: cannot be written ({why}); choose another --out")
+    else:
+        return exc
+    err.errno = exc.errno  # str(err) stays the message
+    return err
+
+
+def raise_output_error(exc: BaseException, path: str | os.PathLike[str]) -> NoReturn:
+    """Raise :func:`output_error` of ``exc`` (chained to it), or ``exc`` itself when it stays."""
+    err = output_error(exc, path)
+    if err is exc:
+        raise exc
+    raise err from exc
+
+
+class GuardedFile:
+    """A binary file that libraries writing through Python file objects (h5py, PyAV) can never
+    see fail.
+
+    HDF5 left in an error state by a failed write crashes the interpreter when its objects are
+    freed, and FFmpeg's fragmented MP4 muxer drops a write error silently. So the first
+    ``OSError`` of a write, truncate, flush or sync is kept in :attr:`error`; that write and every
+    later one are held in memory instead (reads see them), the library finishes and closes
+    normally, and the owner calls :meth:`check` after each step, which raises the error as
+    :func:`output_error` translates it. What is held is at most the writes of one step plus what
+    the library writes when it closes (HDF5: its chunk cache, 1 MiB per dataset by default).
+
+    Parameters
+    ----------
+    path : path-like
+        File created (truncated) for reading and writing.
+    name : path-like, optional
+        The output named in error messages (the final path of a ``.partial`` file).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, name: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path)
+        self.name = Path(name) if name is not None else self.path
+        self.raw = open(self.path, "w+b", buffering=0)  # noqa: SIM115 - closed by close()
+        self.error: OSError | None = None
+        self._held: list[tuple[int, bytes]] = []
+        self._pos = 0
+
+    # -- the file-object protocol ---------------------------------------------------------------
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def _fail(self, exc: OSError, pos: int) -> None:
+        self.error = exc
+        self._pos = pos
+        logger.debug("writing %s failed (%s); later writes are held in memory", self.path, exc)
+
+    def _end(self) -> int:
+        end = os.fstat(self.raw.fileno()).st_size
+        for off, data in self._held:
+            end = max(end, off + len(data))
+        return end
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if self.error is None:
+            return self.raw.seek(offset, whence)
+        base = 0 if whence == os.SEEK_SET else self._pos if whence == os.SEEK_CUR else self._end()
+        self._pos = base + offset
+        return self._pos
+
+    def tell(self) -> int:
+        return self.raw.tell() if self.error is None else self._pos
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        n = len(view)
+        if self.error is None:
+            start = self.raw.tell()
+            try:
+                done = 0
+                while done < n:
+                    w = self.raw.write(view[done:])
+                    if not w:
+                        raise OSError(errno.EIO, "the write made no progress")
+                    done += w
+                return n
+            except OSError as e:
+                self._fail(e, start)
+        self._held.append((self._pos, bytes(view)))
+        self._pos += n
+        return n
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self.error is None:
+            data = self.raw.read(size)
+            if size is not None and 0 <= size and len(data) < size:  # past the end reads as zeros
+                data += bytes(size - len(data))
+            return data
+        if size is None or size < 0:
+            size = max(0, self._end() - self._pos)
+        self.raw.seek(self._pos)
+        buf = bytearray(self.raw.read(size) or b"")
+        buf.extend(bytes(size - len(buf)))
+        for off, data in self._held:
+            lo, hi = max(off, self._pos), min(off + len(data), self._pos + size)
+            if lo < hi:
+                buf[lo - self._pos : hi - self._pos] = data[lo - off : hi - off]
+        self._pos += size
+        return bytes(buf)
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+    def truncate(self, size: int | None = None) -> int:
+        if self.error is None:
+            try:
+                return self.raw.truncate(size)
+            except OSError as e:
+                self._fail(e, self.raw.tell())
+        return self._pos if size is None else size
+
+    def flush(self) -> None:
+        if self.error is None:
+            try:
+                self.raw.flush()
+            except OSError as e:
+                self._fail(e, self.raw.tell())
+
+    # -- the owner's side -----------------------------------------------------------------------
+    def sync(self) -> None:
+        """``fsync`` what was written (a failure is kept like a failed write)."""
+        if self.error is None:
+            try:
+                os.fsync(self.raw.fileno())
+            except OSError as e:
+                self._fail(e, self.raw.tell())
+
+    def check(self) -> None:
+        """Raise the first failure (translated by :func:`output_error`), if any."""
+        if self.error is not None:
+            err = output_error(self.error, self.name)
+            if err is self.error:
+                raise err
+            raise err from self.error
+
+    def close(self) -> None:
+        """Close the file (a failure of the close, as NFS reports a full disk, is kept)."""
+        if self.raw.closed:
+            return
+        try:
+            self.raw.close()
+        except OSError as e:
+            if self.error is None:
+                self.error = e
+
+    def discard(self) -> None:
+        """Close and delete the file; never raises."""
+        with contextlib.suppress(OSError):
+            self.close()
+        with contextlib.suppress(OSError):
+            self.path.unlink(missing_ok=True)
 
 
 def _rate(fps: float | Fraction) -> Fraction:
@@ -45,12 +291,33 @@ def _rate(fps: float | Fraction) -> Fraction:
 
 
 def _check_new_output(path: Path, overwrite: bool) -> None:
+    """Refuse an existing ``path`` (unless ``overwrite``), create its folder, clear a leftover
+    ``PATH.partial`` of vidfilter's."""
     if (path.exists() or path.is_symlink()) and not overwrite:
         raise OutputExistsError(f"{path} exists; pass --overwrite to replace it or choose another --out")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        discard_partial(partial_path(path))
     except OSError as e:
-        raise OutputNotWritableError(f"cannot create folder {path.parent} ({e.strerror}); choose another --out") from e
+        err = output_error(e, path)
+        if err is e:
+            raise OutputNotWritableError(f"cannot create folder {path.parent} ({e.strerror}); choose another --out") from e
+        raise err from e
+
+
+def _open_guarded(path: Path, partial: Path) -> GuardedFile:
+    try:
+        return GuardedFile(partial, name=path)
+    except OSError as e:
+        raise_output_error(e, path)
+
+
+def _close_container(container: Any, io: GuardedFile | None) -> None:
+    """Close a PyAV container after a failure, without raising."""
+    with contextlib.suppress(Exception):
+        container.close()
+    if io is not None:
+        io.discard()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -113,16 +380,21 @@ class FFV1Sink(FrameSink):
         self._in_fmt, pix_fmt = _FFV1_FORMATS[key]
         self.rate = _rate(fps)
         _check_new_output(self.path, overwrite)
-        self._container = av.open(str(self.partial), mode="w", format="matroska")
+        self._io = _open_guarded(self.path, self.partial)
         try:
+            self._container = av.open(self._io, mode="w", format="matroska")
+        except BaseException:
+            self._io.discard()
+            raise
+        try:
+            self._container.metadata["comment"] = signature()
             self._stream = self._container.add_stream("ffv1", rate=self.rate)
             self._stream.width = self.frame_shape[1]
             self._stream.height = self.frame_shape[0]
             self._stream.pix_fmt = pix_fmt
             self._stream.options = {"level": "3", "slicecrc": "1"}
         except BaseException:
-            self._container.close()
-            self.partial.unlink(missing_ok=True)
+            _close_container(self._container, self._io)
             raise
         self._pix_fmt = pix_fmt
         self._frames_written = 0
@@ -138,20 +410,22 @@ class FFV1Sink(FrameSink):
         vf.time_base = 1 / self.rate
         for packet in self._stream.encode(vf):
             self._container.mux(packet)
+        self._io.check()
 
     def _finalise(self) -> None:
         for packet in self._stream.encode(None):
             self._container.mux(packet)
         self._container.close()
-        with open(self.partial, "rb+") as f:
-            os.fsync(f.fileno())
-        commit_path(self.partial, self.path, overwrite=self.overwrite)
+        self._io.sync()
+        self._io.close()
+        self._io.check()
+        try:
+            commit_path(self.partial, self.path, overwrite=self.overwrite)
+        except OSError as e:
+            raise_output_error(e, self.path)
 
     def _abort(self) -> None:
-        try:
-            self._container.close()
-        finally:
-            self.partial.unlink(missing_ok=True)
+        _close_container(self._container, self._io)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,11 +531,14 @@ def write_preview_png(
     *,
     symmetric: Sequence[str] | None = None,
     max_width: int = 1920,
+    overwrite: bool = True,
 ) -> Path:
     """Write one PNG with the labelled ``panels`` side by side (each auto-contrasted), atomically.
 
     ``symmetric`` names the panels shown symmetric around zero (default: labels containing
-    "foreground").
+    "foreground"). The file is written as ``PATH.partial`` and renamed; it carries a ``tEXt``
+    chunk ``Software = "vidfilter <version>"``. An existing ``path`` is replaced only with
+    ``overwrite`` (and only one vidfilter wrote).
     """
     import cv2
 
@@ -275,9 +552,30 @@ def write_preview_png(
     ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:  # pragma: no cover - cv2 failure
         raise OutputNotWritableError(f"could not encode PNG for {path}")
-    path = Path(path)
-    atomic_write_bytes(path, buf.tobytes())
+    data = png_with_text(buf.tobytes(), "Software", signature())
+    path = Path(path).expanduser().absolute()
+    _check_new_output(path, overwrite)
+    io = _open_guarded(path, partial_path(path))
+    try:
+        io.write(data)
+        io.sync()
+        io.close()
+        io.check()
+        commit_path(io.path, path, overwrite=overwrite)
+    except BaseException as e:
+        io.discard()
+        raise_output_error(e, path)
     return path
+
+
+def png_with_text(png: bytes, key: str, text: str) -> bytes:
+    """``png`` with a ``tEXt`` chunk ``key = text`` (Latin-1) right after its header chunk."""
+    if png[:8] != b"\x89PNG\r\n\x1a\n" or png[12:16] != b"IHDR":
+        raise ValueError("not a PNG stream")
+    end = 8 + 8 + struct.unpack(">I", png[8:12])[0] + 4  # signature, IHDR length+type, data, CRC
+    body = b"tEXt" + key.encode("latin-1") + b"\0" + text.encode("latin-1", "replace")
+    chunk = struct.pack(">I", len(body) - 4) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
+    return png[:end] + chunk + png[end:]
 
 
 class PreviewComposer:
@@ -336,8 +634,14 @@ class PreviewComposer:
         _check_new_output(self.path, overwrite)
 
         self.codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
-        self._container = av.open(str(self.partial), mode="w", format="mp4")
+        self._io = _open_guarded(self.path, self.partial)
         try:
+            self._container = av.open(self._io, mode="w", format="mp4", options={"movflags": PREVIEW_MOVFLAGS})
+        except BaseException:
+            self._io.discard()
+            raise
+        try:
+            self._container.metadata["comment"] = signature()
             self._stream = self._container.add_stream(self.codec, rate=self.rate)
             self._stream.width = self.width
             self._stream.height = self.height
@@ -348,8 +652,7 @@ class PreviewComposer:
                 logger.info("libx264 is not in this PyAV build; writing the preview with mpeg4")
                 self._stream.bit_rate = max(500_000, self.width * self.height * 4)
         except BaseException:
-            self._container.close()
-            self.partial.unlink(missing_ok=True)
+            _close_container(self._container, self._io)
             raise
 
     def append(self, *panel_frames: np.ndarray) -> None:
@@ -393,6 +696,7 @@ class PreviewComposer:
         vf.time_base = 1 / self.rate
         for packet in self._stream.encode(vf):
             self._container.mux(packet)
+        self._io.check()
         self.frames_written += 1
 
     def close(self) -> None:
@@ -404,13 +708,15 @@ class PreviewComposer:
             for packet in self._stream.encode(None):
                 self._container.mux(packet)
             self._container.close()
+            self._io.sync()
+            self._io.close()
+            self._io.check()
             self._closed = True
             commit_path(self.partial, self.path, overwrite=self.overwrite)
-        except BaseException:
+        except BaseException as e:
             self._closed = True
-            self._container.close()
-            self.partial.unlink(missing_ok=True)
-            raise
+            _close_container(self._container, self._io)
+            raise_output_error(e, self.path)
 
     def abort(self) -> None:
         """Stop and delete the partial file."""
@@ -418,10 +724,7 @@ class PreviewComposer:
             return
         self._closed = True
         self._buffer = []
-        try:
-            self._container.close()
-        finally:
-            self.partial.unlink(missing_ok=True)
+        _close_container(self._container, self._io)
 
     def __enter__(self) -> PreviewComposer:
         return self
