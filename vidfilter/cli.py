@@ -423,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="check an output store is complete (every frame, every chunk) and matches its input")
     p.add_argument("output", help="OUT.zarr written by `vidfilter run`")
     p.add_argument("--input", help="re-read this input and compare its frames' content hash with the one recorded")
-    p.add_argument("--quick", action="store_true", help="check chunk files exist without decompressing them")
+    p.add_argument("--quick", action="store_true", help="check every chunk file against its checksum without decompressing it")
     p.add_argument("--missing-chunks", choices=["error", "fill"], help="policy for a Zarr --input (default: the run's)")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.set_defaults(func=cmd_verify)
