@@ -35,9 +35,9 @@ test: venv
 	$(PY) -m pytest -q -p no:cacheprovider
 
 test-slow: venv
-	$(PY) -m pytest -q -p no:cacheprovider -m slow
+	$(PY) -m pytest -q -p no:cacheprovider -m "slow or cluster"
 
-# Soak (issue 9): peak RSS and speed of `vidfilter run` at 1k/5k/20k frames (benchmarks/results/soak.json,
+# Soak: peak RSS and speed of `vidfilter run` at 1k/5k/20k frames (benchmarks/results/soak.json,
 # about 10 min on 2 cores), then the slow fault-injection tests: the 20k-frame run, 200 inputs in one
 # batch, repeated SIGKILLs of run and train (docs/reliability.md).
 soak: venv
@@ -50,7 +50,7 @@ bench: venv
 	$(PY) benchmarks/infer.py --quick
 	$(PY) benchmarks/synth.py --quick
 
-# Quality benchmark (issue 7): vidfilter vs median / running median / max / MOG2 / KNN on generated
+# Quality benchmark: vidfilter vs median / running median / max / MOG2 / KNN on generated
 # recordings (moving, never-moving, drift + noise) and on the shared example recordings when present (worms boxes, flies panels).
 # --quick: 256^2 x 60 frames and short training, about 15-20 min on 2 CPU cores. JSON in
 # benchmarks/results/quality.json, figures in benchmarks/results/quality/.

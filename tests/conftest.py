@@ -8,6 +8,17 @@ from pathlib import Path
 import pytest
 
 
+class _SharedData(type(Path())):  # type: ignore[misc]
+    """A path into the shared example data whose ``/`` skips the test when what it names is
+    missing, so one absent dataset folder skips its tests instead of failing them."""
+
+    def __truediv__(self, key: str | os.PathLike[str]) -> Path:
+        p = super().__truediv__(key)
+        if not p.exists():
+            pytest.skip(f"shared example data {p} not found")
+        return p
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The shared example recordings (``$VIDFILTER_SHARED_DATA`` or ``<repo>/../shared/data``); skip when absent."""
@@ -15,4 +26,4 @@ def shared_data() -> Path:
     root = Path(env) if env else Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
     if not root.is_dir():
         pytest.skip(f"shared example data not found at {root} (set VIDFILTER_SHARED_DATA)")
-    return root.resolve()
+    return _SharedData(root.resolve())

@@ -1,6 +1,6 @@
 """Settings of the static-image mode (``Config.static``): a leaf module, no torch imports.
 
-Static mode (DESIGN §1-2) has no video: training pairs are synthesised by pasting crops of target
+Static mode has no video: training pairs are synthesised by pasting crops of target
 objects (Ot) and unwanted objects (Ou) on background patches. Four groups of settings:
 
 - ``preprocess``: how an image becomes the grey ``[0, 1]`` *linear* image crops are cut from and
@@ -184,7 +184,7 @@ class SynthConfig(_Section):
 
 
 class ScoreConfig(_Section):
-    """The paper's post-processing and scoring of a filtered image (DESIGN §3)."""
+    """The paper's post-processing and scoring of a filtered image (the paper's section 3)."""
 
     objects: Literal["otsu", "otsu_watershed"] = Field(
         "otsu", description="objects = components above Otsu's threshold, optionally split by a watershed"

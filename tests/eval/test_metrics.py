@@ -1,4 +1,4 @@
-"""Metrics against hand-computed cases (DESIGN.md section 3), including the empty-set rules."""
+"""Metrics against hand-computed cases (the paper's section 3), including the empty-set rules."""
 
 from __future__ import annotations
 
@@ -101,7 +101,7 @@ def test_box_iou_hand_computed():
 
 
 def test_match_boxes_threshold_is_strict():
-    """IoU exactly 0.5 does not match with '>' (issue 10), does with '>=' (BBBC042)."""
+    """IoU exactly 0.5 does not match with '>' (the worm protocol), does with '>=' (BBBC042)."""
     gt = [[0, 0, 10, 10]]
     pred = [[0, 0, 10, 5]]  # IoU = 50 / 100 = 0.5
     assert match_boxes(pred, gt).tp == 0
@@ -202,7 +202,7 @@ def test_welch_t_test_matches_formula():
     assert 0 < res.pvalue < 1
 
 
-def test_issue10_protocol_reproduces_max_projection_on_worms(shared_data):
+def test_worm_protocol_reproduces_max_projection_on_worms(shared_data):
     """The issue-10 figures for the max projection on worms_yolo_640: P .137 R .337 F1 .195
     (|bg - frame| > 10, 8-connected components >= 40 px, Hungarian on 1/IoU, IoU > 0.5)."""
     from vidfilter.baselines import make_baseline

@@ -16,7 +16,7 @@ def n_params(model: nn.Module) -> int:
 
 
 def expected_params(n_in: int, n_out: int, w: int, depth: int) -> int:
-    """Independent count from the layer list of DESIGN.md section 2."""
+    """Independent count from the layer list of the paper's network (docs/architecture.md)."""
     conv = lambda a, b: a * b * 9 + b  # noqa: E731
     h1, h2 = (64, 32) if w == 48 else (max(8, round(64 * w / 48)), max(8, round(32 * w / 48)))
     total = conv(n_in, w) + conv(w, w) + (depth - 1) * conv(w, w) + conv(w, w)

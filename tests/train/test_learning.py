@@ -1,5 +1,5 @@
 """Learning is real: on generated recordings with exact backgrounds, a short CPU training removes
-the animals (and does not fall into the identity trap of DESIGN §6).
+the animals (and does not fall into the identity trap).
 
 Step counts (not minutes) with a fixed thread count keep these tests deterministic; each trains
 600 steps (roughly 20-30 s on one idle CPU core).

@@ -78,7 +78,7 @@ def test_shipped_bundles_are_small_and_match_the_cpu_defaults(setup):
 
 
 #: per setup: animals in the test recording (the last ones never move) and the pixel IoU floor of the
-#: bundle / ceiling of the median. Measured 2026-12-05 with the clean-target bundles: worm-plate .975 /
+#: bundle / ceiling of the median. Measured with the clean-target bundles: worm-plate .975 /
 #: .045 (the time-lag bundle before it: .874); open-arena .958 / .052 on the setup's draw, whose animals
 #: may rest against the wall (the time-lag bundle before it: .798; clean targets without wall-resting
 #: animals in the corpus: .314, still recall .5). The floors fail every one of those earlier bundles.
@@ -87,7 +87,7 @@ STILL_CASE = {"worm-plate": (5, 3, 0.9, 0.3), "open-arena": (3, 2, 0.9, 0.3)}
 
 @each_shipped_setup()
 def test_shipped_bundle_removes_animals_that_never_move_in_a_new_recording(setup):
-    """The reuse goal of issue 10 with the bundles users get: on a generated recording of the setup
+    """Reuse with the bundles users get: on a generated recording of the setup
     it never saw, where most animals stay still for the whole recording, it recalls the still
     animals; a median cannot."""
     from vidfilter.baselines import MedianProjection

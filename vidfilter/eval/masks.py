@@ -12,7 +12,7 @@ uint8 frame can be compared with the float32 background an estimator returns.
   the static-mode benchmarks (BBBC042, BBBC026); :func:`otsu_foreground_mask`: the same on the
   filtered foreground ``|frame - background|`` (or one-sided), a threshold chosen per frame.
 - :func:`residual_noise` / :func:`noise_threshold` / :func:`noise_mask`: a threshold chosen from
-  the residual noise level instead of a fixed 10 (DESIGN.md section 6, issue 10). The residual
+  the residual noise level instead of a fixed 10. The residual
   ``frame - background`` is mostly plate (animals cover a few % of the pixels), so its median is the
   frame's global offset (exposure change, or the bias of a max projection) and ``1.4826 * MAD`` its
   noise sigma, both robust to the animals. The mask is
@@ -65,7 +65,7 @@ _CLIP = 3.5
 #: set: max projection box F1 .188 instead of .195).
 ROUNDOFF = 1e-3
 #: object_mask: an object needs this many pixels above the seed threshold (see its docstring); 40 =
-#: the smallest object of the worm protocol (issue 10), measured on its even frames: F1 of the
+#: the smallest object of the 640-px worm protocol (docs/benchmarks.md), measured on its even frames: F1 of the
 #: model .306 -> .631, max projection .222 -> .572, median .296 -> .354 (min_seed 0 -> 40)
 MIN_SEED = 40
 

@@ -1,4 +1,4 @@
-"""The paper's scores (DESIGN.md section 3), pooled over a set of frames.
+"""The paper's scores (Javer & Rittscher, section 3), pooled over a set of frames.
 
 Pixel level
     :class:`PixelScore` accumulates true/false positive and false negative pixel counts over
@@ -183,7 +183,7 @@ def mask_to_boxes(mask: Any, min_area: int = 250, connectivity: int = 8) -> np.n
         Foreground mask (bool, or 0 / non-0).
     min_area : int
         Smallest component kept, in pixels (``area >= min_area``). The paper uses 250 on
-        2048-px worm frames; issue 10's 640-px protocol uses 40.
+        2048-px worm frames; the 640-px worm protocol (docs/benchmarks.md) uses 40.
     connectivity : {8, 4}
         Pixel neighbourhood of a component (8: diagonal neighbours join).
 

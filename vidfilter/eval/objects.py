@@ -1,4 +1,4 @@
-"""Objects of a filtered static image and the paper's static-mode scores (DESIGN §3).
+"""Objects of a filtered static image and the paper's static-mode scores (the paper's section 3).
 
 - :func:`detect_objects`: Otsu's threshold (optionally on a Gaussian-smoothed image), components
   of at least ``min_area`` pixels, optionally split by a watershed on the distance transform

@@ -2,7 +2,7 @@
 
 Giving the network the per-pixel max (dark animals on a light plate), min (bright animals) or
 median of frames spread over the recording lets it learn a *correction* of that statistic rather
-than the whole plate texture (DESIGN §6, "cheap training on CPU"). The same function is used at
+than the whole plate texture (cheap training on a CPU). The same function is used at
 training and at inference time, so both see the same channel.
 """
 

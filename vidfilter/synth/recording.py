@@ -4,7 +4,7 @@ A :class:`SyntheticRecording` is a deterministic function of ``(seed, t)``: ``re
 renders frame ``t`` in any order without storing the recording, so memory stays flat in its
 length (what is kept: the plate texture, one frame in size, and each animal's path, 16 bytes per
 pixel it crawls). It reproduces the paper's key scenario and the real-world complications of
-DESIGN.md section 6:
+real plates and arenas:
 
 - a textured plate (two scales of Gaussian-filtered noise), an optical vignette and an optional
   dark circular rim (the plate wall);

@@ -1,17 +1,17 @@
 """Pretrained bundles per setup: a generated corpus, trained with the defaults of ``vidfilter train``.
 
 A first run is minutes on a CPU with one recording, and in that recording some animals barely move:
-time-lag pairs of that recording alone teach the network to keep them (issue 10, "the identity
-trap"). A bundle trained beforehand on *generated* recordings of the same kind of setup, whose
+time-lag pairs of that recording alone teach the network to keep them ("the identity trap",
+``docs/architecture.md``). A bundle trained beforehand on *generated* recordings of the same kind of setup, whose
 animals all crawl, has already learned that the animals are not plate; ``vidfilter train --init
 worm-plate`` fine-tunes it on the user's recording.
 
 A setup is a distribution of :class:`~vidfilter.synth.SyntheticRecording` parameters (animal size,
 contrast, plate texture, noise, trails, drift, speed), drawn per corpus recording from a seeded
-generator. ``worm-plate`` is sized after the real worm plate of ``shared/data/worms_yolo_640``
+generator. ``worm-plate`` is sized after the real worm plate of the ``worms_yolo_640`` recordings
 (640 px frames: worm boxes 90-130 px across, plate ~205 grey levels, worms 40-60 darker, plate
 texture ~10 levels std after smoothing); its generated recordings are 512 px square.
-``open-arena`` (480x640 recordings) is sized after the open field of ``shared/data/mouse_tracktor``
+``open-arena`` (480x640 recordings) is sized after the open field of the ``mouse_tracktor`` video
 (640x480 frames: the mouse ~900 px in area, ~45 px across, ~100 grey levels darker than a smooth floor that falls from ~157 in the middle
 to ~125 at the rim; the rim at ~0.44 of the shorter side; a wall at ~0.32 of the floor level that
 runs off the image, with a light cloth at ~1.2-1.3x the floor in the corners; one animal, resting
@@ -24,7 +24,8 @@ animal's overlap with itself as plate; measured on the real recordings, the clea
 less of the animals that barely move (README, "Clean targets").
 
 The shipped bundles live in ``vidfilter/models/pretrained/<setup>.vfm`` (found by name through
-:mod:`vidfilter.models.shipped`) and were built with (2026-12-05, 2 AVX-512 CPU cores, ~20 min each)::
+:mod:`vidfilter.models.shipped`) and were built with (2 AVX-512 CPU cores, ~20 min each; figures in
+``docs/benchmarks.md``)::
 
     python -m vidfilter.train.pretrain worm-plate --steps 2065 --minutes 1000
     python -m vidfilter.train.pretrain open-arena --steps 4204 --minutes 1000 --recordings 12
