@@ -1,7 +1,7 @@
 """Time-lag pair sampler: (frame t, frame t + lag) crops from one or many recordings.
 
 Two frames of one fixed-camera recording share the background and differ where the animals are;
-a network trained to map one to the other learns the background (DESIGN §1). This module turns
+a network trained to map one to the other learns the background (the paper's section 2). This module turns
 recordings into batches ``(input [B, C, h, w], target [B, 1, h, w])`` of float32 in [0, 1]:
 
 - lag in frames or seconds (via the recording's fps), fixed or a range, per recording;
@@ -9,7 +9,7 @@ recordings into batches ``(input [B, C, h, w], target [B, 1, h, w])`` of float32
   with probability ``swap``; frames trimmed at both ends;
 - frames come from a :class:`~vidfilter.sampling.pool.FramePool` filled by sequential runs, so a
   compressed video is decoded in order instead of seeking for every pair;
-- crop mining (DESIGN §6, the identity trap): with probability ``mine_fraction`` the crop is
+- crop mining (against the identity trap): with probability ``mine_fraction`` the crop is
   centred on a pixel where the two frames differ by more than ``mine_threshold``;
 - an optional temporal statistic channel (:mod:`vidfilter.sampling.temporal`) appended to the input;
 - deterministic given the seed; ``get_state()/set_state()`` for exact resume;

@@ -1,4 +1,4 @@
-"""The crop-pasting pair synthesiser of the static mode (DESIGN §1-2, the paper's section 2.2).
+"""The crop-pasting pair synthesiser of the static mode (the paper's section 2.2).
 
 A training pair shares the target objects and nothing else::
 

@@ -3,8 +3,8 @@
 ``train(inputs, out, config)`` checks the inputs (every error before the first step), builds the
 network (or starts from ``init_bundle``), trains with Adam on a SmoothL1 loss (the paper's
 defaults), optionally weighted towards pixels that changed between the two frames of a pair,
-validates on fixed held-out pairs with an *identity check* (DESIGN §6: a model whose output is
-its input removes nothing), writes atomic checkpoints, then saves the bundle and a report.
+validates on fixed held-out pairs with an *identity check* (a model whose output is its input
+removes nothing), writes atomic checkpoints, then saves the bundle and a report.
 
 Exact resume: with ``num_workers = 0`` the pair sampler runs in this process and its state is in
 every checkpoint, so training 2N steps equals N steps + resume + N steps bit for bit on CPU.
@@ -41,8 +41,7 @@ logger = logging.getLogger(__name__)
 #: flagged as (near) identity. A perfect background model scores about 0.5 (see identity_score).
 IDENTITY_THRESHOLD = 0.2
 
-#: The recipe measured to escape the identity trap in minutes on a CPU (DESIGN §6, issue 10;
-#: figures in benchmarks/results/recipes_real.json and the training notes). These are the defaults
+#: The recipe measured to escape the identity trap in minutes on a CPU (figures in benchmarks/results/recipes_real.json and the training notes). These are the defaults
 #: of :class:`Config`; the dict documents them and :func:`with_recipe` re-applies them to a config
 #: that changed them. Gated output on a temporal statistic channel (max for dark animals, min for
 #: bright ones), loss x6 on pixels that changed, half the crops centred where the pair differs, lags
