@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from vidfilter.errors import UnsupportedInputError
-from vidfilter.io.source import FrameSource, check_color
+from vidfilter.io.source import FrameSource, check_color, no_frames_error
 
 _KEEP = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
 _TO_FLOAT32 = (np.dtype(np.float16), np.dtype(np.float64))
@@ -43,10 +43,13 @@ def policy_shape(native: tuple[int, ...], color: str) -> tuple[int, ...]:
 
 
 def check_layout(shape: tuple[int, ...], what: str) -> None:
-    """Raise unless ``shape`` is ``(T, H, W)`` or ``(T, H, W, C)`` with ``C <= 4``."""
+    """Raise unless ``shape`` is ``(T, H, W)`` or ``(T, H, W, C)`` with ``C <= 4``, ``T >= 1`` and
+    non-empty frames."""
     if len(shape) == 3 or (len(shape) == 4 and 1 <= shape[3] <= 4):
         if 0 in shape[1:3]:
             raise UnsupportedInputError(f"{what}: frames of shape {tuple(shape[1:])} are empty")
+        if shape[0] == 0:
+            raise no_frames_error(what, shape)
         return
     raise UnsupportedInputError(
         f"{what}: array of shape {tuple(shape)} is not (T, H, W) or (T, H, W, C) with C <= 4; "

@@ -10,6 +10,8 @@ checks read the container's own bookkeeping instead:
   that starts with a ``CRC-32`` child (FFmpeg writes one in every cluster) is checked against it.
 - **ISO BMFF** (``.mp4``, ``.mov``, ``.m4v``, ``.3gp``): the top-level boxes (``ftyp``, ``moov``,
   ``mdat``...) must have printable four-character types and end inside the file.
+- **RIFF / AVI** (``.avi``): the top-level ``RIFF`` chunks (``AVI `` then OpenDML ``AVIX``
+  extensions) declare their sizes, so a file shorter than the last one's end is truncated.
 
 Other containers are not checked (``None``: nothing known to be wrong). :func:`check` returns a
 :class:`ContainerDamage` or ``None``; the header-only form (``crc=False``) reads a few bytes per
@@ -24,10 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["ContainerDamage", "check", "MATROSKA_SUFFIXES", "BMFF_SUFFIXES"]
+__all__ = ["ContainerDamage", "check", "is_checked", "MATROSKA_SUFFIXES", "BMFF_SUFFIXES", "RIFF_SUFFIXES"]
 
 MATROSKA_SUFFIXES = (".mkv", ".webm", ".mka", ".mk3d")
 BMFF_SUFFIXES = (".mp4", ".mov", ".m4v", ".3gp", ".m4a")
+RIFF_SUFFIXES = (".avi",)
 
 _EBML = 0x1A45DFA3
 _SEGMENT = 0x18538067
@@ -75,9 +78,16 @@ def check(path: str | os.PathLike[str], *, crc: bool = False) -> ContainerDamage
                 return _check_matroska(fh, size, crc=crc)
             if suffix in BMFF_SUFFIXES:
                 return _check_bmff(fh, size)
+            if suffix in RIFF_SUFFIXES:
+                return _check_riff(fh, size)
     except OSError as exc:
         return ContainerDamage("corrupt", f"the file cannot be read ({exc.strerror or exc})", 0)
     return None
+
+
+def is_checked(path: str | os.PathLike[str]) -> bool:
+    """Whether :func:`check` knows the container of ``path`` (by its suffix)."""
+    return Path(path).suffix.lower() in MATROSKA_SUFFIXES + BMFF_SUFFIXES + RIFF_SUFFIXES
 
 
 # ---------------------------------------------------------------------------------------------
@@ -271,6 +281,11 @@ def _crc_mismatch(fh: BinaryIO, start: int, size: int) -> bool:
 # ---------------------------------------------------------------------------------------------
 # ISO base media (MP4 / MOV)
 # ---------------------------------------------------------------------------------------------
+#: Boxes a file may start with (those FFmpeg's MOV probe looks for).
+_BMFF_FIRST = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot", b"udta", b"uuid", b"prfl", b"junk",
+               b"pict", b"PICT", b"styp", b"sidx", b"moof", b"meta"}
+
+
 def _check_bmff(fh: BinaryIO, file_size: int) -> ContainerDamage | None:
     pos = 0
     while pos < file_size:
@@ -280,6 +295,8 @@ def _check_bmff(fh: BinaryIO, file_size: int) -> ContainerDamage | None:
             return ContainerDamage("truncated", f"the file is cut short: it ends inside a box header at byte {pos}", pos)
         size = int.from_bytes(head[:4], "big")
         kind = head[4:8]
+        if pos == 0 and kind not in _BMFF_FIRST:
+            return ContainerDamage("corrupt", f"not an MP4/MOV file: it does not start with an MP4 box ({kind!r})", 0)
         if not all(32 <= c < 127 for c in kind):
             return ContainerDamage("corrupt", f"the MP4 structure is broken at byte {pos} (box type {kind!r})", pos)
         hlen = 8
@@ -299,4 +316,30 @@ def _check_bmff(fh: BinaryIO, file_size: int) -> ContainerDamage | None:
                 "truncated", f"the file is cut short: {file_size} bytes, its '{name}' box at byte {pos} needs {pos + size}", pos
             )
         pos += size
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# RIFF (AVI)
+# ---------------------------------------------------------------------------------------------
+def _check_riff(fh: BinaryIO, file_size: int) -> ContainerDamage | None:
+    head = fh.read(12)
+    if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"AVI ":
+        return ContainerDamage("corrupt", "not an AVI file: no RIFF AVI header", 0)
+    if head[:4] == b"RF64":
+        return None  # sizes live in a ds64 chunk: not checked
+    pos = 0
+    while pos + 8 <= file_size:
+        fh.seek(pos)
+        head = fh.read(12)
+        if head[:4] != b"RIFF":
+            if pos > 0 and not head.strip(b"\0"):
+                return None  # zero padding after the last chunk
+            return ContainerDamage("corrupt", f"the AVI structure is broken at byte {pos} (chunk {head[:4]!r})", pos)
+        end = pos + 8 + int.from_bytes(head[4:8], "little")
+        if end > file_size:
+            return ContainerDamage(
+                "truncated", f"the file is cut short: {file_size} of the {end} bytes its RIFF header declares", file_size
+            )
+        pos = end + (end & 1)  # chunks are padded to an even size
     return None

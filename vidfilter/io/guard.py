@@ -39,7 +39,7 @@ from vidfilter.errors import (
     VidfilterError,
 )
 from vidfilter.io.integrity import CONTENT_HASH, FrameDigests
-from vidfilter.io.source import FrameSource
+from vidfilter.io.source import FrameSource, no_frames_error
 
 __all__ = ["CheckedSource", "guard_input", "run_error"]
 
@@ -75,8 +75,10 @@ class CheckedSource(FrameSource):
     # -- reading -------------------------------------------------------------------------------
     def _check(self, t: int, frame: np.ndarray) -> np.ndarray:
         if self._float and not np.isfinite(frame).all():
+            files = getattr(self.inner, "files", None)  # an image sequence: name the file to fix
+            where = files[t] if files is not None and t < len(files) else self.path
             raise UnsupportedInputError(
-                f"{self.path}: frame {t} holds NaN or Inf values; replace them (e.g. numpy.nan_to_num) "
+                f"{where}: frame {t} holds NaN or Inf values; replace them (e.g. numpy.nan_to_num) "
                 "or convert the input to uint8/uint16 first"
             )
         if self._digests is not None:
@@ -165,11 +167,15 @@ def guard_input(src: FrameSource, *, salvage: bool = False, missing_chunks: str 
 
     Raises
     ------
+    UnreadableInputError
+        The input holds no frames.
     DamagedInputError
         The input is damaged and ``salvage`` is off, or no frame precedes the damage.
     """
     from vidfilter.io import container_check
 
+    if len(src) == 0:
+        raise no_frames_error(str(src.path), tuple(src.shape))
     if hasattr(src, "missing_chunks"):
         src.missing_chunks = missing_chunks
     n = len(src)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from vidfilter.errors import InputNotFoundError, UnreadableInputError, UnsupportedInputError
+from vidfilter.errors import DamagedInputError, InputNotFoundError, UnreadableInputError, UnsupportedInputError
 from vidfilter.io.array_source import check_layout, policy_shape, resolve_dtype, squeeze_channel
 from vidfilter.io.source import FrameSource, check_color
 
@@ -24,6 +24,22 @@ def split_hdf5_path(spec: str) -> tuple[Path, str | None]:
             rest = p.relative_to(cand).as_posix()
             return cand, (None if rest in ("", ".") else rest)
     raise InputNotFoundError(f"{spec}: no such file or folder; check the path")
+
+
+def _open_failure(file: Path, exc: OSError) -> str:
+    """Why h5py could not open ``file``, in a few words."""
+    msg = " ".join(str(exc).split())
+    try:
+        size = file.stat().st_size
+    except OSError:
+        size = -1
+    if size == 0:
+        return "the file is empty: 0 bytes"
+    if "truncated file" in msg:
+        return f"the file is cut short: {size} bytes"
+    if "file signature not found" in msg:
+        return "no HDF5 signature: not an HDF5 file"
+    return msg[:100]
 
 
 def _h5py() -> Any:
@@ -59,7 +75,8 @@ class Hdf5FrameSource(FrameSource):
         try:
             self._file = h5py.File(file, "r")
         except OSError as exc:
-            raise UnreadableInputError(f"{file}: not a readable HDF5 file ({' '.join(str(exc).split())[:100]})") from None
+            raise UnreadableInputError(f"{file}: not a readable HDF5 file ({_open_failure(file, exc)}); check the file "
+                                       "is complete (re-copy it from its source) and is HDF5") from None
         try:
             if inner is None:
                 found: list[str] = []
@@ -89,8 +106,11 @@ class Hdf5FrameSource(FrameSource):
     def _read(self, t: int) -> np.ndarray:
         try:
             frame = self._ds[t]
-        except OSError as exc:
-            raise UnreadableInputError(f"{self.path}: frame {t} cannot be read ({exc}); the file is damaged") from None
+        except (OSError, ValueError, RuntimeError) as exc:  # h5py: a failed filter (checksum), a short read
+            reason = f"frame {t} cannot be read ({' '.join(str(exc).split())[:100]})"
+            raise DamagedInputError(
+                f"{self.path}: {reason}; the file is damaged, re-copy it from its source", frame=t, reason=reason
+            ) from None
         if frame.dtype != self.dtype:
             frame = frame.astype(self.dtype)
         return squeeze_channel(frame)

@@ -6,23 +6,27 @@ Dispatch, in order:
 2. a path with a component ending in ``.zarr`` (``store.zarr/sub/array``) or a folder holding
    Zarr metadata -> :class:`ZarrFrameSource`;
 3. a path through an HDF5 file (``file.h5/dataset``) -> :class:`Hdf5FrameSource`;
-4. a folder or a glob pattern -> :class:`ImageSequenceFrameSource`;
+4. a folder or a glob pattern -> :class:`ImageSequenceFrameSource` (a folder named like a file,
+   ``clip.mp4/`` holding no images, is refused as a folder given for a file);
 5. a file, by suffix, through :data:`READERS`.
+
+A recording with no frames is refused by every path here, before any output is made.
 """
 
 from __future__ import annotations
 
+import builtins
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from vidfilter.errors import InputNotFoundError, UnsupportedInputError
+from vidfilter.errors import InputNotFoundError, UnreadableInputError, UnsupportedInputError
 from vidfilter.io.array_source import ArrayFrameSource
 from vidfilter.io.hdf5_source import HDF5_SUFFIXES, Hdf5FrameSource
-from vidfilter.io.images_source import _GLOB_CHARS, ImageSequenceFrameSource, TiffFrameSource
-from vidfilter.io.source import FrameSource, check_color
+from vidfilter.io.images_source import _GLOB_CHARS, ImageSequenceFrameSource, TiffFrameSource, list_images
+from vidfilter.io.source import FrameSource, check_color, check_not_empty
 from vidfilter.io.video_source import VideoFrameSource
 from vidfilter.io.zarr_source import ZarrFrameSource
 
@@ -33,13 +37,50 @@ VIDEO_SUFFIXES = (
 
 
 def _npy(path: str, color: str = "gray", fps: float | None = None) -> FrameSource:
+    """A ``.npy`` file, memory-mapped; its header is checked against the file first."""
+    check_npy(path)
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError as exc:
-        from vidfilter.errors import UnreadableInputError
-
-        raise UnreadableInputError(f"{path}: not a readable .npy array ({exc})") from None
+    except (ValueError, OSError, EOFError) as exc:
+        raise UnreadableInputError(f"{path}: not a readable .npy array ({_short(exc)}); save it again with numpy.save") from None
     return ArrayFrameSource(arr, fps=fps, color=color, path=path)
+
+
+def check_npy(path: str) -> None:
+    """Raise :class:`UnreadableInputError` unless ``path`` is a whole ``.npy`` file of plain numbers.
+
+    The header (magic, shape, dtype) must parse, the dtype must not hold Python objects, and the
+    file must hold every byte the header declares: a cut ``.npy`` would otherwise fail when it is
+    memory-mapped, with a message about ``mmap`` rather than the file.
+    """
+    fmt = np.lib.format
+    size = os.path.getsize(path)
+    if size == 0:
+        raise UnreadableInputError(f"{path}: the file is empty (0 bytes); save the array again with numpy.save")
+    with builtins.open(path, "rb") as fh:
+        try:
+            version = fmt.read_magic(fh)
+            read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            shape, _, dtype = read_header(fh)
+        except (ValueError, EOFError, OSError, SyntaxError) as exc:
+            raise UnreadableInputError(
+                f"{path}: not a .npy file ({_short(exc)}); pass an array saved with numpy.save"
+            ) from None
+        start = fh.tell()
+    if dtype.hasobject:
+        raise UnreadableInputError(
+            f"{path}: holds Python objects, not numbers; save a numeric (T, H, W) array with numpy.save"
+        )
+    need = start + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if size < need:
+        raise UnreadableInputError(
+            f"{path}: the file is cut short: {size} of the {need} bytes its header declares; "
+            "re-copy it from its source"
+        )
+
+
+def _short(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:120] or type(exc).__name__
 
 
 #: Reader for each file suffix (lower case). Extend with :func:`register`.
@@ -88,13 +129,19 @@ def open(path_or_array: Any, *, color: str = "gray", **kw: Any) -> FrameSource: 
     InputNotFoundError
         The path does not exist.
     UnreadableInputError
-        The input exists but holds no readable frames (empty folder, corrupt or truncated file).
+        The input exists but holds no readable frames (no frames at all, an empty folder, a corrupt
+        or truncated file, a folder where a file is expected).
     UnsupportedInputError
         Unknown file type, or an unsupported dtype or layout.
     """
     check_color(color)
     if isinstance(path_or_array, FrameSource):
         return path_or_array
+    return check_not_empty(_open(path_or_array, color=color, **kw))
+
+
+def _open(path_or_array: Any, *, color: str, **kw: Any) -> FrameSource:
+    """The reader for ``path_or_array`` (dispatch of :func:`open`)."""
     if not isinstance(path_or_array, (str, os.PathLike)):
         if hasattr(path_or_array, "shape") and hasattr(path_or_array, "dtype") or isinstance(path_or_array, (list, tuple)):
             return ArrayFrameSource(path_or_array, color=color, **kw)
@@ -114,6 +161,11 @@ def open(path_or_array: Any, *, color: str = "gray", **kw: Any) -> FrameSource: 
         if cand.suffix.lower() in HDF5_SUFFIXES and cand.is_file():
             return Hdf5FrameSource(spec, color=color, **kw)
     if p.is_dir():
+        suffix = p.suffix.lower()
+        if suffix in READERS and READERS[suffix] is not ImageSequenceFrameSource and not list_images(p):
+            raise UnreadableInputError(
+                f"{spec}: is a folder, not a {suffix} file; pass the file itself (or a folder of image files)"
+            )
         return ImageSequenceFrameSource(spec, color=color, **kw)
     if not p.exists():
         if _GLOB_CHARS.search(spec):

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from vidfilter.errors import UnsupportedInputError
+from vidfilter.errors import UnreadableInputError, UnsupportedInputError
 
 #: Colour policies accepted by :func:`vidfilter.open`.
 COLOR_POLICIES = ("gray", "keep")
@@ -166,6 +166,26 @@ class FrameSource(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.path!r}, shape={self.shape}, dtype={self.dtype}, fps={self.fps})"
+
+
+def no_frames_error(what: str, shape: tuple[int, ...]) -> UnreadableInputError:
+    """The error for an input that holds no frames (shape ``(0, ...)``), naming it and its shape."""
+    return UnreadableInputError(
+        f"{what}: holds no frames (shape {tuple(int(s) for s in shape)}); there is nothing to process, "
+        "pass a recording with at least one frame"
+    )
+
+
+def check_not_empty(src: FrameSource) -> FrameSource:
+    """Return ``src``; close it and raise :class:`UnreadableInputError` if it holds no frames.
+
+    Every reader refuses an empty recording when it is opened; this also covers sources made
+    elsewhere (a custom :class:`FrameSource`, a reader added with ``vidfilter.io.registry.register``).
+    """
+    if len(src) == 0:
+        src.close()
+        raise no_frames_error(str(src.path), tuple(src.shape))
+    return src
 
 
 def check_color(color: str) -> str:

@@ -193,7 +193,9 @@ class ZarrFrameSource(FrameSource):
             frame = np.asarray(self._array[self._select(t)])
         except Exception as exc:
             reason = f"frame {t} cannot be read ({' '.join(str(exc).split())[:100]})"
-            raise DamagedInputError(f"{self.path}: {reason}; the store is damaged", frame=t, reason=reason) from None
+            raise DamagedInputError(
+                f"{self.path}: {reason}; the store is damaged, restore it from a copy", frame=t, reason=reason
+            ) from None
         frame = np.transpose(frame, self._perm)
         if frame.dtype != self.dtype:
             frame = frame.astype(self.dtype)
