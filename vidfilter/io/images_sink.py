@@ -31,6 +31,7 @@ from vidfilter.io.sink import (
     atomic_write_bytes,
     commit_path,
     discard_partial,
+    make_partial_folder,
     fsync_dir,
     partial_path,
 )
@@ -103,8 +104,10 @@ class ImageSequenceSink(FrameSink):
                 logger.info("resuming %s after %d frames", self.partial, self._frames_written)
             else:
                 discard_partial(self.partial)
-            self.partial.mkdir(parents=True, exist_ok=True)
-            mark_folder(self.partial, self.fmt)
+            if self.partial.is_dir():
+                mark_folder(self.partial, self.fmt)
+            else:
+                make_partial_folder(self.partial, self.fmt)
         except OSError as e:
             raise_output_error(e, self.folder)
 

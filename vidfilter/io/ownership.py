@@ -10,8 +10,8 @@ kind                          mark
 Zarr store (run, convert,     root ``zarr.json`` whose attributes hold a ``vidfilter`` block
 block run)
 work-in-progress store        ``.vidfilter_progress.json`` or a ``.lock`` holding ``pid``/``host``
-folder (image sequence,       a ``.vidfilter.json`` file inside (:data:`MARKER_NAME`)
-crop bank, report)
+folder (image sequence,       a ``.vidfilter.json`` file inside (:data:`MARKER_NAME`); a crop
+crop bank, report)            bank's manifest or a report's ``log.json``
 HDF5 file                     root attribute ``vidfilter``
 video (FFV1, preview MP4)     container metadata ``comment`` starting with ``vidfilter``
 model bundle / checkpoint     readable by :func:`vidfilter.models.bundle.load_model` / a
@@ -87,6 +87,9 @@ def _folder_is_ours(p: Path) -> bool:
         return True
     if isinstance(_read_json(p / _PROGRESS_NAME), dict):
         return True
+    manifest = _read_json(p / "manifest.json")  # a crop bank
+    if isinstance(manifest, dict) and manifest.get("format") == "vidfilter-crops":
+        return True
     log = _read_json(p / "log.json")  # a training report
     if isinstance(log, dict) and {"config", "verdict"} <= log.keys():
         return True
@@ -114,9 +117,25 @@ def _video_is_ours(p: Path) -> bool:
     try:
         with av.open(str(p), "r") as c:
             meta = {k.lower(): v for k, v in (c.metadata or {}).items()}
-    except Exception:  # not a video, or damaged beyond reading
-        return False
+    except Exception:  # not a video, or cut before its first frame: read the header itself
+        return _video_header_is_ours(p)
     return str(meta.get("comment", "")).startswith(SIGNATURE)
+
+
+#: Bytes of a video's header searched for the comment when the demuxer cannot open the file (a
+#: writer killed after the header, before the first cluster or fragment).
+_HEADER_BYTES = 8192
+
+
+def _video_header_is_ours(p: Path) -> bool:
+    """A Matroska (EBML magic) or MP4 (``ftyp`` box) header whose tags hold vidfilter's comment."""
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(_HEADER_BYTES)
+    except OSError:
+        return False
+    container = head.startswith(b"\x1a\x45\xdf\xa3") or head[4:8] == b"ftyp"
+    return container and f"{SIGNATURE} ".encode() in head
 
 
 def _png_is_ours(p: Path) -> bool:

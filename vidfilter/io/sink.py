@@ -44,8 +44,12 @@ __all__ = [
     "commit_path",
     "discard_partial",
     "fsync_dir",
+    "make_partial_folder",
     "partial_path",
+    "pid_alive",
+    "remove_aside",
     "remove_path",
+    "staging_path",
 ]
 
 logger = logging.getLogger(__name__)
@@ -112,20 +116,81 @@ def atomic_path(path: PathLike, *, suffix: str | None = None) -> Iterator[Path]:
 def _remove_stale_temps(folder: Path, stem: str, sfx: str) -> None:
     """Delete temporary files of :func:`atomic_path` left by killed processes (a SIGKILL skips the
     cleanup): ``.{stem}.{pid}.{token}.tmp{sfx}`` whose pid no longer runs on this host."""
-    from vidfilter.io.zarr_sink import _pid_alive
+    _remove_dead(folder, f".{stem}.", f".tmp{sfx}")
 
-    prefix, end = f".{stem}.", f".tmp{sfx}"
+
+def _remove_dead(folder: Path, prefix: str, end: str) -> None:
     try:
         names = [n for n in os.listdir(folder) if n.startswith(prefix) and n.endswith(end)]
     except OSError:
         return
     for name in names:
         parts = name[len(prefix) : len(name) - len(end)].split(".")
-        if len(parts) != 2 or not parts[0].isdigit() or _pid_alive(int(parts[0])):
+        if len(parts) != 2 or not parts[0].isdigit() or pid_alive(int(parts[0])):
             continue
         with contextlib.suppress(OSError):
-            os.unlink(folder / name)
+            remove_path(folder / name)
             logger.info("removed %s, left by a killed process", folder / name)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host (a zombie counts as dead)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            state = f.read().rsplit(")", 1)[-1].split()[0]
+        return state not in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
+def staging_path(path: PathLike) -> Path:
+    """A hidden sibling name for ``path`` owned by this process: ``.NAME.PID.TOKEN.tmp``."""
+    p = Path(path)
+    return p.with_name(f".{p.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
+def remove_aside(path: PathLike) -> None:
+    """Delete a file or folder tree by first renaming it to a :func:`staging_path`: a kill during
+    a long deletion then leaves a hidden staging name (removed by the next run), never ``path``
+    half-deleted, its mark already gone and its data not."""
+    p = Path(path)
+    _remove_dead(p.parent, f".{p.name}.", ".tmp")
+    if not (p.exists() or p.is_symlink()):
+        return
+    aside = staging_path(p)
+    os.rename(p, aside)
+    remove_path(aside)
+
+
+def make_partial_folder(partial: PathLike, kind: str) -> Path:
+    """Create the empty work-in-progress folder ``partial`` holding vidfilter's marker file.
+
+    It is made and marked under a :func:`staging_path` and then renamed, so ``partial`` never
+    exists without its mark: whatever a kill leaves under that name a rerun may clear.
+    """
+    from vidfilter.io.ownership import mark_folder
+
+    partial = Path(partial)
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    _remove_dead(partial.parent, f".{partial.name}.", ".tmp")
+    staging = staging_path(partial)
+    staging.mkdir()
+    try:
+        mark_folder(staging, kind)
+        os.rename(staging, partial)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            remove_path(staging)
+        raise
+    return partial
 
 
 def atomic_write_bytes(path: PathLike, data: bytes) -> None:
@@ -141,7 +206,7 @@ def discard_partial(path: PathLike) -> None:
     from vidfilter.io.ownership import check_replaceable
 
     check_replaceable(path, why="a rerun")
-    remove_path(path)
+    remove_aside(path)
 
 
 def remove_path(path: PathLike) -> None:
@@ -196,11 +261,10 @@ def commit_path(partial: PathLike, final: PathLike, *, overwrite: bool = False) 
         check_replaceable(final)
         if _exchange(partial, final):
             # ``partial`` now holds the old output.
-            remove_path(partial)
+            remove_aside(partial)
             fsync_dir(final.parent)
             return
-        aside = final.with_name(f"{final.name}.old-{os.getpid()}")
-        remove_path(aside)
+        aside = staging_path(final)
         os.replace(final, aside)
         os.replace(partial, final)
         fsync_dir(final.parent)

@@ -298,6 +298,8 @@ def _check_new_output(path: Path, overwrite: bool) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         discard_partial(partial_path(path))
+    except VidfilterError:  # e.g. a leftover that vidfilter did not write: its own one-line message
+        raise
     except OSError as e:
         err = output_error(e, path)
         if err is e:

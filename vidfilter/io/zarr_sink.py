@@ -59,6 +59,7 @@ from vidfilter.io.sink import (
     commit_path,
     fsync_dir,
     partial_path,
+    pid_alive,
     remove_path,
 )
 
@@ -85,24 +86,6 @@ _RESERVED_ATTRS = ("vidfilter", "ome", "multiscales")
 # ---------------------------------------------------------------------------------------------
 # Lock
 # ---------------------------------------------------------------------------------------------
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    # A zombie (killed but not yet reaped) is dead for our purposes.
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
-            state = f.read().rsplit(")", 1)[-1].split()[0]
-        return state not in ("Z", "X")
-    except (OSError, IndexError):
-        return True
-
-
 class _LockFile:
     """``O_EXCL`` lock file holding ``{"pid", "host"}``; stale locks (dead pid, same host) are taken over."""
 
@@ -137,7 +120,7 @@ class _LockFile:
                         f"another vidfilter process (pid {pid} on {host}) is writing {self.what}; "
                         f"wait for it, or delete {self.path} if it is no longer running"
                     )
-                if _pid_alive(pid):
+                if pid_alive(pid):
                     raise OutputLockedError(
                         f"another vidfilter process (pid {pid}) is writing {self.what}; "
                         f"wait for it or choose another --out"

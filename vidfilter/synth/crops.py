@@ -13,7 +13,10 @@ A **crop bank** is a folder::
 
 Crops are lossless (float32 TIFF, zlib) in the *linear* units of
 :mod:`vidfilter.synth.preprocess` (grey, complemented when ``preprocess.invert``), so intensities
-add up when pairs are synthesised. The bank is written to ``BANK.partial`` and renamed when done.
+add up when pairs are synthesised. The bank is written to ``BANK.partial`` and renamed when done;
+the folder carries vidfilter's marker file (:data:`vidfilter.io.ownership.MARKER_NAME`) from the
+moment it appears under that name, so a rerun after a kill may clear it and ``--overwrite`` may
+replace a finished bank, while a folder vidfilter did not write is never deleted.
 
 Recipes (``config.static.extract.recipe``), after the supplement of the paper:
 
@@ -43,6 +46,7 @@ must find each of them among the inputs, and every input image needs an annotati
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -62,6 +66,7 @@ from vidfilter.synth.preprocess import encode, linearise, resolve_gain
 
 __all__ = [
     "BANK_FORMAT",
+    "BANK_KIND",
     "BANK_VERSION",
     "CLASS_DIRS",
     "Crop",
@@ -557,6 +562,10 @@ def contact_sheet(groups: dict[str, list[np.ndarray]], *, cell: int = 64, column
     return np.vstack(sections)
 
 
+#: ``kind`` recorded in the marker file of a crop bank.
+BANK_KIND = "crop-bank"
+
+
 def write_bank(
     out: str | os.PathLike[str],
     targets: Sequence[Crop | np.ndarray],
@@ -572,27 +581,38 @@ def write_bank(
     """Write a crop bank (layout in the module docstring) from crops and backgrounds in linear units.
 
     Crops may be :class:`Crop` objects or float arrays (zero outside the object). Written to
-    ``OUT.partial`` and renamed when complete. ``meta`` is merged into the manifest.
+    ``OUT.partial`` (marked as vidfilter's from its creation) and renamed when complete; a
+    leftover ``OUT.partial`` of a killed run is cleared first. ``meta`` is merged into the manifest.
+
+    Raises
+    ------
+    OutputExistsError
+        ``out`` exists and ``overwrite`` is false.
+    ForeignOutputError
+        ``out`` (with ``overwrite``) or ``OUT.partial`` exists but vidfilter did not write it.
     """
     from vidfilter import __version__
-    from vidfilter.io.sink import atomic_write_bytes, commit_path, partial_path, remove_path
+    from vidfilter.io.ownership import check_replaceable
+    from vidfilter.io.sink import atomic_write_bytes, commit_path, discard_partial, make_partial_folder, partial_path, remove_aside
 
     out = Path(out)
-    if out.exists() and not overwrite:
-        from vidfilter.errors import OutputExistsError
+    if out.exists() or out.is_symlink():
+        if not overwrite:
+            from vidfilter.errors import OutputExistsError
 
-        raise OutputExistsError(f"{out} exists; pass --overwrite to replace it or choose another --out")
+            raise OutputExistsError(f"{out} exists; pass --overwrite to replace it or choose another --out")
+        check_replaceable(out)  # refused before any work, not at the final rename
     roles = {
         "target": [c if isinstance(c, Crop) else Crop("target", np.asarray(c, np.float32)) for c in targets],
         "unwanted": [c if isinstance(c, Crop) else Crop("unwanted", np.asarray(c, np.float32)) for c in unwanted],
     }
     partial = partial_path(out)
-    if partial.exists():
-        remove_path(partial)
+    discard_partial(partial)  # a leftover of vidfilter's (anything else is refused)
+    make_partial_folder(partial, BANK_KIND)
     try:
         records = []
         for role, lst in roles.items():
-            (partial / CLASS_DIRS[role]).mkdir(parents=True)
+            (partial / CLASS_DIRS[role]).mkdir()
             for j, c in enumerate(lst):
                 c.role = role
                 name = f"{CLASS_DIRS[role]}/{j:06d}.tif"
@@ -626,7 +646,8 @@ def write_bank(
             cv2.imwrite(str(partial / "contact_sheet.png"), sheet)
         commit_path(partial, out, overwrite=overwrite)
     except BaseException:
-        remove_path(partial)
+        with contextlib.suppress(OSError):
+            remove_aside(partial)
         raise
     return out
 
