@@ -14,6 +14,7 @@ own: exports already complete are skipped, and :func:`pending_exports` lists the
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterable
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from vidfilter.errors import UnsupportedInputError
+from vidfilter.errors import UnreadableInputError, UnsupportedInputError
 from vidfilter.io.source import FrameSource
 
 log = logging.getLogger(__name__)
@@ -124,7 +125,7 @@ def convert(input: str | Path | FrameSource, output: str | Path, *, color: str =
         nothing complete-looking is left, and the same command redoes the conversion.
     """
     from vidfilter.io.registry import open as vf_open
-    from vidfilter.io.sink import check_output_path
+    from vidfilter.io.sink import check_output_path, partial_path, remove_aside
     from vidfilter.io.video_sink import raise_output_error
 
     src = input if isinstance(input, FrameSource) else vf_open(input, color=color)
@@ -139,8 +140,17 @@ def convert(input: str | Path | FrameSource, output: str | Path, *, color: str =
         if n == 0:
             raise UnsupportedInputError(f"{src.path}: no frames in {start}:{stop}:{step} of {len(src)}")
         fps = src.fps / st if src.fps else None
-        return write_frames(src.iter(s0, s1, st), out, frame_shape=src.frame_shape, dtype=src.dtype,
-                            n_frames=n, fps=fps, overwrite=overwrite, progress=progress)
+        partial = partial_path(out)
+        fresh = not (partial.exists() or partial.is_symlink())
+        try:
+            return write_frames(src.iter(s0, s1, st), out, frame_shape=src.frame_shape, dtype=src.dtype,
+                                n_frames=n, fps=fps, overwrite=overwrite, progress=progress)
+        except (UnreadableInputError, UnsupportedInputError):
+            # the input fails at the same frame every time: a partial output of it helps no one
+            if fresh:
+                with contextlib.suppress(OSError):
+                    remove_aside(partial)
+            raise
     finally:
         if not isinstance(input, FrameSource):
             src.close()

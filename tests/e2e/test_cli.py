@@ -129,9 +129,15 @@ def test_convert_round_trip_ffv1(tmp_path, clip):
 
 
 def test_existing_output_needs_overwrite(tmp_path, clip):
+    """A finished output is kept: the same run asked again has nothing to do (a batch rerun after
+    a crash finishes only the rest); another method on it needs --overwrite."""
     out = tmp_path / "o.zarr"
     assert vf("run", str(clip), "--method", "median", "--out", str(out)).returncode == 0
-    assert_one_line_error(vf("run", str(clip), "--method", "median", "--out", str(out)), "--overwrite")
+    stamp = (out / "zarr.json").stat().st_mtime_ns
+    again = vf("run", str(clip), "--method", "median", "--out", str(out))
+    assert again.returncode == 0 and again.stdout.split()[0] == "skipped", (again.stdout, again.stderr)
+    assert (out / "zarr.json").stat().st_mtime_ns == stamp
+    assert_one_line_error(vf("run", str(clip), "--method", "max", "--out", str(out)), "--overwrite")
 
 
 def test_train_with_defaults_says_what_it_chose(clip, tmp_path):

@@ -483,8 +483,6 @@ def test_zero_frames_refused_from_python(tmp_path):
         assert_no_output(out)
 
 
-@pytest.mark.xfail(reason="convert keeps OUT.zarr.partial after an input error (vidfilter/convert.py), "
-                          "though it cannot resume; run removes it (guard.run_error)", strict=False)
 def test_convert_of_a_damaged_input_leaves_no_partial(tmp_path):
     inp = cut(w_png(tmp_path, frames()), 0.5)
     conv = tmp_path / "conv.zarr"
