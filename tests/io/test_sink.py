@@ -16,7 +16,7 @@ from vidfilter.errors import (
     UnsupportedInputError,
     VidfilterError,
 )
-from vidfilter.io.ownership import mark_folder
+from vidfilter.io.sink import mark_folder
 from vidfilter.io.sink import (
     FrameSink,
     atomic_path,

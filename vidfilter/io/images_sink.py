@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from vidfilter.errors import OutputExistsError, UnsupportedInputError
-from vidfilter.io.ownership import mark_folder
+from vidfilter.io.sink import mark_folder
 from vidfilter.io.sink import (
     FrameSink,
     atomic_write_bytes,

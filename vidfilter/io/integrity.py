@@ -273,7 +273,7 @@ def resume_compatible(out: str | os.PathLike[str], meta: dict[str, Any], src: An
     On a difference ``False`` is returned (and logged) and the caller starts afresh.
     """
     from vidfilter.io.sink import partial_path
-    from vidfilter.io.zarr_sink import PROGRESS_NAME
+    from vidfilter.io.ownership import PROGRESS_NAME
 
     part = partial_path(out)
     try:
@@ -425,7 +425,7 @@ def verify(
     import zarr
 
     from vidfilter.io.sink import partial_path
-    from vidfilter.io.zarr_sink import PROGRESS_NAME
+    from vidfilter.io.ownership import PROGRESS_NAME
 
     p = Path(path).expanduser()
     report = VerifyReport(str(p))

@@ -33,24 +33,19 @@ from pathlib import Path
 
 from vidfilter.errors import ForeignOutputError
 
-__all__ = ["MARKER_NAME", "check_replaceable", "mark_folder", "signed_png", "written_by_vidfilter"]
+__all__ = ["LOCK_NAME", "MARKER_NAME", "PROGRESS_NAME", "SIGNATURE", "check_replaceable", "signed_png", "written_by_vidfilter"]
 
 #: Marker file inside every folder vidfilter writes (image sequences, crop banks, reports).
 MARKER_NAME = ".vidfilter.json"
 #: Prefix of the ``comment`` metadata of videos and the ``Software`` text of PNGs vidfilter writes.
 SIGNATURE = "vidfilter"
 
-_PROGRESS_NAME = ".vidfilter_progress.json"
-_LOCK_NAME = ".lock"
+#: The progress record of a work-in-progress store (what a resume trusts).
+PROGRESS_NAME = ".vidfilter_progress.json"
+#: The lock file of a work-in-progress output (pid and host of its writer).
+LOCK_NAME = ".lock"
 _VIDEO_SUFFIXES = {".mkv", ".mp4", ".avi", ".mov", ".webm"}
 _HDF5_SUFFIXES = {".h5", ".hdf5"}
-
-
-def mark_folder(folder: str | os.PathLike[str], kind: str) -> None:
-    """Write the marker file :data:`MARKER_NAME` into ``folder`` (which must exist)."""
-    from vidfilter.io.sink import atomic_write_bytes
-
-    atomic_write_bytes(Path(folder) / MARKER_NAME, json.dumps({"written_by": SIGNATURE, "kind": kind}).encode())
 
 
 def signed_png(image: object) -> bytes:
@@ -85,7 +80,7 @@ def _folder_is_ours(p: Path) -> bool:
     root = _read_json(p / "zarr.json")
     if isinstance(root, dict) and isinstance((root.get("attributes") or {}).get("vidfilter"), dict):
         return True
-    if isinstance(_read_json(p / _PROGRESS_NAME), dict):
+    if isinstance(_read_json(p / PROGRESS_NAME), dict):
         return True
     manifest = _read_json(p / "manifest.json")  # a crop bank
     if isinstance(manifest, dict) and manifest.get("format") == "vidfilter-crops":
@@ -93,7 +88,7 @@ def _folder_is_ours(p: Path) -> bool:
     log = _read_json(p / "log.json")  # a training report
     if isinstance(log, dict) and {"config", "verdict"} <= log.keys():
         return True
-    lock = _read_json(p / _LOCK_NAME)
+    lock = _read_json(p / LOCK_NAME)
     return isinstance(lock, dict) and "pid" in lock and "host" in lock
 
 

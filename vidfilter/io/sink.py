@@ -45,6 +45,7 @@ __all__ = [
     "discard_partial",
     "fsync_dir",
     "make_partial_folder",
+    "mark_folder",
     "partial_path",
     "pid_alive",
     "remove_aside",
@@ -170,14 +171,21 @@ def remove_aside(path: PathLike) -> None:
     remove_path(aside)
 
 
+def mark_folder(folder: PathLike, kind: str) -> None:
+    """Write vidfilter's marker file (:data:`~vidfilter.io.ownership.MARKER_NAME`) into ``folder``."""
+    import json
+
+    from vidfilter.io.ownership import MARKER_NAME, SIGNATURE
+
+    atomic_write_bytes(Path(folder) / MARKER_NAME, json.dumps({"written_by": SIGNATURE, "kind": kind}).encode())
+
+
 def make_partial_folder(partial: PathLike, kind: str) -> Path:
     """Create the empty work-in-progress folder ``partial`` holding vidfilter's marker file.
 
     It is made and marked under a :func:`staging_path` and then renamed, so ``partial`` never
     exists without its mark: whatever a kill leaves under that name a rerun may clear.
     """
-    from vidfilter.io.ownership import mark_folder
-
     partial = Path(partial)
     partial.parent.mkdir(parents=True, exist_ok=True)
     _remove_dead(partial.parent, f".{partial.name}.", ".tmp")

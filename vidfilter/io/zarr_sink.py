@@ -51,7 +51,7 @@ from vidfilter.errors import (
     UnreadableInputError,
     UnsupportedInputError,
 )
-from vidfilter.io.ownership import check_replaceable
+from vidfilter.io.ownership import LOCK_NAME, PROGRESS_NAME, check_replaceable
 from vidfilter.io.sink import (
     FrameSink,
     atomic_write_bytes,
@@ -78,8 +78,6 @@ SPATIAL_BLOCK = 1024
 #: Default number of frames between two durable progress records.
 CHECKPOINT_EVERY = 16
 
-LOCK_NAME = ".lock"
-PROGRESS_NAME = ".vidfilter_progress.json"
 _RESERVED_ATTRS = ("vidfilter", "ome", "multiscales")
 
 

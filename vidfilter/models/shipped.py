@@ -11,9 +11,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["SHIPPED_DIR", "resolve_bundle", "shipped_names", "shipped_path"]
+__all__ = ["SETUP_NAMES", "SHIPPED_DIR", "resolve_bundle", "resolve_init", "shipped_names", "shipped_path"]
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "pretrained"
+#: The setups :mod:`vidfilter.train.pretrain` builds a bundle for.
+SETUP_NAMES = ("worm-plate", "open-arena")
 
 
 def shipped_path(name: str) -> Path:
@@ -35,3 +37,19 @@ def resolve_bundle(ref: str | os.PathLike[str]) -> Path:
     if isinstance(ref, str) and ref in shipped_names():
         return shipped_path(ref)
     return path
+
+
+def resolve_init(init: str | os.PathLike[str] | None) -> Path | None:
+    """``--init``: a setup name (the shipped bundle) or a bundle path, resolved as
+    :func:`resolve_bundle` does for ``--model``; checked before training."""
+    from vidfilter.errors import ConfigError
+
+    if init is None:
+        return None
+    path = resolve_bundle(str(init) if str(init) in SETUP_NAMES else init)
+    if path.is_file():
+        return path
+    if str(init) in SETUP_NAMES:
+        raise ConfigError(f"the pretrained bundle of {init!r} is not installed ({shipped_path(str(init))}); "
+                          f"rebuild it with `python -m vidfilter.train.pretrain {init}`")
+    raise ConfigError(f"--init {init}: no such bundle file, and not a setup name ({', '.join(SETUP_NAMES)})")

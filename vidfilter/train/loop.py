@@ -21,7 +21,6 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from vidfilter.config import Config, TrainConfig
 from vidfilter.errors import BundleError, ConfigError, VidfilterError
 from vidfilter.io.convert import dtype_scale
 from vidfilter.sampling.pairs import TEMPORAL_FRAMES, PairDataset, SamplerSet, make_samplers
+from vidfilter.train.result import TrainResult, predict
 from vidfilter.train.checkpoint import TRAINING_KEYS, checkpoint_path, load_checkpoint, report_dir, save_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -119,24 +119,6 @@ def identity_score(output: torch.Tensor, frame: torch.Tensor, target: torch.Tens
     num = (output.float() - frame).abs()[changed].mean()
     den = (target - frame).abs()[changed].mean()
     return float(num / den)
-
-
-# -- state -------------------------------------------------------------------------------------
-@dataclass
-class TrainResult:
-    """What a run produced (also stored in the checkpoint and the report)."""
-
-    step: int = 0
-    elapsed_s: float = 0.0
-    train_loss: list[float] = field(default_factory=list)  # per step
-    step_time: list[float] = field(default_factory=list)  # seconds per step
-    val: list[dict[str, Any]] = field(default_factory=list)  # {"step", "loss", "identity_score", "identity_suspected"}
-    best_val: float = math.inf
-    bad_vals: int = 0
-    stopped: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 def _lr_factor(cfg: TrainConfig, step: int, elapsed_s: float) -> float:
@@ -272,7 +254,7 @@ def train(
     from vidfilter.models import build_model, load_model, save_bundle
 
     from vidfilter.config import Polarity, Preset, resolve_device_defaults, resolve_temporal
-    from vidfilter.train.pretrain import resolve_init
+    from vidfilter.models.shipped import resolve_init
 
     out = Path(out)
     _check_outputs(out, inputs, resume)
@@ -532,29 +514,6 @@ def _evaluate(
         "identity_score": score,
         "identity_suspected": bool(score is not None and score < IDENTITY_THRESHOLD),
     }
-
-
-@torch.no_grad()
-def predict(
-    model: torch.nn.Module,
-    inp: torch.Tensor,
-    device: torch.device | str = "cpu",
-    amp_dtype: torch.dtype | None = None,
-    channels_last: bool = False,
-    batch_size: int = 8,
-) -> torch.Tensor:
-    """Run ``model`` on ``inp`` (N, C, h, w) in chunks; float32 output on CPU."""
-    device = torch.device(device)
-    outs = []
-    for i in range(0, inp.shape[0], batch_size):
-        x = inp[i : i + batch_size].to(device)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        ctx = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext()
-        with ctx:
-            y = model(x)
-        outs.append(y.float().cpu())
-    return torch.cat(outs)
 
 
 def _provenance(sset: SamplerSet, config: Config, state: TrainResult, device: torch.device, identity: bool) -> dict[str, Any]:

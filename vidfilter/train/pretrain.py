@@ -44,7 +44,7 @@ from typing import Any, Callable
 import numpy as np
 
 from vidfilter.errors import ConfigError
-from vidfilter.models.shipped import resolve_bundle, shipped_path
+from vidfilter.models.shipped import SETUP_NAMES, resolve_init, shipped_path
 
 logger = logging.getLogger(__name__)
 
@@ -132,6 +132,7 @@ SETUPS: dict[str, Setup] = {
         lossy=0.5,
     ),
 }
+assert tuple(SETUPS) == SETUP_NAMES, "a setup needs its name in vidfilter.models.shipped.SETUP_NAMES"
 
 
 def _setup(name: str) -> Setup:
@@ -144,20 +145,6 @@ def pretrained_path(name: str) -> Path:
     """The shipped bundle of setup ``name``."""
     _setup(name)
     return shipped_path(name)
-
-
-def resolve_init(init: str | Path | None) -> Path | None:
-    """``--init``: a setup name (the shipped bundle) or a bundle path, resolved as
-    :func:`~vidfilter.models.shipped.resolve_bundle` does for ``--model``; checked before training."""
-    if init is None:
-        return None
-    path = resolve_bundle(str(init) if str(init) in SETUPS else init)
-    if path.is_file():
-        return path
-    if str(init) in SETUPS:
-        raise ConfigError(f"the pretrained bundle of {init!r} is not installed ({shipped_path(str(init))}); "
-                          f"rebuild it with `python -m vidfilter.train.pretrain {init}`")
-    raise ConfigError(f"--init {init}: no such bundle file, and not a setup name ({', '.join(SETUPS)})")
 
 
 def background_path(recording: str | Path) -> Path:

@@ -20,7 +20,7 @@ import torch
 from vidfilter.config import Config
 
 if TYPE_CHECKING:
-    from vidfilter.train.loop import TrainResult
+    from vidfilter.train.result import TrainResult
 
 logger = logging.getLogger(__name__)
 
@@ -75,11 +75,11 @@ def write_report(
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from vidfilter.train.loop import predict
+    from vidfilter.train.result import predict
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    from vidfilter.io.ownership import mark_folder
+    from vidfilter.io.sink import mark_folder
 
     mark_folder(folder, "training-report")
     bs = config.train.batch_size
