@@ -205,7 +205,8 @@ def _check_outputs(out: Path, inputs: Any, resume: bool) -> None:
     from vidfilter.io.sink import check_output_path
 
     paths = [inputs] if isinstance(inputs, (str, Path)) else [i for i in inputs if isinstance(i, (str, Path))]
-    check_output_path(out, inputs=paths, overwrite=True)
+    # a missing input (or a glob) is the samplers' to report, in their words
+    check_output_path(out, inputs=[p for p in paths if Path(p).exists()], overwrite=True)
     check_replaceable(out, why="training")
     if not resume:
         check_replaceable(checkpoint_path(out), why="training")
