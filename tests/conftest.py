@@ -27,3 +27,17 @@ def shared_data() -> Path:
     if not root.is_dir():
         pytest.skip(f"shared example data not found at {root} (set VIDFILTER_SHARED_DATA)")
     return _SharedData(root.resolve())
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A width-4, depth-3 U-Net bundle (margin 40, multiple 8), untrained and not residual, so it is
+    far from the identity; no temporal channel. Its quality is irrelevant to the tests using it."""
+    import torch
+
+    from vidfilter.config import Config
+    from vidfilter.models import build_model, save_bundle
+
+    torch.manual_seed(0)
+    cfg = Config().override({"model.width": 4, "model.depth": 3, "model.residual": False, "model.temporal_channel": "none"})
+    return save_bundle(tmp_path_factory.mktemp("model") / "tiny.vfm", build_model(cfg.model), cfg)

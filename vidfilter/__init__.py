@@ -18,9 +18,9 @@ The public surface is re-exported here lazily so ``import vidfilter`` stays chea
 
 from __future__ import annotations
 
-from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+
+from vidfilter._lazy import lazy_getattr
 
 try:
     __version__ = version("vidfilter")
@@ -38,8 +38,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        module, attr = _LAZY[name]
-        return getattr(import_module(module), attr)
-    raise AttributeError(f"module 'vidfilter' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -65,6 +65,12 @@ class DamagedInputError(UnreadableInputError):
         self.frame = frame
         self.reason = reason or message
 
+    @classmethod
+    def unreadable_frame(cls, path: object, t: int, detail: str, advice: str) -> DamagedInputError:
+        """``PATH: frame T cannot be read (DETAIL); ADVICE``, with ``frame=t``."""
+        reason = f"frame {t} cannot be read ({detail})"
+        return cls(f"{path}: {reason}; {advice}", frame=t, reason=reason)
+
 
 class DiskFullError(VidfilterError, OSError):
     """The output's file system ran out of space (or quota) while writing."""

@@ -8,12 +8,12 @@ import json
 import os
 import signal
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import zarr
+from kill_points import hold_point, install, wait_for_hold
 
 from vidfilter.config import Config
 from vidfilter.distributed.batch import cache_info, format_table, get_client, run_batch
@@ -83,7 +83,13 @@ def test_batch_matches_single_process_reports_failure_and_skips_on_rerun(tmp_pat
 
 def test_killed_worker_mid_batch_is_survived(tmp_path, client, videos, reference, tiny_bundle):
     """SIGKILL the worker writing a recording mid-run: the task reruns elsewhere, resumes the partial
-    store (taking over the dead writer's lock) and the output is identical."""
+    store (taking over the dead writer's lock) and the output is identical.
+
+    The worker is held before it writes frame 20 (after the first durable checkpoint at 16) until
+    it is killed; the worker that reruns the task finds the hold taken and goes on."""
+    ctl = tmp_path / "ctl"
+    ctl.mkdir()
+    client.run(install, hold_point("vidfilter.io.zarr_sink", "ZarrImageSink.write", 2 * 20, ctl / "held", ctl / "release"))
     results: list = []
     err: list = []
 
@@ -95,25 +101,20 @@ def test_killed_worker_mid_batch_is_survived(tmp_path, client, videos, reference
 
     th = threading.Thread(target=go)
     th.start()
+    held = wait_for_hold(ctl / "held", timeout=60)
     progress = tmp_path / "rec_a.zarr.partial" / ".vidfilter_progress.json"
-    deadline = time.monotonic() + 30
-    written = 0
-    while time.monotonic() < deadline and written < 16:  # wait for a durable checkpoint
-        try:
-            written = min(g["frames_written"] for g in json.loads(progress.read_text())["images"].values())
-        except (OSError, ValueError, KeyError):
-            pass
-        time.sleep(0.05)
+    written = min(g["frames_written"] for g in json.loads(progress.read_text())["images"].values())
     assert written >= 16, "the task never reached its first checkpoint"
     busy = [addr for addr, keys in client.processing().items() if keys]
     assert len(busy) == 1
     pid = client.run(os.getpid, workers=busy)[busy[0]]
+    assert pid == held
     os.kill(pid, signal.SIGKILL)
     th.join(timeout=60)
     assert not th.is_alive() and not err, err
     assert results[0]["status"] == "done", results
     assert results[0]["worker_pid"] != pid
-    # resumed the partial store, not restarted (0 when the kill landed after the last frame, before the rename)
+    # resumed the partial store from its durable frames, not restarted
     assert results[0]["frames_this_run"] < 30
     _assert_same(tmp_path / "rec_a.zarr", reference["rec_a.mkv"])
     client.wait_for_workers(2, timeout=60)  # the nanny restarted the killed worker

@@ -1,14 +1,11 @@
-"""Fixtures of the fault-injection suite: small recordings and a tiny model (helpers: ``faults_helpers.py``)."""
+"""Fixtures of the fault-injection suite: small recordings (the tiny model is ``tests/conftest.py``'s; helpers: ``faults_helpers.py``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-import torch
 
-from vidfilter.config import Config
-from vidfilter.models import build_model, save_bundle
 from vidfilter.synth import SyntheticRecording, write_video
 
 
@@ -28,11 +25,3 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "mp4": write_video(d / "rec h264 é.mp4", rec),
         "long_mkv": write_video(d / "long.mkv", SyntheticRecording(120, 48, 64, n_animals=2, seed=5), codec="ffv1"),
     }
-
-
-@pytest.fixture(scope="session")
-def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A width-4, depth-3 U-Net (untrained): the model's quality is irrelevant to these tests."""
-    torch.manual_seed(0)
-    cfg = Config().override({"model.width": 4, "model.depth": 3, "model.residual": False, "model.temporal_channel": "none"})
-    return save_bundle(tmp_path_factory.mktemp("model") / "tiny.vfm", build_model(cfg.model), cfg)

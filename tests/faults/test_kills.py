@@ -5,8 +5,10 @@ Already covered elsewhere: one kill of ``run`` after the first progress record, 
 keyframe mode (``tests/infer/test_pipeline.py::test_resume_after_sigkill_is_identical``); a kill
 inside the Zarr writer (``tests/io/test_zarr_sink.py::test_sigkill_mid_write_then_resume``);
 in-process resume of training bit for bit (``tests/train/test_train.py::test_resume_is_bit_for_bit``).
-New here: several kills in a row at random moments (the partial store is resumed by a run that is
-itself killed), the content hash of the input surviving the kills, and killed *training* processes.
+New here: several kills of ``run`` in a row, each before a seeded random frame write (the partial
+store is resumed by a run that is itself killed; the child kills itself at that call, see
+``tests/kill_points.py``), the content hash of the input surviving the kills, and *training*
+processes killed at random moments.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 import pytest
 import torch
 from faults_helpers import assert_same_output, root_attrs, vf, vf_popen
+from kill_points import call_point, vf_at
 
 from vidfilter.config import Config
 from vidfilter.infer.pipeline import run
@@ -28,7 +31,8 @@ from vidfilter.models import load_model
 from vidfilter.train.checkpoint import checkpoint_path, load_checkpoint
 from vidfilter.train.loop import train
 
-SLOW_WRITE = {"VIDFILTER_TEST_SLOW_WRITE": "0.03"}
+#: The images ``run`` writes (one ``ZarrImageSink.write`` call each per frame).
+GROUPS = 2
 
 
 def _progress(out: Path) -> int:
@@ -40,17 +44,11 @@ def _progress(out: Path) -> int:
 
 
 def _kill_run_at_random(args: list[str], out: Path, rng: random.Random, n_frames: int) -> int:
-    """Start ``vidfilter run`` and SIGKILL it at a random moment in the first half of its remaining
-    work (once its writer holds the output); returns the frames durably recorded after the kill."""
-    proc = vf_popen(*args, env=SLOW_WRITE)
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None and _progress(out) < 0:
-        time.sleep(0.02)
-    remaining = (n_frames - max(_progress(out), 0)) * float(SLOW_WRITE["VIDFILTER_TEST_SLOW_WRITE"])
-    time.sleep(rng.uniform(0, 0.5 * remaining))
-    assert proc.poll() is None, f"run ended before the kill: {proc.stderr.read().decode()}"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    """Run ``vidfilter run`` in a child that SIGKILLs itself before a seeded random write of its
+    frames, in the first half of the work that remains; returns the frames durably recorded after
+    the kill."""
+    remaining = n_frames - max(_progress(out), 0)  # a resumed run restarts at or before this frame
+    vf_at(call_point("vidfilter.io.zarr_sink", "ZarrImageSink.write", rng.randint(0, GROUPS * remaining // 2)), *args)
     assert not out.exists(), "a killed run left an output that looks complete"
     done = _progress(out)
     assert done >= 0, "the progress record of the partial output is unreadable"
@@ -87,7 +85,7 @@ def test_sigkill_run_twice_at_random_points_resumes_identically(media, tiny_bund
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("every", [1, 8])
 def test_sigkill_run_soak(media, tiny_bundle, tmp_path, seed, every):
-    """Soak: five kills in a row at random points, per-frame and keyframe mode."""
+    """Soak: five kills in a row at seeded random frames, per-frame and keyframe mode."""
     _run_kills(media, tiny_bundle, tmp_path, seed=100 + seed, kills=5, every=every)
 
 

@@ -40,8 +40,6 @@ import os
 import random
 import shutil
 import signal
-import subprocess
-import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -52,6 +50,7 @@ import numpy as np
 import pytest
 import zarr
 from faults_helpers import vf, vf_popen
+from kill_points import after_unlink_point, call_point, rename_point, vf_at
 
 from vidfilter.config import Config
 from vidfilter.infer.pipeline import run
@@ -327,76 +326,7 @@ def _attack(attack: Attack, tmp_path: Path, *, seed: int, kills: int) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# kills at exact points
-
-#: Child process: patch the kill point into vidfilter, then run the command line.
-_KILL_AT = r"""
-import importlib, json, os, signal, sys
-
-spec = json.loads(sys.argv[1])
-
-
-def die():
-    os.kill(os.getpid(), signal.SIGKILL)
-
-
-if spec["kind"] == "call":  # before call number ``after`` (0-based) of MODULE.[CLASS.]NAME
-    owner_name, _, name = spec["attr"].rpartition(".")
-    owner = importlib.import_module(spec["module"])
-    for part in filter(None, owner_name.split(".")):
-        owner = getattr(owner, part)
-    real, calls = getattr(owner, name), [0]
-
-    def wrapped(*args, **kwargs):
-        if calls[0] >= spec["after"]:
-            die()
-        calls[0] += 1
-        return real(*args, **kwargs)
-
-    setattr(owner, name, wrapped)
-elif spec["kind"] == "after_unlink":  # at the first deletion after that of a file called ``name``
-    armed = [False]
-    for fn in ("unlink", "remove", "rmdir"):
-        real_fn = getattr(os, fn)
-
-        def patched(path, *args, _real=real_fn, **kwargs):
-            if armed[0]:
-                die()
-            result = _real(path, *args, **kwargs)
-            armed[0] = armed[0] or os.path.basename(os.fspath(path)) == spec["name"]
-            return result
-
-        setattr(os, fn, patched)
-else:  # right before the rename whose destination is ``path``
-    target = os.path.realpath(spec["path"])
-    for fn in ("replace", "rename"):
-        real_fn = getattr(os, fn)
-
-        def patched(src, dst, *args, _real=real_fn, **kwargs):
-            if os.path.realpath(os.fspath(dst)) == target:
-                die()
-            return _real(src, dst, *args, **kwargs)
-
-        setattr(os, fn, patched)
-from vidfilter.cli import main
-
-sys.exit(main(["-q", *sys.argv[2:]]))
-"""
-
-
-def call_point(module: str, attr: str, after: int) -> dict:
-    """Kill before call number ``after`` (0-based) of ``module.attr`` (``attr`` may be ``Class.method``)."""
-    return {"kind": "call", "module": module, "attr": attr, "after": after}
-
-
-def after_unlink_point(name: str) -> dict:
-    """Kill at the first deletion that follows the deletion of a file called ``name``."""
-    return {"kind": "after_unlink", "name": name}
-
-
-def rename_point(name: str) -> dict:
-    """Kill right before the rename onto ``name`` (relative to the output folder)."""
-    return {"kind": "rename", "name": name}
+# kills at exact points (tests/kill_points.py)
 
 
 def _kill_at(attack: Attack, root: Path, point: dict) -> None:
@@ -404,11 +334,7 @@ def _kill_at(attack: Attack, root: Path, point: dict) -> None:
     spec = dict(point)
     if spec["kind"] == "rename":
         spec["path"] = str(root / spec.pop("name"))
-    proc = subprocess.run([sys.executable, "-c", _KILL_AT, json.dumps(spec), *attack.args(root)],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == -signal.SIGKILL, (
-        f"the kill point {point} was not reached: exit {proc.returncode}: {proc.stderr.strip()}"
-    )
+    vf_at(spec, *attack.args(root))
 
 
 def _attack_at(attack: Attack, tmp_path: Path, series: Sequence[Sequence[dict]]) -> None:

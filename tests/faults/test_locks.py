@@ -8,27 +8,31 @@ by ``tests/io/test_zarr_sink.py::test_lock_refuses_second_writer`` and
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-from faults_helpers import assert_one_line_error, assert_same_output, vf, vf_popen
+from faults_helpers import assert_one_line_error, assert_same_output, vf
+from kill_points import hold_point, vf_at_popen, wait_for_hold
 
 from vidfilter.infer.pipeline import run
 from vidfilter.io.integrity import verify
 
 
 def test_second_process_on_the_same_output_refuses(media, tmp_path):
+    """The first run is held before its first frame write (its lock taken) while the second runs,
+    then released to finish."""
     src = media["long_mkv"]
     out = tmp_path / "shared.zarr"
     args = ["run", str(src), "--method", "median", "--out", str(out)]
-    first = vf_popen(*args, env={"VIDFILTER_TEST_SLOW_WRITE": "0.03"})
+    ctl = tmp_path / "ctl"
+    ctl.mkdir()
+    hold = hold_point("vidfilter.io.zarr_sink", "ZarrImageSink.write", 0, ctl / "held", ctl / "release")
+    first = vf_at_popen(hold, *args)
+    assert wait_for_hold(ctl / "held", first) == first.pid
     lock = Path(str(out) + ".partial") / ".lock"
-    deadline = time.time() + 120
-    while time.time() < deadline and first.poll() is None and not lock.exists():
-        time.sleep(0.02)
-    assert first.poll() is None and lock.exists(), "the first run did not take the lock"
+    assert lock.exists(), "the first run did not take the lock"
     second = vf(*args)
     assert_one_line_error(second, "another vidfilter process", f"pid {first.pid}", "shared.zarr")
+    (ctl / "release").touch()
     assert first.wait(timeout=120) == 0, first.stderr.read().decode()
     ref = tmp_path / "ref.zarr"
     run(src, ref, method="median")

@@ -20,11 +20,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from vidfilter._peak_rss import peak_rss_run
-from vidfilter.config import Config
-from vidfilter.models import build_model, save_bundle
 from vidfilter.synth import SyntheticRecording, write_video
 
 BOUND_MB = 8.0
@@ -40,13 +37,6 @@ def _peak_mb(args: list[str]) -> float:
 def videos(tmp_path_factory) -> dict[int, Path]:
     d = tmp_path_factory.mktemp("mem")
     return {n: write_video(d / f"rec{n}.mkv", SyntheticRecording(n, 96, 96, n_animals=2, seed=4), codec="ffv1") for n in (SHORT, LONG)}
-
-
-@pytest.fixture(scope="module")
-def tiny_bundle(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    cfg = Config().override({"model.width": 4, "model.depth": 3})
-    return save_bundle(tmp_path_factory.mktemp("m") / "tiny.vfm", build_model(cfg.model), cfg)
 
 
 @pytest.mark.parametrize("mode", ["median", "model-keyframes"])

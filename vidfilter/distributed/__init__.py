@@ -12,8 +12,7 @@ Dask is imported lazily: importing this package costs nothing until a function i
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from vidfilter._lazy import lazy_getattr
 
 __all__ = ["background_dask", "format_table", "get_client", "process_array_distributed", "run_batch"]
 
@@ -26,7 +25,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'vidfilter.distributed' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

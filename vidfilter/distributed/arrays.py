@@ -43,9 +43,9 @@ from vidfilter.infer.blocks import (
     BlockStore,
     compute_block,
     convert_output,
-    make_engine,
     open_array,
     output_dtype,
+    run_summary,
     write_block,
 )
 
@@ -64,8 +64,10 @@ def _engine(model_path: str | None, sha256: str, config_dict: dict[str, Any], da
     with _LOCK:
         eng = _ENGINES.get(key)
     if eng is None:
+        from vidfilter.infer.engine import TiledEngine
+
         bundle = cached_bundle(model_path, sha256, data)
-        eng = make_engine(bundle.model, Config.from_dict(config_dict))
+        eng = TiledEngine.from_config(bundle.model, Config.from_dict(config_dict).infer)
         with _LOCK:
             if len(_ENGINES) >= 4:
                 _ENGINES.pop(next(iter(_ENGINES)))
@@ -123,6 +125,18 @@ def _bundle_info(model: Any) -> tuple[str, str, Any]:
     return path, b.sha256, b
 
 
+def _prepare(
+    src: str | os.PathLike[str], model: Any, config: Config, block: int, halo: int | None, dtype: str
+) -> tuple[str, Any, str, str, Any, BlockLayout, np.dtype]:
+    """The input path and array, the bundle's path, sha256 and bundle, the block layout and the
+    output dtype."""
+    src_s = os.fspath(src)
+    arr = open_array(src_s)
+    model_path, sha, bundle = _bundle_info(model)
+    layout = BlockLayout.for_model(tuple(arr.shape), bundle.model, block, halo, config.infer.overlap)
+    return src_s, arr, model_path, sha, bundle, layout, output_dtype(dtype, arr.dtype)
+
+
 def process_array_distributed(
     src: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -151,11 +165,7 @@ def process_array_distributed(
     from dask.distributed import as_completed
 
     config = config or Config()
-    src_s = os.fspath(src)
-    arr = open_array(src_s)
-    model_path, sha, bundle = _bundle_info(model)
-    layout = BlockLayout.for_model(tuple(arr.shape), bundle.model, block, halo, config.infer.overlap)
-    out_dt = output_dtype(dtype, arr.dtype)
+    src_s, arr, model_path, sha, bundle, layout, out_dt = _prepare(src, model, config, block, halo, dtype)
     attrs = {
         "input": src_s, "input_shape": list(arr.shape), "input_dtype": str(arr.dtype),
         "model": {"path": model_path, "sha256": sha, "version": bundle.version},
@@ -200,13 +210,7 @@ def process_array_distributed(
             owned[0].close()
             if owned[1] is not None:
                 owned[1].close()
-    seconds = time.perf_counter() - t0
-    px = sum(layout.block_pixels(*layout.coords(i)[1:]) for i in todo)
-    return {
-        "input": src_s, "output": str(path), "status": "done", "shape": list(arr.shape), "blocks": len(layout),
-        "blocks_this_run": len(todo), "seconds": round(seconds, 3),
-        "mpx_per_s": round(px / 1e6 / seconds, 3) if seconds > 0 else None,
-    }
+    return run_summary(src_s, path, list(arr.shape), layout, todo, t0)
 
 
 def _take(it: Any, n: int) -> list[Any]:
@@ -233,11 +237,7 @@ def background_dask(
     from dask.base import tokenize
 
     config = config or Config()
-    src_s = os.fspath(src)
-    arr = open_array(src_s)
-    model_path, sha, bundle = _bundle_info(model)
-    layout = BlockLayout.for_model(tuple(arr.shape), bundle.model, block, halo, config.infer.overlap)
-    out_dt = output_dtype(dtype, arr.dtype)
+    src_s, _arr, model_path, sha, _bundle, layout, out_dt = _prepare(src, model, config, block, halo, dtype)
     cfg = config.to_dict()
 
     def ax(n: int) -> tuple[int, ...]:

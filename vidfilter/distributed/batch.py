@@ -18,7 +18,6 @@ At the end ``out_dir/batch_summary.json`` holds the per-input summaries and a ta
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -56,14 +55,6 @@ _CACHE: dict[str, Any] = {}
 _CACHE_LOCK = threading.Lock()
 _CACHE_SIZE = 2
 _LOADS = 0  # bundles loaded by this process (cache misses)
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def cached_bundle(path: str | os.PathLike[str] | None, sha256: str, data: bytes | None = None) -> Any:

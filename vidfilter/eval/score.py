@@ -42,10 +42,23 @@ __all__ = [
 MaskFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
-def _default_mask_fn(mask_fn: MaskFn | None, threshold: float, polarity: Any) -> MaskFn:
-    if mask_fn is not None:
-        return mask_fn
-    return partial(threshold_mask, threshold=threshold, polarity=polarity)
+def _mask_fns(mask_fn: MaskFn | Mapping[str, MaskFn] | None, threshold: float, polarity: Any) -> dict[str, MaskFn]:
+    """The named mask functions to score; one named ``""`` (by default the threshold mask) unless
+    ``mask_fn`` is a mapping."""
+    if isinstance(mask_fn, Mapping):
+        return dict(mask_fn)
+    return {"": mask_fn if mask_fn is not None else partial(threshold_mask, threshold=threshold, polarity=polarity)}
+
+
+def _with_backgrounds(frames: list[int], backgrounds: Iterable[np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:
+    """``(t, background)`` for each frame to score; a ConfigError when the backgrounds run out first."""
+    bg_iter = iter(backgrounds)
+    for i, t in enumerate(frames):
+        try:
+            bg = next(bg_iter)
+        except StopIteration:
+            raise ConfigError(f"{len(frames)} frames to score but only {i} backgrounds") from None
+        yield t, bg
 
 
 def estimator_backgrounds(estimator: Any, src: Any, frames: Sequence[int] | None = None) -> Iterator[np.ndarray]:
@@ -97,7 +110,8 @@ class QualityResult:
         return asdict(self)
 
 
-def _lookup(gt: Any, i: int, t: int) -> Any:
+def _gt_at(gt: Any, t: int) -> Any:
+    """The ground truth of frame ``t`` from a sequence or a mapping (``None`` when there is none)."""
     if gt is None:
         return None
     if isinstance(gt, Mapping):
@@ -154,19 +168,14 @@ def score_backgrounds(
     from vidfilter.io.registry import open as open_source
 
     src = open_source(src)
-    named = dict(mask_fn) if isinstance(mask_fn, Mapping) else {"": _default_mask_fn(mask_fn, threshold, polarity)}
+    named = _mask_fns(mask_fn, threshold, polarity)
     wanted = list(range(len(src))) if frames is None else [int(t) for t in frames]
     acc = {name: _Acc(gt_boxes is not None, gt_masks is not None, iou_threshold) for name in named}
-    bg_iter = iter(backgrounds)
-    for i, t in enumerate(wanted):
-        try:
-            bg = next(bg_iter)
-        except StopIteration:
-            raise ConfigError(f"{len(wanted)} frames to score but only {i} backgrounds") from None
+    for t, bg in _with_backgrounds(wanted, backgrounds):
         frame = src[t]
-        g = _lookup(gt_boxes, i, t)
+        g = _gt_at(gt_boxes, t)
         g = np.zeros((0, 4)) if g is None else np.asarray(getattr(g, "boxes", g), dtype=np.float64).reshape(-1, 4)
-        gm = _lookup(gt_masks, i, t)
+        gm = _gt_at(gt_masks, t)
         sigma = residual_noise(frame, bg).sigma
         for name, fn in named.items():
             mask = np.asarray(fn(frame, bg), dtype=bool)
@@ -284,18 +293,13 @@ def score_recording(
     """
     from vidfilter.io.array_source import ArrayFrameSource
 
-    named = dict(mask_fn) if isinstance(mask_fn, Mapping) else {"": _default_mask_fn(mask_fn, threshold, polarity)}
+    named = _mask_fns(mask_fn, threshold, polarity)
     wanted = list(range(len(rec))) if frames is None else [int(t) for t in frames]
     if hasattr(backgrounds, "prepare") and hasattr(backgrounds, "background"):
         backgrounds = estimator_backgrounds(backgrounds, ArrayFrameSource(rec, fps=getattr(rec, "fps", None)), wanted)
     still = set(getattr(rec, "still_labels", ()))
     acc = {name: _RecAcc(still, iou_threshold, cover) for name in named}
-    bg_iter = iter(backgrounds)
-    for i, t in enumerate(wanted):
-        try:
-            bg = next(bg_iter)
-        except StopIteration:
-            raise ConfigError(f"{len(wanted)} frames to score but only {i} backgrounds") from None
+    for t, bg in _with_backgrounds(wanted, backgrounds):
         sf = rec.frame(t)
         labels = rec.labels(t)
         gt_boxes, gt_ids = _label_boxes(labels, min_area)

@@ -9,9 +9,7 @@ Torch is imported lazily, so importing the geometry stays cheap.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
-
+from vidfilter._lazy import lazy_getattr
 from vidfilter.infer.tiling import Tile, TileGrid, blend_weights, tile_grid
 
 __all__ = [
@@ -35,7 +33,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'vidfilter.infer' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -163,23 +163,28 @@ def open_array(src: Any) -> Any:
     if hasattr(src, "shape") and hasattr(src, "__getitem__") and not isinstance(src, (str, os.PathLike)):
         arr = src
     else:
-        import zarr
-
         spec = os.path.expanduser(os.fspath(src))
-        if "://" not in spec and not Path(spec).exists():
-            from vidfilter.errors import InputNotFoundError
-
-            raise InputNotFoundError(f"{spec}: no such Zarr store; check the path")
-        try:
-            node = zarr.open(spec, mode="r")
-        except Exception as e:
-            raise UnreadableInputError(f"{spec}: not a readable Zarr store ({' '.join(str(e).split())[:100]})") from None
-        arr = _resolve(node, spec)
+        arr = _resolve(open_zarr_node(spec), spec)
     if len(arr.shape) not in (2, 3):
         raise UnsupportedInputError(
             f"process_array takes a 2-D (H, W) or 3-D (T, H, W) array, got shape {tuple(arr.shape)}; select one channel first"
         )
     return arr
+
+
+def open_zarr_node(spec: str) -> Any:
+    """The Zarr array or group at ``spec``, read-only; a one-line error for a missing path or an
+    unreadable store."""
+    import zarr
+
+    if "://" not in spec and not Path(spec).exists():
+        from vidfilter.errors import InputNotFoundError
+
+        raise InputNotFoundError(f"{spec}: no such Zarr store; check the path")
+    try:
+        return zarr.open(spec, mode="r")
+    except Exception as e:
+        raise UnreadableInputError(f"{spec}: not a readable Zarr store ({' '.join(str(e).split())[:100]})") from None
 
 
 def _resolve(node: Any, spec: str) -> Any:
@@ -218,16 +223,6 @@ def compute_block(src: Any, engine: Any, layout: BlockLayout, t: int, iy: int, i
             raise UnsupportedInputError(f"process_array writes one output channel; the model gives {y.shape[0]}")
         y = y[0]
     return np.ascontiguousarray(y[crop])
-
-
-def make_engine(model: Any, config: Config) -> Any:
-    from vidfilter.infer.engine import TiledEngine
-
-    ic = config.infer
-    return TiledEngine(
-        model, tile=ic.tile, overlap=ic.overlap, batch_size=ic.batch_size, device=ic.device,
-        precision=ic.precision, compile=ic.compile, border=ic.border,
-    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -465,10 +460,12 @@ def process_array(
     dict
         ``input, output, status ("done"), shape, blocks, blocks_this_run, seconds, mpx_per_s``.
     """
+    from vidfilter.infer.engine import TiledEngine
+
     config = config or Config()
     arr = open_array(src)
     net, key, model_meta = _as_model(model)
-    engine = make_engine(net, config)
+    engine = TiledEngine.from_config(net, config.infer)
     layout = BlockLayout.for_model(tuple(arr.shape), net, block, halo, config.infer.overlap)
     out_dtype = output_dtype(dtype, arr.dtype)
     attrs = {
@@ -510,6 +507,12 @@ def drive_blocks(
         raise
     finally:
         bar.close()
+    return run_summary(input, path, shape, layout, todo, t0)
+
+
+def run_summary(input: str, path: Path, shape: list[int], layout: BlockLayout, todo: list[int], t0: float) -> dict[str, Any]:
+    """The summary of a block run into ``path`` that computed the blocks ``todo``, from ``t0``
+    (``time.perf_counter()``) until now."""
     seconds = time.perf_counter() - t0
     px = sum(layout.block_pixels(*layout.coords(i)[1:]) for i in todo)
     return {

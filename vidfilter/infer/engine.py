@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 import torch
@@ -22,6 +22,9 @@ from torch import nn
 from vidfilter.errors import ConfigError, UnsupportedInputError, VidfilterError
 from vidfilter.infer.device import autocast_dtype, resolve_device
 from vidfilter.infer.tiling import Tile, TileGrid, min_tile, tile_grid
+
+if TYPE_CHECKING:
+    from vidfilter.config import InferConfig
 
 __all__ = ["InferenceMemoryError", "TiledEngine"]
 
@@ -147,6 +150,14 @@ class TiledEngine:
         self._forward: Callable[[torch.Tensor], torch.Tensor] = torch.compile(model) if compile else model  # type: ignore[assignment]
         self._weights: dict[tuple[Any, ...], torch.Tensor] = {}
         self._weight_sums: dict[TileGrid, torch.Tensor] = {}
+
+    @classmethod
+    def from_config(cls, model: nn.Module | Callable[[torch.Tensor], torch.Tensor], infer: InferConfig) -> TiledEngine:
+        """The engine for ``model`` with the settings of the ``infer`` section of a :class:`~vidfilter.config.Config`."""
+        return cls(
+            model, tile=infer.tile, overlap=infer.overlap, batch_size=infer.batch_size, device=infer.device,
+            precision=infer.precision, compile=infer.compile, border=infer.border,
+        )
 
     def __repr__(self) -> str:
         return (

@@ -11,13 +11,12 @@ Other formats (FFV1, PNG/TIFF, HDF5, preview MP4) are exported from the finished
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import queue
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -29,6 +28,7 @@ from vidfilter.errors import ConfigError, VidfilterError
 from vidfilter.baselines import BackgroundEstimator, make_baseline
 from vidfilter.infer import keyframe as kf
 from vidfilter.io.convert import dtype_scale, from_float, to_float
+from vidfilter.io.integrity import file_sha256
 from vidfilter.io.source import FrameSource
 
 log = logging.getLogger(__name__)
@@ -50,11 +50,7 @@ class ModelBackground(BackgroundEstimator):
         from vidfilter.infer.engine import TiledEngine
 
         self.bundle = bundle
-        ic = config.infer
-        self.engine = TiledEngine(
-            bundle.model, tile=ic.tile, overlap=ic.overlap, batch_size=ic.batch_size,
-            device=ic.device, precision=ic.precision, compile=ic.compile, border=ic.border,
-        )
+        self.engine = TiledEngine.from_config(bundle.model, config.infer)
         self.temporal = bundle.config.model.temporal_channel
         self._stat: np.ndarray | None = None
         self.registration: Any = None  # a Registration when the camera moved (the statistic follows it)
@@ -237,11 +233,7 @@ def _file_fingerprint(path: str) -> dict[str, Any]:
     st = p.stat()
     info: dict[str, Any] = {"path": str(p.resolve()), "size": st.st_size, "mtime": st.st_mtime}
     if p.is_file():
-        h = hashlib.sha256()
-        with open(p, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        info["sha256"] = h.hexdigest()
+        info["sha256"] = file_sha256(p)
     return info
 
 
@@ -548,8 +540,6 @@ def _stream(
                 return
             yield item
 
-    # Fault-injection hook for the kill/resume tests: seconds to sleep per written frame.
-    throttle = float(os.environ.get("VIDFILTER_TEST_SLOW_WRITE", "0") or 0)
     match = oc.match_exposure == "on" or (oc.match_exposure == "auto" and est.name == "model")
     outputs = FrameOutputs(src.dtype, oc, mask="mask" in sinks, match_exposure=match)
 
@@ -564,8 +554,6 @@ def _stream(
                 t, frame, bg = item
                 store_frame(pool, sinks, t, outputs(frame, bg))
                 bar.update(1)
-                if throttle:
-                    time.sleep(throttle)
 
     from tqdm.auto import tqdm
 
@@ -656,14 +644,26 @@ def run_many(
         if model is not None:
             raise ConfigError(f"--model is used only with --method model, not with the baseline {method!r}; drop one of them")
         make_baseline(method)  # a typo fails before any input is touched
+    return run_each(
+        inputs, out, out_dir, lambda inp, target: run(inp, target, model=model, method=method, config=config, progress=progress)
+    )
+
+
+def run_each(
+    inputs: Sequence[Any], out: str | Path | None, out_dir: str | Path | None, one: Callable[[Any, Path], dict[str, Any]],
+    logger: logging.Logger = log,
+) -> list[dict[str, Any]]:
+    """``one(input, output)`` for each input in turn, into ``out`` or one output each under
+    ``out_dir`` (:func:`output_paths_for`); a :class:`VidfilterError` of one input is logged to
+    ``logger`` and reported as its summary (status ``failed``) and the others still run."""
     results = []
     targets = [Path(out)] * len(inputs) if out is not None else output_paths_for(inputs, out_dir)  # type: ignore[arg-type]
     for inp, target in zip(inputs, targets):
         if out_dir is not None:
             os.makedirs(out_dir, exist_ok=True)
         try:
-            results.append(run(inp, target, model=model, method=method, config=config, progress=progress))
+            results.append(one(inp, target))
         except VidfilterError as e:
-            log.info("%s failed: %s", inp, e)
+            logger.info("%s failed: %s", inp, e)
             results.append({"input": str(inp), "output": None, "status": "failed", "error": " ".join(str(e).split())})
     return results

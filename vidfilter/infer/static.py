@@ -34,7 +34,7 @@ import numpy as np
 
 from vidfilter.config import Config
 from vidfilter.config_static import PreprocessConfig
-from vidfilter.errors import ConfigError, UnsupportedInputError, VidfilterError
+from vidfilter.errors import ConfigError, UnsupportedInputError
 from vidfilter.synth.preprocess import encode, linearise, resolve_gain
 
 __all__ = ["StaticView", "filter_image", "is_static", "load_static_model", "open_static_input", "run_static", "run_static_many"]
@@ -170,14 +170,9 @@ class _Squeezed:
 def _open_zarr(spec: str) -> tuple[Any, str]:
     import zarr
 
-    from vidfilter.errors import InputNotFoundError, UnreadableInputError
+    from vidfilter.infer.blocks import _resolve, open_zarr_node
 
-    if "://" not in spec and not Path(spec).exists():
-        raise InputNotFoundError(f"{spec}: no such Zarr store; check the path")
-    try:
-        node = zarr.open(spec, mode="r")
-    except Exception as e:
-        raise UnreadableInputError(f"{spec}: not a readable Zarr store ({' '.join(str(e).split())[:100]})") from None
+    node = open_zarr_node(spec)
     if not isinstance(node, zarr.Array):
         attrs = dict(node.attrs)
         ms = (attrs.get("ome") or attrs).get("multiscales")
@@ -188,8 +183,6 @@ def _open_zarr(spec: str) -> tuple[Any, str]:
                 axes, index = _axes_from_names(names, tuple(arr.shape), spec)
                 return (_Squeezed(arr, index) if any(not isinstance(i, slice) for i in index) else arr), axes
             return arr, _guess_axes(tuple(arr.shape))
-        from vidfilter.infer.blocks import _resolve
-
         node = _resolve(node, spec)
     return node, _guess_axes(tuple(node.shape))
 
@@ -246,13 +239,13 @@ def _model_parts(model: Any) -> tuple[Any, Any]:
 def filter_image(image: Any, model: Any, config: Config | None = None) -> tuple[np.ndarray, np.ndarray]:
     """In memory: ``(target, residual)`` float32 of one image ``(H, W)`` / ``(H, W, C)`` with a
     static-mode model (a bundle path or a loaded bundle), on the whole image through the tiled engine."""
-    from vidfilter.infer.blocks import make_engine
+    from vidfilter.infer.engine import TiledEngine
 
     config = config or Config()
     bundle, net = _model_parts(model)
     pre, gain = _preprocessing(bundle)
     x = encode(linearise(image, pre), pre, gain if gain is not None else resolve_gain(pre, np.asarray(image).dtype))
-    y = make_engine(net, config)(x)
+    y = TiledEngine.from_config(net, config.infer)(x)
     y = y[0] if y.ndim == 3 else y
     return y, x - y
 
@@ -285,7 +278,8 @@ def run_static(
         ``input, output, status, shape, blocks, blocks_this_run, seconds, mpx_per_s``.
     """
 
-    from vidfilter.infer.blocks import BlockLayout, BlockStore, drive_blocks, make_engine, read_region, write_block
+    from vidfilter.infer.blocks import BlockLayout, BlockStore, drive_blocks, read_region, write_block
+    from vidfilter.infer.engine import TiledEngine
     from vidfilter.io.sink import check_output_path
 
     config = config or Config()
@@ -308,7 +302,7 @@ def run_static(
     }
     store = BlockStore(out, layout, np.float32, key=f"static:{bundle.sha256}:{view.gain}", attrs=attrs,
                        overwrite=config.output.overwrite, groups=GROUPS)
-    engine = make_engine(net, config)
+    engine = TiledEngine.from_config(net, config.infer)
 
     def block(t: int, iy: int, ix: int) -> None:
         region, crop = read_region(view, layout, t, iy, ix)
@@ -338,20 +332,12 @@ def run_static_many(
 ) -> list[dict[str, Any]]:
     """:func:`run_static` for several inputs (one output each under ``out_dir``, or ``out`` for one
     input); a failing input is reported and the others still run."""
-    from vidfilter.infer.pipeline import output_paths_for
+    from vidfilter.infer.pipeline import run_each
 
     config = config or Config()
     if out is None and out_dir is None:
         raise ConfigError("say where to write: --out OUT.zarr for one input, or --out-dir DIR")
     bundle, _ = _model_parts(model)  # loaded once for all inputs
-    results = []
-    targets = [Path(out)] * len(inputs) if out is not None else output_paths_for(inputs, out_dir)  # type: ignore[arg-type]
-    for inp, target in zip(inputs, targets):
-        if out_dir is not None:
-            os.makedirs(out_dir, exist_ok=True)
-        try:
-            results.append(run_static(inp, target, model=bundle, config=config, progress=progress))
-        except VidfilterError as e:
-            log.info("%s failed: %s", inp, e)
-            results.append({"input": str(inp), "output": None, "status": "failed", "error": " ".join(str(e).split())})
-    return results
+    return run_each(
+        inputs, out, out_dir, lambda inp, target: run_static(inp, target, model=bundle, config=config, progress=progress), log
+    )

@@ -64,6 +64,14 @@ def squeeze_channel(frame: np.ndarray) -> np.ndarray:
     return frame
 
 
+def source_frame(frame: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """A frame as read from storage, as a source returns it: in ``dtype`` (converted only when it
+    differs) and ``(H, W, 1)`` squeezed to ``(H, W)``."""
+    if frame.dtype != dtype:
+        frame = frame.astype(dtype)
+    return squeeze_channel(frame)
+
+
 class ArrayFrameSource(FrameSource):
     """A numpy array (or anything array-like with ``shape``/``dtype``/indexing, e.g. a memmap).
 
@@ -90,10 +98,7 @@ class ArrayFrameSource(FrameSource):
         self.fps = float(fps) if fps else None
 
     def _read(self, t: int) -> np.ndarray:
-        frame = np.asarray(self._array[t])
-        if frame.dtype != self.dtype:
-            frame = frame.astype(self.dtype)
-        return squeeze_channel(frame)
+        return source_frame(np.asarray(self._array[t]), self.dtype)
 
     def to_dask(self, chunks: int | None = None) -> Any:
         """A lazy ``dask.array`` over the array, ``chunks`` frames per chunk (default 1)."""

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from vidfilter.errors import OutputExistsError, UnsupportedInputError
-from vidfilter.io.sink import FrameSink, commit_path, discard_partial, partial_path
+from vidfilter.io.sink import FinalisingWriter, FrameSink, commit_path, discard_partial, partial_path
 from vidfilter.io.video_sink import GuardedFile, raise_output_error
 
 __all__ = ["Hdf5Sink", "Hdf5Writer"]
@@ -56,7 +56,7 @@ def _attr_value(v: Any) -> Any:
     return json.dumps(v, default=str)
 
 
-class Hdf5Writer:
+class Hdf5Writer(FinalisingWriter):
     """One HDF5 file holding several frame datasets.
 
     Parameters
@@ -177,17 +177,6 @@ class Hdf5Writer:
             self._io.discard()
         with contextlib.suppress(OSError):
             self.partial.unlink(missing_ok=True)
-
-    def __enter__(self) -> Hdf5Writer:
-        return self
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if self._finished:
-            return
-        if exc_type is None:
-            self.finalise()
-        else:
-            self.abort()
 
 
 class Hdf5Sink(FrameSink):

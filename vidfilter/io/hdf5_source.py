@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from vidfilter.errors import DamagedInputError, InputNotFoundError, UnreadableInputError, UnsupportedInputError
-from vidfilter.io.array_source import check_layout, policy_shape, resolve_dtype, squeeze_channel
+from vidfilter.io.array_source import check_layout, policy_shape, resolve_dtype, source_frame
 from vidfilter.io.source import FrameSource, check_color
 
 #: Suffixes of HDF5 files.
@@ -107,13 +107,10 @@ class Hdf5FrameSource(FrameSource):
         try:
             frame = self._ds[t]
         except (OSError, ValueError, RuntimeError) as exc:  # h5py: a failed filter (checksum), a short read
-            reason = f"frame {t} cannot be read ({' '.join(str(exc).split())[:100]})"
-            raise DamagedInputError(
-                f"{self.path}: {reason}; the file is damaged, re-copy it from its source", frame=t, reason=reason
+            raise DamagedInputError.unreadable_frame(
+                self.path, t, " ".join(str(exc).split())[:100], "the file is damaged, re-copy it from its source"
             ) from None
-        if frame.dtype != self.dtype:
-            frame = frame.astype(self.dtype)
-        return squeeze_channel(frame)
+        return source_frame(frame, self.dtype)
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()

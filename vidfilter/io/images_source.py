@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from vidfilter.errors import DamagedInputError, InputNotFoundError, UnreadableInputError, UnsupportedInputError
-from vidfilter.io.array_source import check_layout, policy_shape, resolve_dtype, squeeze_channel
+from vidfilter.io.array_source import check_layout, policy_shape, resolve_dtype, source_frame
 from vidfilter.io.container_check import ContainerDamage
 from vidfilter.io.source import FrameSource, check_color
 
@@ -204,9 +204,7 @@ class ImageSequenceFrameSource(FrameSource):
                 f"{f}: frame {t} is {img.shape} {img.dtype} but {self.files[0].name} is "
                 f"{self._frame_native} {self._native_dtype}; all frames must share shape and dtype"
             )
-        if img.dtype != self.dtype:
-            img = img.astype(self.dtype)
-        return squeeze_channel(img)
+        return source_frame(img, self.dtype)
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
@@ -340,13 +338,10 @@ class TiffFrameSource(FrameSource):
                     chans.append(self._page(int(np.ravel_multi_index(idx, self._lead_shape))))
                 frame = np.stack(chans, axis=-1)
         except DamagedInputError as e:
-            reason = f"frame {t} cannot be read ({e.reason})"
-            raise DamagedInputError(
-                f"{self.path}: {reason}; the file is damaged, re-copy it from its source", frame=t, reason=reason
+            raise DamagedInputError.unreadable_frame(
+                self.path, t, str(e.reason), "the file is damaged, re-copy it from its source"
             ) from None
-        if frame.dtype != self.dtype:
-            frame = frame.astype(self.dtype)
-        return squeeze_channel(frame)
+        return source_frame(frame, self.dtype)
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()

@@ -49,6 +49,7 @@ __all__ = [
     "VerifyReport",
     "chunk_digest",
     "content_hash",
+    "file_sha256",
     "frame_digest",
     "made_by_same_run",
     "resume_compatible",
@@ -70,6 +71,15 @@ _VOLATILE_CONFIG = {
     ("output", "overwrite"), ("output", "formats"), ("infer", "threads"), ("infer", "queue_size"),
     ("infer", "salvage"), ("infer", "missing_chunks"),
 }
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file's bytes (hex), read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def frame_digest(frame: np.ndarray) -> bytes:
@@ -516,11 +526,7 @@ def _check_input(
         report.problem("the store holds no content hash of its input (written by an older vidfilter); cannot compare")
         return
     if isinstance(input, (str, os.PathLike)) and rec.get("sha256") and Path(input).is_file():
-        h = hashlib.sha256()
-        with open(input, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        report.facts["input_sha256_match"] = h.hexdigest() == rec["sha256"]
+        report.facts["input_sha256_match"] = file_sha256(input) == rec["sha256"]
     cfg = attrs.get("config") or {}
     color = (cfg.get("output") or {}).get("color", "gray")
     policy = missing_chunks or (cfg.get("infer") or {}).get("missing_chunks", "error")

@@ -26,15 +26,17 @@ import secrets
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from vidfilter.errors import OutputExistsError, OutputNotWritableError, UnsupportedInputError
 
 __all__ = [
+    "ClosingContext",
+    "FinalisingWriter",
     "FrameSink",
     "PARTIAL_SUFFIX",
     "atomic_path",
@@ -416,7 +418,51 @@ def check_frame(frame: Any, frame_shape: tuple[int, ...], dtype: np.dtype) -> np
     return arr
 
 
-class FrameSink(ABC):
+_C = TypeVar("_C", bound="ClosingContext")
+_W = TypeVar("_W", bound="FinalisingWriter")
+
+
+class ClosingContext:
+    """Base of the single-output writers: as a context manager a writer is closed (its output
+    finalised) when the block ends normally and aborted when it raises. Subclasses define
+    ``close()`` and ``abort()``."""
+
+    close: Callable[[], None]
+    abort: Callable[[], None]
+
+    def __enter__(self: _C) -> _C:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class FinalisingWriter:
+    """Base of the writers of several images into one output: as a context manager a writer is
+    finalised when the block ends normally and aborted when it raises; one that already finished
+    (finalised or aborted) is left alone. Subclasses set ``_finished`` and define ``finalise()``
+    and ``abort()``."""
+
+    _finished: bool
+    finalise: Callable[..., Any]
+    abort: Callable[[], None]
+
+    def __enter__(self: _W) -> _W:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if self._finished:
+            return
+        if exc_type is None:
+            self.finalise()
+        else:
+            self.abort()
+
+
+class FrameSink(ClosingContext, ABC):
     """Abstract frame writer.
 
     Subclasses implement :meth:`_append`, :meth:`_finalise` and :meth:`_abort`. ``close()``
@@ -485,15 +531,6 @@ class FrameSink(ABC):
             return
         self._closed = True
         self._abort()
-
-    def __enter__(self) -> FrameSink:
-        return self
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(frame_shape={self.frame_shape}, dtype={self.dtype}, frames_written={self.frames_written})"

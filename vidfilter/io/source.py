@@ -20,8 +20,8 @@ from vidfilter.errors import UnreadableInputError, UnsupportedInputError
 #: Colour policies accepted by :func:`vidfilter.open`.
 COLOR_POLICIES = ("gray", "keep")
 
-# ITU-R BT.601 luma weights, the ones OpenCV's BGR2GRAY uses.
-_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float64)
+#: ITU-R BT.601 luma weights (R, G, B), the ones OpenCV's BGR2GRAY uses.
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float64)
 
 
 def to_gray(frame: np.ndarray) -> np.ndarray:
@@ -37,7 +37,7 @@ def to_gray(frame: np.ndarray) -> np.ndarray:
     if c in (1, 2):
         return frame[..., 0]
     rgb = frame[..., :3].astype(np.float64)
-    grey = rgb @ _LUMA
+    grey = rgb @ LUMA
     if np.issubdtype(frame.dtype, np.integer):
         info = np.iinfo(frame.dtype)
         return np.clip(np.rint(grey), info.min, info.max).astype(frame.dtype)

@@ -41,7 +41,7 @@ from vidfilter.errors import (
     UnsupportedInputError,
     VidfilterError,
 )
-from vidfilter.io.sink import FrameSink, commit_path, discard_partial, partial_path
+from vidfilter.io.sink import ClosingContext, FrameSink, commit_path, discard_partial, partial_path
 
 __all__ = [
     "FFV1Sink",
@@ -322,6 +322,27 @@ def _close_container(container: Any, io: GuardedFile | None) -> None:
         io.discard()
 
 
+def _encode_frame(stream: Any, container: Any, io: GuardedFile, vf: Any, pts: int, rate: Any) -> None:
+    """Encode the PyAV frame ``vf`` at ``pts`` (time base ``1 / rate``), mux its packets and raise
+    the error of any failed write."""
+    vf.pts = pts
+    vf.time_base = 1 / rate
+    for packet in stream.encode(vf):
+        container.mux(packet)
+    io.check()
+
+
+def _finish_container(stream: Any, container: Any, io: GuardedFile) -> None:
+    """Flush the encoder, close the container, fsync and close the file; raise the error of any
+    failed write."""
+    for packet in stream.encode(None):
+        container.mux(packet)
+    container.close()
+    io.sync()
+    io.close()
+    io.check()
+
+
 # ---------------------------------------------------------------------------------------------
 # FFV1
 # ---------------------------------------------------------------------------------------------
@@ -408,19 +429,10 @@ class FFV1Sink(FrameSink):
         vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format=self._in_fmt)
         if self._in_fmt != self._pix_fmt:
             vf = vf.reformat(format=self._pix_fmt)
-        vf.pts = self._frames_written
-        vf.time_base = 1 / self.rate
-        for packet in self._stream.encode(vf):
-            self._container.mux(packet)
-        self._io.check()
+        _encode_frame(self._stream, self._container, self._io, vf, self._frames_written, self.rate)
 
     def _finalise(self) -> None:
-        for packet in self._stream.encode(None):
-            self._container.mux(packet)
-        self._container.close()
-        self._io.sync()
-        self._io.close()
-        self._io.check()
+        _finish_container(self._stream, self._container, self._io)
         try:
             commit_path(self.partial, self.path, overwrite=self.overwrite)
         except OSError as e:
@@ -580,7 +592,7 @@ def png_with_text(png: bytes, key: str, text: str) -> bytes:
     return png[:end] + chunk + png[end:]
 
 
-class PreviewComposer:
+class PreviewComposer(ClosingContext):
     """Write an H.264 MP4 with labelled, auto-contrasted panels side by side.
 
     Parameters
@@ -694,11 +706,7 @@ class PreviewComposer:
         assert self._ranges is not None
         rgb = compose_panels(frames, self.panels, self._ranges, max_width=self.max_width)
         vf = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
-        vf.pts = self.frames_written
-        vf.time_base = 1 / self.rate
-        for packet in self._stream.encode(vf):
-            self._container.mux(packet)
-        self._io.check()
+        _encode_frame(self._stream, self._container, self._io, vf, self.frames_written, self.rate)
         self.frames_written += 1
 
     def close(self) -> None:
@@ -707,12 +715,7 @@ class PreviewComposer:
             return
         try:
             self._flush_buffer()
-            for packet in self._stream.encode(None):
-                self._container.mux(packet)
-            self._container.close()
-            self._io.sync()
-            self._io.close()
-            self._io.check()
+            _finish_container(self._stream, self._container, self._io)
             self._closed = True
             commit_path(self.partial, self.path, overwrite=self.overwrite)
         except BaseException as e:
@@ -727,12 +730,3 @@ class PreviewComposer:
         self._closed = True
         self._buffer = []
         _close_container(self._container, self._io)
-
-    def __enter__(self) -> PreviewComposer:
-        return self
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()

@@ -53,6 +53,7 @@ from vidfilter.errors import (
 )
 from vidfilter.io.ownership import LOCK_NAME, PROGRESS_NAME, check_replaceable
 from vidfilter.io.sink import (
+    FinalisingWriter,
     FrameSink,
     atomic_write_bytes,
     check_frame,
@@ -393,7 +394,7 @@ class ZarrImageSink(FrameSink):
 # ---------------------------------------------------------------------------------------------
 # Writer
 # ---------------------------------------------------------------------------------------------
-class OmeZarrWriter:
+class OmeZarrWriter(FinalisingWriter):
     """Write several NGFF image groups into one OME-Zarr store, atomically and resumably.
 
     Parameters
@@ -749,17 +750,6 @@ class OmeZarrWriter:
     @property
     def finished(self) -> bool:
         return self._finished
-
-    def __enter__(self) -> OmeZarrWriter:
-        return self
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if self._finished:
-            return
-        if exc_type is None:
-            self.finalise()
-        else:
-            self.abort()
 
     def __repr__(self) -> str:
         return f"OmeZarrWriter({str(self.path)!r}, images={list(self.images)})"

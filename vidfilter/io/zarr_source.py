@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from vidfilter.errors import DamagedInputError, InputNotFoundError, UnreadableInputError, UnsupportedInputError
-from vidfilter.io.array_source import _policy_dask, check_layout, policy_shape, resolve_dtype, squeeze_channel
+from vidfilter.io.array_source import _policy_dask, check_layout, policy_shape, resolve_dtype, source_frame
 from vidfilter.io.source import FrameSource, check_color
 
 _AXES = set("tczyx")
@@ -192,14 +192,10 @@ class ZarrFrameSource(FrameSource):
         try:
             frame = np.asarray(self._array[self._select(t)])
         except Exception as exc:
-            reason = f"frame {t} cannot be read ({' '.join(str(exc).split())[:100]})"
-            raise DamagedInputError(
-                f"{self.path}: {reason}; the store is damaged, restore it from a copy", frame=t, reason=reason
+            raise DamagedInputError.unreadable_frame(
+                self.path, t, " ".join(str(exc).split())[:100], "the store is damaged, restore it from a copy"
             ) from None
-        frame = np.transpose(frame, self._perm)
-        if frame.dtype != self.dtype:
-            frame = frame.astype(self.dtype)
-        return squeeze_channel(frame)
+        return source_frame(np.transpose(frame, self._perm), self.dtype)
 
     def to_dask(self, chunks: int | None = None) -> Any:
         """``dask.array.from_zarr`` over the store, keeping its chunks (``chunks`` rechunks time)."""

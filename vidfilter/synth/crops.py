@@ -51,7 +51,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -194,6 +194,18 @@ def _too_big(sl: tuple[slice, slice], cfg: ExtractConfig) -> bool:
     return cfg.max_size is not None and max(sl[0].stop - sl[0].start, sl[1].stop - sl[1].start) > cfg.max_size
 
 
+def _components(lab: np.ndarray, cfg: ExtractConfig, out: Extracted) -> Iterator[tuple[int, tuple[slice, slice]]]:
+    """``(label, slices)`` of each component of ``lab`` that may give a crop; those touching the
+    border (unless ``cfg.keep_border``) or larger than ``cfg.max_size`` are counted in ``out.discarded``."""
+    for k, sl in enumerate(ndimage.find_objects(lab), start=1):
+        if sl is None:
+            continue
+        if (not cfg.keep_border and _touches_border(sl, lab.shape)) or _too_big(sl, cfg):
+            out.discarded += 1
+            continue
+        yield k, sl
+
+
 def _component_crop(lin: np.ndarray, lab: np.ndarray, k: int, sl: tuple[slice, slice], role: str, source: int) -> Crop:
     img = np.where(lab[sl] == k, lin[sl], 0.0).astype(np.float32)
     bbox = (sl[1].start, sl[0].start, sl[1].stop, sl[0].stop)
@@ -238,12 +250,7 @@ def extract_labels(lin: np.ndarray, labels: np.ndarray, cfg: ExtractConfig, *, s
     for role, ids in (("target", cfg.target_labels), ("unwanted", cfg.unwanted_labels)):
         mask = _remove_small(np.isin(labels, ids), cfg.min_area)
         lab, _ = ndimage.label(mask, structure=_EIGHT)
-        for k, sl in enumerate(ndimage.find_objects(lab), start=1):
-            if sl is None:
-                continue
-            if (not cfg.keep_border and _touches_border(sl, lab.shape)) or _too_big(sl, cfg):
-                out.discarded += 1
-                continue
+        for k, sl in _components(lab, cfg, out):
             out.crops.append(_component_crop(lin, lab, k, sl, role, source))
     out.background = _background(lin, labels != 0, cfg.background_dilate)
     return out
@@ -265,12 +272,10 @@ def extract_points(
     lab, n = ndimage.label(fg, structure=_EIGHT)
     counts = {role: points_per_object(lab, points.get(role, [])) for role in ("target", "unwanted", "discard")}
     out = Extracted()
-    for k, sl in enumerate(ndimage.find_objects(lab), start=1):
-        if sl is None:
-            continue
+    for k, sl in _components(lab, cfg, out):
         t, u, d = (int(counts[r][k]) if k < len(counts[r]) else 0 for r in ("target", "unwanted", "discard"))
         role = "target" if t and not u and not d else "unwanted" if u and not t and not d else None
-        if role is None or (not cfg.keep_border and _touches_border(sl, lab.shape)) or _too_big(sl, cfg):
+        if role is None:
             out.discarded += 1
             continue
         out.crops.append(_component_crop(lin, lab, k, sl, role, source))
@@ -336,12 +341,7 @@ def focus_candidates(lin: np.ndarray, cfg: ExtractConfig, gain: float, *, source
     log_abs = np.abs(ndimage.gaussian_laplace(img.astype(np.float32), cfg.focus_sigma))
     lab, _ = ndimage.label(fg, structure=_EIGHT)
     out = Extracted()
-    for k, sl in enumerate(ndimage.find_objects(lab), start=1):
-        if sl is None:
-            continue
-        if (not cfg.keep_border and _touches_border(sl, lab.shape)) or _too_big(sl, cfg):
-            out.discarded += 1
-            continue
+    for k, sl in _components(lab, cfg, out):
         crop = _component_crop(lin, lab, k, sl, "", source)
         crop.focus = float(log_abs[sl][lab[sl] == k].mean())
         out.crops.append(crop)

@@ -219,28 +219,24 @@ def write_coculture(data: LookalikeSet, folder: str | os.PathLike[str], *, embed
         (root / "points").mkdir(parents=True, exist_ok=True)
     files: dict[str, list[Path]] = {"images": [], "points": []}
     colours = {"target": HEPATOCYTE, "unwanted": FIBROBLAST, "debris": DEBRIS}
-    for img, pts, name in zip(data.images, data.points, data.names):
-        if embedded:
-            if img.dtype != np.uint8:
-                raise ValueError("embedded marks need uint8 images")
-            rgb = np.repeat(img[..., None], 3, axis=-1)
-            for kind, plist in pts.items():
-                for y, x in plist:
-                    rgb[y, x] = colours[kind]
-            p = root / "images" / f"{name}.png"
-            cv2.imwrite(str(p), rgb[..., ::-1])
-            files["images"].append(p)
-            continue
-        p = root / "images" / f"{name}.png"
-        cv2.imwrite(str(p), img)
-        files["images"].append(p)
-        marks = np.zeros(img.shape[:2] + (3,), np.uint8)
+
+    def marked(rgb: np.ndarray, pts: dict[str, list[tuple[int, int]]]) -> np.ndarray:
+        """``rgb`` with one pixel of its kind's colour per point, as BGR for OpenCV."""
         for kind, plist in pts.items():
             for y, x in plist:
-                marks[y, x] = colours[kind]
-        q = root / "points" / f"{name}.png"
-        cv2.imwrite(str(q), marks[..., ::-1])
-        files["points"].append(q)
+                rgb[y, x] = colours[kind]
+        return rgb[..., ::-1]
+
+    for img, pts, name in zip(data.images, data.points, data.names):
+        if embedded and img.dtype != np.uint8:
+            raise ValueError("embedded marks need uint8 images")
+        p = root / "images" / f"{name}.png"
+        cv2.imwrite(str(p), marked(np.repeat(img[..., None], 3, axis=-1), pts) if embedded else img)
+        files["images"].append(p)
+        if not embedded:
+            q = root / "points" / f"{name}.png"
+            cv2.imwrite(str(q), marked(np.zeros(img.shape[:2] + (3,), np.uint8), pts))
+            files["points"].append(q)
     data.files = files
     return data
 

@@ -22,10 +22,11 @@ import numpy as np
 
 from vidfilter.config_static import PreprocessConfig
 from vidfilter.errors import UnsupportedInputError
+from vidfilter.io.source import LUMA
 
 __all__ = ["encode", "linearise", "resolve_gain", "to_network"]
 
-_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+_LUMA = LUMA.astype(np.float32)  # float32 images stay float32
 _CHANNEL = {"red": 0, "green": 1, "blue": 2}
 
 
