@@ -9,6 +9,22 @@ import pytest
 from vidfilter.synth import SyntheticRecording, write_video
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The default tier runs each attack once: the first case of every parametrized test of this
+    folder; its other cases (other readers, writers, seeds of the same attack) are ``slow`` and run
+    in ``make test-slow``. Most cases start the real command in a child process (2-4 s each)."""
+    here = Path(__file__).parent
+    seen: set[tuple[str, str]] = set()
+    for item in items:
+        if here not in Path(str(item.path)).parents or not hasattr(item, "callspec"):
+            continue
+        key = (str(item.path), item.originalname)
+        if key in seen:
+            item.add_marker(pytest.mark.slow)
+        seen.add(key)
+
+
 @pytest.fixture(autouse=True)
 def _index_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Frame-index caches go to a temp folder (inherited by the child processes)."""
