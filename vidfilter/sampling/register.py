@@ -6,8 +6,8 @@ network is taught to blur the texture, and a temporal statistic over the recordi
 channel) mixes two copies of the plate. With registration on:
 
 - every frame's shift ``s_t = (dy, dx)`` (where the plate appears relative to frame 0, whole
-  pixels) comes from phase correlation of a central window (scikit-image's
-  ``phase_cross_correlation``) against the same window of frame 0;
+  pixels) comes from cross-correlation of a central window against the same window of frame 0
+  (scikit-image's ``phase_cross_correlation``);
 - the temporal statistic is accumulated in frame 0's coordinates (each frame moved by ``-s_t``);
 - a training pair crops its target where the input's plate went (offset ``s_b - s_a``) and the
   statistic where the input's crop lies in frame 0's coordinates;
@@ -15,9 +15,32 @@ channel) mixes two copies of the plate. With registration on:
 
 The backgrounds stay in each frame's own coordinates, so foregrounds need no resampling. Shifts are
 rounded to whole pixels: a camera bump is a whole-image translation of a few pixels, and an integer
-move keeps 8-bit frames exact (no interpolation blur in the target). ``auto`` turns registration on
-for a recording when any of the surveyed frames (the statistic's frames) has moved by a pixel or
-more, so a still camera costs nothing per frame.
+move keeps 8-bit frames exact (no interpolation blur in the target).
+
+What is correlated and compared is a band-passed window (difference of Gaussians, :data:`BAND`):
+the fine band holds sensor and codec noise, the coarse one illumination (vignetting, exposure and
+gain changes). Neither tells where the plate is; left in, they decide the correlation on smooth or
+compressed content, whose peak is then a plateau with a maximum that wanders with noise, block
+artefacts or a change of exposure (shifts of several pixels on a still H.264 clip).
+
+A correlation peak is only a candidate. It first moves to the neighbour within a pixel (itself
+included) that matches frame 0 best, as the maximum of a broad, tapered peak can sit a pixel or
+two off.
+It is then accepted when moving the frame back by it makes the band-passed window match frame 0's
+clearly better, measured as the unshifted match is, over the pixels the move leaves covered:
+
+- the median ``|frame - frame 0|`` falls below :data:`IMPROVEMENT` of its unshifted value, and by
+  at least :data:`MIN_GAIN` (the median ignores the animals, a small share of the window; on
+  band-passed values it is not held to whole grey levels, where medians of 3 and 2 grey levels
+  read as a 33 % gain), and
+- the gain holds across the window: the per-tile medians (:data:`TILE` pixels a side) improve by a
+  mean of at least :data:`SIGNIFICANCE` standard errors of their spread. A camera shift improves
+  the tiles with plate texture alike; a peak that follows an animal improves the tiles it crosses,
+  and one on codec noise improves tiles at random.
+
+``auto`` turns registration on for a recording when the camera moved by a pixel or more in
+:data:`CONFIRM` consecutive surveyed frames (the statistic's frames): a bump persists, a single
+odd frame does not, and a still camera costs nothing per frame.
 """
 
 from __future__ import annotations
@@ -35,9 +58,20 @@ log = logging.getLogger(__name__)
 
 #: side of the central window correlated against frame 0 (full resolution: whole-pixel accuracy)
 WINDOW = 512
-#: a shift is accepted when it brings the median |frame - frame 0| of the window below this share
-#: of its unshifted value (a still camera with moving animals otherwise shows spurious 1 px peaks)
+#: Gaussian sigmas (pixels) of the band-pass: finer detail is noise, coarser is illumination
+BAND = (1.0, 8.0)
+#: a shift is accepted when it brings the median |frame - frame 0| of the band-passed window below
+#: this share of its unshifted value, ...
 IMPROVEMENT = 0.9
+#: ... by at least this much (a tenth of an 8-bit grey level: a smaller gain changes nothing visible), ...
+MIN_GAIN = 0.1 / 255
+#: ... and the per-tile medians improve consistently: a mean gain of at least this many standard
+#: errors (one-sided p ~ 0.01 for 20 tiles) over tiles of this side (pixels; smaller in small
+#: windows, so that there are at least 4 along the shorter side)
+SIGNIFICANCE = 2.5
+TILE = 32
+#: consecutive surveyed frames that must show a shift before ``auto`` registers a recording
+CONFIRM = 2
 #: frames whose shift is kept (whole pixels, two ints each); older entries are dropped first
 CACHE_FRAMES = 4096
 
@@ -52,6 +86,14 @@ def translate(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
     padded = np.pad(image, pad, mode="edge")
     y0, x0 = max(-dy, 0), max(-dx, 0)
     return np.ascontiguousarray(padded[y0 : y0 + h, x0 : x0 + w])
+
+
+def _tile_medians(image: np.ndarray, side: int) -> np.ndarray:
+    """The median of each whole ``side`` x ``side`` tile of ``image`` (the partial ones at the
+    bottom and right edges left out), flattened."""
+    th, tw = image.shape[0] // side, image.shape[1] // side
+    tiles = image[: th * side, : tw * side].reshape(th, side, tw, side).swapaxes(1, 2).reshape(th * tw, side * side)
+    return np.median(tiles, axis=1)
 
 
 def _window_box(shape: tuple[int, int], side: int) -> tuple[slice, slice]:
@@ -82,7 +124,8 @@ class Registration:
         self.max_shift = int(max_shift)
         self.ref_raw = self._centred(self._prepare_raw(reference))
         self._taper = make_window("hann", self.ref_raw.shape).astype(np.float32)
-        self.ref = self._taper * self._clipped(self.ref_raw)
+        self.ref_clipped = self._clipped(self.ref_raw)
+        self.ref = self._taper * self.ref_clipped
         self.cache: dict[int, tuple[int, int]] = {}
         self._lock = threading.Lock()  # inference estimates keyframes from two threads
         self._rejected = False
@@ -92,8 +135,14 @@ class Registration:
         return cls(np.asarray(src[0]), **kw)
 
     def _prepare_raw(self, frame: np.ndarray) -> np.ndarray:
+        """The grey window of ``frame``, band-passed (:data:`BAND`)."""
+        from scipy import ndimage
+
         win = to_float(np.ascontiguousarray(to_gray(np.asarray(frame)[self.box])), check_finite=False)  # crop first: grey of the window only
-        return win if np.isfinite(win).all() else np.zeros_like(win)  # NaN/Inf: flat here; the samplers' checks name the frame
+        if not np.isfinite(win).all():
+            return np.zeros_like(win)  # NaN/Inf: flat here; the samplers' checks name the frame
+        fine, coarse = BAND
+        return ndimage.gaussian_filter(win, fine, mode="nearest") - ndimage.gaussian_filter(win, coarse, mode="nearest")
 
     @staticmethod
     def _centred(win: np.ndarray) -> np.ndarray:
@@ -106,14 +155,43 @@ class Registration:
         sigma = 1.4826 * float(np.median(np.abs(win)))
         return np.clip(win, -3 * sigma, 3 * sigma) if sigma > 0 else win
 
+    def _refined(self, clipped: np.ndarray, cand: tuple[int, int]) -> tuple[int, int]:
+        """The shift within a pixel of the correlation peak ``cand`` (itself included) whose move
+        back gives the smallest mean squared difference of the clipped windows (``clipped``: the
+        frame's), over the pixels all nine leave covered: the measure the correlation maximises,
+        without its taper. On smooth or compressed content the peak is broad, and the taper, which
+        weighs the centre, can move its maximum a pixel or two."""
+        k = max(abs(cand[0]), abs(cand[1])) + 1
+        h, w = clipped.shape
+        if 2 * k >= min(h, w):
+            return cand
+        ref = self.ref_clipped[k : h - k : 2, k : w - k : 2]  # every other pixel: enough to rank nine neighbours
+
+        def mismatch(d: tuple[int, int]) -> float:  # the frame moved back by d
+            return float(np.mean(np.square(ref - clipped[k + d[0] : h - k + d[0] : 2, k + d[1] : w - k + d[1] : 2])))
+
+        return min(((cand[0] + a, cand[1] + b) for a in (-1, 0, 1) for b in (-1, 0, 1)), key=mismatch)
+
     def _improves(self, mov: np.ndarray, dy: int, dx: int) -> bool:
-        """Does moving the frame back by the estimate make its plate match frame 0's better? The
-        median |difference| ignores the animals (a small share of the window)."""
+        """Does moving the band-passed frame window back by ``(dy, dx)`` make it match frame 0's
+        clearly better (:data:`IMPROVEMENT`, :data:`MIN_GAIN`) and consistently across the window
+        (:data:`SIGNIFICANCE`)? Both matches are measured over the pixels the move leaves covered."""
         k = max(abs(dy), abs(dx))
-        inner = (slice(k, mov.shape[0] - k or None), slice(k, mov.shape[1] - k or None))
-        before = float(np.median(np.abs(self.ref_raw - mov)[inner]))
-        after = float(np.median(np.abs(self.ref_raw - translate(mov, -dy, -dx))[inner]))
-        return after < IMPROVEMENT * before
+        h, w = mov.shape
+        if 2 * k >= min(h, w):
+            return False  # nothing would be left to compare
+        inner = (slice(k, h - k), slice(k, w - k))
+        before = np.abs(self.ref_raw - mov)[inner]
+        after = np.abs(self.ref_raw - translate(mov, -dy, -dx))[inner]
+        m_before, m_after = float(np.median(before[::2, ::2])), float(np.median(after[::2, ::2]))  # every other pixel: plenty for a median
+        if not (m_after < IMPROVEMENT * m_before and m_before - m_after >= MIN_GAIN):
+            return False
+        side = max(4, min(TILE, min(before.shape) // 4))
+        gains = _tile_medians(before, side) - _tile_medians(after, side)
+        if gains.size < 4:
+            return True  # too small a window to judge consistency
+        mean, spread = float(gains.mean()), float(gains.std(ddof=1))
+        return mean > 0 and mean * np.sqrt(gains.size) >= SIGNIFICANCE * spread
 
     def shift(self, frame: np.ndarray, t: int | None = None) -> tuple[int, int]:
         """Where frame ``t``'s content lies relative to frame 0, ``(dy, dx)`` whole pixels
@@ -130,8 +208,11 @@ class Registration:
             raise ValueError(f"frame window {mov.shape} differs from the reference window {self.ref.shape}")
         est = (0, 0)
         if float(mov.std()) > 1e-6 and float(self.ref.std()) > 1e-6:  # a flat frame (blank, saturated): nothing to correlate
-            found = phase_cross_correlation(self.ref, self._taper * self._clipped(mov), upsample_factor=1, normalization=None)[0]
+            clipped = self._clipped(mov)
+            found = phase_cross_correlation(self.ref, self._taper * clipped, upsample_factor=1, normalization=None)[0]
             cand = (-int(round(float(found[0]))), -int(round(float(found[1]))))  # it returns the shift that undoes the move
+            if cand != (0, 0):
+                cand = self._refined(clipped, cand)
             if cand != (0, 0) and self._improves(mov, *cand):
                 est = cand
         if max(abs(est[0]), abs(est[1])) > self.max_shift:
@@ -152,8 +233,16 @@ class Registration:
 
     @property
     def moved(self) -> bool:
-        """Has any frame seen so far moved by a pixel or more?"""
-        return any(s != (0, 0) for s in self._shifts())
+        """Has the camera moved: a shift of a pixel or more in :data:`CONFIRM` consecutive frames
+        seen so far (in time order)? A single shifted frame does not count."""
+        with self._lock:
+            shifts = [self.cache[t] for t in sorted(self.cache)]
+        run = 0
+        for s in shifts:
+            run = run + 1 if s != (0, 0) else 0
+            if run >= CONFIRM:
+                return True
+        return False
 
     @property
     def largest(self) -> int:
@@ -184,8 +273,10 @@ def statistic_and_registration(
     src: FrameSource, kind: str, n: int, mode: str, max_shift: int, *, what: str = "registered to frame 0",
 ) -> tuple[np.ndarray | None, Registration | None]:
     """The temporal statistic of ``src`` (``kind`` "none": no statistic) and the registration to
-    apply: None when ``mode`` is "off", or "auto" and no surveyed frame moved. The statistic's
-    ``n`` frames are the survey (one read each); without a statistic the same frames are surveyed.
+    apply: None when ``mode`` is "off", or "auto" and the camera did not move (:attr:`Registration.moved`:
+    a shift in :data:`CONFIRM` consecutive surveyed frames). The statistic's ``n`` frames are the
+    survey (one read each; isolated shifts cost a second, unregistered pass for the statistic);
+    without a statistic the same frames are surveyed.
     Shared by training (:func:`vidfilter.sampling.pairs.make_samplers`) and inference
     (:class:`vidfilter.infer.pipeline.ModelBackground`) so both decide alike; ``what`` ends the log line."""
     from vidfilter.sampling.temporal import statistic_frames, temporal_statistic
@@ -196,7 +287,15 @@ def statistic_and_registration(
         stat = temporal_statistic(src, kind, n, registration=reg)  # type: ignore[arg-type]
     else:
         reg = survey(src, statistic_frames(len(src), n), max_shift=max_shift) if mode != "off" else None
-    if reg is None or not (mode == "on" or reg.moved):
+    if reg is None:
+        return stat, None
+    if mode != "on" and not reg.moved:
+        lone = {t: d for t, d in dict(reg.cache).items() if d != (0, 0)}
+        if lone:  # isolated shifts: a still camera, so the statistic is taken again unregistered
+            log.info("%s: shift(s) %s of surveyed frame(s) %s not seen in %d consecutive surveyed frames: camera treated as still",
+                     src.path, sorted(set(lone.values())), sorted(lone), CONFIRM)
+            if kind != "none":
+                stat = temporal_statistic(src, kind, n)  # type: ignore[arg-type]
         return stat, None
     log.info("%s: the camera moved (largest shift %d px over %d surveyed frames): %s", src.path, reg.largest, len(reg.cache), what)
     return stat, reg
