@@ -1,6 +1,6 @@
 """Camera-shift registration: the translation of each frame against the recording's first frame.
 
-A camera bumped by a few pixels mid-recording breaks two things the method relies on (DESIGN §6):
+A camera bumped by a few pixels mid-recording breaks two things the method relies on:
 a time-lag pair straddling the bump no longer shows the same plate at the same pixel, so the
 network is taught to blur the texture, and a temporal statistic over the recording (the max
 channel) mixes two copies of the plate. With registration on:
