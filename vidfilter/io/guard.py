@@ -22,7 +22,6 @@ run that failed on its input.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 from collections.abc import Iterator
@@ -249,17 +248,11 @@ def run_error(exc: BaseException, writer: Any) -> BaseException:
         except OSError as e:  # pragma: no cover - best effort
             log.warning("could not remove %s: %s", writer.partial, e)
         return exc
-    if isinstance(exc, VidfilterError) or not isinstance(exc, OSError):
-        return exc
+    from vidfilter.io.video_sink import output_error
 
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        err: OSError = DiskFullError(
-            f"{out}: the disk is full ({exc.strerror or 'no space left on device'}); free space or choose "
-            f"another --out, then rerun the same command: it resumes from {partial_path(out).name}"
-        )
-    elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        err = OutputNotWritableError(f"{out}: cannot be written ({exc.strerror or exc}); choose another --out")
-    else:
-        return exc
-    err.errno = exc.errno  # str(err) stays the message
+    err = output_error(exc, out)
+    if type(err) is DiskFullError:  # a full disk (not a file-size limit): the run resumes
+        resumable = DiskFullError(f"{err}: it resumes from {partial_path(out).name}")
+        resumable.errno = err.errno
+        return resumable
     return err
