@@ -50,20 +50,14 @@ _HDF5_SUFFIXES = {".h5", ".hdf5"}
 
 def signed_png(image: object) -> bytes:
     """PNG bytes of ``image`` (OpenCV channel order) carrying the text chunk ``Software=vidfilter``."""
-    import io
-
     import cv2
-    from PIL import Image, PngImagePlugin
+
+    from vidfilter.io.video_sink import png_with_text
 
     ok, buf = cv2.imencode(".png", image)
     if not ok:
         raise ValueError("image cannot be encoded as PNG")
-    info = PngImagePlugin.PngInfo()
-    info.add_text("Software", SIGNATURE)
-    out = io.BytesIO()
-    with Image.open(io.BytesIO(buf.tobytes())) as im:
-        im.save(out, format="PNG", pnginfo=info)
-    return out.getvalue()
+    return png_with_text(buf.tobytes(), "Software", SIGNATURE)
 
 
 def _read_json(path: Path) -> object:
