@@ -207,6 +207,32 @@ def test_exception_leaves_only_partial_and_resume_matches(tmp_path: Path) -> Non
     assert got.attrs["run"] == 2 and read_ome_zarr_info(path)["complete"] is True
 
 
+def test_resume_removes_temporaries_of_a_killed_chunk_write(tmp_path: Path) -> None:
+    """A chunk temporary left by a kill between zarr's write and rename is gone from the finished
+    store; a user's file with a look-alike name is kept."""
+    path = tmp_path / "t.zarr"
+    frames = make_frames(6, (4, 4), np.uint8)
+    w = OmeZarrWriter(path, checkpoint_every=1)
+    s = w.image("bg", (4, 4), np.uint8, n_frames=6)
+    for t in range(3):
+        s.append(frames[t])
+    w.abort()
+    chunk_dir = partial_path(path) / "bg" / "0" / "c" / "3" / "0"
+    chunk_dir.mkdir(parents=True, exist_ok=True)
+    stray = chunk_dir / f"0.{'ab12' * 8}.partial"
+    stray.write_bytes(b"half a chunk")
+    keep = partial_path(path) / "bg" / "notes.partial"
+    keep.write_text("not a zarr temporary")
+
+    with OmeZarrWriter(path, resume=True) as w:
+        s = w.image("bg", (4, 4), np.uint8, n_frames=6)
+        for t in range(s.frames_written, 6):
+            s.append(frames[t])
+    leftovers = [p.name for p in path.rglob("*.partial")]
+    assert leftovers == ["notes.partial"]
+    np.testing.assert_array_equal(zarr.open_group(str(path), mode="r")["bg/0"][:], frames)
+
+
 def test_resume_mismatch_refused(tmp_path: Path) -> None:
     """Resuming with another shape or dtype is refused with a clear message."""
     path = tmp_path / "m.zarr"

@@ -266,7 +266,7 @@ class BlockStore:
     ) -> None:
         import zarr
 
-        from vidfilter.io.sink import partial_path
+        from vidfilter.io.sink import partial_path, remove_store_temporaries
         from vidfilter.io.zarr_sink import LOCK_NAME, _jsonable, _LockFile, array_options
 
         self.path = Path(path)
@@ -295,6 +295,7 @@ class BlockStore:
             prog = self._load()
             self.resumed = prog is not None and prog.get("spec") == _jsonable(spec)
             if self.resumed:
+                remove_store_temporaries(self.partial)
                 bits = np.unpackbits(np.frombuffer(base64.b64decode(prog["done"]), np.uint8))[: len(layout)]
                 self.done[: bits.size] = bits.astype(bool)
                 log.info("resuming %s: %d of %d blocks done", self.partial, int(self.done.sum()), len(layout))

@@ -22,6 +22,7 @@ import ctypes
 import ctypes.util
 import logging
 import os
+import re
 import secrets
 import shutil
 import tempfile
@@ -217,6 +218,26 @@ def discard_partial(path: PathLike) -> None:
 
     check_replaceable(path, why="a rerun")
     remove_aside(path)
+
+
+_ZARR_TEMP = re.compile(r"\.[0-9a-f]{32}\.partial$")
+
+
+def remove_store_temporaries(root: PathLike) -> int:
+    """Delete the temporary files a killed Zarr write leaves inside a store being resumed.
+
+    zarr's local store writes each chunk to ``<name>.<32 hex>.partial`` and renames it into
+    place; a kill between the two leaves the temporary behind, where it would survive into the
+    finished store. Only names of exactly that form are removed. Returns how many were removed.
+    """
+    removed = 0
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            if _ZARR_TEMP.search(name):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(folder, name))
+                    removed += 1
+    return removed
 
 
 def remove_path(path: PathLike) -> None:

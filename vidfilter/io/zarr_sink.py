@@ -62,6 +62,7 @@ from vidfilter.io.sink import (
     partial_path,
     pid_alive,
     remove_path,
+    remove_store_temporaries,
 )
 
 __all__ = ["NGFF_VERSION", "OmeZarrWriter", "ZarrImageSink", "read_ome_zarr_info"]
@@ -481,6 +482,7 @@ class OmeZarrWriter(FinalisingWriter):
                 if prog is not None:
                     self._progress = prog.get("images", {})
                     self.resumed = True
+                    remove_store_temporaries(self.partial)
                     logger.info("resuming %s (%s)", self.partial, {k: v["frames_written"] for k, v in self._progress.items()})
                 else:
                     logger.info("no resumable partial output at %s; starting afresh", self.partial)
