@@ -3,8 +3,8 @@
 Crop banks are extracted from generated look-alikes (BBBC026-like co-culture and BBBC042-like
 histology, 512² images), then pairs are synthesised with each application's parameters
 (configs/bbbc026_hepatocytes.yaml and configs/bbbc042.yaml, 256² patches):
-- ``in-process``: :class:`~vidfilter.synth.paste.PairSynthesizer` in this process (one thread);
-- ``workers=k``: a DataLoader with k worker processes (:class:`~vidfilter.synth.dataset.SynthDataset`);
+- ``in-process``: :class:`~vidfilter.static.synthesis.PairSynthesizer` in this process (one thread);
+- ``workers=k``: a DataLoader with k worker processes (:class:`~vidfilter.static.dataset.SynthDataset`);
 and the training step (forward + backward + Adam, batch 8, 256²) is timed for the ``fast`` and
 ``paper`` presets on this machine's CPU (or GPU when present). Ratios > 1 mean pairs are made
 faster than the model consumes them.
@@ -29,10 +29,11 @@ from typing import Any
 import torch
 
 from vidfilter.config import Config
-from vidfilter.synth.crops import extract_crops
-from vidfilter.synth.dataset import SynthDataset
+from vidfilter.static.extract import extract_crops
+from vidfilter.static.dataset import SynthDataset
 from vidfilter.synth.lookalike import make_coculture, make_histology, write_coculture, write_histology
-from vidfilter.synth.paste import PairSynthesizer, load_banks
+from vidfilter.static.bank import load_banks
+from vidfilter.static.synthesis import PairSynthesizer
 
 
 

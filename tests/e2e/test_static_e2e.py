@@ -22,9 +22,9 @@ import zarr
 from vidfilter.cli import main
 from vidfilter.config import Config
 from vidfilter.eval.objects import StaticScore
-from vidfilter.synth.crops import extract_crops
+from vidfilter.static.extract import extract_crops
+from vidfilter.static.preprocess import to_network
 from vidfilter.synth.lookalike import make_coculture, make_histology, write_coculture, write_histology
-from vidfilter.synth.preprocess import to_network
 
 TRAIN = """
 model: {preset: fast, width: 16, depth: 3, gate: false, temporal_channel: none}
@@ -100,7 +100,7 @@ def test_coculture_cli_errors_are_one_line(tmp_path, capsys):
 
 def test_histology_boxes_through_the_api(tmp_path):
     """RGB histology with boxes (positions files): astrocyte box F1 filtered >> raw threshold."""
-    from vidfilter.infer.static import run_static
+    from vidfilter.static.infer import run_static
     from vidfilter.train.loop import train
 
     (tmp_path / "cfg.yaml").write_text(HISTOLOGY)

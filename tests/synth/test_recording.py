@@ -60,7 +60,7 @@ def test_masks_cover_the_animals(polarity: str) -> None:
     for t in (0, 3, 5):
         frame, background, mask = rec.frame(t)
         diff = sign * (frame.astype(np.float32) - background)
-        clearly = diff > rec.mask_threshold + 5 * rec.noise_sigma
+        clearly = diff > rec.params.mask_threshold + 5 * rec.params.noise_sigma
         assert clearly.any()
         assert not (clearly & ~mask).any()
         assert diff[mask].mean() > 20
@@ -135,7 +135,7 @@ def test_tracks_change_background_over_time() -> None:
     bg0, bg_end = rec.frame(0).background, rec.frame(29).background
     change = bg0 - bg_end
     assert change.min() >= -1e-4
-    assert change.max() <= rec.trail_depth + 1e-4
+    assert change.max() <= rec.params.trail_depth + 1e-4
     assert (change > 1).sum() > 50
     plain = make_recording(30, 96, 96, tracks=False, n_animals=3, vignette=0.0, seed=10)
     assert np.array_equal(plain.frame(29).background, plain.frame(0).background)

@@ -90,6 +90,8 @@ def test_shipped_bundle_removes_animals_that_never_move_in_a_new_recording(setup
     """Reuse with the bundles users get: on a generated recording of the setup
     it never saw, where most animals stay still for the whole recording, it recalls the still
     animals; a median cannot."""
+    import dataclasses
+
     from vidfilter.baselines import MedianProjection
     from vidfilter.eval.score import score_recording
     from vidfilter.infer.pipeline import ModelBackground
@@ -97,8 +99,8 @@ def test_shipped_bundle_removes_animals_that_never_move_in_a_new_recording(setup
 
     n, n_still, iou_model, iou_median = STILL_CASE[setup]
     params = SETUPS[setup].draw(np.random.default_rng(12345))
-    params.update(n_animals=n, tracks=False, illumination_drift=0.0)
-    rec = SyntheticRecording(24, 256, 256, n_still=n_still, polarity=SETUPS[setup].polarity, seed=987, **params)
+    params = dataclasses.replace(params, n_animals=n, tracks=False, illumination_drift=0.0)
+    rec = SyntheticRecording(24, 256, 256, params, n_still=n_still, polarity=SETUPS[setup].polarity, seed=987)
     bundle = load_model(resolve_init(setup))
     model = score_recording(rec, ModelBackground(bundle, bundle.config), polarity="dark", min_area=40)
     median = score_recording(rec, MedianProjection(), polarity="dark", min_area=40)
@@ -183,12 +185,12 @@ def test_a_lossy_setup_writes_its_share_as_h264_and_a_lossless_one_draws_as_befo
         frames = np.stack([fr.to_ndarray(format="gray") for fr in f.decode(video=0)])
     assert frames.shape == (4, 64, 96)
     # the same parameter draws as before this option existed: the clean corpus's recording i is
-    # SyntheticRecording(seed=1000 + i, **draw i) with draws taken back to back from default_rng(1)
+    # SyntheticRecording(draw i, seed=1000 + i) with draws taken back to back from default_rng(1)
     from vidfilter.synth import SyntheticRecording
 
     rng = np.random.default_rng(1)
     draws = [SETUPS["open-arena"].draw(rng) for _ in range(3)]
-    want = SyntheticRecording(4, 64, 96, polarity="dark", seed=1002, **draws[2])
+    want = SyntheticRecording(4, 64, 96, draws[2], polarity="dark", seed=1002)
     assert np.array_equal(_decoded(clean[2]), np.stack([want[t] for t in range(4)]))
 
 
@@ -223,7 +225,7 @@ def test_a_clean_target_corpus_writes_each_recordings_true_background(tmp_path, 
     assert np.array_equal(_decoded(paths[1]), _decoded(plain[1]))
     rng = np.random.default_rng(2)
     draws = [SETUPS["worm-plate"].draw(rng) for _ in range(2)]
-    rec = SyntheticRecording(5, 96, 96, polarity="dark", seed=2001, **draws[1])
+    rec = SyntheticRecording(5, 96, 96, draws[1], polarity="dark", seed=2001)
     bg = open_source(str(pretrain.background_path(paths[1])))
     assert bg.shape == (5, 96, 96) and bg.dtype == np.uint8
     frames = _decoded(paths[1])

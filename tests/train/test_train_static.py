@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from vidfilter.config import Config
-from vidfilter.config_static import PreprocessConfig
+from vidfilter.static.config import PreprocessConfig
 from vidfilter.errors import TrainingInputError
 from vidfilter.models import load_model
-from vidfilter.synth.crops import write_bank
+from vidfilter.static.bank import write_bank
 from vidfilter.train.loop import train
 
 

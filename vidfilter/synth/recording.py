@@ -36,7 +36,7 @@ import logging
 import math
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -47,7 +47,7 @@ from scipy.spatial import cKDTree
 
 from vidfilter.errors import ConfigError
 
-__all__ = ["SyntheticFrame", "SyntheticRecording", "make_recording", "write_video"]
+__all__ = ["RecordingParams", "SyntheticFrame", "SyntheticRecording", "make_recording", "write_long_video", "write_video"]
 
 logger = logging.getLogger(__name__)
 
@@ -108,13 +108,12 @@ def _render_tube(
     return (slice(y0, y1), slice(x0, x1)), alpha.reshape(y1 - y0, x1 - x0)
 
 
-class SyntheticRecording:
-    """A deterministic synthetic recording of worm-like animals on a textured plate.
+@dataclass(frozen=True)
+class RecordingParams:
+    """What a :class:`SyntheticRecording` shows, apart from its size (frames, height, width).
 
-    Parameters
+    Attributes
     ----------
-    n_frames, height, width
-        Size of the recording.
     n_animals
         Number of animals (labels 1..n_animals).
     n_still
@@ -179,92 +178,86 @@ class SyntheticRecording:
         Everything is a function of ``seed`` (and ``t`` for the noise).
     """
 
-    def __init__(
-        self,
-        n_frames: int,
-        height: int,
-        width: int,
-        *,
-        n_animals: int = 6,
-        n_still: int = 0,
-        polarity: str = "dark",
-        texture: float = 12.0,
-        vignette: float = 0.12,
-        rim: bool = False,
-        wall: float = 0.0,
-        surround: float = 0.35,
-        wall_level: float = 0.3,
-        surround_edge: float = 0.0,
-        surround_folds: float = 0.15,
-        arena_radius: float = 0.47,
-        arena_offset: tuple[float, float] = (0.0, 0.0),
-        level: float | None = None,
-        edge_softness: float = 1.5,
-        edge_gap: float | None = None,
-        illumination_drift: float = 0.0,
-        noise_sigma: float = 2.0,
-        shift_at: int | None = None,
-        shift_px: tuple[float, float] = (0, 0),
-        tracks: bool = False,
-        trail_depth: float = 6.0,
-        speed: float = 2.0,
-        contrast: tuple[float, float] = (40.0, 80.0),
-        animal_length: float | None = None,
-        animal_width: float | None = None,
-        mask_threshold: float = 10.0,
-        fps: float = 25.0,
-        seed: int = 0,
-    ) -> None:
-        polarity = str(getattr(polarity, "value", polarity))
+    n_animals: int = 6
+    n_still: int = 0
+    polarity: str = "dark"
+    texture: float = 12.0
+    vignette: float = 0.12
+    rim: bool = False
+    wall: float = 0.0
+    surround: float = 0.35
+    wall_level: float = 0.3
+    surround_edge: float = 0.0
+    surround_folds: float = 0.15
+    arena_radius: float = 0.47
+    arena_offset: tuple[float, float] = (0.0, 0.0)
+    level: float | None = None
+    edge_softness: float = 1.5
+    edge_gap: float | None = None
+    illumination_drift: float = 0.0
+    noise_sigma: float = 2.0
+    shift_at: int | None = None
+    shift_px: tuple[float, float] = (0.0, 0.0)
+    tracks: bool = False
+    trail_depth: float = 6.0
+    speed: float = 2.0
+    contrast: tuple[float, float] = (40.0, 80.0)
+    animal_length: float | None = None
+    animal_width: float | None = None
+    mask_threshold: float = 10.0
+    fps: float = 25.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        polarity = str(getattr(self.polarity, "value", self.polarity))
         if polarity not in ("dark", "bright"):
             raise ConfigError(f"polarity must be 'dark' or 'bright', got {polarity!r}")
+        if not 0 <= self.n_still <= self.n_animals:
+            raise ConfigError(f"n_still must be between 0 and n_animals ({self.n_animals}), got {self.n_still}")
+        if not 0.05 <= self.arena_radius <= 1.0:
+            raise ConfigError(f"arena_radius is a fraction of the shorter side (0.05-1), got {self.arena_radius}")
+        if self.edge_softness <= 0:
+            raise ConfigError(f"edge_softness must be > 0 px, got {self.edge_softness}")
+        if self.edge_gap is not None and self.edge_gap < 0:
+            raise ConfigError(f"edge_gap must be >= 0 px (or None), got {self.edge_gap}")
+        object.__setattr__(self, "polarity", polarity)
+        object.__setattr__(self, "shift_px", (float(self.shift_px[0]), float(self.shift_px[1])))
+        object.__setattr__(self, "arena_offset", (float(self.arena_offset[0]), float(self.arena_offset[1])))
+
+    def sized(self, height: int, width: int) -> RecordingParams:
+        """These parameters with the defaults that depend on the frame size (``level``,
+        ``animal_length``, ``animal_width``) filled in for ``height`` x ``width`` frames."""
+        side = min(height, width)
+        return replace(
+            self,
+            level=float(self.level) if self.level is not None else (190.0 if self.polarity == "dark" else 55.0),
+            animal_length=float(self.animal_length) if self.animal_length is not None else max(8.0, 0.16 * side),
+            animal_width=float(self.animal_width) if self.animal_width is not None else max(3.0, 0.012 * side),
+        )
+
+
+class SyntheticRecording:
+    """A deterministic synthetic recording of worm-like animals on a textured plate: ``n_frames`` of
+    ``height`` x ``width``, showing ``params`` (default :class:`RecordingParams`) with ``overrides``
+    of its fields (``SyntheticRecording(24, 96, 96, n_animals=2, seed=5)``). :attr:`params` holds
+    the parameters in effect, the size-dependent defaults filled in."""
+
+    def __init__(self, n_frames: int, height: int, width: int, params: RecordingParams | None = None, **overrides: Any) -> None:
+        p = replace(params or RecordingParams(), **overrides)
         if n_frames < 1 or height < 8 or width < 8:
             raise ConfigError(f"a synthetic recording needs n_frames >= 1 and sides >= 8, got {n_frames}x{height}x{width}")
-        if not 0 <= n_still <= n_animals:
-            raise ConfigError(f"n_still must be between 0 and n_animals ({n_animals}), got {n_still}")
-        self.n_frames = int(n_frames)
-        self.height = int(height)
-        self.width = int(width)
-        self.polarity = polarity
-        self.illumination_drift = float(illumination_drift)
-        self.noise_sigma = float(noise_sigma)
-        self.shift_at = shift_at
-        self.shift_px = (float(shift_px[0]), float(shift_px[1]))
-        self.tracks = bool(tracks)
-        self.trail_depth = float(trail_depth)
-        self.mask_threshold = float(mask_threshold)
-        self.fps = float(fps)
-        self.seed = int(seed)
-        self.rim = bool(rim)
-        self.wall = float(wall)
-        self.surround = float(surround)
-        self.wall_level = float(wall_level)
-        self.surround_edge = float(surround_edge)
-        self.surround_folds = float(surround_folds)
-        self.arena_radius = float(arena_radius)
-        self.arena_offset = (float(arena_offset[0]), float(arena_offset[1]))
-        if not 0.05 <= self.arena_radius <= 1.0:
-            raise ConfigError(f"arena_radius is a fraction of the shorter side (0.05-1), got {arena_radius}")
-        if edge_softness <= 0:
-            raise ConfigError(f"edge_softness must be > 0 px, got {edge_softness}")
-        self.edge_softness = float(edge_softness)
-        if edge_gap is not None and edge_gap < 0:
-            raise ConfigError(f"edge_gap must be >= 0 px (or None), got {edge_gap}")
-        self.edge_gap = None if edge_gap is None else float(edge_gap)
-        self.level = float(level) if level is not None else (190.0 if polarity == "dark" else 55.0)
-        self._sign = -1.0 if polarity == "dark" else 1.0
-        side = min(height, width)
-        self.animal_length = float(animal_length) if animal_length is not None else max(8.0, 0.16 * side)
-        self.animal_width = float(animal_width) if animal_width is not None else max(3.0, 0.012 * side)
-
-        rng = np.random.default_rng([self.seed, 0x5EED])
-        shifted = shift_at is not None and shift_at < n_frames and self.shift_px != (0.0, 0.0)
-        self._margin = int(math.ceil(max(abs(self.shift_px[0]), abs(self.shift_px[1])))) + 2 if shifted else 0
+        self.n_frames, self.height, self.width = int(n_frames), int(height), int(width)
+        self.params = p = p.sized(self.height, self.width)
+        self.fps = float(p.fps)
+        self._sign = -1.0 if p.polarity == "dark" else 1.0
+        rng = np.random.default_rng([p.seed, 0x5EED])
+        shifted = p.shift_at is not None and p.shift_at < self.n_frames and p.shift_px != (0.0, 0.0)
+        self._margin = int(math.ceil(max(abs(p.shift_px[0]), abs(p.shift_px[1])))) + 2 if shifted else 0
         m = self._margin
-        self._canvas_shape = (height + 2 * m, width + 2 * m)
-        self._plate_world = self._make_plate(rng, texture)
-        self._vignette = self._make_vignette(vignette)
-        self._animals = self._make_animals(rng, n_animals, n_still, speed, contrast)
+        self._canvas_shape = (self.height + 2 * m, self.width + 2 * m)
+        self._plate_world = self._make_plate(rng, p.texture)
+        self._vignette = self._make_vignette(p.vignette)
+        self._animals = self._make_animals(rng, p.n_animals, p.n_still, p.speed, p.contrast)
         self.still_labels = frozenset(a.label for a in self._animals if a.still)
         self.moving_labels = frozenset(a.label for a in self._animals if not a.still)
         self._plate_cache: dict[tuple[float, float], np.ndarray] = {}
@@ -275,9 +268,9 @@ class SyntheticRecording:
 
     # -- construction ------------------------------------------------------------------------
     def _world_centre_and_radius(self) -> tuple[np.ndarray, float]:
-        centre = np.array([(self.height - 1) / 2 + self.arena_offset[0] * self.height,
-                           (self.width - 1) / 2 + self.arena_offset[1] * self.width])
-        return centre, self.arena_radius * min(self.height, self.width)
+        centre = np.array([(self.height - 1) / 2 + self.params.arena_offset[0] * self.height,
+                           (self.width - 1) / 2 + self.params.arena_offset[1] * self.width])
+        return centre, self.params.arena_radius * min(self.height, self.width)
 
     def _make_plate(self, rng: np.random.Generator, texture: float) -> np.ndarray:
         h, w = self._canvas_shape
@@ -286,24 +279,24 @@ class SyntheticRecording:
         fine = ndimage.gaussian_filter(rng.standard_normal((h, w)), sigma=1.2, mode="wrap")
         coarse /= coarse.std() + 1e-12
         fine /= fine.std() + 1e-12
-        level = self.level
+        level = self.params.level
         plate = level + texture * (0.75 * coarse + 0.35 * fine)
-        if self.rim:
+        if self.params.rim:
             centre, radius = self._world_centre_and_radius()
             yy, xx = np.mgrid[0:h, 0:w]
             r = np.hypot(yy - self._margin - centre[0], xx - self._margin - centre[1])
-            inside = 1.0 / (1.0 + np.exp(-(radius - r) / self.edge_softness))
-            if self.wall > 0:  # open-field arena: floor | dark wall | surround with its own folds
-                edge = r - radius - self.wall
-                if self.surround_edge > 0:  # own stream: the default arena's draws stay as they were
-                    erng = np.random.default_rng([self.seed, 0xED6E])
+            inside = 1.0 / (1.0 + np.exp(-(radius - r) / self.params.edge_softness))
+            if self.params.wall > 0:  # open-field arena: floor | dark wall | surround with its own folds
+                edge = r - radius - self.params.wall
+                if self.params.surround_edge > 0:  # own stream: the default arena's draws stay as they were
+                    erng = np.random.default_rng([self.params.seed, 0xED6E])
                     rag = ndimage.gaussian_filter(erng.standard_normal((h, w)), sigma=max(2.0, side / 14), mode="wrap")
-                    edge = edge + self.surround_edge * rag / (np.abs(rag).max() + 1e-12)
-                beyond = 1.0 / (1.0 + np.exp(-edge / self.edge_softness))
+                    edge = edge + self.params.surround_edge * rag / (np.abs(rag).max() + 1e-12)
+                beyond = 1.0 / (1.0 + np.exp(-edge / self.params.edge_softness))
                 folds = ndimage.gaussian_filter(rng.standard_normal((h, w)), sigma=max(2.0, side / 16), mode="wrap")
                 folds /= folds.std() + 1e-12
-                outer = level * self.surround * (1.0 + self.surround_folds * folds)
-                plate = plate * inside + (1.0 - inside) * ((1.0 - beyond) * self.wall_level * level + beyond * outer)
+                outer = level * self.params.surround * (1.0 + self.params.surround_folds * folds)
+                plate = plate * inside + (1.0 - inside) * ((1.0 - beyond) * self.params.wall_level * level + beyond * outer)
             else:
                 plate = plate * (0.35 + 0.65 * inside) - 0.25 * level * np.exp(-(((r - radius) / 3.0) ** 2))
         return plate.astype(np.float32)
@@ -316,14 +309,14 @@ class SyntheticRecording:
 
     def _inside_distance(self, p: np.ndarray) -> float:
         """Distance of world point ``p`` to the edge of the area animals may use (negative outside)."""
-        if self.rim:
+        if self.params.rim:
             centre, radius = self._world_centre_and_radius()
-            return float(radius - (6.0 if self.edge_gap is None else 0.0) - np.hypot(*(p - centre)))
+            return float(radius - (6.0 if self.params.edge_gap is None else 0.0) - np.hypot(*(p - centre)))
         return float(min(p[0], self.height - 1 - p[0], p[1], self.width - 1 - p[1]))
 
     def _clamp_inside(self, p: np.ndarray, gap: float) -> np.ndarray:
         """``p`` moved back to ``gap`` px inside the edge if it went further out (the path slides along it)."""
-        if self.rim:
+        if self.params.rim:
             centre, radius = self._world_centre_and_radius()
             d = p - centre
             r = float(np.hypot(*d))
@@ -339,14 +332,14 @@ class SyntheticRecording:
         starts: list[np.ndarray] = []
         for k in range(n):
             still = k >= n - n_still
-            length = self.animal_length * rng.uniform(0.85, 1.15)
-            width = self.animal_width * rng.uniform(0.85, 1.15)
+            length = self.params.animal_length * rng.uniform(0.85, 1.15)
+            width = self.params.animal_width * rng.uniform(0.85, 1.15)
             v = 0.5 / max(self.n_frames - 1, 1) if still else speed * rng.uniform(0.7, 1.3)
-            keep_out = (min(length * 0.6 + width, 0.35 * min(self.height, self.width)) if self.edge_gap is None
-                        else self.edge_gap)
+            keep_out = (min(length * 0.6 + width, 0.35 * min(self.height, self.width)) if self.params.edge_gap is None
+                        else self.params.edge_gap)
             start = centre.copy()
             # with an edge gap, half the animals start against the edge (more draws only then)
-            at_edge = self.edge_gap is not None and rng.random() < 0.5
+            at_edge = self.params.edge_gap is not None and rng.random() < 0.5
             for _attempt in range(50):  # a start inside, away from the other animals
                 cand = np.array([rng.uniform(0, self.height - 1), rng.uniform(0, self.width - 1)])
                 if at_edge:
@@ -390,7 +383,7 @@ class SyntheticRecording:
             base += turns[i]
             heading = base + amplitude * math.sin(2 * math.pi * i / wavelength + phase)
             p = p + (math.sin(heading), math.cos(heading))
-            if self.edge_gap is not None:
+            if self.params.edge_gap is not None:
                 p = self._clamp_inside(p, keep_out)
         return path
 
@@ -410,7 +403,7 @@ class SyntheticRecording:
     def __repr__(self) -> str:
         return (
             f"SyntheticRecording({self.n_frames}x{self.height}x{self.width}, animals={len(self._animals)}, "
-            f"still={len(self.still_labels)}, polarity={self.polarity!r}, seed={self.seed})"
+            f"still={len(self.still_labels)}, polarity={self.params.polarity!r}, seed={self.params.seed})"
         )
 
     # -- per-frame quantities ------------------------------------------------------------------
@@ -424,12 +417,12 @@ class SyntheticRecording:
 
     def gain(self, t: int) -> float:
         """Illumination gain of frame ``t``."""
-        return 1.0 + self.illumination_drift * math.sin(2 * math.pi * t / self.n_frames)
+        return 1.0 + self.params.illumination_drift * math.sin(2 * math.pi * t / self.n_frames)
 
     def offset(self, t: int) -> tuple[float, float]:
         """Camera shift (dy, dx) of frame ``t``: where world content appears in the image."""
-        if self.shift_at is not None and t >= self.shift_at:
-            return self.shift_px
+        if self.params.shift_at is not None and t >= self.params.shift_at:
+            return self.params.shift_px
         return (0.0, 0.0)
 
     def _view(self, canvas: np.ndarray, offset: tuple[float, float], order: int) -> np.ndarray:
@@ -490,9 +483,9 @@ class SyntheticRecording:
         h, w = self.height, self.width
         offset = self.offset(t)
         plate = self._plate(offset)
-        if self.tracks:
+        if self.params.tracks:
             trail = self._view(self._trails(t), offset, order=1)
-            plate = plate + np.float32(self._sign * self.trail_depth) * trail
+            plate = plate + np.float32(self._sign * self.params.trail_depth) * trail
         scale = self._vignette * np.float32(self.gain(t))
         background = (plate * scale).astype(np.float32)
         layer = np.zeros((h, w), np.float32)  # animal contrast (grey levels, before gain)
@@ -511,11 +504,11 @@ class SyntheticRecording:
             layer[sl] = np.where(win, contrib, layer[sl])
             labels[sl] = np.where(win & (contrib > 0), np.uint16(a.label), labels[sl])
         change = layer * scale
-        mask = change >= self.mask_threshold
+        mask = change >= self.params.mask_threshold
         labels[~mask] = 0
         clean = background + np.float32(self._sign) * change
-        rng = np.random.default_rng([self.seed, t, 0xF4A3E])
-        noisy = clean + rng.standard_normal((h, w), dtype=np.float32) * np.float32(self.noise_sigma)
+        rng = np.random.default_rng([self.params.seed, t, 0xF4A3E])
+        noisy = clean + rng.standard_normal((h, w), dtype=np.float32) * np.float32(self.params.noise_sigma)
         frame = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
         out = (frame, background, mask, labels)
         self._last = (t, out)
@@ -544,11 +537,32 @@ class SyntheticRecording:
 
 
 def make_recording(n_frames: int, height: int, width: int, **kwargs: Any) -> SyntheticRecording:
-    """Build a :class:`SyntheticRecording`; keyword arguments as documented there."""
+    """Build a :class:`SyntheticRecording`; keyword arguments are fields of :class:`RecordingParams`."""
     return SyntheticRecording(n_frames, height, width, **kwargs)
 
 
 _CONTAINERS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov", ".avi": "avi"}
+
+
+def _encode(path: Path, container: str, rec: Any, *, codec: str, crf: int, rate: Fraction, pix_fmt: str) -> None:
+    """Encode every frame of ``rec`` into ``path`` (``container`` format)."""
+    import av
+
+    n, h, w = len(rec), *rec[0].shape[:2]
+    with av.open(str(path), mode="w", format=container) as out:
+        stream = out.add_stream(codec, rate=rate)
+        stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
+        if codec in ("libx264", "h264"):
+            stream.options = {"crf": str(crf)}
+        for t in range(n):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rec[t]), format="gray")
+            if pix_fmt != "gray":
+                frame = frame.reformat(format=pix_fmt)
+            frame.pts = t
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
 
 
 def write_video(
@@ -578,8 +592,6 @@ def write_video(
         Encoder pixel format; default ``"gray"`` for FFV1, ``"yuv420p"`` for H.264 (which needs
         even sides).
     """
-    import av
-
     path = Path(path)
     container = _CONTAINERS.get(path.suffix.lower())
     if container is None:
@@ -592,20 +604,7 @@ def write_video(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.partial")
     try:
-        with av.open(str(tmp), mode="w", format=container) as out:
-            stream = out.add_stream(codec, rate=rate)
-            stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
-            if codec in ("libx264", "h264"):
-                stream.options = {"crf": str(crf)}
-            for t in range(n):
-                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rec[t]), format="gray")
-                if pix_fmt != "gray":
-                    frame = frame.reformat(format=pix_fmt)
-                frame.pts = t
-                for packet in stream.encode(frame):
-                    out.mux(packet)
-            for packet in stream.encode():
-                out.mux(packet)
+        _encode(tmp, container, rec, codec=codec, crf=crf, rate=rate, pix_fmt=pix_fmt)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -6,7 +6,7 @@ time-lag pairs of that recording alone teach the network to keep them ("the iden
 animals all crawl, has already learned that the animals are not plate; ``vidfilter train --init
 worm-plate`` fine-tunes it on the user's recording.
 
-A setup is a distribution of :class:`~vidfilter.synth.SyntheticRecording` parameters (animal size,
+A setup is a distribution of :class:`~vidfilter.synth.RecordingParams` (animal size,
 contrast, plate texture, noise, trails, drift, speed), drawn per corpus recording from a seeded
 generator. ``worm-plate`` is sized after the real worm plate of the ``worms_yolo_640`` recordings
 (640 px frames: worm boxes 90-130 px across, plate ~205 grey levels, worms 40-60 darker, plate
@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -45,6 +45,7 @@ import numpy as np
 
 from vidfilter.errors import ConfigError
 from vidfilter.models.shipped import SETUP_NAMES, resolve_init, shipped_path
+from vidfilter.synth import RecordingParams, SyntheticRecording, write_video
 
 logger = logging.getLogger(__name__)
 
@@ -63,59 +64,58 @@ class Setup:
     polarity: str
     size: int | tuple[int, int]  # side of a square recording, or (height, width)
     frames: int
-    draw: Callable[[np.random.Generator], dict[str, Any]]
+    draw: Callable[[np.random.Generator], RecordingParams]
     description: str
     lossy: float = 0.0  # share of corpus recordings written as H.264 (crf 18-28), as most users' videos are
 
 
-def _worm_plate(rng: np.random.Generator) -> dict[str, Any]:
+def _worm_plate(rng: np.random.Generator) -> RecordingParams:
     lo = float(rng.uniform(25, 45))
-    return {
-        "n_animals": int(rng.integers(3, 7)),
-        "animal_length": float(rng.uniform(85, 140)),
-        "animal_width": float(rng.uniform(5, 9)),
-        "contrast": (lo, lo + float(rng.uniform(10, 30))),
-        "texture": float(rng.uniform(3, 10)),
-        "rim": bool(rng.random() < 0.3),
-        "noise_sigma": float(rng.uniform(0.5, 2.0)),
-        "vignette": float(rng.uniform(0.0, 0.15)),
-        "tracks": bool(rng.random() < 0.5),
-        "trail_depth": float(rng.uniform(2, 6)),
-        "illumination_drift": float(rng.choice([0.0, 0.0, 0.03])),
-        "speed": float(rng.uniform(0.7, 3.0)),
-    }
+    return RecordingParams(
+        n_animals=int(rng.integers(3, 7)),
+        animal_length=float(rng.uniform(85, 140)),
+        animal_width=float(rng.uniform(5, 9)),
+        contrast=(lo, lo + float(rng.uniform(10, 30))),
+        texture=float(rng.uniform(3, 10)),
+        rim=bool(rng.random() < 0.3),
+        noise_sigma=float(rng.uniform(0.5, 2.0)),
+        vignette=float(rng.uniform(0.0, 0.15)),
+        tracks=bool(rng.random() < 0.5),
+        trail_depth=float(rng.uniform(2, 6)),
+        illumination_drift=float(rng.choice([0.0, 0.0, 0.03])),
+        speed=float(rng.uniform(0.7, 3.0)),
+    )
 
 
-def _open_arena(rng: np.random.Generator) -> dict[str, Any]:
+def _open_arena(rng: np.random.Generator) -> RecordingParams:
     lo = float(rng.uniform(60, 110))
     length = float(rng.uniform(40, 80))
-    params = {
-        "n_animals": int(rng.integers(1, 4)),
-        "animal_length": length,
-        "animal_width": length * float(rng.uniform(0.35, 0.6)),
-        "contrast": (lo, lo + float(rng.uniform(10, 30))),
-        "level": float(rng.uniform(130, 200)),
-        "texture": float(rng.uniform(1, 5)),
-        "rim": bool(rng.random() < 0.85),
-        "arena_radius": float(rng.uniform(0.36, 0.48)),
-        "arena_offset": (float(rng.uniform(-0.06, 0.06)), float(rng.uniform(-0.06, 0.06))),
+    params = RecordingParams(
+        n_animals=int(rng.integers(1, 4)),
+        animal_length=length,
+        animal_width=length * float(rng.uniform(0.35, 0.6)),
+        contrast=(lo, lo + float(rng.uniform(10, 30))),
+        level=float(rng.uniform(130, 200)),
+        texture=float(rng.uniform(1, 5)),
+        rim=bool(rng.random() < 0.85),
+        arena_radius=float(rng.uniform(0.36, 0.48)),
+        arena_offset=(float(rng.uniform(-0.06, 0.06)), float(rng.uniform(-0.06, 0.06))),
         # wide walls run off the image and leave the surround in the corners, as in mouse_tracktor
-        "wall": float(rng.uniform(30, 140)) if rng.random() < 0.8 else 0.0,
-        "wall_level": float(rng.uniform(0.2, 0.45)),
-        "surround": float(rng.uniform(0.4, 1.5)),
-        "surround_edge": float(rng.uniform(0, 60)),
-        "surround_folds": float(rng.uniform(0.05, 0.3)),
-        "edge_softness": float(rng.uniform(0.3, 1.5)),
-        "noise_sigma": float(rng.uniform(0.5, 2.5)),
-        "vignette": float(rng.uniform(0.0, 0.4)),
-        "illumination_drift": float(rng.choice([0.0, 0.0, 0.03])),
-        "speed": float(rng.uniform(0.5, 4.0)),
-    }
+        wall=float(rng.uniform(30, 140)) if rng.random() < 0.8 else 0.0,
+        wall_level=float(rng.uniform(0.2, 0.45)),
+        surround=float(rng.uniform(0.4, 1.5)),
+        surround_edge=float(rng.uniform(0, 60)),
+        surround_folds=float(rng.uniform(0.05, 0.3)),
+        edge_softness=float(rng.uniform(0.3, 1.5)),
+        noise_sigma=float(rng.uniform(0.5, 2.5)),
+        vignette=float(rng.uniform(0.0, 0.4)),
+        illumination_drift=float(rng.choice([0.0, 0.0, 0.03])),
+        speed=float(rng.uniform(0.5, 4.0)),
+    )
     # most rodents keep to the wall (thigmotaxis): in 70 % of the recordings the body may touch it
-    # (centre line 0.5-0.65 body widths from the floor's edge); elsewhere animals keep clear as before
+    # (centre line 0.5-0.65 body widths from the floor's edge); elsewhere animals keep clear
     hug, gap = rng.random() < 0.7, float(rng.uniform(0.5, 0.65))
-    params["edge_gap"] = params["animal_width"] * gap if hug else None
-    return params
+    return replace(params, edge_gap=params.animal_width * gap if hug else None)  # type: ignore[operator]
 
 
 SETUPS: dict[str, Setup] = {
@@ -168,8 +168,6 @@ def corpus(name: str, folder: str | Path, *, recordings: int = 8, seed: int = 0,
     (``.mkv``), or H.264 (``.mp4``) for the setup's ``lossy`` share, so that the network also sees
     compression ringing at sharp edges. ``backgrounds``: also write each recording's true background
     beside it (:func:`background_path`), the targets of ``pretrain(..., targets="clean")``."""
-    from vidfilter.synth import SyntheticRecording, write_video
-
     setup = _setup(name)
     folder = Path(folder)
     rng = np.random.default_rng(seed)
@@ -183,7 +181,7 @@ def corpus(name: str, folder: str | Path, *, recordings: int = 8, seed: int = 0,
         # existing files were written atomically, so they are complete: a rerun only adds what is missing
         video, background = not path.exists(), backgrounds and not background_path(path).exists()
         if video or background:
-            rec = SyntheticRecording(setup.frames, h, w, polarity=setup.polarity, seed=seed * 1000 + i, **params)
+            rec = SyntheticRecording(setup.frames, h, w, params, polarity=setup.polarity, seed=seed * 1000 + i)
             if video:
                 write_video(path, rec, **({"codec": "ffv1"} if crf is None else {"codec": "libx264", "crf": crf}))
             if background:

@@ -1,4 +1,4 @@
-"""Static-mode inference (``vidfilter.infer.static``): block-by-block output equals whole-image
+"""Static-mode inference (``vidfilter.static.infer``): block-by-block output equals whole-image
 inference for every input kind (Zarr, OME-Zarr with a channel axis, tiled RGB TIFF, PNG folder,
 arrays), the ``target`` / ``residual`` groups, bounded reads, and refusals."""
 
@@ -13,9 +13,9 @@ import zarr
 
 from vidfilter.config import Config
 from vidfilter.errors import ConfigError, OutputExistsError, UnsupportedInputError
-from vidfilter.infer.static import filter_image, open_static_input, run_static, run_static_many
 from vidfilter.models import build_model, load_model, save_bundle
-from vidfilter.synth.preprocess import to_network
+from vidfilter.static.infer import filter_image, open_static_input, run_static, run_static_many
+from vidfilter.static.preprocess import to_network
 
 
 def _bundle(path, *, mode: str = "static", **pre: object):

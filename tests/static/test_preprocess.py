@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vidfilter.config_static import PreprocessConfig
 from vidfilter.errors import UnsupportedInputError
-from vidfilter.synth.preprocess import encode, linearise, resolve_gain, to_network
+from vidfilter.static.config import PreprocessConfig
+from vidfilter.static.preprocess import encode, linearise, resolve_gain, to_network
 
 
 def test_integer_dtypes_scale_by_their_maximum() -> None:

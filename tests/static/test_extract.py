@@ -1,4 +1,4 @@
-"""Crop extraction (``vidfilter.synth.crops``): every recipe against the generated ground truth,
+"""Crop extraction (``vidfilter.static.extract``): every recipe against the generated ground truth,
 the bank's layout, and the one-line errors for bad inputs."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import tifffile
 
 from vidfilter.config import Config
 from vidfilter.errors import InputNotFoundError, OutputExistsError, TrainingInputError, UnsupportedInputError
-from vidfilter.synth.crops import extract_crops
+from vidfilter.static.extract import extract_crops
+from vidfilter.static.preprocess import linearise
 from vidfilter.synth.lookalike import make_coculture, make_focus_set, make_histology, write_coculture, write_histology
-from vidfilter.synth.preprocess import linearise
 
 
 def points_cfg(**over: object) -> Config:

@@ -1,6 +1,6 @@
 """Synthetic static-mode pairs as a ``torch`` dataset for DataLoader workers.
 
-Kept apart from :mod:`vidfilter.synth.paste` so that extraction and previews never import torch.
+Kept apart from :mod:`vidfilter.static.synthesis` so that extraction and previews never import torch.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ __all__ = ["SynthDataset"]
 
 class SynthDataset(torch.utils.data.IterableDataset):
     """Endless batches ``(input (B, 1, P, P), target (B, 1, P, P))`` of a
-    :class:`~vidfilter.synth.paste.PairSynthesizer`, for ``DataLoader(ds, batch_size=None, num_workers=k)``.
+    :class:`~vidfilter.static.synthesis.PairSynthesizer`, for ``DataLoader(ds, batch_size=None, num_workers=k)``.
 
     Worker ``w`` of ``k`` makes batches ``start + w, start + w + k, ...``; the loader takes them in
     turn, so it yields batches ``start, start + 1, ...``: the in-process stream, whatever ``k``.

@@ -4,7 +4,7 @@ A training pair shares the target objects and nothing else::
 
     input  = clip(bg1 + Ou1 + Ot, 0, 1)        target = clip(bg2 + Ou2 + Ot, 0, 1)
 
-in linear units (:mod:`vidfilter.synth.preprocess`), then both are encoded for the network (the
+in linear units (:mod:`vidfilter.static.preprocess`), then both are encoded for the network (the
 log transform when ``preprocess.log``). ``bg1, bg2`` are independent background patches, ``Ou1,
 Ou2`` independent draws of unwanted objects, ``Ot`` one draw of target objects. Trained to map one
 to the other, the network keeps what the two share (the targets) and replaces the rest by its
@@ -22,134 +22,27 @@ the ``background_fill`` quantiles of its other pixels, times ``background_intens
 
 Determinism: pair ``i`` of a stream seeded ``s`` depends only on ``(s, i)``; a batch ``b`` holds
 pairs ``b*B .. b*B + B - 1``. So the stream is the same in-process and with any number of
-DataLoader workers (:class:`~vidfilter.synth.dataset.SynthDataset` hands batch ``b`` to worker
+DataLoader workers (:class:`~vidfilter.static.dataset.SynthDataset` hands batch ``b`` to worker
 ``b mod k``, and the loader returns them in order), and a resumed run continues exactly.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
-from vidfilter.config import Config
-from vidfilter.config_static import PreprocessConfig, SynthConfig
-from vidfilter.errors import ConfigError, InputNotFoundError, TrainingInputError, UnreadableInputError
-from vidfilter.synth.crops import BANK_FORMAT, BANK_VERSION, CLASS_DIRS
-from vidfilter.synth.preprocess import encode
+from vidfilter.errors import TrainingInputError
+from vidfilter.static.bank import CropBank
+from vidfilter.static.config import SynthConfig
+from vidfilter.static.preprocess import encode
 
-__all__ = [
-    "CropBank",
-    "PairSynthesizer",
-    "StaticSamplerSet",
-    "SynthPair",
-    "SynthSampler",
-    "augment_crop",
-    "load_banks",
-    "make_static_samplers",
-    "preview_grid",
-]
+__all__ = ["PairSynthesizer", "SynthPair", "augment_crop", "preview_grid"]
 
 log = logging.getLogger(__name__)
-
-#: Seed of the validation pairs (fixed, so every run of a config is scored on the same pairs).
-VAL_SEED = 20_240_611
-
-
-# ---------------------------------------------------------------------------------------------
-# the bank in memory
-
-
-@dataclass
-class CropBank:
-    """Crops (in memory) and backgrounds (memory-mapped) of one or more banks.
-
-    ``targets`` / ``unwanted``: float32 linear crops, zero outside the object; ``backgrounds``:
-    2-D float32 arrays (``numpy.memmap``); ``fills``: per background the 25th/75th percentiles of
-    its non-zero pixels (used when a patch has no non-zero pixel); ``log_gain`` and ``preprocess``
-    as recorded at extraction.
-    """
-
-    targets: list[np.ndarray]
-    unwanted: list[np.ndarray]
-    backgrounds: list[np.ndarray]
-    fills: list[tuple[float, float]]
-    preprocess: PreprocessConfig
-    log_gain: float
-    paths: list[str] = field(default_factory=list)
-    dtypes: list[str] = field(default_factory=list)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> CropBank:
-        """Read a bank folder written by :func:`vidfilter.synth.crops.extract_crops`."""
-        import tifffile
-
-        root = Path(path)
-        if not root.exists():
-            raise InputNotFoundError(f"crop bank {root} does not exist; build one with `vidfilter extract-crops`")
-        man_path = root / "manifest.json"
-        if not man_path.is_file():
-            raise UnreadableInputError(f"{root} is not a crop bank (no manifest.json); build one with `vidfilter extract-crops`")
-        try:
-            man = json.loads(man_path.read_text())
-        except ValueError as e:
-            raise UnreadableInputError(f"{man_path} is not valid JSON ({e}); re-run `vidfilter extract-crops`") from None
-        if man.get("format") != BANK_FORMAT:
-            raise UnreadableInputError(f"{root} is not a vidfilter crop bank; build one with `vidfilter extract-crops`")
-        if int(man.get("version", 0)) > BANK_VERSION:
-            raise UnreadableInputError(f"{root} was written by a newer vidfilter (bank version {man['version']}); upgrade vidfilter")
-        crops: dict[str, list[np.ndarray]] = {role: [] for role in CLASS_DIRS}
-        for rec in man.get("crops", []):
-            f = root / rec["file"]
-            try:
-                img = tifffile.imread(f)
-            except Exception as e:  # missing or damaged crop file
-                raise UnreadableInputError(f"{f}: cannot read this crop ({type(e).__name__}); re-run `vidfilter extract-crops`") from None
-            crops[rec["role"]].append(np.ascontiguousarray(img, np.float32))
-        backgrounds, fills = [], []
-        for rec in man.get("backgrounds", []):
-            f = root / rec["file"]
-            try:
-                bg = tifffile.memmap(f, mode="r")
-            except Exception:
-                bg = tifffile.imread(f)
-            backgrounds.append(bg)
-            fills.append(tuple(rec.get("fill", (0.0, 0.0))))
-        return cls(
-            crops["target"], crops["unwanted"], backgrounds, fills,  # type: ignore[arg-type]
-            PreprocessConfig.model_validate(man.get("preprocess", {})), float(man.get("log_gain") or 255.0),
-            [str(root)], list(man.get("dtypes", [])),
-        )
-
-    def merge(self, other: CropBank) -> CropBank:
-        if other.preprocess != self.preprocess or other.log_gain != self.log_gain:
-            raise ConfigError(
-                f"crop banks {self.paths[0]} and {other.paths[0]} were extracted with different preprocessing "
-                "(grey/invert/log or dtype); extract them with one config"
-            )
-        return CropBank(
-            self.targets + other.targets, self.unwanted + other.unwanted, self.backgrounds + other.backgrounds,
-            self.fills + other.fills, self.preprocess, self.log_gain, self.paths + other.paths, sorted(set(self.dtypes + other.dtypes)),
-        )
-
-
-def load_banks(paths: Sequence[str | os.PathLike[str]]) -> CropBank:
-    """One :class:`CropBank` from one or more bank folders (same preprocessing)."""
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    if not paths:
-        raise TrainingInputError("no crop bank given; pass the folder written by `vidfilter extract-crops`")
-    bank = CropBank.load(paths[0])
-    for p in paths[1:]:
-        bank = bank.merge(CropBank.load(p))
-    return bank
 
 
 # ---------------------------------------------------------------------------------------------
@@ -420,88 +313,6 @@ class PairSynthesizer:
         """Pairs ``start .. start + n - 1`` stacked: ``(n, 1, P, P)`` input and target."""
         pairs = [self.pair(start + k, seed) for k in range(n)]
         return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])  # type: ignore[index]
-
-
-# ---------------------------------------------------------------------------------------------
-# samplers for the trainer
-
-
-class SynthSampler:
-    """A stream of synthetic pairs with the interface of :class:`vidfilter.sampling.pairs.PairSampler`
-    that :func:`vidfilter.train.loop.train` uses: ``batch(n)``, ``get_state()``, ``set_state()``."""
-
-    def __init__(self, synth: PairSynthesizer, seed: int) -> None:
-        self.synth, self.seed, self.index = synth, int(seed), 0
-
-    def batch(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        out = self.synth.batch(self.index, n, self.seed)
-        self.index += n
-        return out
-
-    def get_state(self) -> dict[str, Any]:
-        """Where the stream is: plain data (``kind``, ``seed``, ``index``), storable as JSON."""
-        return {"kind": "synth", "seed": int(self.seed), "index": int(self.index)}
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        """Continue the stream at :meth:`get_state`'s ``index`` (``ValueError`` if it is negative)."""
-        index = int(state["index"])
-        if index < 0:
-            raise ValueError(f"synthetic pair index {index} is negative")
-        self.index = index
-
-    def close(self) -> None:
-        pass
-
-
-@dataclass
-class StaticSamplerSet:
-    """What :func:`vidfilter.train.loop.train` needs from a pair source, for the static mode."""
-
-    train: SynthSampler
-    val: SynthSampler | None
-    bank: CropBank
-    synth: PairSynthesizer
-    sources: list[Any] = field(default_factory=list)
-    statistics: dict[int, np.ndarray] = field(default_factory=dict)
-
-    def close(self) -> None:
-        pass
-
-    def make_dataset(self, batch_size: int, start_step: int) -> Any:
-        """DataLoader dataset continuing the training stream at ``start_step``."""
-        from vidfilter.synth.dataset import SynthDataset
-
-        return SynthDataset(self.synth, batch_size, self.train.seed, start_step)
-
-    def normalisation(self) -> dict[str, Any]:
-        b = self.bank
-        return {
-            "mode": "static", "dtype": b.dtypes[0] if b.dtypes else "uint8", "scale": 1.0,
-            "preprocess": b.preprocess.model_dump(mode="json"), "log_gain": b.log_gain, "polarity": "absolute",
-            "temporal_channel": "none",
-        }
-
-    def describe_inputs(self) -> list[dict[str, Any]]:
-        b = self.bank
-        return [{
-            "banks": b.paths, "targets": len(b.targets), "unwanted": len(b.unwanted), "backgrounds": len(b.backgrounds),
-            "dtypes": b.dtypes, "role": "train",
-        }]
-
-
-def make_static_samplers(inputs: Sequence[Any], config: Config, *, seed: int | None = None) -> StaticSamplerSet:
-    """Crop banks -> training and validation pair streams (errors before any training)."""
-    if config.model.temporal_channel not in ("auto", "none"):
-        raise ConfigError(
-            f"static mode works on single images: set model.temporal_channel: none (got {config.model.temporal_channel!r})"
-        )
-    if config.model.in_channels != 1 or config.model.out_channels != 1:
-        raise ConfigError("static mode trains grey models: set model.in_channels and model.out_channels to 1")
-    bank = load_banks([os.fspath(p) for p in inputs])
-    synth = PairSynthesizer(bank, config.static.synth, config.sampling.crop_size())
-    train = SynthSampler(synth, config.train.seed if seed is None else seed)
-    val = SynthSampler(synth, VAL_SEED) if config.train.val_pairs > 0 else None
-    return StaticSamplerSet(train, val, bank, synth)
 
 
 # ---------------------------------------------------------------------------------------------

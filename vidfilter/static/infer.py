@@ -7,7 +7,7 @@ outputs the *target layer*: the image with everything but the target class remov
     OUT.zarr/target/0     the network's output (float32, the network's units: linear or log)
     OUT.zarr/residual/0   preprocessed input - output (what was removed)
 
-Inputs are preprocessed exactly as in training (:mod:`vidfilter.synth.preprocess`, with the
+Inputs are preprocessed exactly as in training (:mod:`vidfilter.static.preprocess`, with the
 bundle's settings and log gain): RGB -> grey, complement, log. Every input goes through the
 block machinery of :mod:`vidfilter.infer.blocks` (aligned blocks of ``config.static.block`` px
 with a halo of the model's margin, the tiled engine inside each block, chunk = block, resumable),
@@ -33,9 +33,9 @@ from typing import Any
 import numpy as np
 
 from vidfilter.config import Config
-from vidfilter.config_static import PreprocessConfig
+from vidfilter.static.config import PreprocessConfig
 from vidfilter.errors import ConfigError, UnsupportedInputError
-from vidfilter.synth.preprocess import encode, linearise, resolve_gain
+from vidfilter.static.preprocess import encode, linearise, resolve_gain
 
 __all__ = ["StaticView", "filter_image", "is_static", "load_static_model", "open_static_input", "run_static", "run_static_many"]
 
@@ -74,7 +74,7 @@ class StaticView:
     ``backend`` is an array (numpy / zarr) with ``axes`` (a string of ``t``, ``c``, ``y``, ``x``)
     or a :class:`~vidfilter.io.source.FrameSource` (``axes`` ``None``; one decoded frame is cached).
     Reading ``view[t, ys, xs]`` reads only that window of an array backend, then converts it to
-    linear grey and encodes it (:mod:`vidfilter.synth.preprocess`).
+    linear grey and encodes it (:mod:`vidfilter.static.preprocess`).
     """
 
     dtype = np.dtype(np.float32)
@@ -207,7 +207,13 @@ def _open_tiff(spec: str) -> tuple[Any, str]:
 
 
 def open_static_input(src: Any, pre: PreprocessConfig, gain: float | None = None) -> StaticView:
-    """A :class:`StaticView` of a path (image, folder, TIFF, Zarr / OME-Zarr) or an array."""
+    """A :class:`StaticView` of a path (image, folder, TIFF, Zarr / OME-Zarr), a FrameSource or an array.
+    Zarr and TIFF are read window by window; the rest opens through :func:`vidfilter.io.registry.open`."""
+    from vidfilter.io.registry import open as vf_open
+    from vidfilter.io.source import FrameSource
+
+    if isinstance(src, FrameSource):
+        return StaticView(vf_open(src, color="keep"), None, pre, gain, name=src.path)
     if not isinstance(src, (str, os.PathLike)):
         if hasattr(src, "shape") and hasattr(src, "__getitem__"):
             return StaticView(src, _guess_axes(tuple(src.shape)), pre, gain, name=f"<{type(src).__name__}>")
@@ -215,13 +221,9 @@ def open_static_input(src: Any, pre: PreprocessConfig, gain: float | None = None
     spec = os.path.expanduser(os.fspath(src))
     p = Path(spec)
     if any(c.suffix.lower() == ".zarr" for c in [p, *p.parents]) or (p / "zarr.json").is_file() or (p / ".zarray").is_file():
-        arr, axes = _open_zarr(spec)
-        return StaticView(arr, axes, pre, gain, name=spec)
+        return StaticView(*_open_zarr(spec), pre, gain, name=spec)
     if p.suffix.lower() in (".tif", ".tiff") and p.is_file():
-        arr, axes = _open_tiff(spec)
-        return StaticView(arr, axes, pre, gain, name=spec)
-    from vidfilter.io.registry import open as vf_open
-
+        return StaticView(*_open_tiff(spec), pre, gain, name=spec)
     return StaticView(vf_open(spec, color="keep"), None, pre, gain, name=spec)
 
 
@@ -278,7 +280,7 @@ def run_static(
         ``input, output, status, shape, blocks, blocks_this_run, seconds, mpx_per_s``.
     """
 
-    from vidfilter.infer.blocks import BlockLayout, BlockStore, drive_blocks, read_region, write_block
+    from vidfilter.infer.blocks import BlockLayout, BlockStore, drive_blocks
     from vidfilter.infer.engine import TiledEngine
     from vidfilter.io.sink import check_output_path
 
@@ -292,17 +294,32 @@ def run_static(
     in_paths = [input] if isinstance(input, (str, os.PathLike)) else []
     check_output_path(out, inputs=in_paths, overwrite=True)  # existence is checked by the store (resume)
     layout = BlockLayout.for_model(view.shape, net, config.static.block, None, config.infer.overlap)
-    attrs = {
+    store = BlockStore(out, layout, np.float32, key=f"static:{bundle.sha256}:{view.gain}", attrs=_store_attrs(view, bundle, config),
+                       overwrite=config.output.overwrite, groups=GROUPS)
+    block = _block_writer(view, layout, store, TiledEngine.from_config(net, config.infer))
+    try:
+        return drive_blocks(store, layout, block, progress=progress, input=view.name, shape=list(view.shape))
+    finally:
+        close = getattr(view.backend, "close", None)
+        if view.axes is None and close is not None:
+            close()
+
+
+def _store_attrs(view: StaticView, bundle: Any, config: Config) -> dict[str, Any]:
+    """What the output store records about its input, model and settings."""
+    return {
         "input": {"path": view.name}, "input_shape": list(view.shape), "input_dtype": str(view.stored_dtype),
         "method": "model", "mode": "static",
         "groups": {"target": "network output (the target layer)", "residual": "preprocessed input - output"},
-        "preprocess": pre.model_dump(mode="json"), "log_gain": view.gain,
+        "preprocess": view.pre.model_dump(mode="json"), "log_gain": view.gain,
         "model": {"path": str(getattr(bundle, "path", "")), "sha256": bundle.sha256, "version": bundle.version},
         "config": config.to_dict(), "vidfilter_version": __import__("vidfilter").__version__,
     }
-    store = BlockStore(out, layout, np.float32, key=f"static:{bundle.sha256}:{view.gain}", attrs=attrs,
-                       overwrite=config.output.overwrite, groups=GROUPS)
-    engine = TiledEngine.from_config(net, config.infer)
+
+
+def _block_writer(view: StaticView, layout: Any, store: Any, engine: Any) -> Any:
+    """``block(t, iy, ix)``: filter one block of ``view`` (with its halo) into the store's groups."""
+    from vidfilter.infer.blocks import read_region, write_block
 
     def block(t: int, iy: int, ix: int) -> None:
         region, crop = read_region(view, layout, t, iy, ix)
@@ -312,12 +329,7 @@ def run_static(
         write_block(store.arrays["target"], layout, t, iy, ix, target)
         write_block(store.arrays["residual"], layout, t, iy, ix, region[crop] - target)
 
-    try:
-        return drive_blocks(store, layout, block, progress=progress, input=view.name, shape=list(view.shape))
-    finally:
-        close = getattr(view.backend, "close", None)
-        if view.axes is None and close is not None:
-            close()
+    return block
 
 
 def run_static_many(

@@ -8,12 +8,13 @@ import pytest
 import torch
 
 from vidfilter.config import Config
-from vidfilter.config_static import PreprocessConfig, SynthConfig
 from vidfilter.errors import ConfigError, InputNotFoundError, TrainingInputError, UnreadableInputError
-from vidfilter.synth.crops import write_bank
-from vidfilter.synth.dataset import SynthDataset
-from vidfilter.synth.paste import PairSynthesizer, SynthPair, SynthSampler, augment_crop, load_banks, preview_grid
-from vidfilter.synth.preprocess import encode
+from vidfilter.static.bank import load_banks, write_bank
+from vidfilter.static.config import PreprocessConfig, SynthConfig
+from vidfilter.static.dataset import SynthDataset
+from vidfilter.static.preprocess import encode
+from vidfilter.static.samplers import SynthSampler
+from vidfilter.static.synthesis import PairSynthesizer, SynthPair, augment_crop, preview_grid
 
 
 def disc(r: int, value: float) -> np.ndarray:
@@ -170,7 +171,7 @@ def test_missing_foreign_and_mismatched_banks(tmp_path, bank):
     with pytest.raises(ConfigError, match="different preprocessing"):
         load_banks([bank, tmp_path / "log"])
     cfg = Config().override({"sampling.mode": "static", "model.temporal_channel": "max"})
-    from vidfilter.synth.paste import make_static_samplers
+    from vidfilter.static.samplers import make_static_samplers
 
     with pytest.raises(ConfigError, match="temporal_channel: none"):
         make_static_samplers([bank], cfg)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from vidfilter.config_static import PreprocessConfig
+from vidfilter.static.config import PreprocessConfig
 from vidfilter.errors import UnsupportedInputError
 from vidfilter.io.source import LUMA
 
