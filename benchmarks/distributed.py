@@ -65,7 +65,7 @@ def main() -> None:
             t0 = time.perf_counter()
             res = run_many(videos, model=bundle, out_dir=work / "inproc", config=cfg)
             sec = time.perf_counter() - t0
-            assert all(r["status"] == "done" for r in res), res
+            assert all(r.status == "done" for r in res), res
             rows.append({"mode": f"in-process run_many ({torch.get_num_threads()} torch threads)", "workers": 0, "seconds": sec, "all_seconds": [round(sec, 2)]})
 
         times: dict[int, list[float]] = {k: [] for k in args.workers}
@@ -76,7 +76,7 @@ def main() -> None:
                     t0 = time.perf_counter()
                     res = run_batch(videos, model=bundle, out_dir=work / f"w{k}-{rnd}", config=cfg, client=client, summary_name=None)
                     times[k].append(time.perf_counter() - t0)
-                assert all(r["status"] == "done" for r in res), res
+                assert all(r.status == "done" for r in res), res
         for k in args.workers:
             rows.append({"mode": f"LocalCluster {k} worker(s) x 1 thread", "workers": k, "seconds": min(times[k]),
                          "all_seconds": [round(t, 2) for t in times[k]]})

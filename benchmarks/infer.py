@@ -228,8 +228,8 @@ def pipeline_fps(path: Path, workdir: Path, model: Any, *, every: int | None = N
             s = run(src, Path(d) / "o.zarr", model=model, method="model", config=cfg)
         finally:
             src.close()
-    return {"fps": s["frames_this_run"] / s["seconds"], "frames": s["frames_this_run"], "seconds": s["seconds"],
-            "keyframes": s["keyframes"]}
+    return {"fps": s.frames_this_run / s.seconds, "frames": s.frames_this_run, "seconds": s.seconds,
+            "keyframes": s.keyframes}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -328,7 +328,7 @@ def bench_checksums(workdir: Path, quick: bool) -> dict[str, Any]:
             from vidfilter.infer.pipeline import run
 
             store = Path(d) / "o.zarr"
-            n = run(str(path), store, method="max", config=Config().override({"infer.every": 1}))["frames"]
+            n = run(str(path), store, method="max", config=Config().override({"infer.every": 1})).frames
             for quick_ in (False, True):
                 t0 = time.perf_counter()
                 rep = verify(store, quick=quick_)
@@ -383,7 +383,7 @@ def study_model(workdir: Path, quick: bool) -> Path:
     """A fast-preset model trained for ~75 s on a 256^2 synthetic recording with drift (cached)."""
     from vidfilter.config import Config
     from vidfilter.synth import SyntheticRecording, write_video
-    from vidfilter.train.loop import train, with_recipe
+    from vidfilter.train.loop import train
 
     out = workdir / "study_fast.vfm"
     if out.exists():
@@ -391,7 +391,7 @@ def study_model(workdir: Path, quick: bool) -> Path:
     vid = workdir / "study_train.mkv"
     if not vid.exists():
         write_video(vid, SyntheticRecording(400, 256, 256, seed=11, illumination_drift=0.05), codec="ffv1")
-    cfg = with_recipe(Config()).override({
+    cfg = Config().override({
         "model.preset": "fast", "sampling.crop": 128, "train.steps": 10**9, "train.minutes": 0.75 if quick else 1.25,
         "train.batch_size": 8, "train.val_pairs": 8, "train.device": "cpu", "output.polarity": "dark",
     })

@@ -68,17 +68,3 @@ def test_shipped_configs_validate(name):
 def test_newer_schema_refused():
     with pytest.raises(ConfigError, match="upgrade vidfilter"):
         Config.from_dict({"version": 99})
-
-
-def test_device_defaults_paper_on_gpu_fast_on_cpu():
-    """preset auto / crop None: paper network and 256 px crops on CUDA, width 16 and 128 px on a
-    CPU; explicit values are kept."""
-    from vidfilter.config import resolve_device_defaults
-
-    gpu = resolve_device_defaults(Config(), "cuda")
-    assert gpu.model.preset.value == "paper" and gpu.model.resolved_width() == 48 and gpu.sampling.crop == 256
-    cpu = resolve_device_defaults(Config(), "cpu")
-    assert cpu.model.preset.value == "fast" and cpu.model.resolved_width() == 16 and cpu.sampling.crop == 128
-    mine = resolve_device_defaults(Config().override({"model.preset": "paper", "sampling.crop": 192}), "cpu")
-    assert mine.model.preset.value == "paper" and mine.sampling.crop == 192
-    assert Config().output.polarity == Polarity.auto

@@ -27,13 +27,14 @@ try:
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0+unknown"
 
-__all__ = ["open", "load_model", "train", "run", "Config", "__version__"]
+__all__ = ["open", "load_model", "train", "run", "RunResult", "Config", "__version__"]
 
 _LAZY = {
     "open": ("vidfilter.io.registry", "open"),
     "load_model": ("vidfilter.models.bundle", "load_model"),
     "train": ("vidfilter.train.loop", "train"),
-    "run": ("vidfilter.infer.pipeline", "run"),
+    "run": ("vidfilter.api", "run"),
+    "RunResult": ("vidfilter.infer.result", "RunResult"),
     "Config": ("vidfilter.config", "Config"),
 }
 

@@ -126,8 +126,6 @@ def cmd_train(args: argparse.Namespace) -> int:
             "sampling.registration": getattr(args, "registration", None),
         },
     )
-    if args.minutes is not None and args.steps is None:
-        cfg = cfg.override({"train.steps": 10**9})
     out = train(args.inputs, args.out, cfg, resume=args.resume, progress=_progress(args), init_bundle=args.init)
     print(out)
     _train_summary(out, quiet=args.quiet)
@@ -161,8 +159,6 @@ def _train_summary(bundle_path: Any, quiet: bool) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from vidfilter.infer.pipeline import run_many
-
     cfg = _load_config(
         args,
         {
@@ -186,44 +182,20 @@ def cmd_run(args: argparse.Namespace) -> int:
             "output.foreground_dtype": args.foreground_dtype,
         },
     )
-    if args.method != "model" and args.model:
-        raise VidfilterError(f"--model is used only with --method model, not with the baseline {args.method!r}; drop one of them")
-    if args.out and len(args.inputs) > 1:
-        raise VidfilterError("--out names one output but several inputs were given; use --out-dir DIR")
-    static_model = _static_model(args)  # a static-mode bundle: target / residual of images and slides
-    if static_model is not None:
-        if args.scheduler:
-            raise VidfilterError("--scheduler is not supported with static-mode models; run without it")
-        from vidfilter.infer.static import run_static_many
-    if args.scheduler:
-        if not args.out_dir:
-            raise VidfilterError("--scheduler writes one output per input: use --out-dir DIR")
-        from vidfilter.distributed.batch import format_table, run_batch
+    from vidfilter.api import run
 
-        results = run_batch(args.inputs, model=args.model, method=args.method, out_dir=args.out_dir,
-                            config=cfg, scheduler=args.scheduler, retries=args.retries)
+    results = run(args.inputs, args.out, out_dir=args.out_dir, model=args.model, method=args.method, config=cfg,
+                  scheduler=args.scheduler, retries=args.retries, progress=_progress(args))
+    failed = [r for r in results if not r.ok]
+    if args.scheduler:
+        from vidfilter.distributed.batch import format_table
+
         print(format_table(results))
-        failed = [r for r in results if r["status"] == "failed"]
         return 2 if failed else 0
-    results = (run_static_many if static_model is not None else run_many)(
-        args.inputs,
-        model=static_model if static_model is not None else args.model,
-        method=args.method,
-        out=args.out,
-        out_dir=args.out_dir,
-        config=cfg,
-        progress=_progress(args),
-    )
-    failed = [r for r in results if r["status"] == "failed"]
     if failed and len(results) == 1:
-        raise VidfilterError(failed[0]["error"])
+        raise VidfilterError(failed[0].error or "failed")
     for r in results:
-        line = f"{r['status']:>7}  {r['input']} -> {r.get('output') or '-'}"
-        if r.get("error"):
-            line += f"  ({r['error']})"
-        if r.get("registration"):
-            line += f"  (camera moved up to {r['registration']['largest_shift_px']} px: background registered)"
-        print(line, file=sys.stderr if r["status"] == "failed" else sys.stdout)
+        print(r.line(), file=sys.stderr if not r.ok else sys.stdout)
     return 2 if failed else 0
 
 
@@ -264,17 +236,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _static_model(args: argparse.Namespace) -> Any:
-    """The loaded bundle when ``--model`` is a static-mode model, else ``None``."""
-    if args.method != "model" or not args.model:
-        return None
-    from vidfilter.infer.static import load_static_model
-
-    return load_static_model(args.model)
-
-
 def cmd_extract_crops(args: argparse.Namespace) -> int:
-    from vidfilter.synth.crops import extract_crops
+    from vidfilter.static.extract import extract_crops
 
     cfg = _load_config(args, {"static.extract.recipe": args.recipe, "static.extract.seed": args.seed})
     summary = extract_crops(args.inputs, args.out, cfg, annotations=args.annotations, overwrite=args.overwrite,
@@ -287,7 +250,8 @@ def cmd_extract_crops(args: argparse.Namespace) -> int:
 def cmd_synth(args: argparse.Namespace) -> int:
     from vidfilter.io.ownership import signed_png
     from vidfilter.io.sink import atomic_write_bytes, check_output_path
-    from vidfilter.synth.paste import PairSynthesizer, load_banks, preview_grid
+    from vidfilter.static.bank import load_banks
+    from vidfilter.static.synthesis import PairSynthesizer, preview_grid
 
     if Path(args.preview).suffix.lower() != ".png":
         raise VidfilterError(f"cannot write {args.preview}; give a .png path")

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from vidfilter.config_static import StaticConfig
+from vidfilter.static.config import StaticConfig
 from vidfilter.errors import ConfigError
 
 SCHEMA_VERSION = 1
@@ -34,7 +34,7 @@ class Polarity(str, Enum):
 class Preset(str, Enum):
     paper = "paper"  # the Noise2Noise U-Net of the paper: width 48, ~0.99 M parameters
     fast = "fast"  # lighter network for CPU use
-    auto = "auto"  # paper on a GPU, fast on a CPU (resolve_device_defaults; measured in docs/benchmarks.md)
+    auto = "auto"  # paper on a GPU, fast on a CPU (vidfilter.resolve; measured in docs/benchmarks.md)
 
 
 class _Section(BaseModel):
@@ -72,7 +72,7 @@ class SamplingConfig(_Section):
     crop: int | None = Field(
         None, ge=16,
         description="square crop side in pixels (static mode: the synthetic patch side); None = 256 with the "
-        "paper network, 128 with the fast one (resolve_device_defaults)",
+        "paper network, 128 with the fast one (vidfilter.resolve)",
     )
     lag: tuple[float, float] = Field(
         (0.05, 0.5), description="lag range [min, max] in lag_unit (default: 5-50 % of the recording's length)"
@@ -126,7 +126,8 @@ class SamplingConfig(_Section):
 
 class TrainConfig(_Section):
     steps: int | None = Field(2000, ge=1)
-    minutes: float | None = Field(None, gt=0, description="time budget; stops at whichever of steps/minutes comes first")
+    minutes: float | None = Field(None, gt=0, description="time budget; stops at whichever of steps/minutes comes first "
+                                   "(minutes without steps: the time alone, vidfilter.resolve)")
     batch_size: int = Field(8, ge=1)
     lr: float | None = Field(
         None, gt=0,
@@ -161,33 +162,6 @@ class TrainConfig(_Section):
 
     def resolved_lr(self) -> float:
         return self.lr if self.lr is not None else 1.25e-4 * self.batch_size
-
-
-def resolve_device_defaults(config: "Config", device_type: str) -> "Config":
-    """Fill the device-dependent defaults: ``model.preset: auto`` is the paper network on a GPU and
-    the fast (width 16) one on a CPU, ``sampling.crop: None`` is 256 px for the paper network and
-    128 px for the fast one. On two CPU cores the fast network at 128 px takes ~25x more steps in
-    the same minutes (docs/benchmarks.md, "Real worm plate")."""
-    over: dict[str, Any] = {}
-    preset = config.model.preset
-    if preset == Preset.auto:
-        preset = Preset.paper if device_type == "cuda" else Preset.fast
-        over["model.preset"] = preset.value
-    if config.sampling.crop is None:
-        over["sampling.crop"] = 256 if preset == Preset.paper else 128
-    return config.override(over) if over else config
-
-
-def resolve_temporal(config: "Config") -> "Config":
-    """Replace ``model.temporal_channel: auto`` by the statistic that shows the plate, not the animals."""
-    if config.sampling.mode == "static" and config.model.temporal_channel == "auto":
-        return config.override({"model.temporal_channel": "none"})  # single images: no temporal statistic
-    if config.model.temporal_channel != "auto":
-        return config
-    if config.output.polarity == Polarity.auto:  # not known yet: make_samplers detects it, then resolves this
-        return config
-    kind = {"dark": "max", "bright": "min", "absolute": "none"}[config.output.polarity.value]
-    return config.override({"model.temporal_channel": kind})
 
 
 class InferConfig(_Section):
@@ -300,15 +274,18 @@ class Config(_Section):
         return text
 
     def override(self, dotted: dict[str, Any]) -> Config:
-        """Return a copy with ``{"train.steps": 100, ...}`` applied (None values are skipped)."""
-        data = self.to_dict()
+        """Return a copy with ``{"train.steps": 100, ...}`` applied (None values are skipped).
+
+        The copy remembers which settings were given, here or before (``model_fields_set`` of each
+        section), so :func:`vidfilter.resolve.resolve` can tell a default from a choice."""
+        data = self.model_dump(mode="json", exclude_unset=True)
         for key, value in dotted.items():
             if value is None:
                 continue
             node = data
             *parents, leaf = key.split(".")
             for p in parents:
-                node = node[p]
+                node = node.setdefault(p, {})
             node[leaf] = value.value if isinstance(value, Enum) else value
         return Config.from_dict(data, source="command line")
 

@@ -49,7 +49,7 @@ def videos(tmp_path_factory) -> list[Path]:
 def reference(tmp_path_factory, videos, tiny_bundle) -> dict[str, Path]:
     """Single-process outputs of the two good recordings."""
     d = tmp_path_factory.mktemp("ref")
-    return {v.name: Path(run(v, d / f"{v.stem}.zarr", model=tiny_bundle, config=_cfg())["output"]) for v in videos[:2]}
+    return {v.name: Path(run(v, d / f"{v.stem}.zarr", model=tiny_bundle, config=_cfg()).output) for v in videos[:2]}
 
 
 def _assert_same(out: Path, ref: Path) -> None:
@@ -61,11 +61,11 @@ def test_batch_matches_single_process_reports_failure_and_skips_on_rerun(tmp_pat
     """Two complete outputs identical to single-process `run`, one clear failure; a re-run skips the finished two."""
     results = run_batch([str(v) for v in videos], model=tiny_bundle, out_dir=tmp_path, config=_cfg(), client=client)
 
-    assert [r["status"] for r in results] == ["done", "done", "failed"]
+    assert [r.status for r in results] == ["done", "done", "failed"]
     for r, v in zip(results[:2], videos[:2]):
-        assert r["frames"] == 30 and r["fps"] > 0 and r["error"] is None
-        _assert_same(Path(r["output"]), reference[v.name])
-    assert "rec_bad.mkv" in results[2]["input"] and "not a readable video" in results[2]["error"]
+        assert r.frames == 30 and r.fps > 0 and r.error is None
+        _assert_same(Path(r.output), reference[v.name])
+    assert "rec_bad.mkv" in results[2].input and "not a readable video" in results[2].error
     summary = json.loads((tmp_path / "batch_summary.json").read_text())
     assert (summary["done"], summary["failed"], summary["skipped"]) == (2, 1, 0)
     assert [r["status"] for r in summary["results"]] == ["done", "done", "failed"]
@@ -76,8 +76,8 @@ def test_batch_matches_single_process_reports_failure_and_skips_on_rerun(tmp_pat
 
     again = run_batch([str(v) for v in videos], model=tiny_bundle, out_dir=tmp_path, config=_cfg(), client=client)
 
-    assert [r["status"] for r in again] == ["skipped", "skipped", "failed"]
-    assert again[0]["frames"] == 30
+    assert [r.status for r in again] == ["skipped", "skipped", "failed"]
+    assert again[0].frames == 30
     _assert_same(tmp_path / "rec_a.zarr", reference["rec_a.mkv"])
 
 
@@ -112,10 +112,10 @@ def test_killed_worker_mid_batch_is_survived(tmp_path, client, videos, reference
     os.kill(pid, signal.SIGKILL)
     th.join(timeout=60)
     assert not th.is_alive() and not err, err
-    assert results[0]["status"] == "done", results
-    assert results[0]["worker_pid"] != pid
+    assert results[0].status == "done", results
+    assert results[0].worker_pid != pid
     # resumed the partial store from its durable frames, not restarted
-    assert results[0]["frames_this_run"] < 30
+    assert results[0].frames_this_run < 30
     _assert_same(tmp_path / "rec_a.zarr", reference["rec_a.mkv"])
     client.wait_for_workers(2, timeout=60)  # the nanny restarted the killed worker
 
@@ -123,9 +123,9 @@ def test_killed_worker_mid_batch_is_survived(tmp_path, client, videos, reference
 def test_baseline_method_without_model(tmp_path, client, videos):
     """method='median' needs no bundle; it runs on the workers too."""
     res = run_batch([str(videos[1])], method="median", out_dir=tmp_path, config=_cfg(), client=client)
-    assert res[0]["status"] == "done"
+    assert res[0].status == "done"
     expected = run(videos[1], tmp_path / "ref.zarr", method="median", config=_cfg())
-    np.testing.assert_array_equal(_read(tmp_path / "rec_b.zarr", "background"), _read(Path(expected["output"]), "background"))
+    np.testing.assert_array_equal(_read(tmp_path / "rec_b.zarr", "background"), _read(Path(expected.output), "background"))
 
 
 def test_bad_arguments_fail_before_submitting(tmp_path, client, videos):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vidfilter.config_static import ScoreConfig
+from vidfilter.static.config import ScoreConfig
 from vidfilter.eval.objects import StaticScore, detect_objects, objects_to_boxes, points_per_object
 
 

@@ -183,8 +183,8 @@ def test_salvage_processes_exactly_the_frames_before_the_damage(case, media, tmp
     out = tmp_path / "out.zarr"
     cfg = Config().override({"infer.salvage": True})
     summary = run(bad, out, method="median", config=cfg)
-    assert summary["status"] == "salvaged" and summary["error"]
-    k = summary["frames"]
+    assert summary.status == "salvaged" and summary.error
+    k = summary.frames
     assert 0 < k < 60
     rec = root_attrs(out)["input"]
     assert rec["frames_read"] == k and rec["frames_declared"] >= k and rec["damage"]
@@ -243,7 +243,7 @@ def test_odd_valid_png_inputs_are_processed(case, tmp_path):
     folder = _png_folder(tmp_path / "in frames ü", frames)
     out = tmp_path / "out é.zarr"
     summary = run(folder, out, method="median")
-    assert summary["frames"] == len(frames)
+    assert summary.frames == len(frames)
     bg = read_group(out, "background")
     assert bg.dtype == frames.dtype
     assert np.array_equal(bg, np.broadcast_to(_median_oracle(frames), frames.shape))

@@ -91,7 +91,7 @@ def test_simulated_enospc_says_disk_full_and_resumes_identically(tmp_path, monke
     assert not out.exists() and Path(str(out) + ".partial").exists()
     monkeypatch.setattr(zarr_sink.ZarrImageSink, "_append_at", real)
     summary = run(ArrayFrameSource(frames), out, method="median", config=cfg)
-    assert summary["frames_this_run"] <= 80
+    assert summary.frames_this_run <= 80
     assert_same_output(out, ref)
     assert verify(out).complete
 

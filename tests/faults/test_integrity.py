@@ -152,7 +152,7 @@ def test_partial_output_of_another_input_is_not_resumed(tmp_path, monkeypatch, k
     if kind == "file":
         np.save(tmp_path / "in.npy", b)
     summary = run(second, out, method="median", config=cfg)
-    assert summary["frames_this_run"] == 40  # started afresh
+    assert summary.frames_this_run == 40  # started afresh
     run(ArrayFrameSource(b), tmp_path / "ref.zarr", method="median", config=cfg)
     assert_same_output(out, tmp_path / "ref.zarr")
 
@@ -166,7 +166,7 @@ def test_partial_output_of_the_same_input_is_resumed(tmp_path, monkeypatch):
         run(ArrayFrameSource(frames), tmp_path / "o.zarr", method="median", config=cfg)
     monkeypatch.setattr(zarr_sink.ZarrImageSink, "_append_at", real)
     # the failed run recorded its 30 written frames when it stopped: the rerun does the other 10
-    assert run(ArrayFrameSource(frames), tmp_path / "o.zarr", method="median", config=cfg)["frames_this_run"] == 10
+    assert run(ArrayFrameSource(frames), tmp_path / "o.zarr", method="median", config=cfg).frames_this_run == 10
 
 
 def test_resumed_run_stores_all_zero_frames(tmp_path, monkeypatch):
@@ -247,7 +247,7 @@ def test_resume_over_a_zarr_input_changed_in_place_starts_afresh(tmp_path, monke
     monkeypatch.setattr(zarr_sink.ZarrImageSink, "_append_at", real)
     z[changed] = 255 - frames[changed]
     summary = run(store, out, method="median", config=cfg)
-    assert summary["frames_this_run"] == 40  # not resumed on frames computed from the old input
+    assert summary.frames_this_run == 40  # not resumed on frames computed from the old input
     now = np.asarray(z[:])
     run(ArrayFrameSource(now), tmp_path / "ref.zarr", method="median", config=cfg)
     assert_same_output(out, tmp_path / "ref.zarr")

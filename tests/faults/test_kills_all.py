@@ -55,7 +55,7 @@ from kill_points import after_unlink_point, call_point, rename_point, vf_at
 from vidfilter.config import Config
 from vidfilter.infer.pipeline import run
 from vidfilter.models import load_model
-from vidfilter.synth.crops import extract_crops
+from vidfilter.static.extract import extract_crops
 from vidfilter.synth.lookalike import make_coculture, write_coculture
 
 POLL_S = 0.001
@@ -518,7 +518,7 @@ def test_sigkill_extract_crops_at_points(coculture, tmp_path):
     the kill left and writes the reference bank."""
     _attack_at(_extract(coculture), tmp_path, [
         [rename_point("bank.partial")],
-        [call_point("vidfilter.synth.crops", "_write_tiff", 5)],
+        [call_point("vidfilter.static.bank", "_write_tiff", 5)],
         [rename_point("bank")],
     ])
 
@@ -527,7 +527,7 @@ def test_sigkill_extract_crops_while_clearing_the_partial(coculture, tmp_path):
     """A kill leaves a partial bank; the rerun is killed while deleting it, just after the marker
     file went and before the crops did; the next rerun still clears everything and writes the bank."""
     _attack_at(_extract(coculture), tmp_path, [[
-        call_point("vidfilter.synth.crops", "_write_tiff", 60),
+        call_point("vidfilter.static.bank", "_write_tiff", 60),
         after_unlink_point(".vidfilter.json"),
     ]])
 
@@ -537,7 +537,7 @@ def test_sigkill_extract_crops_while_clearing_the_partial(coculture, tmp_path):
 def test_sigkill_extract_crops_at_points_soak(coculture, tmp_path, seed):
     """Three kills in a row at seeded random crops (one before the folder is named), then the rerun."""
     rng = random.Random(800 + seed)
-    points = [rename_point("bank.partial"), *(call_point("vidfilter.synth.crops", "_write_tiff", rng.randint(0, 120)) for _ in range(2))]
+    points = [rename_point("bank.partial"), *(call_point("vidfilter.static.bank", "_write_tiff", rng.randint(0, 120)) for _ in range(2))]
     rng.shuffle(points)
     _attack_at(_extract(coculture), tmp_path, [points])
 

@@ -47,7 +47,7 @@ def test_blocks_equal_whole_image_engine(tmp_path, image, depth):
     summary = process_array(image, tmp_path / "out.zarr", model, cfg, block=256)
 
     out = _read(tmp_path / "out.zarr")
-    assert summary["status"] == "done" and summary["blocks"] == 3 * 4
+    assert summary.status == "done" and summary.blocks == 3 * 4
     assert out.shape == image.shape and out.dtype == np.float32
     np.testing.assert_allclose(out, expected, atol=1e-4, rtol=0)
 
@@ -134,7 +134,7 @@ def test_resume_after_crash_redoes_only_missing_blocks(tmp_path, image):
 
     again = process_array(image, tmp_path / "out.zarr", _Flaky(net), cfg, block=256)
 
-    assert again["blocks_this_run"] == full["blocks"] - 5
+    assert again.blocks_this_run == full.blocks - 5
     np.testing.assert_array_equal(_read(tmp_path / "out.zarr"), _read(tmp_path / "ref.zarr"))
     assert not (tmp_path / "out.zarr.partial").exists()
 
@@ -145,9 +145,9 @@ def test_bundle_path_and_no_overwrite(tmp_path):
     bundle = save_bundle(tmp_path / "m.vfm", net, Config().override({"model.width": 4, "model.depth": 3, "model.residual": False}))
     img = np.random.default_rng(3).random((90, 120), dtype=np.float32)
     s = process_array(img, tmp_path / "o.zarr", bundle, _cfg(), block=64)
-    assert s["status"] == "done"
+    assert s.status == "done"
     root = zarr.open_group(str(tmp_path / "o.zarr"), mode="r")
     assert root.attrs["model"]["sha256"]
     with pytest.raises(OutputExistsError):
         process_array(img, tmp_path / "o.zarr", bundle, _cfg(), block=64)
-    assert process_array(img, tmp_path / "o.zarr", bundle, _cfg(), block=64, overwrite=True)["status"] == "done"
+    assert process_array(img, tmp_path / "o.zarr", bundle, _cfg(), block=64, overwrite=True).status == "done"

@@ -49,7 +49,7 @@ def test_median_baseline_matches_numpy(tmp_path):
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, size=(9, 20, 30), dtype=np.uint8)
     summary = run(ArrayFrameSource(frames, fps=5.0), tmp_path / "out.zarr", method="median")
-    assert summary["status"] == "done" and summary["frames"] == 9
+    assert summary.status == "done" and summary.frames == 9
     bg = _read(tmp_path / "out.zarr", "background")
     expected = np.median(frames, axis=0).astype(np.uint8)
     assert np.array_equal(bg, np.broadcast_to(expected, frames.shape))
@@ -95,7 +95,7 @@ def test_existing_output_refused_and_input_untouched(tmp_path, video):
     before = _sha(video)
     run(video, tmp_path / "o.zarr", method="median")
     # the same run asked again has nothing to do; another method over it needs --overwrite
-    assert run(video, tmp_path / "o.zarr", method="median")["status"] == "skipped"
+    assert run(video, tmp_path / "o.zarr", method="median").status == "skipped"
     with pytest.raises(OutputExistsError, match="--overwrite"):
         run(video, tmp_path / "o.zarr", method="max")
     run(video, tmp_path / "o.zarr", method="max", config=Config().override({"output.overwrite": True}))
@@ -107,8 +107,8 @@ def test_batch_continues_after_a_bad_input(tmp_path, video):
     bad.write_bytes(b"not a video at all" * 100)
     results = run_many([str(video), str(bad), str(video)], method="median", out_dir=tmp_path / "outs",
                        config=Config().override({"output.overwrite": True}))
-    assert [r["status"] for r in results] == ["done", "failed", "done"]
-    assert "broken.mp4" in results[1]["error"] and "\n" not in results[1]["error"]
+    assert [r.status for r in results] == ["done", "failed", "done"]
+    assert "broken.mp4" in results[1].error and "\n" not in results[1].error
 
 
 def test_mask_and_float16_foreground(tmp_path, video):

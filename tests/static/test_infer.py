@@ -57,7 +57,7 @@ def test_zarr_slide_in_blocks_equals_whole_image(tmp_path, log_bundle):
     target, residual = _read(tmp_path / "out.zarr", "target"), _read(tmp_path / "out.zarr", "residual")
     whole, whole_res = filter_image(img, log_bundle, _cfg())
     x = to_network(img, log_bundle.config.static.preprocess, 65535.0)
-    assert summary["blocks"] == 3 * 3 and target.shape == img.shape and target.dtype == np.float32
+    assert summary.blocks == 3 * 3 and target.shape == img.shape and target.dtype == np.float32
     np.testing.assert_allclose(target, whole, atol=1e-4)
     np.testing.assert_allclose(residual, x - target, atol=1e-6)
     np.testing.assert_allclose(whole_res, x - whole, atol=1e-6)
@@ -89,7 +89,7 @@ def test_image_folder_gives_a_stack(tmp_path, rgb_bundle):
     for i, im in enumerate(imgs):
         cv2.imwrite(str(tmp_path / "imgs" / f"im{i}.png"), im[..., ::-1])
     res = run_static_many([tmp_path / "imgs"], model=rgb_bundle, out_dir=tmp_path / "outs", config=_cfg(64))
-    assert res[0]["status"] == "done"
+    assert res[0].status == "done"
     target = _read(tmp_path / "outs" / "imgs.zarr", "target")
     assert target.shape == (2, 70, 90)
     for i, im in enumerate(imgs):

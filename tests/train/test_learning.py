@@ -18,7 +18,7 @@ from vidfilter.models import load_model
 from vidfilter.sampling import temporal_statistic
 from vidfilter.sampling.pairs import TEMPORAL_FRAMES
 from vidfilter.synth import make_recording
-from vidfilter.train import report_dir, train, with_recipe
+from vidfilter.train import report_dir, train
 
 T, SIDE = 48, 128
 STEPS_CLEAN = 300  # each of the two trainings of the clean-target test (measured: removed .43 vs 1.04)
@@ -57,7 +57,7 @@ def background_of(model: torch.nn.Module, frames: np.ndarray) -> np.ndarray:
 def test_learning_is_real(tmp_path) -> None:
     """Loss falls and the output's error at animal pixels is < 0.3 x the frame's error there."""
     frames, bg, mask = recording(speed=2.0)
-    cfg = with_recipe(small_config(600))
+    cfg = small_config(600)
     out = train([ArrayFrameSource(frames)], tmp_path / "m.vfm", cfg, progress=False)
     log = json.loads((report_dir(out) / "log.json").read_text())
     # the gated output starts at the mean of frame and statistic, so the loss starts low: it must
@@ -95,7 +95,7 @@ def test_clean_targets_remove_the_slow_animals_that_time_lag_pairs_keep(tmp_path
     f = frames / 255.0
     removed = {}
     for kind, targets in (("pairs", None), ("clean", [ArrayFrameSource(clean)])):
-        out = train([ArrayFrameSource(frames)], tmp_path / f"{kind}.vfm", with_recipe(small_config(STEPS_CLEAN)),
+        out = train([ArrayFrameSource(frames)], tmp_path / f"{kind}.vfm", small_config(STEPS_CLEAN),
                     progress=False, targets=targets)
         est = background_of(load_model(out).model, frames)
         removed[kind] = float(np.abs(est - f)[mask].mean() / np.abs(f - bg)[mask].mean())

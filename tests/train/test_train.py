@@ -193,7 +193,7 @@ def test_default_polarity_is_detected_and_used_by_run(tmp_path) -> None:
     assert load_model(bright).config.output.polarity.value == "bright"
 
     res = run(ArrayFrameSource(arr), tmp_path / "o.zarr", model=out, config=Config().override({"infer.every": 1}))
-    store = zarr.open_group(str(res["output"]), mode="r")
+    store = zarr.open_group(str(res.output), mode="r")
     assert store.attrs["config"]["output"]["polarity"] == "dark"
     fg = np.asarray(store["foreground/0"][:])
     bg = np.asarray(store["background/0"][:]).astype(np.int16)

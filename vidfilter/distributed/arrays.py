@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from vidfilter.config import Config
-from vidfilter.distributed.batch import cached_bundle, get_client, gpu_resources
+from vidfilter.distributed.batch import cached_bundle, connected_client, gpu_resources
 from vidfilter.errors import ConfigError
 from vidfilter.infer.blocks import (
     BlockLayout,
@@ -48,6 +48,7 @@ from vidfilter.infer.blocks import (
     run_summary,
     write_block,
 )
+from vidfilter.infer.result import RunResult
 
 __all__ = ["background_dask", "process_array_distributed"]
 
@@ -153,7 +154,7 @@ def process_array_distributed(
     max_in_flight: int | None = None,
     retries: int = 2,
     ship_bundle: bool = False,
-) -> dict[str, Any]:
+) -> RunResult:
     """Background of a huge 2-D/3-D Zarr array on a Dask cluster, into ``out`` (resumable).
 
     Same arguments and output as :func:`vidfilter.infer.blocks.process_array`, plus: ``src``
@@ -162,8 +163,6 @@ def process_array_distributed(
     consecutive blocks (use > 1 for small blocks); ``max_in_flight`` bounds the tasks submitted
     at once (default 4 per worker thread); ``retries`` for failed tasks.
     """
-    from dask.distributed import as_completed
-
     config = config or Config()
     src_s, arr, model_path, sha, bundle, layout, out_dt = _prepare(src, model, config, block, halo, dtype)
     attrs = {
@@ -173,44 +172,43 @@ def process_array_distributed(
     }
     ow = config.output.overwrite if overwrite is None else overwrite
     store = BlockStore(out, layout, out_dt, key=sha, attrs=attrs, overwrite=ow)
-    owned = None
     t0 = time.perf_counter()
     todo = list(store.pending())
     try:
-        if client is None:
-            client, cluster = get_client(scheduler, gpu=config.infer.device.lower().startswith("cuda"))
-            owned = (client, cluster)
-        resources = gpu_resources(client, config.infer.device)
-        data = client.scatter(Path(model_path).read_bytes(), broadcast=True, hash=False) if ship_bundle else None
-        cfg = config.to_dict()
-        n_threads = sum(w.get("nthreads", 1) for w in client.scheduler_info().get("workers", {}).values()) or 1
-        limit = max_in_flight or 4 * n_threads
-        groups = [todo[k : k + blocks_per_task] for k in range(0, len(todo), max(1, blocks_per_task))]
-        it = iter(groups)
-
-        def submit(g: list[int]) -> Any:
-            return client.submit(
-                _block_task, src_s, store.array_path, model_path, sha, cfg, layout, str(out_dt), g, data,
-                pure=False, retries=retries, resources=resources,
-            )
-
-        ac = as_completed([submit(g) for g in _take(it, limit)])
-        for fut in ac:
-            for i in fut.result():  # a block that failed after its retries stops the run (resumable)
-                store.mark_done(i)
-            for g in _take(it, 1):
-                ac.add(submit(g))
+        with connected_client(client, scheduler, config) as client:
+            data = client.scatter(Path(model_path).read_bytes(), broadcast=True, hash=False) if ship_bundle else None
+            task = (src_s, store.array_path, model_path, sha, config.to_dict(), layout, str(out_dt))
+            groups = [todo[k : k + blocks_per_task] for k in range(0, len(todo), max(1, blocks_per_task))]
+            _run_block_tasks(client, store, groups, task, data, config, max_in_flight, retries)
         store.flush(force=True)
         path = store.finalise()
     except BaseException:
         store.abort()
         raise
-    finally:
-        if owned is not None:
-            owned[0].close()
-            if owned[1] is not None:
-                owned[1].close()
     return run_summary(src_s, path, list(arr.shape), layout, todo, t0)
+
+
+def _run_block_tasks(
+    client: Any, store: BlockStore, groups: list[list[int]], task: tuple[Any, ...], data: Any, config: Config,
+    max_in_flight: int | None, retries: int,
+) -> None:
+    """Submit one :func:`_block_task` per group of blocks, at most ``max_in_flight`` at once
+    (default 4 per worker thread), marking each block done in ``store`` as its task finishes."""
+    from dask.distributed import as_completed
+
+    resources = gpu_resources(client, config.infer.device)
+    n_threads = sum(w.get("nthreads", 1) for w in client.scheduler_info().get("workers", {}).values()) or 1
+    it = iter(groups)
+
+    def submit(g: list[int]) -> Any:
+        return client.submit(_block_task, *task, g, data, pure=False, retries=retries, resources=resources)
+
+    ac = as_completed([submit(g) for g in _take(it, max_in_flight or 4 * n_threads)])
+    for fut in ac:
+        for i in fut.result():  # a block that failed after its retries stops the run (resumable)
+            store.mark_done(i)
+        for g in _take(it, 1):
+            ac.add(submit(g))
 
 
 def _take(it: Any, n: int) -> list[Any]:

@@ -13,7 +13,7 @@ Errors: a bad input (unreadable, unsupported, missing) fails the same way every 
 reported at once (status ``failed``); anything else (a worker lost, a full disk, a bug) is
 retried by Dask up to ``retries`` times, then reported. The batch never stops for one input.
 Finished outputs are skipped (status ``skipped``) unless ``config.output.overwrite``.
-At the end ``out_dir/batch_summary.json`` holds the per-input summaries and a table is logged.
+At the end ``out_dir/batch_summary.json`` holds the per-input results and a table is logged.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,9 @@ from vidfilter.errors import (
     UnsupportedInputError,
     VidfilterError,
 )
+from vidfilter.infer.result import RunResult
 
-__all__ = ["cached_bundle", "format_table", "get_client", "gpu_resources", "run_batch"]
+__all__ = ["cached_bundle", "connected_client", "format_table", "get_client", "gpu_resources", "run_batch"]
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +138,22 @@ def get_client(scheduler: str | None = None, *, n_workers: int | None = None, gp
     raise ConfigError(f"--scheduler {spec!r}: use local, local:N or tcp://HOST:PORT")
 
 
+@contextmanager
+def connected_client(client: Any, scheduler: str | None, config: Config) -> Iterator[Any]:
+    """``client`` when given, else a new one for ``scheduler`` (:func:`get_client`), closed with its
+    cluster on exit."""
+    if client is not None:
+        yield client
+        return
+    client, cluster = get_client(scheduler, gpu=config.infer.device.lower().startswith("cuda"))
+    try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
 def gpu_resources(client: Any, device: str) -> dict[str, float] | None:
     """``{"GPU": 1}`` when tasks must hold a GPU: device ``cuda*``, or ``auto`` with GPU workers present."""
     d = (device or "auto").lower()
@@ -155,24 +173,23 @@ def gpu_resources(client: Any, device: str) -> dict[str, float] | None:
 def _run_one(
     input: str, out: str, model_path: str | None, sha256: str | None, method: str, config_dict: dict[str, Any],
     bundle_data: bytes | None = None,
-) -> dict[str, Any]:
-    """Worker side: one recording. Permanent errors return a ``failed`` summary; others raise (retried)."""
+) -> RunResult:
+    """Worker side: one recording. Permanent errors return a ``failed`` result; others raise (retried)."""
     from vidfilter.infer.pipeline import run
 
     config = Config.from_dict(config_dict)
     try:
         model = cached_bundle(model_path, sha256, bundle_data) if sha256 else None
-        summary = run(input, out, model=model, method=method, config=config)
+        result = run(input, out, model=model, method=method, config=config)
     except OutputExistsError:
         return _skipped(input, Path(out))
     except PERMANENT_ERRORS as e:
-        return {"input": str(input), "output": None, "status": "failed", "frames": None, "fps": None,
-                "error": " ".join(str(e).split()), "worker_pid": os.getpid()}
-    summary["worker_pid"] = os.getpid()
-    return summary
+        result = RunResult.failure(input, e)
+    result.worker_pid = os.getpid()
+    return result
 
 
-def _skipped(input: str, out: Path) -> dict[str, Any]:
+def _skipped(input: str, out: Path) -> RunResult:
     frames = None
     try:
         from vidfilter.io.zarr_sink import read_ome_zarr_info
@@ -182,7 +199,7 @@ def _skipped(input: str, out: Path) -> dict[str, Any]:
         frames = (g.get("shape") or [None])[0]
     except Exception:  # noqa: BLE001 - the count is informative only
         pass
-    return {"input": str(input), "output": str(out), "status": "skipped", "frames": frames, "fps": None, "error": None}
+    return RunResult(input=str(input), output=str(out), status="skipped", frames=frames)
 
 
 def is_complete(out: Path) -> bool:
@@ -213,8 +230,8 @@ def run_batch(
     retries: int = 2,
     ship_bundle: bool = False,
     summary_name: str | None = SUMMARY_NAME,
-) -> list[dict[str, Any]]:
-    """Process ``inputs`` on a Dask cluster, one task per recording; returns one summary per input.
+) -> list[RunResult]:
+    """Process ``inputs`` on a Dask cluster, one task per recording; returns one result per input.
 
     Parameters
     ----------
@@ -240,96 +257,97 @@ def run_batch(
 
     Returns
     -------
-    list of dict
-        In input order: ``input, output, status (done/skipped/failed), frames, fps, error`` and
-        more from :func:`vidfilter.infer.pipeline.run`.
+    list of RunResult
+        In input order: status ``done``, ``skipped`` or ``failed``, with frames, fps, error and
+        the rest of :func:`vidfilter.infer.pipeline.run`'s result.
     """
-    from dask.distributed import as_completed
-
-    from vidfilter.baselines import make_baseline
     from vidfilter.infer.pipeline import output_paths_for
 
     config = config or Config()
     out_dir = Path(out_dir)
-    if method == "model":
-        if model is None:
-            raise ConfigError("--method model needs --model BUNDLE (train one with `vidfilter train`), or pick a baseline with --method median")
-        if not isinstance(model, (str, os.PathLike)):
-            raise ConfigError("run_batch takes the model as a bundle path (workers load it themselves); save it with save_bundle first")
-        from vidfilter.models.bundle import load_model
-
-        model_path = str(Path(model).resolve())
-        sha = load_model(model_path).sha256  # fails early on a bad bundle
-    else:
-        make_baseline(method)
-        model_path, sha = None, None
+    model_path, sha = _model_ref(model, method)
     out_dir.mkdir(parents=True, exist_ok=True)
-
-    owned: tuple[Any, Any] | None = None
-    if client is None:
-        client, cluster = get_client(scheduler, gpu=config.infer.device.lower().startswith("cuda"))
-        owned = (client, cluster)
-    t0 = time.perf_counter()
-    try:
-        resources = gpu_resources(client, config.infer.device)
+    outs = output_paths_for(inputs, out_dir)
+    with connected_client(client, scheduler, config) as client:
+        t0 = time.perf_counter()
         bundle_data = None
         if ship_bundle and model_path:
             bundle_data = client.scatter(Path(model_path).read_bytes(), broadcast=True, hash=False)
-        cfg = config.to_dict()
-        results: list[dict[str, Any] | None] = [None] * len(inputs)
-        futures = {}
-        outs: list[Path] = []
-        for i, (inp, out) in enumerate(zip(inputs, output_paths_for(inputs, out_dir))):
-            outs.append(out)
-            if not config.output.overwrite and is_complete(out):
-                results[i] = _skipped(str(inp), out)
-                continue
-            fut = client.submit(
-                _run_one, str(inp), str(out), model_path, sha, method, cfg, bundle_data,
-                pure=False, retries=retries, resources=resources, key=f"vidfilter-run-{i}-{Path(str(inp)).name}-{os.urandom(4).hex()}",
-            )
-            futures[fut] = i
-        for fut in as_completed(list(futures)):
-            i = futures[fut]
-            try:
-                res = fut.result()
-            except Exception as e:  # noqa: BLE001 - reported per input, the batch goes on
-                msg = " ".join(f"{type(e).__name__}: {e}".split())
-                res = {"input": str(inputs[i]), "output": None, "status": "failed", "frames": None, "fps": None,
-                       "error": f"{msg} (after {retries} retries)"}
-            res.setdefault("error", None)
-            results[i] = res
-            log.info("%s: %s", inputs[i], res["status"])
-    finally:
-        if owned is not None:
-            owned[0].close()
-            if owned[1] is not None:
-                owned[1].close()
-    final = [r for r in results if r is not None]
+        task = (model_path, sha, method, config.to_dict(), bundle_data)
+        results = _gather(client, inputs, outs, task, config, retries)
     wall = time.perf_counter() - t0
     if summary_name:
-        payload = {
-            "wall_seconds": round(wall, 3),
-            "inputs": len(final),
-            "done": sum(r["status"] == "done" for r in final),
-            "skipped": sum(r["status"] == "skipped" for r in final),
-            "failed": sum(r["status"] == "failed" for r in final),
-            "results": final,
-        }
-        from vidfilter.io.sink import atomic_write_bytes
-
-        atomic_write_bytes(out_dir / summary_name, json.dumps(payload, indent=2, default=str).encode())
-    log.info("batch summary (%.1f s):\n%s", wall, format_table(final))
-    return final
+        _write_summary(out_dir / summary_name, results, wall)
+    log.info("batch summary (%.1f s):\n%s", wall, format_table(results))
+    return results
 
 
-def format_table(results: Sequence[dict[str, Any]]) -> str:
+def _model_ref(model: str | os.PathLike[str] | None, method: str) -> tuple[str | None, str | None]:
+    """``(bundle path, sha256)`` the tasks load the model from (``None`` for a baseline), checked
+    before anything is submitted."""
+    from vidfilter.baselines import make_baseline
+
+    if method != "model":
+        make_baseline(method)
+        return None, None
+    if model is None:
+        raise ConfigError("--method model needs --model BUNDLE (train one with `vidfilter train`), or pick a baseline with --method median")
+    if not isinstance(model, (str, os.PathLike)):
+        raise ConfigError("run_batch takes the model as a bundle path (workers load it themselves); save it with save_bundle first")
+    from vidfilter.models.bundle import load_model
+
+    model_path = str(Path(model).resolve())
+    return model_path, load_model(model_path).sha256  # fails early on a bad bundle
+
+
+def _gather(
+    client: Any, inputs: Sequence[Any], outs: list[Path], task: tuple[Any, ...], config: Config, retries: int
+) -> list[RunResult]:
+    """Submit one task per input whose output is not finished, and collect the results in input order."""
+    from dask.distributed import as_completed
+
+    resources = gpu_resources(client, config.infer.device)
+    results: list[RunResult | None] = [None] * len(inputs)
+    futures = {}
+    for i, (inp, out) in enumerate(zip(inputs, outs)):
+        if not config.output.overwrite and is_complete(out):
+            results[i] = _skipped(str(inp), out)
+            continue
+        fut = client.submit(
+            _run_one, str(inp), str(out), *task,
+            pure=False, retries=retries, resources=resources, key=f"vidfilter-run-{i}-{Path(str(inp)).name}-{os.urandom(4).hex()}",
+        )
+        futures[fut] = i
+    for fut in as_completed(list(futures)):
+        i = futures[fut]
+        try:
+            results[i] = fut.result()
+        except Exception as e:  # noqa: BLE001 - reported per input, the batch goes on
+            results[i] = RunResult.failure(inputs[i], f"{type(e).__name__}: {e} (after {retries} retries)")
+        log.info("%s: %s", inputs[i], results[i].status)  # type: ignore[union-attr]
+    return [r for r in results if r is not None]
+
+
+def _write_summary(path: Path, results: list[RunResult], wall: float) -> None:
+    """``batch_summary.json``: wall time, counts per status and every input's result."""
+    from vidfilter.io.sink import atomic_write_bytes
+
+    payload = {
+        "wall_seconds": round(wall, 3),
+        "inputs": len(results),
+        **{status: sum(r.status == status for r in results) for status in ("done", "skipped", "failed")},
+        "results": [r.to_dict() for r in results],
+    }
+    atomic_write_bytes(path, json.dumps(payload, indent=2, default=str).encode())
+
+
+def format_table(results: Sequence[RunResult]) -> str:
     """A plain-text table: input, status, frames, fps, error."""
     rows = [("input", "status", "frames", "fps", "error")]
     for r in results:
         rows.append((
-            Path(str(r.get("input", ""))).name, str(r.get("status", "")), "" if r.get("frames") is None else str(r["frames"]),
-            "" if r.get("fps") is None else f"{r['fps']:.1f}", (r.get("error") or "")[:80],
+            r.name, r.status, "" if r.frames is None else str(r.frames),
+            "" if r.fps is None else f"{r.fps:.1f}", (r.error or "")[:80],
         ))
     widths = [max(len(row[k]) for row in rows) for k in range(5)]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)

@@ -7,7 +7,7 @@
   point-in-object counting behind :class:`~vidfilter.eval.metrics.PointScore`).
 - :func:`objects_to_boxes`: bounding boxes of the objects of a label image (pixel-edge coordinates).
 - :class:`StaticScore`: pools the score of a set of images by a
-  :class:`~vidfilter.config_static.ScoreConfig`: box matching (BBBC042: boxes of components
+  :class:`~vidfilter.static.config.ScoreConfig`: box matching (BBBC042: boxes of components
   > 300 px, IoU >= 0.5) or point-in-object counting (BBBC026), on the network's output or, for the
   baseline, on the raw (preprocessed) image.
 """
@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from vidfilter.config_static import ScoreConfig
+from vidfilter.static.config import ScoreConfig
 from vidfilter.errors import ConfigError
 from vidfilter.eval.masks import otsu_mask
 from vidfilter.eval.metrics import BoxScore, PointScore, Scores

@@ -51,6 +51,7 @@ import numpy as np
 
 from vidfilter.config import Config
 from vidfilter.errors import ConfigError, OutputExistsError, UnreadableInputError, UnsupportedInputError
+from vidfilter.infer.result import RunResult
 
 __all__ = ["BlockLayout", "BlockStore", "compute_block", "open_array", "process_array"]
 
@@ -431,7 +432,7 @@ def process_array(
     dtype: str = "float32",
     overwrite: bool | None = None,
     progress: bool = False,
-) -> dict[str, Any]:
+) -> RunResult:
     """Background of a huge 2-D/3-D array, block by block, into ``out`` (a Zarr store).
 
     Parameters
@@ -458,8 +459,8 @@ def process_array(
 
     Returns
     -------
-    dict
-        ``input, output, status ("done"), shape, blocks, blocks_this_run, seconds, mpx_per_s``.
+    RunResult
+        status ``done``, with shape, blocks, blocks_this_run, seconds and mpx_per_s.
     """
     from vidfilter.infer.engine import TiledEngine
 
@@ -488,9 +489,9 @@ def process_array(
 
 def drive_blocks(
     store: Any, layout: BlockLayout, block: Any, *, progress: bool = False, input: str, shape: list[int]
-) -> dict[str, Any]:
+) -> RunResult:
     """Run ``block(t, iy, ix)`` on every block the store still lacks, marking each done (resumable),
-    then finalise the store; abort it on any error. Returns the run summary."""
+    then finalise the store; abort it on any error. Returns the run's result."""
     from tqdm.auto import tqdm
 
     t0 = time.perf_counter()
@@ -511,13 +512,12 @@ def drive_blocks(
     return run_summary(input, path, shape, layout, todo, t0)
 
 
-def run_summary(input: str, path: Path, shape: list[int], layout: BlockLayout, todo: list[int], t0: float) -> dict[str, Any]:
-    """The summary of a block run into ``path`` that computed the blocks ``todo``, from ``t0``
+def run_summary(input: str, path: Path, shape: list[int], layout: BlockLayout, todo: list[int], t0: float) -> RunResult:
+    """The result of a block run into ``path`` that computed the blocks ``todo``, from ``t0``
     (``time.perf_counter()``) until now."""
     seconds = time.perf_counter() - t0
     px = sum(layout.block_pixels(*layout.coords(i)[1:]) for i in todo)
-    return {
-        "input": input, "output": str(path), "status": "done", "shape": shape,
-        "blocks": len(layout), "blocks_this_run": len(todo), "seconds": round(seconds, 3),
-        "mpx_per_s": round(px / 1e6 / seconds, 3) if seconds > 0 else None,
-    }
+    return RunResult(
+        input=input, output=str(path), status="done", shape=tuple(shape), blocks=len(layout),
+        blocks_this_run=len(todo), seconds=round(seconds, 3), mpx_per_s=round(px / 1e6 / seconds, 3) if seconds > 0 else None,
+    )

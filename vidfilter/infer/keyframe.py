@@ -116,73 +116,88 @@ def schedule(
     :func:`grid` ``(start, every, n_frames)`` in order (computed ahead, elsewhere); ``estimate``
     computes the adaptive keyframes in line.
     """
-    keyframes = keyframes if keyframes is not None else []
+    state = _Schedule(estimate, grid_backgrounds, n_frames, every, adaptive, bound, keyframes, to_float)
+    for t, frame in frames:
+        yield t, frame, state.background(t, frame)
 
-    def small_frame(frame: np.ndarray) -> np.ndarray:
-        return to_float(np.ascontiguousarray(frame[::DRIFT_STRIDE, ::DRIFT_STRIDE]))
 
-    pending_grid: dict[int, np.ndarray] = {}
+class _Schedule:
+    """The state of :func:`schedule`: the keyframes either side of the current frame and the drift
+    level measured at the left one."""
 
-    def grid_bg(g: int) -> np.ndarray:
-        while g not in pending_grid:
+    def __init__(
+        self, estimate: Callable[[int, np.ndarray], np.ndarray], grid_backgrounds: Iterator[tuple[int, np.ndarray]],
+        n_frames: int, every: int, adaptive: bool, bound: float, keyframes: list[int] | None,
+        to_float: Callable[[np.ndarray], np.ndarray],
+    ) -> None:
+        self.estimate, self.grid_backgrounds, self.to_float = estimate, grid_backgrounds, to_float
+        self.n_frames, self.every, self.adaptive, self.bound = n_frames, every, adaptive, bound
+        self.keyframes = keyframes if keyframes is not None else []
+        self.pending_grid: dict[int, np.ndarray] = {}
+        self.left: _Key | None = None
+        self.right: _Key | None = None
+        self.hold = False
+        self.key_drift = 0.0
+        self.settle = False  # the frame after a keyframe sets the noise floor of the baseline
+
+    def small_frame(self, frame: np.ndarray) -> np.ndarray:
+        return self.to_float(np.ascontiguousarray(frame[::DRIFT_STRIDE, ::DRIFT_STRIDE]))
+
+    def grid_bg(self, g: int) -> np.ndarray:
+        while g not in self.pending_grid:
             try:
-                k, bg = next(grid_backgrounds)
+                k, bg = next(self.grid_backgrounds)
             except StopIteration:
                 raise RuntimeError(f"keyframe look-ahead ended before keyframe {g}") from None
-            pending_grid[k] = bg
-        return pending_grid.pop(g)
+            self.pending_grid[k] = bg
+        return self.pending_grid.pop(g)
 
-    left: _Key | None = None
-    right: _Key | None = None
-    hold = False
-    key_drift = 0.0
-    settle = False  # the frame after a keyframe sets the noise floor of the baseline
+    def next_grid_key(self, t: int) -> _Key | None:
+        """The fixed-grid keyframe after ``t``; ``None`` at the last frame."""
+        if t >= self.n_frames - 1:
+            return None
+        g = min(t + self.every - t % self.every, self.n_frames - 1)
+        bg = self.grid_bg(g)
+        return _Key(g, bg, _small(bg))
 
-    def new_key(t: int, frame: np.ndarray, bg: np.ndarray, extra: bool = False) -> None:
-        nonlocal left, right, hold, key_drift, settle
-        keyframes.append(t)
-        previous = left
-        left = _Key(t, bg, _small(bg))
-        if right is None or right.t <= t:
-            nxt = t + every - t % every if t < n_frames - 1 else None
-            if nxt is not None:
-                nxt = min(nxt, n_frames - 1)
-                rbg = grid_bg(nxt)
-                right = _Key(nxt, rbg, _small(rbg))
-            else:
-                right = None
-        hold = False
-        if adaptive:
-            key_drift = _mad(small_frame(frame), left.small)
-            settle = True
-            if extra and right is not None:
+    def new_key(self, t: int, frame: np.ndarray, bg: np.ndarray, extra: bool = False) -> None:
+        self.keyframes.append(t)
+        previous, self.left = self.left, _Key(t, bg, _small(bg))
+        if self.right is None or self.right.t <= t:
+            self.right = self.next_grid_key(t)
+        self.hold = False
+        if self.adaptive:
+            self.key_drift = _mad(self.small_frame(frame), self.left.small)
+            self.settle = True
+            if extra and self.right is not None:
                 # an extra keyframe still at the old level but far from the next grid keyframe:
                 # a jump lies ahead, so hold this background rather than blend across the jump
-                hold = _mad(left.small, previous.small) <= bound < _mad(left.small, right.small)
+                self.hold = _mad(self.left.small, previous.small) <= self.bound < _mad(self.left.small, self.right.small)
 
-    for t, frame in frames:
+    def background(self, t: int, frame: np.ndarray) -> Any:
+        """The background of frame ``t``, making it a keyframe when due or when it drifted."""
+        left, right = self.left, self.right
         if left is None or (right is not None and t == right.t):
-            bg = right.bg if right is not None else grid_bg(t)
-            new_key(t, frame, bg)
-            yield t, frame, bg
-            continue
-        assert left is not None
+            bg = right.bg if right is not None else self.grid_bg(t)
+            self.new_key(t, frame, bg)
+            return bg
         if right is None:  # after the last keyframe (only a recording cut short): hold
-            yield t, frame, left.bg
-            continue
-        if adaptive:
-            sf = small_frame(frame)
-            w = np.float32((t - left.t) / (right.t - left.t))
-            expect = left.small if hold else (1 - w) * left.small + w * right.small
-            if settle:
-                # a model that keeps the keyframe's own noise (identity-like) has ~0 residual on
-                # it but the noise of two frames on every other: the residual of the frame right
-                # after the keyframe is the level the baseline must not go below
-                key_drift = max(key_drift, _mad(sf, expect))
-                settle = False
-            if _mad(sf, expect) - key_drift > bound:
-                bg = estimate(t, to_float(frame))
-                new_key(t, frame, bg, extra=True)
-                yield t, frame, bg
-                continue
-        yield t, frame, (left.bg if hold else Interp(left.bg, left.t, right.bg, right.t, t))
+            return left.bg
+        if self.adaptive and self.drifted(t, frame, left, right):
+            bg = self.estimate(t, self.to_float(frame))
+            self.new_key(t, frame, bg, extra=True)
+            return bg
+        return left.bg if self.hold else Interp(left.bg, left.t, right.bg, right.t, t)
+
+    def drifted(self, t: int, frame: np.ndarray, left: _Key, right: _Key) -> bool:
+        """Whether the frame's residual rose more than ``bound`` above its level at the keyframe."""
+        sf = self.small_frame(frame)
+        w = np.float32((t - left.t) / (right.t - left.t))
+        expect = left.small if self.hold else (1 - w) * left.small + w * right.small
+        if self.settle:
+            # a model that keeps the keyframe's own noise (identity-like) has ~0 residual on
+            # it but the noise of two frames on every other: the residual of the frame right
+            # after the keyframe is the level the baseline must not go below
+            self.key_drift = max(self.key_drift, _mad(sf, expect))
+            self.settle = False
+        return _mad(sf, expect) - self.key_drift > self.bound

@@ -27,6 +27,7 @@ from vidfilter.config import Config, Polarity
 from vidfilter.errors import ConfigError, VidfilterError
 from vidfilter.baselines import BackgroundEstimator, make_baseline
 from vidfilter.infer import keyframe as kf
+from vidfilter.infer.result import RunResult
 from vidfilter.io.convert import dtype_scale, from_float, to_float
 from vidfilter.io.integrity import file_sha256
 from vidfilter.io.source import FrameSource
@@ -80,23 +81,6 @@ class ModelBackground(BackgroundEstimator):
         if y.ndim == 3:
             y = y[0] if y.shape[0] == 1 else np.moveaxis(y, 0, -1)
         return y
-
-
-def resolve_polarity(config: Config, est: BackgroundEstimator, src: FrameSource) -> Config:
-    """``output.polarity: auto`` made concrete: the model's own polarity (the one it was trained
-    with), else detected from the input (:func:`vidfilter.sampling.temporal.detect_polarity`)."""
-    if config.output.polarity != Polarity.auto:
-        return config
-    bundle = getattr(est, "bundle", None)
-    found = bundle.config.output.polarity.value if bundle is not None else "auto"
-    how = "the model's"
-    if found == "auto":
-        from vidfilter.sampling.temporal import polarity_evidence
-
-        ev = polarity_evidence(src)
-        found, how = ev.polarity, f"detected from the input: {ev.describe()}"
-    log.info("polarity: %s (%s; set --polarity to override)", found, how)
-    return config.override({"output.polarity": found})
 
 
 def make_estimator(method: str, model: str | Path | Any | None, config: Config) -> BackgroundEstimator:
@@ -245,31 +229,61 @@ def run(
     method: str = "model",
     config: Config | None = None,
     progress: bool = False,
-) -> dict[str, Any]:
+) -> RunResult:
     """Write background and foreground of one recording to ``out`` (an OME-Zarr store).
 
-    Returns a summary dict (input, output, frames, seconds, fps, status).
+    Returns
+    -------
+    RunResult
+        input, output, status, frames, frames_this_run, keyframes, seconds, fps, registration.
     """
-    from vidfilter.io.guard import guard_input, run_error
-    from vidfilter.io.integrity import resume_compatible
+    from vidfilter.io.guard import guard_input
     from vidfilter.io.registry import open as vf_open
-    from vidfilter.io.sink import check_output_path, partial_path
-    from vidfilter.io.zarr_sink import OmeZarrWriter
 
     config = config or Config()
-    oc, ic = config.output, config.infer
+    oc = config.output
     out = Path(out)
     if out.suffix != ".zarr":
         out = out.with_name(out.name + ".zarr")
-    src = input if isinstance(input, FrameSource) else vf_open(input, color=oc.color)
+    own = not isinstance(input, FrameSource)  # opened here, so closed here
+    src = vf_open(input, color=oc.color) if own else input
     in_path = src.path
     exports = [f for f in oc.formats if f != "zarr"]
     finished = _finished_output(out, in_path, oc.overwrite)  # a finished store: maybe only exports are left
     if not finished:
         _check_export_paths(out, exports, oc, in_path)
     # damaged input: refused, or (--salvage) cut to the frames before the damage; frames checked and hashed
-    src = guard_input(src, salvage=ic.salvage, missing_chunks=ic.missing_chunks)
+    src = guard_input(src, salvage=config.infer.salvage, missing_chunks=config.infer.missing_chunks)
     est = make_estimator(method, model, config)
+    meta = _run_meta(input, in_path, src, method, est, config)
+    if finished:
+        try:
+            return _missing_exports_only(out, meta, exports, oc, in_path, len(src))
+        finally:
+            src.close() if own else None
+    from vidfilter.resolve import resolve
+
+    config = resolve(config, src, bundle=getattr(est, "bundle", None), run=True)  # polarity: the model's, else detected
+    meta["config"] = config.to_dict()
+    if config.infer.threads:
+        import torch
+
+        torch.set_num_threads(config.infer.threads)
+    t_start = time.perf_counter()
+    n, start, keyframes = _write_store(out, meta, src, est, config, progress, close=own)
+    result = _result(in_path, out, n, n - start, keyframes, time.perf_counter() - t_start, est, src)
+    if exports:
+        from vidfilter.convert import export_outputs
+
+        oc = config.output
+        export_outputs(out, src_path=in_path, formats=exports, color=oc.color, overwrite=oc.overwrite)
+    return result
+
+
+def _run_meta(
+    input: Any, in_path: Any, src: FrameSource, method: str, est: BackgroundEstimator, config: Config
+) -> dict[str, Any]:
+    """The run metadata stored with the output (and compared when a run resumes or is repeated)."""
     meta = {
         "vidfilter_version": __import__("vidfilter").__version__,
         "input": _file_fingerprint(str(in_path)) if not isinstance(input, FrameSource) else {"path": str(in_path)},
@@ -281,38 +295,31 @@ def run(
     if method == "model":
         b = est.bundle  # type: ignore[attr-defined]
         meta["model"] = {"path": str(getattr(b, "path", "")), "sha256": getattr(b, "sha256", None), "version": getattr(b, "version", None)}
-    if finished:
-        try:
-            return _missing_exports_only(out, meta, exports, oc, in_path, len(src))
-        finally:
-            src.close() if not isinstance(input, FrameSource) else None
-    config = resolve_polarity(config, est, src)
-    oc = config.output
-    meta["config"] = config.to_dict()
-    if ic.threads:
-        import torch
+    return meta
 
-        torch.set_num_threads(ic.threads)
 
-    n = len(src)
-    fg_dtype = np.dtype(np.float16) if oc.foreground_dtype == "float16" else src.dtype
+def _write_store(
+    out: Path, meta: dict[str, Any], src: FrameSource, est: BackgroundEstimator, config: Config, progress: bool, close: bool
+) -> tuple[int, int, list[int]]:
+    """Stream ``src`` into a new or resumed store ``out`` (closing ``src`` when ``close``).
 
-    t_start = time.perf_counter()
+    Returns the frame count, the first frame computed by this call and the keyframes.
+    """
+    from vidfilter.io.guard import run_error
+    from vidfilter.io.integrity import resume_compatible
+    from vidfilter.io.sink import partial_path
+    from vidfilter.io.zarr_sink import OmeZarrWriter
+
+    oc, n = config.output, len(src)
     try:
         writer = OmeZarrWriter(out, overwrite=oc.overwrite, resume=resume_compatible(out, meta, src), attrs=meta)
     except OSError as e:  # e.g. a disk full before the first byte: the writer left nothing behind
-        src.close() if not isinstance(input, FrameSource) else None
+        src.close() if close else None
         raise run_error(e, SimpleNamespace(path=out, partial=partial_path(out), resumed=True)) from None
     try:
-        frame_shape = tuple(src.frame_shape)
-        sinks = {
-            "background": writer.image("background", frame_shape, src.dtype, fps=src.fps, n_frames=n),
-            "foreground": writer.image("foreground", frame_shape, fg_dtype, fps=src.fps, n_frames=n),
-        }
-        if oc.mask:
-            sinks["mask"] = writer.image("mask", frame_shape, np.uint8, fps=src.fps, n_frames=n)
+        sinks = _open_sinks(writer, src, oc, n)
         done = min(s.frames_written for s in sinks.values())
-        start = _resume_point(done, n, ic.every if not est.stateful else 1)
+        start = _resume_point(done, n, config.infer.every if not est.stateful else 1)
         if start:
             log.info("resuming %s at frame %d of %d", out, start, n)
         src.record_digests(writer.partial)
@@ -328,31 +335,42 @@ def run(
         writer.abort()
         raise run_error(e, writer)  # a full disk says so; a partial output of bad input is removed
     finally:
-        src.close() if not isinstance(input, FrameSource) else None
-    seconds = time.perf_counter() - t_start
-    written = n - start
+        src.close() if close else None
+    return n, start, keyframes
+
+
+def _open_sinks(writer: Any, src: FrameSource, oc: Any, n: int) -> dict[str, Any]:
+    """The image groups of one run: background, foreground and, on request, mask."""
+    frame_shape = tuple(src.frame_shape)
+    fg_dtype = np.dtype(np.float16) if oc.foreground_dtype == "float16" else src.dtype
+    sinks = {
+        "background": writer.image("background", frame_shape, src.dtype, fps=src.fps, n_frames=n),
+        "foreground": writer.image("foreground", frame_shape, fg_dtype, fps=src.fps, n_frames=n),
+    }
+    if oc.mask:
+        sinks["mask"] = writer.image("mask", frame_shape, np.uint8, fps=src.fps, n_frames=n)
+    return sinks
+
+
+def _result(
+    in_path: Any, out: Path, n: int, written: int, keyframes: list[int], seconds: float, est: BackgroundEstimator, src: FrameSource
+) -> RunResult:
+    """The outcome of a computed run, warning when the adaptive check kept adding keyframes."""
     if keyframes and written >= 50 and len(keyframes) > 0.2 * written:
         log.warning(
             "%s: %d of %d frames became keyframes (the adaptive check kept firing): the background "
             "changes fast or the model fits poorly; raise --adaptive-bound, or use --every 1",
             in_path, len(keyframes), written,
         )
-    summary = {
-        "input": str(in_path), "output": str(out), "status": "done", "frames": n,
-        "frames_this_run": written, "keyframes": len(keyframes) if keyframes else None, "seconds": round(seconds, 3),
-        "fps": round(written / seconds, 3) if seconds > 0 else None,
-    }
     reg = getattr(est, "registration", None)
-    if reg is not None:
-        summary["registration"] = reg.summary()
+    result = RunResult(
+        input=str(in_path), output=str(out), status="done", frames=n, frames_this_run=written,
+        keyframes=len(keyframes) if keyframes else None, seconds=round(seconds, 3),
+        fps=round(written / seconds, 3) if seconds > 0 else None, registration=reg.summary() if reg is not None else None,
+    )
     if src.damage:
-        summary.update(status="salvaged", error=f"{src.damage}; {n} of {src.frames_declared} frames processed")
-    exports = [f for f in oc.formats if f != "zarr"]
-    if exports:
-        from vidfilter.convert import export_outputs
-
-        export_outputs(out, src_path=in_path, formats=exports, color=oc.color, overwrite=oc.overwrite)
-    return summary
+        result.status, result.error = "salvaged", f"{src.damage}; {n} of {src.frames_declared} frames processed"
+    return result
 
 
 def _finished_output(out: Path, in_path: Any, overwrite: bool) -> bool:
@@ -390,7 +408,7 @@ def _check_export_paths(out: Path, exports: list[str], oc: Any, in_path: Any) ->
             check_output_path(p, inputs=[in_path], overwrite=oc.overwrite)
 
 
-def _missing_exports_only(out: Path, meta: dict[str, Any], exports: list[str], oc: Any, in_path: Any, n: int) -> dict[str, Any]:
+def _missing_exports_only(out: Path, meta: dict[str, Any], exports: list[str], oc: Any, in_path: Any, n: int) -> RunResult:
     """``out`` is finished: if this same run made it, write only the exports that are missing
     (a rerun after a failed or killed export); otherwise it exists, and is kept."""
     from vidfilter.convert import export_outputs, pending_exports
@@ -409,10 +427,10 @@ def _missing_exports_only(out: Path, meta: dict[str, Any], exports: list[str], o
         export_outputs(out, src_path=str(in_path), formats=pending, color=oc.color, overwrite=False)
     else:
         log.info("%s is finished (same input, method and settings): nothing to do; --overwrite recomputes it", out)
-    return {
-        "input": str(in_path), "output": str(out), "status": "exported" if pending else "skipped", "frames": n,
-        "frames_this_run": 0, "keyframes": None, "seconds": round(time.perf_counter() - t0, 3), "fps": None,
-    }
+    return RunResult(
+        input=str(in_path), output=str(out), status="exported" if pending else "skipped", frames=n, frames_this_run=0,
+        seconds=round(time.perf_counter() - t0, 3),
+    )
 
 
 def _resume_point(done: int, n: int, every: int) -> int:
@@ -507,87 +525,92 @@ def _stream(
     config: Config, keyframes: list[int], progress: bool,
 ) -> None:
     """Decode, look-ahead (keyframes), estimate and write threads around the caller's thread."""
+    from tqdm.auto import tqdm
+
     oc, ic = config.output, config.infer
     stop = threading.Event()
     q_in: queue.Queue = queue.Queue(maxsize=ic.queue_size)
     q_out: queue.Queue = queue.Queue(maxsize=ic.queue_size)
-    q_key: queue.Queue = queue.Queue(maxsize=2)  # keyframe backgrounds computed ahead
-    keyframe_mode = ic.every > 1 and not est.stateful
-    stages: list[_Stage] = []
-
-    def decode() -> None:
-        for t, frame in zip(range(start, n), src.iter(start, n)):
-            if not _put(q_in, (t, frame), stop):
-                return
-        _put(q_in, _STOP, stop)
-
-    def lookahead() -> None:
-        """The fixed-grid keyframes, read by a second handle and estimated ahead of the stream."""
-        ahead = src.reopen()
-        try:
-            for g in kf.grid(start, ic.every, n):
-                bg = est.background(g, to_float(ahead[g]))
-                if not _put(q_key, (g, bg), stop):
-                    return
-        finally:
-            if ahead is not src:
-                ahead.close()
-
-    def drain(q: queue.Queue) -> Iterator[Any]:
-        while True:
-            item = _get(q, stop, stages)
-            if item is _STOP:
-                return
-            yield item
-
     match = oc.match_exposure == "on" or (oc.match_exposure == "auto" and est.name == "model")
     outputs = FrameOutputs(src.dtype, oc, mask="mask" in sinks, match_exposure=match)
-
-    def write() -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=len(sinks), thread_name_prefix="vidfilter-store") as pool:
-            while True:
-                item = _get(q_out, stop, [])
-                if item is _STOP:
-                    return
-                t, frame, bg = item
-                store_frame(pool, sinks, t, outputs(frame, bg))
-                bar.update(1)
-
-    from tqdm.auto import tqdm
-
     bar = tqdm(total=n, initial=start, unit="frame", disable=not progress, desc=Path(str(src.path)).name[:30])
-    reader = _Stage(decode, "vidfilter-decode")
-    writer_t = _Stage(write, "vidfilter-write")
-    stages = [reader, writer_t]
-    if keyframe_mode:
-        stages.append(_Stage(lookahead, "vidfilter-keyframes"))
+    writer = _Stage(lambda: _write(q_out, stop, sinks, outputs, bar), "vidfilter-write")
+    stages = [_Stage(lambda: _decode(src, start, n, q_in, stop), "vidfilter-decode"), writer]
+    if ic.every > 1 and not est.stateful:  # keyframe mode
+        q_key: queue.Queue = queue.Queue(maxsize=2)  # keyframe backgrounds computed ahead
+        stages.append(_Stage(lambda: _lookahead(src, est, kf.grid(start, ic.every, n), q_key, stop), "vidfilter-keyframes"))
         items = kf.schedule(
-            drain(q_in), est.background, drain(q_key), n, ic.every, adaptive=ic.adaptive,
+            _drain(q_in, stop, stages), est.background, _drain(q_key, stop, stages), n, ic.every, adaptive=ic.adaptive,
             bound=ic.adaptive_bound, keyframes=keyframes, to_float=to_float,
         )
     else:
-        items = _per_frame(drain(q_in), est)
-    for s_ in stages:
-        s_.start()
+        items = _per_frame(_drain(q_in, stop, stages), est)
+    try:
+        _pump(items, stages, writer, q_out, stop)
+    finally:
+        bar.close()
+
+
+def _decode(src: FrameSource, start: int, n: int, q: queue.Queue, stop: threading.Event) -> None:
+    for t, frame in zip(range(start, n), src.iter(start, n)):
+        if not _put(q, (t, frame), stop):
+            return
+    _put(q, _STOP, stop)
+
+
+def _lookahead(src: FrameSource, est: BackgroundEstimator, keys: list[int], q: queue.Queue, stop: threading.Event) -> None:
+    """The fixed-grid keyframes, read by a second handle and estimated ahead of the stream."""
+    ahead = src.reopen()
+    try:
+        for g in keys:
+            if not _put(q, (g, est.background(g, to_float(ahead[g]))), stop):
+                return
+    finally:
+        if ahead is not src:
+            ahead.close()
+
+
+def _drain(q: queue.Queue, stop: threading.Event, stages: Sequence[_Stage]) -> Iterator[Any]:
+    while True:
+        item = _get(q, stop, stages)
+        if item is _STOP:
+            return
+        yield item
+
+
+def _write(q: queue.Queue, stop: threading.Event, sinks: dict[str, Any], outputs: FrameOutputs, bar: Any) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=len(sinks), thread_name_prefix="vidfilter-store") as pool:
+        while True:
+            item = _get(q, stop, [])
+            if item is _STOP:
+                return
+            t, frame, bg = item
+            store_frame(pool, sinks, t, outputs(frame, bg))
+            bar.update(1)
+
+
+def _pump(items: Iterator[Any], stages: list[_Stage], writer: _Stage, q_out: queue.Queue, stop: threading.Event) -> None:
+    """Start the stages, hand the estimated frames to the writer and raise the first stage error."""
+    for s in stages:
+        s.start()
     try:
         for item in items:
-            if writer_t.error is not None:
-                raise writer_t.error
+            if writer.error is not None:
+                raise writer.error
             if not _put(q_out, item, stop, stages):
                 break
         _put(q_out, _STOP, stop, stages)
-        while writer_t.is_alive():
-            writer_t.join(timeout=0.1)
-        for s_ in stages:
-            if s_.error is not None:
-                raise s_.error
+        while writer.is_alive():
+            writer.join(timeout=0.1)
+        for s in stages:
+            if s.error is not None:
+                raise s.error
     finally:
         stop.set()
-        for s_ in stages:
-            s_.join(timeout=5)
-        bar.close()
+        for s in stages:
+            s.join(timeout=5)
 
 
 def output_path_for(input: str, out_dir: str | Path) -> Path:
@@ -628,7 +651,7 @@ def run_many(
     out_dir: str | Path | None = None,
     config: Config | None = None,
     progress: bool = False,
-) -> list[dict[str, Any]]:
+) -> list[RunResult]:
     """Process several inputs one after another; one bad input is reported and the others still finish."""
     config = config or Config()
     if out is None and out_dir is None:
@@ -650,12 +673,12 @@ def run_many(
 
 
 def run_each(
-    inputs: Sequence[Any], out: str | Path | None, out_dir: str | Path | None, one: Callable[[Any, Path], dict[str, Any]],
+    inputs: Sequence[Any], out: str | Path | None, out_dir: str | Path | None, one: Callable[[Any, Path], RunResult],
     logger: logging.Logger = log,
-) -> list[dict[str, Any]]:
+) -> list[RunResult]:
     """``one(input, output)`` for each input in turn, into ``out`` or one output each under
     ``out_dir`` (:func:`output_paths_for`); a :class:`VidfilterError` of one input is logged to
-    ``logger`` and reported as its summary (status ``failed``) and the others still run."""
+    ``logger`` and reported as its result (status ``failed``) and the others still run."""
     results = []
     targets = [Path(out)] * len(inputs) if out is not None else output_paths_for(inputs, out_dir)  # type: ignore[arg-type]
     for inp, target in zip(inputs, targets):
@@ -665,5 +688,5 @@ def run_each(
             results.append(one(inp, target))
         except VidfilterError as e:
             logger.info("%s failed: %s", inp, e)
-            results.append({"input": str(inp), "output": None, "status": "failed", "error": " ".join(str(e).split())})
+            results.append(RunResult.failure(inp, e))
     return results

@@ -41,6 +41,7 @@ from vidfilter.config import Config, SamplingConfig
 from vidfilter.errors import InputNotFoundError, TrainingInputError
 from vidfilter.io.convert import dtype_scale, from_float
 from vidfilter.io.source import FrameSource
+from vidfilter.resolve import resolve
 from vidfilter.sampling.pool import FramePool, Run, block_mean, check_finite, lowres_factor, read_gray
 from vidfilter.sampling.register import Registration, statistic_and_registration, translate
 from vidfilter.sampling.temporal import temporal_statistic
@@ -571,21 +572,12 @@ def make_samplers(
     sampler, on held-out frames or recordings, with the fixed :data:`VAL_SEED`, no augmentation
     and at least :data:`VAL_MINE_FRACTION` mined crops.
     """
-    from vidfilter.config import Polarity, resolve_temporal
-
     sources = open_inputs(inputs, color=color or config.output.color)
     clean: dict[int, FrameSource] = {}
     try:
         if targets is not None:
             clean = open_targets(targets, sources)
-        if config.output.polarity == Polarity.auto:
-            from vidfilter.sampling.temporal import polarity_evidence
-
-            ev = polarity_evidence(sources)
-            found = ev.polarity
-            logger.info("polarity: %s (detected from the recordings; set output.polarity to override)", ev.describe())
-            config = config.override({"output.polarity": found})
-        config = resolve_temporal(config)
+        config = resolve(config, sources)  # polarity detected, temporal channel settled
         val_fraction = config.train.val_fraction if (validation and config.train.val_pairs > 0) else 0.0
         plan = plan_split(sources, config.sampling, val_fraction=val_fraction)
         # NaN/Inf in float input: check the first usable frame of every recording now

@@ -35,6 +35,7 @@ import numpy as np
 from vidfilter.config import Config
 from vidfilter.static.config import PreprocessConfig
 from vidfilter.errors import ConfigError, UnsupportedInputError
+from vidfilter.infer.result import RunResult
 from vidfilter.static.preprocess import encode, linearise, resolve_gain
 
 __all__ = ["StaticView", "filter_image", "is_static", "load_static_model", "open_static_input", "run_static", "run_static_many"]
@@ -259,7 +260,7 @@ def run_static(
     model: Any,
     config: Config | None = None,
     progress: bool = False,
-) -> dict[str, Any]:
+) -> RunResult:
     """Filter one input with a static-mode model into ``out`` (``OUT.zarr``: ``target``, ``residual``).
 
     Parameters
@@ -276,8 +277,8 @@ def run_static(
 
     Returns
     -------
-    dict
-        ``input, output, status, shape, blocks, blocks_this_run, seconds, mpx_per_s``.
+    RunResult
+        status ``done``, with shape, blocks, blocks_this_run, seconds and mpx_per_s.
     """
 
     from vidfilter.infer.blocks import BlockLayout, BlockStore, drive_blocks
@@ -341,7 +342,7 @@ def run_static_many(
     config: Config | None = None,
     progress: bool = False,
     **_: Any,
-) -> list[dict[str, Any]]:
+) -> list[RunResult]:
     """:func:`run_static` for several inputs (one output each under ``out_dir``, or ``out`` for one
     input); a failing input is reported and the others still run."""
     from vidfilter.infer.pipeline import run_each

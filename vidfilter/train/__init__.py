@@ -1,6 +1,6 @@
 """vidfilter.train: the training loop, atomic checkpoints and the training report.
 
-- :func:`train` (``loop.py``): time-lag pairs -> U-Net -> bundle; resumable bit for bit.
+- :class:`Trainer` / :func:`train` (``loop.py``): time-lag pairs -> U-Net -> bundle; resumable bit for bit.
 - :func:`save_checkpoint` / :func:`load_checkpoint` (``checkpoint.py``).
 - :func:`write_report` (``report.py``): loss curves, sample panels, JSON log with identity verdict.
 """
@@ -8,13 +8,13 @@
 from __future__ import annotations
 
 from vidfilter.train.checkpoint import checkpoint_path, load_checkpoint, report_dir, save_checkpoint
-from vidfilter.train.loop import IDENTITY_THRESHOLD, RECIPE, TrainResult, identity_score, pair_loss, train, with_recipe
+from vidfilter.train.loop import IDENTITY_THRESHOLD, Trainer, TrainResult, identity_score, pair_loss, train
 from vidfilter.train.report import verdict, write_report
 
 __all__ = [
     "IDENTITY_THRESHOLD",
-    "RECIPE",
     "TrainResult",
+    "Trainer",
     "checkpoint_path",
     "identity_score",
     "load_checkpoint",
@@ -23,6 +23,5 @@ __all__ = [
     "save_checkpoint",
     "train",
     "verdict",
-    "with_recipe",
     "write_report",
 ]

@@ -32,6 +32,7 @@ from vidfilter.config import Config, TrainConfig
 from vidfilter.errors import BundleError, ConfigError, VidfilterError
 from vidfilter.io.convert import dtype_scale
 from vidfilter.sampling.pairs import TEMPORAL_FRAMES, PairDataset, SamplerSet, make_samplers
+from vidfilter.resolve import resolve
 from vidfilter.train.result import TrainResult, predict
 from vidfilter.train.checkpoint import TRAINING_KEYS, checkpoint_path, load_checkpoint, report_dir, save_checkpoint
 
@@ -41,30 +42,7 @@ logger = logging.getLogger(__name__)
 #: flagged as (near) identity. A perfect background model scores about 0.5 (see identity_score).
 IDENTITY_THRESHOLD = 0.2
 
-#: The recipe measured to escape the identity trap in minutes on a CPU (figures in benchmarks/results/recipes_real.json and the training notes). These are the defaults
-#: of :class:`Config`; the dict documents them and :func:`with_recipe` re-applies them to a config
-#: that changed them. Gated output on a temporal statistic channel (max for dark animals, min for
-#: bright ones), loss x6 on pixels that changed, half the crops centred where the pair differs, lags
-#: of 5-50 % of the recording (crawling animals re-cover their own track at short lags).
-RECIPE: dict[str, Any] = {
-    "model.gate": True,
-    "model.residual": True,
-    "model.temporal_channel": "auto",
-    "train.change_weight": 6.0,
-    "sampling.mine_fraction": 0.5,
-    "sampling.lag": [0.05, 0.5],
-    "sampling.lag_unit": "fraction",
-}
-
-__all__ = ["train", "pair_loss", "polarity_target", "identity_score", "with_recipe", "RECIPE", "IDENTITY_THRESHOLD", "TrainResult"]
-
-
-def with_recipe(config: Config) -> Config:
-    """``config`` with :data:`RECIPE` applied and the temporal channel resolved from
-    ``config.output.polarity`` (:func:`vidfilter.config.resolve_temporal`)."""
-    from vidfilter.config import resolve_temporal
-
-    return resolve_temporal(config.override(RECIPE))
+__all__ = ["Trainer", "train", "pair_loss", "polarity_target", "identity_score", "IDENTITY_THRESHOLD"]
 
 
 # -- loss and metrics --------------------------------------------------------------------------
@@ -213,25 +191,20 @@ def _check_outputs(out: Path, inputs: Any, resume: bool) -> None:
     check_replaceable(report_dir(out), why="training")
 
 
-def train(
-    inputs: str | Path | Sequence[Any],
-    out: str | Path,
-    config: Config,
-    *,
-    resume: bool = False,
-    progress: bool = True,
-    init_bundle: str | Path | None = None,
-    targets: Sequence[Any] | None = None,
-) -> Path:
-    """Train a background model on time-lag pairs of ``inputs`` and save it as a bundle at ``out``.
+class Trainer:
+    """One training run: time-lag pairs of ``inputs`` -> a bundle at ``out``.
+
+    Construction checks every input and output and settles the config
+    (:func:`vidfilter.resolve.resolve`), so every error comes before the first step; :meth:`fit`
+    trains and saves the bundle, its checkpoint (``OUT.ckpt``) and its report (``OUT.report/``).
 
     Parameters
     ----------
     inputs
         Recordings: paths, glob patterns, ``.txt`` lists of paths, open FrameSources or arrays.
+        Static mode (``sampling.mode: static``): crop banks.
     out
-        The bundle file to write (e.g. ``model.vfm``); the checkpoint goes to ``model.ckpt`` and
-        the report to ``model.report/``.
+        The bundle file to write (e.g. ``model.vfm``).
     config
         The run configuration (sections ``model``, ``sampling``, ``train``, ``output`` are used).
     resume
@@ -245,247 +218,274 @@ def train(
         The clean background of each recording, frame for frame (paths or sources, in the order
         of ``inputs``): the pairs become ``(frame t, background t)``, supervised. For generated
         corpora (:mod:`vidfilter.train.pretrain`), whose true background is known.
-
-    Returns
-    -------
-    Path
-        The bundle's path.
     """
-    from vidfilter.infer.device import autocast_dtype, resolve_device
-    from vidfilter.models import build_model, load_model, save_bundle
 
-    from vidfilter.config import Polarity, Preset, resolve_device_defaults, resolve_temporal
-    from vidfilter.models.shipped import resolve_init
+    def __init__(
+        self,
+        inputs: str | Path | Sequence[Any],
+        out: str | Path,
+        config: Config,
+        *,
+        resume: bool = False,
+        progress: bool = True,
+        init_bundle: str | Path | None = None,
+        targets: Sequence[Any] | None = None,
+    ) -> None:
+        from vidfilter.infer.device import autocast_dtype, resolve_device
+        from vidfilter.models import load_model
+        from vidfilter.models.shipped import resolve_init
 
-    out = Path(out)
-    _check_outputs(out, inputs, resume)
-    init_bundle = resolve_init(init_bundle)  # a setup name (shipped bundle) or a path; checked before training
-    start = load_model(init_bundle) if init_bundle is not None else None
-    init_info = None if start is None else {"path": str(init_bundle), "sha256": start.sha256, "steps": start.provenance.get("steps")}
-    if start is not None:  # fine-tuning: what is left to auto comes from the bundle (it was made for its setup)
-        mc = start.model.config
-        adopt: dict[str, Any] = {}
-        if config.model.preset == Preset.auto:  # the bundle's network, on any device
-            adopt.update({f"model.{k}": mc[k] for k in ("preset", "width", "depth", "residual", "gate") if k in mc})
-        if config.output.polarity == Polarity.auto:  # not what this recording's first frames suggest
-            adopt["output.polarity"] = start.config.output.polarity.value
-        if config.model.temporal_channel == "auto" and "temporal_channel" in mc:
-            adopt["model.temporal_channel"] = mc["temporal_channel"]
-        config = config.override(adopt)
-    device = resolve_device(config.train.device)
-    config = resolve_device_defaults(config, device.type)
-    if config.sampling.mode == "static":
-        config = resolve_temporal(config)
-    tcfg = config.train
-    if isinstance(inputs, (str, Path)):
-        inputs = [inputs]
-    inputs = list(inputs)
-    if tcfg.threads is not None:
-        torch.set_num_threads(tcfg.threads)
-    amp_dtype = autocast_dtype(tcfg.precision, device) if device.type != "cpu" else None
-    if device.type == "cpu" and tcfg.precision in ("bf16", "fp16"):
-        amp_dtype = autocast_dtype(tcfg.precision, device)
-    channels_last = device.type == "cuda"
+        self.out, self.resume, self.progress = Path(out), resume, progress
+        _check_outputs(self.out, inputs, resume)
+        self.init_bundle = resolve_init(init_bundle)  # a setup name (shipped bundle) or a path
+        self.start = load_model(self.init_bundle) if self.init_bundle is not None else None
+        self.init_info = None if self.start is None else {
+            "path": str(self.init_bundle), "sha256": self.start.sha256, "steps": self.start.provenance.get("steps")}
+        self.device = resolve_device(config.train.device)
+        config = resolve(config, device=self.device, bundle=self.start)
+        self.inputs = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+        if config.train.threads is not None:
+            torch.set_num_threads(config.train.threads)
+        self.amp_dtype = autocast_dtype(config.train.precision, self.device)
+        self.channels_last = self.device.type == "cuda"
+        # every input error is raised here, before any training
+        if config.sampling.mode == "static":  # pairs synthesised from crop banks
+            from vidfilter.static.samplers import make_static_samplers
 
-    # every input error is raised here, before any training
-    if config.sampling.mode == "static":  # pairs synthesised from crop banks (vidfilter.synth.paste)
-        from vidfilter.synth.paste import make_static_samplers
+            self.sset = make_static_samplers(self.inputs, config)
+        else:
+            self.sset = make_samplers(self.inputs, config, targets=targets)
+            config = self.sset.config or config  # polarity detected, temporal channel settled
+        self.config, self.tcfg = config, config.train
+        self.supervised = bool(getattr(self.sset, "targets", None))  # clean backgrounds as targets
+        self.ckpt_path = checkpoint_path(self.out)
+        self.state = TrainResult()
+        self.val_batch: tuple[torch.Tensor, torch.Tensor] | None = None
 
-        sset = make_static_samplers(inputs, config)
-    else:
-        sset = make_samplers(inputs, config, targets=targets)
-        config = sset.config or config  # polarity detected, temporal channel resolved
-    supervised = bool(getattr(sset, "targets", None))  # clean backgrounds as targets (generated corpora)
-    ckpt_path = checkpoint_path(out)
-    try:
-        val_batch = None
-        if sset.val is not None:
-            vi, vt = sset.val.batch(tcfg.val_pairs)
-            val_batch = (torch.from_numpy(vi), torch.from_numpy(vt))
+    def fit(self) -> Path:
+        """Train until the steps, the minutes or the early stop say so; save; return the bundle's path."""
+        try:
+            if self.sset.val is not None:
+                vi, vt = self.sset.val.batch(self.tcfg.val_pairs)
+                self.val_batch = (torch.from_numpy(vi), torch.from_numpy(vt))
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.tcfg.seed)
+                self._build()
+                if self.resume:
+                    self._restore()
+                self._loop()
+                if self.val_batch is not None and (not self.state.val or self.state.val[-1]["step"] != self.state.step):
+                    self._validate()
+                self._checkpoint()
+                logger.info("training stopped after %d steps (%s), %.1f min",
+                            self.state.step, self.state.stopped, self.state.elapsed_s / 60)
+                self._save()
+        finally:
+            self.sset.close()
+        return self.out
 
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(tcfg.seed)
-            model = build_model(config.model)
-            if start is not None:
-                if start.model.config != model.config:
-                    raise ConfigError(
-                        f"{init_bundle}: its model settings ({start.model.config}) differ from this config's "
-                        f"({model.config}); set the model section to match the bundle"
-                    )
-                model.load_state_dict(start.model.state_dict())
-                logger.info("starting from the weights of %s", init_bundle)
-            model.to(device)
-            if channels_last:
-                model = model.to(memory_format=torch.channels_last)
-            base_lr = tcfg.resolved_lr()
-            optimiser = torch.optim.Adam(model.parameters(), lr=base_lr)
-            ema = None  # exponential moving average of the weights: what is validated and saved
-            if tcfg.ema is not None:
-                from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+    def _build(self) -> None:
+        """The network (random, or the start bundle's weights), Adam, the weight average and the scaler."""
+        from vidfilter.models import build_model
 
-                ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(tcfg.ema), use_buffers=True)
-            scaler = torch.amp.GradScaler("cuda") if (amp_dtype == torch.float16 and device.type == "cuda") else None
-            state = TrainResult()
-
-            if resume and (ckpt_path.exists() or ckpt_path.is_symlink()):
-                ck = load_checkpoint(ckpt_path, required=TRAINING_KEYS)
-                _check_resume_config(ck["config"], config, ckpt_path)
-                if ck["supervised"] != supervised:
-                    raise ConfigError(f"{ckpt_path} was written {'with' if ck['supervised'] else 'without'} clean "
-                                      f"targets; resume it the same way or start anew (delete it)")
-                try:
-                    model.load_state_dict(ck["model"])
-                    optimiser.load_state_dict(ck["optimiser"])
-                    if ema is not None and ck.get("ema") is not None:
-                        ema.load_state_dict(ck["ema"])
-                    if scaler is not None and ck.get("scaler"):
-                        scaler.load_state_dict(ck["scaler"])
-                    if ck.get("sampler") is not None and tcfg.num_workers == 0:
-                        sset.train.set_state(ck["sampler"])
-                    torch.set_rng_state(ck["torch_rng"])
-                    if device.type == "cuda" and ck.get("cuda_rng") is not None:
-                        torch.cuda.set_rng_state(ck["cuda_rng"], device)
-                    state = _restore_result(ck["result"], ck["step"])
-                except VidfilterError:
-                    raise
-                except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as e:
-                    reason = " ".join(str(e).split())[:160] or type(e).__name__
-                    raise BundleError(f"{ckpt_path}: does not fit this training run or is corrupt ({reason}); "
-                                      "delete it to start afresh, or train without --resume") from None
-                logger.info("resuming %s at step %d (%.1f min trained)", out, state.step, state.elapsed_s / 60)
-            elif resume:
-                logger.info("no checkpoint at %s; starting a new run", ckpt_path)
-
-            def write_checkpoint() -> None:
-                save_checkpoint(
-                    ckpt_path,
-                    {
-                        "config": config.to_dict(),
-                        "model": model.state_dict(),
-                        "optimiser": optimiser.state_dict(),
-                        "ema": ema.state_dict() if ema is not None else None,
-                        "scheduler": {"kind": tcfg.lr_schedule, "base_lr": base_lr, "lr": optimiser.param_groups[0]["lr"]},
-                        "scaler": scaler.state_dict() if scaler is not None else None,
-                        "sampler": sset.train.get_state() if tcfg.num_workers == 0 else None,
-                        "torch_rng": torch.get_rng_state(),
-                        "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                        "step": state.step,
-                        "supervised": supervised,
-                        "result": state.to_dict(),
-                    },
+        model = build_model(self.config.model)
+        if self.start is not None:
+            if self.start.model.config != model.config:
+                raise ConfigError(
+                    f"{self.init_bundle}: its model settings ({self.start.model.config}) differ from this config's "
+                    f"({model.config}); set the model section to match the bundle"
                 )
+            model.load_state_dict(self.start.model.state_dict())
+            logger.info("starting from the weights of %s", self.init_bundle)
+        model.to(self.device)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        self.base_lr = self.tcfg.resolved_lr()
+        self.optimiser = torch.optim.Adam(model.parameters(), lr=self.base_lr)
+        self.ema = None  # exponential moving average of the weights: what is validated and saved
+        if self.tcfg.ema is not None:
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-            def final_model() -> torch.nn.Module:
-                return ema.module if ema is not None else model
+            self.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(self.tcfg.ema), use_buffers=True)
+        use_scaler = self.amp_dtype == torch.float16 and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda") if use_scaler else None
 
-            def validate() -> None:
-                if val_batch is None:
-                    return
-                metrics = _evaluate(final_model(), val_batch, config, device, amp_dtype, channels_last)
-                metrics["step"] = state.step
-                state.val.append(metrics)
-                logger.info(
-                    "step %d: val loss %.5f, identity score %s%s", state.step, metrics["loss"],
-                    "n/a" if metrics["identity_score"] is None else f"{metrics['identity_score']:.3f}",
-                    " (IDENTITY SUSPECTED)" if metrics["identity_suspected"] else "",
-                )
-                if metrics["loss"] < state.best_val:
-                    state.best_val, state.bad_vals = metrics["loss"], 0
-                else:
-                    state.bad_vals += 1
+    def _restore(self) -> None:
+        """Continue from the checkpoint next to the bundle, exactly where it stopped."""
+        path = self.ckpt_path
+        if not (path.exists() or path.is_symlink()):
+            logger.info("no checkpoint at %s; starting a new run", path)
+            return
+        ck = load_checkpoint(path, required=TRAINING_KEYS)
+        _check_resume_config(ck["config"], self.config, path)
+        if ck["supervised"] != self.supervised:
+            raise ConfigError(f"{path} was written {'with' if ck['supervised'] else 'without'} clean "
+                              f"targets; resume it the same way or start anew (delete it)")
+        try:
+            self.model.load_state_dict(ck["model"])
+            self.optimiser.load_state_dict(ck["optimiser"])
+            if self.ema is not None and ck.get("ema") is not None:
+                self.ema.load_state_dict(ck["ema"])
+            if self.scaler is not None and ck.get("scaler"):
+                self.scaler.load_state_dict(ck["scaler"])
+            if ck.get("sampler") is not None and self.tcfg.num_workers == 0:
+                self.sset.train.set_state(ck["sampler"])
+            torch.set_rng_state(ck["torch_rng"])
+            if self.device.type == "cuda" and ck.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state(ck["cuda_rng"], self.device)
+            self.state = _restore_result(ck["result"], ck["step"])
+        except VidfilterError:
+            raise
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as e:
+            reason = " ".join(str(e).split())[:160] or type(e).__name__
+            raise BundleError(f"{path}: does not fit this training run or is corrupt ({reason}); "
+                              "delete it to start afresh, or train without --resume") from None
+        logger.info("resuming %s at step %d (%.1f min trained)", self.out, self.state.step, self.state.elapsed_s / 60)
 
-            def done() -> bool:
-                if tcfg.steps is not None and state.step >= tcfg.steps:
-                    state.stopped = "steps"
-                elif tcfg.minutes is not None and state.elapsed_s >= tcfg.minutes * 60:
-                    state.stopped = "minutes"
-                elif tcfg.early_stop_patience is not None and state.bad_vals >= tcfg.early_stop_patience:
-                    state.stopped = "early stop"
-                return bool(state.stopped)
+    def _checkpoint(self) -> None:
+        dev = self.device
+        save_checkpoint(self.ckpt_path, {
+            "config": self.config.to_dict(),
+            "model": self.model.state_dict(),
+            "optimiser": self.optimiser.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "scheduler": {"kind": self.tcfg.lr_schedule, "base_lr": self.base_lr, "lr": self.optimiser.param_groups[0]["lr"]},
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "sampler": self.sset.train.get_state() if self.tcfg.num_workers == 0 else None,
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
+            "step": self.state.step,
+            "supervised": self.supervised,
+            "result": self.state.to_dict(),
+        })
 
-            bar = _progress_bar(tcfg.steps, state.step, progress)
-            model.train()
-            batches = _batches(sset, inputs, config, state.step)
-            try:
-                while not done():
-                    t0 = time.perf_counter()
-                    inp, tgt = next(batches)
-                    inp = inp.to(device, non_blocking=True)
-                    tgt = tgt.to(device, non_blocking=True)
-                    if channels_last:
-                        inp = inp.contiguous(memory_format=torch.channels_last)
-                        tgt = tgt.contiguous(memory_format=torch.channels_last)
-                    lr = base_lr * _lr_factor(tcfg, state.step, state.elapsed_s)
-                    for group in optimiser.param_groups:
-                        group["lr"] = lr
-                    ctx = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext()
-                    with ctx:
-                        output = model(inp)
-                    loss = pair_loss(output, tgt, inp[:, :1], tcfg, config.output.polarity.value)
-                    optimiser.zero_grad(set_to_none=True)
-                    if scaler is not None:
-                        scaler.scale(loss).backward()
-                        scaler.step(optimiser)
-                        scaler.update()
-                    else:
-                        loss.backward()
-                        optimiser.step()
-                    if ema is not None:
-                        ema.update_parameters(model)
-                    loss_value = float(loss.detach())
-                    if not math.isfinite(loss_value):
-                        raise FloatingPointError(f"training loss became {loss_value} at step {state.step + 1}; lower the learning rate")
-                    dt = time.perf_counter() - t0
-                    state.step += 1
-                    state.elapsed_s += dt
-                    state.train_loss.append(loss_value)
-                    state.step_time.append(dt)
-                    if bar is not None:
-                        bar.update(1)
-                        bar.set_postfix(loss=f"{loss_value:.4f}", pairs_s=f"{tcfg.batch_size / dt:.1f}")
-                    if state.step % tcfg.val_every == 0:
-                        validate()
-                        model.train()
-                    if state.step % tcfg.checkpoint_every == 0:
-                        write_checkpoint()
-            finally:
+    def _final_model(self) -> torch.nn.Module:
+        return self.ema.module if self.ema is not None else self.model
+
+    def _validate(self) -> None:
+        if self.val_batch is None:
+            return
+        state = self.state
+        metrics = _evaluate(self._final_model(), self.val_batch, self.config, self.device, self.amp_dtype, self.channels_last)
+        metrics["step"] = state.step
+        state.val.append(metrics)
+        logger.info(
+            "step %d: val loss %.5f, identity score %s%s", state.step, metrics["loss"],
+            "n/a" if metrics["identity_score"] is None else f"{metrics['identity_score']:.3f}",
+            " (IDENTITY SUSPECTED)" if metrics["identity_suspected"] else "",
+        )
+        if metrics["loss"] < state.best_val:
+            state.best_val, state.bad_vals = metrics["loss"], 0
+        else:
+            state.bad_vals += 1
+
+    def _done(self) -> bool:
+        tcfg, state = self.tcfg, self.state
+        if tcfg.steps is not None and state.step >= tcfg.steps:
+            state.stopped = "steps"
+        elif tcfg.minutes is not None and state.elapsed_s >= tcfg.minutes * 60:
+            state.stopped = "minutes"
+        elif tcfg.early_stop_patience is not None and state.bad_vals >= tcfg.early_stop_patience:
+            state.stopped = "early stop"
+        return bool(state.stopped)
+
+    def _step(self, inp: torch.Tensor, tgt: torch.Tensor) -> float:
+        """One optimiser step on a batch; the loss."""
+        inp = inp.to(self.device, non_blocking=True)
+        tgt = tgt.to(self.device, non_blocking=True)
+        if self.channels_last:
+            inp = inp.contiguous(memory_format=torch.channels_last)
+            tgt = tgt.contiguous(memory_format=torch.channels_last)
+        lr = self.base_lr * _lr_factor(self.tcfg, self.state.step, self.state.elapsed_s)
+        for group in self.optimiser.param_groups:
+            group["lr"] = lr
+        ctx = torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype is not None else nullcontext()
+        with ctx:
+            output = self.model(inp)
+        loss = pair_loss(output, tgt, inp[:, :1], self.tcfg, self.config.output.polarity.value)
+        self.optimiser.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimiser)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.optimiser.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+        loss_value = float(loss.detach())
+        if not math.isfinite(loss_value):
+            raise FloatingPointError(f"training loss became {loss_value} at step {self.state.step + 1}; lower the learning rate")
+        return loss_value
+
+    def _loop(self) -> None:
+        tcfg, state = self.tcfg, self.state
+        bar = _progress_bar(tcfg.steps, state.step, self.progress)
+        self.model.train()
+        batches = _batches(self.sset, self.inputs, self.config, state.step)
+        try:
+            while not self._done():
+                t0 = time.perf_counter()
+                loss_value = self._step(*next(batches))
+                dt = time.perf_counter() - t0
+                state.step += 1
+                state.elapsed_s += dt
+                state.train_loss.append(loss_value)
+                state.step_time.append(dt)
                 if bar is not None:
-                    bar.close()
-                close = getattr(batches, "close", None)
-                if close is not None:
-                    close()
-            if val_batch is not None and (not state.val or state.val[-1]["step"] != state.step):
-                validate()
-            write_checkpoint()
-            logger.info("training stopped after %d steps (%s), %.1f min", state.step, state.stopped, state.elapsed_s / 60)
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss_value:.4f}", pairs_s=f"{tcfg.batch_size / dt:.1f}")
+                if state.step % tcfg.val_every == 0:
+                    self._validate()
+                    self.model.train()
+                if state.step % tcfg.checkpoint_every == 0:
+                    self._checkpoint()
+        finally:
+            if bar is not None:
+                bar.close()
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()
 
-            model = final_model()
-            model.eval()
-            last = state.val[-1] if state.val else {}
-            identity = bool(last.get("identity_suspected", False))
-            normalisation = sset.normalisation() if hasattr(sset, "normalisation") else {
-                "dtype": str(sset.sources[0].dtype),
-                "scale": dtype_scale(sset.sources[0].dtype),
-                "polarity": config.output.polarity.value,
-                "temporal_channel": config.model.temporal_channel,
-                "temporal_frames": TEMPORAL_FRAMES,
-            }
-            provenance = _provenance(sset, config, state, device, identity)
-            provenance["init"] = init_info  # the bundle fine-tuned (None: random weights)
-            # what the network was taught to output: a later frame (time-lag pairs) or the true background
-            provenance["targets"] = "clean backgrounds" if supervised else "time-lag pairs"
-            save_bundle(out, model.to(memory_format=torch.contiguous_format), config, normalisation=normalisation, provenance=provenance)
-            try:
-                from vidfilter.train.report import write_report
+    def _save(self) -> None:
+        """The bundle (the averaged weights when there are any), then the report."""
+        from vidfilter.models import save_bundle
 
-                moved = {sset.sources[i].path: r.summary() for i, r in getattr(sset, "registrations", {}).items()}
-                write_report(report_dir(out), state, model, val_batch if val_batch is not None else _some_pairs(sset), config, device,
-                             registration=moved, init=init_info, supervised=supervised)
-            except Exception:  # the bundle is saved; a report failure must not lose the run
-                logger.exception("could not write the training report for %s", out)
-    finally:
-        sset.close()
-    return out
+        sset, config, state = self.sset, self.config, self.state
+        model = self._final_model()
+        model.eval()
+        identity = bool((state.val[-1] if state.val else {}).get("identity_suspected", False))
+        normalisation = sset.normalisation() if hasattr(sset, "normalisation") else {
+            "dtype": str(sset.sources[0].dtype),
+            "scale": dtype_scale(sset.sources[0].dtype),
+            "polarity": config.output.polarity.value,
+            "temporal_channel": config.model.temporal_channel,
+            "temporal_frames": TEMPORAL_FRAMES,
+        }
+        provenance = _provenance(sset, config, state, self.device, identity)
+        provenance["init"] = self.init_info  # the bundle fine-tuned (None: random weights)
+        # what the network was taught to output: a later frame (time-lag pairs) or the true background
+        provenance["targets"] = "clean backgrounds" if self.supervised else "time-lag pairs"
+        save_bundle(self.out, model.to(memory_format=torch.contiguous_format), config,
+                    normalisation=normalisation, provenance=provenance)
+        try:
+            from vidfilter.train.report import write_report
+
+            moved = {sset.sources[i].path: r.summary() for i, r in getattr(sset, "registrations", {}).items()}
+            pairs = self.val_batch if self.val_batch is not None else _some_pairs(sset)
+            write_report(report_dir(self.out), state, model, pairs, config, self.device,
+                         registration=moved, init=self.init_info, supervised=self.supervised)
+        except Exception:  # the bundle is saved; a report failure must not lose the run
+            logger.exception("could not write the training report for %s", self.out)
+
+
+def train(inputs: str | Path | Sequence[Any], out: str | Path, config: Config, **options: Any) -> Path:
+    """Train a background model and save it as a bundle at ``out``: ``Trainer(...).fit()``.
+
+    ``options`` are :class:`Trainer`'s: ``resume``, ``progress``, ``init_bundle``, ``targets``.
+    Returns the bundle's path."""
+    return Trainer(inputs, out, config, **options).fit()
 
 
 def _some_pairs(sset: SamplerSet, n: int = 4) -> tuple[torch.Tensor, torch.Tensor]:

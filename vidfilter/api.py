@@ -1,0 +1,117 @@
+"""One entry for every run: :func:`run` picks the path an input needs and returns a :class:`RunResult`.
+
+- a video-mode model or a baseline on recordings: :func:`vidfilter.infer.pipeline.run_many`
+  (streaming, resumable OME-Zarr, one input after another);
+- the same with ``scheduler``: :func:`vidfilter.distributed.batch.run_batch` (one Dask task per
+  recording);
+- a static-mode model on images, folders or slides: :func:`vidfilter.static.infer.run_static_many`
+  (block by block).
+
+The command line's ``vidfilter run`` is this function; so is ``vidfilter.run`` in Python.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, overload
+
+from vidfilter.config import Config
+from vidfilter.errors import ConfigError
+from vidfilter.infer.result import RunResult
+
+__all__ = ["RunResult", "run"]
+
+
+def _single(inputs: Any) -> bool:
+    return not isinstance(inputs, (list, tuple))
+
+
+@overload
+def run(inputs: str | os.PathLike[str] | Any, out: str | os.PathLike[str] | None = None, **options: Any) -> RunResult: ...
+@overload
+def run(inputs: Sequence[Any], out: str | os.PathLike[str] | None = None, **options: Any) -> list[RunResult]: ...
+
+
+def run(
+    inputs: Any,
+    out: str | os.PathLike[str] | None = None,
+    *,
+    out_dir: str | os.PathLike[str] | None = None,
+    model: Any = None,
+    method: str = "model",
+    config: Config | None = None,
+    scheduler: str | None = None,
+    retries: int = 2,
+    progress: bool = False,
+) -> RunResult | list[RunResult]:
+    """Separate background and foreground of ``inputs``.
+
+    Parameters
+    ----------
+    inputs
+        One input (a path, an open FrameSource, an array) or a list of them.
+    out
+        The output store of a single input (``OUT.zarr``).
+    out_dir
+        One output per input under this folder (named after the inputs).
+    model
+        A bundle path, a loaded bundle or a shipped setup name, with ``method="model"``.
+    method
+        ``model`` or a baseline (``median``, ``mog2``, ...).
+    config
+        The run configuration; ``config.output`` chooses the formats and the mask.
+    scheduler
+        ``local``, ``local:N`` or ``tcp://HOST:PORT``: one Dask task per recording (needs ``out_dir``).
+    retries
+        Dask retries of a task that failed for a reason other than its input.
+    progress
+        Show progress bars.
+
+    Returns
+    -------
+    RunResult or list of RunResult
+        One result for one input; a list in input order for a list. A failed input has status
+        ``failed`` and its one-line error; the other inputs still run.
+    """
+    config = config or Config()
+    many = list(inputs) if not _single(inputs) else [inputs]
+    if method != "model" and model is not None:
+        raise ConfigError(f"--model is used only with --method model, not with the baseline {method!r}; drop one of them")
+    if out is not None and len(many) > 1:
+        raise ConfigError("--out names one output but several inputs were given; use --out-dir DIR")
+    static = _static_bundle(model, method)
+    if scheduler:
+        results = _run_on_cluster(many, model, method, out_dir, config, scheduler, retries, static)
+    elif static is not None:
+        from vidfilter.static.infer import run_static_many
+
+        results = run_static_many(many, model=static, out=out, out_dir=out_dir, config=config, progress=progress)
+    else:
+        from vidfilter.infer.pipeline import run_many
+
+        results = run_many(many, model=model, method=method, out=out, out_dir=out_dir, config=config, progress=progress)
+    return results[0] if _single(inputs) else results
+
+
+def _static_bundle(model: Any, method: str) -> Any | None:
+    """The loaded bundle when ``model`` is a static-mode model, else ``None``."""
+    if method != "model" or model is None:
+        return None
+    from vidfilter.static.infer import load_static_model
+
+    return load_static_model(model)
+
+
+def _run_on_cluster(
+    inputs: list[Any], model: Any, method: str, out_dir: Any, config: Config, scheduler: str, retries: int, static: Any
+) -> list[RunResult]:
+    if static is not None:
+        raise ConfigError("--scheduler is not supported with static-mode models; run without it")
+    if not out_dir:
+        raise ConfigError("--scheduler writes one output per input: use --out-dir DIR")
+    from vidfilter.distributed.batch import run_batch
+
+    return run_batch([str(i) for i in inputs], model=model, method=method, out_dir=Path(out_dir), config=config,
+                     scheduler=scheduler, retries=retries)
