@@ -43,6 +43,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+from _common import md_head
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -170,7 +171,7 @@ def frames_of(path: Path, n: int) -> list[np.ndarray]:
 def model_time(model: Any, frames: list[np.ndarray], tile: int) -> float:
     """Seconds per frame of TiledEngine alone (a warm-up on a 256^2 crop not counted)."""
     from vidfilter.infer.engine import TiledEngine
-    from vidfilter.io.convert import to_float
+    from vidfilter.io.scaling import to_float
 
     eng = TiledEngine(model, tile=tile, device="cpu", batch_size=4)
     xs = [to_float(f)[None] for f in frames]
@@ -189,7 +190,7 @@ def write_time(frames: list[np.ndarray], workdir: Path, *, checksums: bool = Tru
     from vidfilter.config import Config
     from vidfilter.infer.keyframe import Interp
     from vidfilter.infer.pipeline import FrameOutputs, store_frame
-    from vidfilter.io.convert import to_float
+    from vidfilter.io.scaling import to_float
     from vidfilter.io.zarr_sink import OmeZarrWriter
 
     bg0, bg1 = to_float(frames[0]), to_float(frames[-1])
@@ -416,10 +417,10 @@ class _Cached:
 
 
 def keyframe_errors(rec: Any, bgs: np.ndarray, frames: np.ndarray, *, every: int, adaptive: bool, bound: float) -> dict[str, Any]:
-    from vidfilter.eval.masks import threshold_mask
+    from vidfilter.polarity import threshold_mask
     from vidfilter.eval.metrics import PixelScore
     from vidfilter.infer import keyframe as kf
-    from vidfilter.io.convert import to_float
+    from vidfilter.io.scaling import to_float
 
     n = len(frames)
     est = _Cached(bgs)
@@ -468,7 +469,7 @@ def bench_keyframe(workdir: Path, quick: bool, model: str | None = None) -> dict
     """
     from vidfilter.config import Config
     from vidfilter.infer.pipeline import ModelBackground
-    from vidfilter.io.convert import to_float
+    from vidfilter.io.scaling import to_float
     from vidfilter.models import load_model
     from vidfilter.synth import SyntheticRecording
 
@@ -526,9 +527,7 @@ def table(res: dict[str, Any]) -> str:
     lines.append(f"machine: {m['cpu']}, {m['cores']} cores, torch threads {m['torch_threads']}, torch {m['torch']}")
     sp = res.get("speed")
     if sp:
-        lines.append("")
-        lines.append("| size | decode fps | model Mpx/s (whole) | model fps (default tile) | per-frame fps | per-frame / min(dec, model) | free-model fps | K25 fps | K100 fps | K250 fps | K1000 fps | K250+adaptive fps | default (K500+adaptive) fps | default / decode |")
-        lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        lines += ["", *md_head("| size | decode fps | model Mpx/s (whole) | model fps (default tile) | per-frame fps | per-frame / min(dec, model) | free-model fps | K25 fps | K100 fps | K250 fps | K1000 fps | K250+adaptive fps | default (K500+adaptive) fps | default / decode |")]
         for size, r in sp.items():
             p = r["pipeline"]
             pf = p.get("per_frame")
@@ -540,16 +539,12 @@ def table(res: dict[str, Any]) -> str:
                 f"{p['free_model_K1']['fps']:.1f} | " + " | ".join(_f(p[k]["fps"] if k in p else None) for k in ("K25", "K100", "K250", "K1000", "K250_adaptive", "default"))
                 + f" | {_f(best)} ({_flag(best is not None and best >= T_KEYFRAME) if size == '2048' else 'n/a'}) |"
             )
-        lines.append("")
-        lines.append("| size | tile | s/frame | Mpx/s | overhead vs whole | target ≤ 15 % |")
-        lines.append("|---|---|---|---|---|---|")
+        lines += ["", *md_head("| size | tile | s/frame | Mpx/s | overhead vs whole | target ≤ 15 % |")]
         for size, r in sp.items():
             lines.append(f"| {size}² | whole | {r['model_whole_s_per_frame']:.2f} | {r['model_whole_mpx_s']:.2f} | - | - |")
             for tile, t in r["tiling"].items():
                 lines.append(f"| {size}² | {tile} | {t['s_per_frame']:.2f} | {t['mpx_s']:.2f} | {100 * t['overhead']:+.0f} % | {_flag(t['overhead'] <= T_TILING)} |")
-        lines.append("")
-        lines.append("| size | decode ms/frame | compute ms/frame (default tile) | write ms/frame | shares decode/compute/write (per-frame mode) | keyframes run K25/K100/K250/K1000/K250+adaptive/default |")
-        lines.append("|---|---|---|---|---|---|")
+        lines += ["", *md_head("| size | decode ms/frame | compute ms/frame (default tile) | write ms/frame | shares decode/compute/write (per-frame mode) | keyframes run K25/K100/K250/K1000/K250+adaptive/default |")]
         for size, r in sp.items():
             s = r["stage_share_per_frame_mode"]
             p = r["pipeline"]
@@ -560,9 +555,7 @@ def table(res: dict[str, Any]) -> str:
             )
     cs = res.get("checksums")
     if cs:
-        lines.append("")
-        lines.append("| size | write ms/frame, no checksums | with checksums | cost | verify ms/frame (full) | verify --quick ms/frame |")
-        lines.append("|---|---|---|---|---|---|")
+        lines += ["", *md_head("| size | write ms/frame, no checksums | with checksums | cost | verify ms/frame (full) | verify --quick ms/frame |")]
         for size, r in cs.items():
             lines.append(f"| {size}² | {r['write_ms_per_frame_without']:.1f} | {r['write_ms_per_frame_with']:.1f} | "
                          f"{100 * r['overhead']:+.1f} % | {r['verify_ms_per_frame']:.1f} | {r['verify_quick_ms_per_frame']:.1f} |")
@@ -578,8 +571,7 @@ def table(res: dict[str, Any]) -> str:
         for name, case in ks["cases"].items():
             lines.append("")
             lines.append(f"keyframe study, {name} ({ks['size']}², {ks['frames']} frames, per-frame estimator: {ks['estimator']['kind']})")
-            lines.append("| policy | keyframes | mean abs bg_K - bg_1 (grey) | worst frame (grey) | abs to true bg (grey) | mask F1 vs per-frame | mask F1 vs truth |")
-            lines.append("|---|---|---|---|---|---|---|")
+            lines += md_head("| policy | keyframes | mean abs bg_K - bg_1 (grey) | worst frame (grey) | abs to true bg (grey) | mask F1 vs per-frame | mask F1 vs truth |")
             for label, e in case.items():
                 lines.append(f"| {label} | {e['keyframes']} | {e['mean_abs_vs_per_frame_grey']:.3f} | {e['max_frame_mean_abs_vs_per_frame_grey']:.2f} | "
                              f"{e['mean_abs_vs_true_grey']:.2f} | {e['mask_f1_vs_per_frame']:.4f} | {e['mask_f1_vs_truth']:.3f} |")

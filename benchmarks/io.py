@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import text_table
 
 
 def make_frames(size: int, n: int, seed: int = 0) -> list[np.ndarray]:
@@ -197,15 +198,16 @@ def _table(rows: list[dict[str, Any]]) -> str:
 
     head = (f"{'size':>6} {'cv2_seq':>8} {'vf_seq':>8} {'ratio':>6} {'vf_rgb':>8} {'ratio':>6} {'vf_rand':>8} "
             f"{'ratio':>6} {'index_ms':>9} {'zarr_w':>8} {'zarr_r':>8} {'ffv1_w':>8}")
-    lines = ["frames per second (higher is better); ratio = vs cv2.VideoCapture sequential (same run)", head]
-    for r in rows:
+
+    def row(r: dict[str, Any]) -> str:
         base = r["cv2_seq"]
-        lines.append(
+        return (
             f"{r['size']:>6} {f(base):>8} {f(r['vf_seq']):>8} {r['vf_seq'] / base:6.2f} {f(r['vf_seq_rgb']):>8} "
             f"{r['vf_seq_rgb'] / base:6.2f} {f(r['vf_random']):>8} {r['vf_random'] / base:6.2f} "
             f"{r['index_ms']:9.1f} {f(r['zarr_write']):>8} {f(r['zarr_read']):>8} {f(r['ffv1_write']):>8}"
         )
-    return "\n".join(lines)
+
+    return text_table(["frames per second (higher is better); ratio = vs cv2.VideoCapture sequential (same run)", head], rows, row)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Polarity detection on real and generated recordings: the verdict and its evidence per case.
 
-``vidfilter train`` with ``output.polarity: auto`` asks :func:`vidfilter.sampling.temporal.polarity_evidence`
+``vidfilter train`` with ``output.polarity: auto`` asks :func:`vidfilter.polarity.polarity_evidence`
 whether the animals are darker or lighter than the plate. A wrong or undecided answer costs a whole
 training (mouse window 9490: ``absolute``, pixel IoU .075 against .776 with ``--polarity dark``), so
 this prints, for every case, the expected polarity, the verdict and the dark:bright ratio (the
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     from vidfilter.io.array_source import ArrayFrameSource
     from vidfilter.io.registry import open as open_source
     from vidfilter.io.source import to_gray
-    from vidfilter.sampling.temporal import polarity_evidence
+    from vidfilter.polarity import polarity_evidence
 
     rows: list[dict[str, Any]] = []
 

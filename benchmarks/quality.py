@@ -72,6 +72,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 import quality_real  # noqa: E402  (benchmarks/quality_real.py: worm loading and box scoring)
+from _common import md_head  # noqa: E402
 
 #: The generated test cases (keyword arguments of SyntheticRecording on top of the size).
 #: ``shift_at_fraction`` places the camera shift at that share of the recording's length.
@@ -123,7 +124,8 @@ THRESHOLD = 10.0
 def _masks() -> dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
     from functools import partial
 
-    from vidfilter.eval.masks import noise_mask, threshold_mask
+    from vidfilter.eval.masks import noise_mask
+    from vidfilter.polarity import threshold_mask
 
     return {
         "fixed10": partial(threshold_mask, threshold=THRESHOLD, polarity=POLARITY),  # the paper's rule: headline
@@ -243,7 +245,7 @@ def check_targets(cases: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _grey(img: np.ndarray) -> np.ndarray:
-    from vidfilter.eval.masks import grey_levels
+    from vidfilter.polarity import grey_levels
 
     return grey_levels(img) / 255.0
 
@@ -265,7 +267,7 @@ def case_figure(path: Path, case: str, sf: Any, t: int, panel: dict[str, np.ndar
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from vidfilter.eval.masks import threshold_mask
+    from vidfilter.polarity import threshold_mask
 
     by = {r["method"]: r for r in rows}
     names = list(panel)
@@ -366,7 +368,7 @@ def worms_figure(path: Path, src: Any, gt_by_t: dict[int, np.ndarray], t: int, p
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
-    from vidfilter.eval.masks import threshold_mask
+    from vidfilter.polarity import threshold_mask
     from vidfilter.eval.metrics import box_iou, mask_to_boxes, match_boxes
 
     frame = src[t]
@@ -423,7 +425,7 @@ def flies_figure(path: Path, frame: np.ndarray, t: int, panel: dict[str, np.ndar
     from matplotlib.patches import Rectangle
     from scipy import ndimage
 
-    from vidfilter.eval.masks import foreground
+    from vidfilter.polarity import foreground
 
     h, w = frame.shape
     cy, cx = np.unravel_index(np.argmax(ndimage.gaussian_filter(frame.astype(np.float32), 8)), frame.shape)
@@ -539,9 +541,8 @@ def print_tables(result: dict[str, Any]) -> None:
     s = result["settings"]
     print(f"\nGenerated recordings {s['size']}x{s['size']} x {s['frames']} frames, mask bg - frame > {THRESHOLD:g} "
           f"(dark), objects >= {s['min_area']} px, IoU > 0.5")
-    print("| case | method | pixel P | pixel R | pixel IoU | box P | box R | box F1 | still recall | still box R "
-          "| noise mask: pixel IoU | box F1 | s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("\n".join(md_head("| case | method | pixel P | pixel R | pixel IoU | box P | box R | box F1 | still recall | still box R "
+                            "| noise mask: pixel IoU | box F1 | s |")))
     for case, c in result["cases"].items():
         for r in c["rows"]:
             p, b, nz = r["pixel"], r["box"], r["noise"]
@@ -551,8 +552,7 @@ def print_tables(result: dict[str, Any]) -> None:
     if result.get("worms"):
         w = result["worms"]
         print(f"\nworms_yolo_640 ({w['n_frames']} frames scored, every {w['step']}; components >= 40 px, IoU > 0.5)")
-        print("| method | mask | box P | box R | box F1 |")
-        print("|---|---|---|---|---|")
+        print("\n".join(md_head("| method | mask | box P | box R | box F1 |")))
         for r in result["worms"]["rows"]:
             b = r["box"]
             print(f"| {r['method']} | {r['mask']} | {fmt(b['precision'])} | {fmt(b['recall'])} | {fmt(b['f1'])} |")

@@ -120,7 +120,7 @@ def choose_windows(src: Any, ref: np.ndarray, n_still: int, n_moving: int) -> li
 
 
 def write_window(src: Any, start: int, out: Path) -> Path:
-    from vidfilter.convert import write_frames
+    from vidfilter.io.export import write_frames
 
     if not out.exists():
         write_frames((src[t] for t in range(start, start + WINDOW)), out, frame_shape=src.shape[1:], dtype=np.uint8,
@@ -129,7 +129,7 @@ def write_window(src: Any, start: int, out: Path) -> Path:
 
 
 def score_window(path: Path, ref_window: list[np.ndarray], methods: dict[str, Any]) -> list[dict[str, Any]]:
-    from vidfilter.eval.masks import threshold_mask
+    from vidfilter.polarity import threshold_mask
     from vidfilter.eval.score import score_backgrounds
     from vidfilter.io.registry import open as open_source
 

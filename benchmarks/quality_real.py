@@ -11,7 +11,7 @@ Protocol (issue 10, one run, every method scored the same way):
   the 100 frames) and the mean IoU of matches.
 
 Besides the issue's fixed mask, two masks that keep a worm whole (``object``:
-:func:`vidfilter.eval.masks.object_mask`, hysteresis from the noise level, closing, dilation;
+:func:`vidfilter.polarity.object_mask`, hysteresis from the noise level, closing, dilation;
 dark polarity for every method): ``object`` with its defaults on every frame, and ``object-tuned``
 whose parameters are chosen *per method* on the even frames (a small grid, the best box F1) and
 scored on the odd frames only, so no method is scored on the frames its mask was chosen on.
@@ -58,11 +58,13 @@ import platform
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import md_head, text_table
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -109,7 +111,7 @@ def run_method(bundle_path: str, workdir: str | Path) -> Method:
     def method(src: Any, frames: Sequence[int]) -> Iterator[np.ndarray]:
         from vidfilter.config import Config
         from vidfilter.infer.pipeline import run
-        from vidfilter.io.convert import to_float
+        from vidfilter.io.scaling import to_float
         from vidfilter.io.registry import open as open_source
 
         out = Path(workdir) / "model_run.zarr"
@@ -123,7 +125,7 @@ def run_method(bundle_path: str, workdir: str | Path) -> Method:
 def labels_median(src: Any, gt_by_t: dict[int, np.ndarray]) -> np.ndarray:
     """The ceiling background: per pixel, the median of the frames where it is outside every box."""
     from vidfilter.eval.score import _box_mask
-    from vidfilter.io.convert import to_float
+    from vidfilter.io.scaling import to_float
 
     stack = np.stack([to_float(src[t]) for t in range(len(src))])  # 100 frames of 640² (a benchmark, not the tool)
     occupied = np.stack([_box_mask(gt_by_t.get(t, np.zeros((0, 4))), stack.shape[1:]) for t in range(len(src))])
@@ -156,7 +158,8 @@ OBJECT_GRID = {"k_low": (3.0, 4.0, 5.0), "closing": (0, 2, 4), "dilate": (2, 4, 
 
 
 def masks(threshold: float) -> dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
-    from vidfilter.eval.masks import noise_mask, object_mask, threshold_mask
+    from vidfilter.eval.masks import noise_mask
+    from vidfilter.polarity import object_mask, threshold_mask
 
     return {
         "fixed10" if threshold == 10 else f"fixed{threshold:g}": partial(threshold_mask, threshold=threshold, polarity="absolute"),
@@ -168,7 +171,7 @@ def masks(threshold: float) -> dict[str, Callable[[np.ndarray, np.ndarray], np.n
 def object_grid() -> dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
     from itertools import product
 
-    from vidfilter.eval.masks import object_mask
+    from vidfilter.polarity import object_mask
 
     return {
         f"k_low={k:g},closing={c},dilate={d},min_seed={m}": partial(object_mask, k_low=k, closing=c, dilate=d, min_seed=m,
@@ -182,7 +185,7 @@ def fidelity(src: Any, bgs: Sequence[np.ndarray], frames: Sequence[int], ceiling
     """Plate error against the ceiling background outside the boxes (grey levels) and the share of
     worm pixels (ceiling - frame > 10) that the background also puts 10 levels above the frame."""
     from vidfilter.eval.score import _box_mask
-    from vidfilter.io.convert import to_float
+    from vidfilter.io.scaling import to_float
 
     err = n_plate = kept = n_worm = 0.0
     for t, bg in zip(frames, bgs):
@@ -211,7 +214,7 @@ def protocol_ceiling(src: Any, gt_by_t: dict[int, np.ndarray], ceiling: np.ndarr
     """
     from vidfilter.eval.metrics import box_iou, mask_to_boxes, match_boxes, prf
     from vidfilter.eval.score import _box_mask
-    from vidfilter.io.convert import to_float
+    from vidfilter.io.scaling import to_float
 
     frames = sorted(gt_by_t)
     residual = {t: (ceiling - to_float(src[t])) * 255 for t in frames}
@@ -254,7 +257,7 @@ def data_root(arg: str | None) -> Path:
 
 def load_worms(worms: Path) -> tuple[Any, dict[int, np.ndarray]]:
     """The ``worms_yolo_640`` frames (a FrameSource) and their boxes by frame index ``t``."""
-    from vidfilter.eval.groundtruth import load_boxes_csv
+    from vidfilter.io.annotations import load_boxes_csv
     from vidfilter.io.registry import open as open_source
 
     src = open_source(worms / "frames")
@@ -263,17 +266,56 @@ def load_worms(worms: Path) -> tuple[Any, dict[int, np.ndarray]]:
     return src, {t: gt[n].boxes for t, n in enumerate(numbers) if n in gt}
 
 
-def open_study(data: str | Path, out: Path) -> tuple[Path, Any, dict[int, np.ndarray], np.ndarray, dict[str, Any]] | None:
-    """What the worm-plate training studies (recipes_real, steps_real) start from: the frames
-    folder, its FrameSource, the boxes by frame, the labels-median reference and the results
-    already in ``out``; None (after saying so) when the data is missing."""
+@dataclass
+class Study:
+    """A worm-plate training study (recipes_real, steps_real): the frames folder, its FrameSource,
+    the boxes by frame, the labels-median reference, and the results, saved to ``out``."""
+
+    frames: Path
+    src: Any
+    gt_by_t: dict[int, np.ndarray]
+    ceiling: np.ndarray
+    results: dict[str, Any]
+    out: Path
+
+    def train(self, bundle: Path, cfg: Any, **options: Any) -> float:
+        """Train ``bundle`` on the frames with ``cfg`` (``options``: ``vidfilter.train.loop.train``'s);
+        returns the seconds it took."""
+        from vidfilter.train.loop import train
+
+        t0 = time.perf_counter()
+        train([str(self.frames)], bundle, cfg, progress=False, **options)
+        return time.perf_counter() - t0
+
+    def score(self, bundle: Path, mask_names: list[str], **options: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """:func:`score_methods` rows of the trained ``bundle`` as ``model`` (components >= 40 px,
+        the fidelity figures against the reference) and the training log its report holds."""
+        rows = score_methods(self.src, self.gt_by_t, {"model": model_method(str(bundle))}, mask_names, min_area=40,
+                             ceiling=self.ceiling, **options)
+        return rows, json.loads((bundle.parent / f"{bundle.stem}.report" / "log.json").read_text())
+
+    def save(self) -> None:
+        self.out.write_text(json.dumps(self.results, indent=2))
+
+
+def add_study_options(ap: argparse.ArgumentParser, name: str) -> None:
+    """``--data``, ``--work`` (the bundles) and ``--out`` (the JSON) of the worm-plate training study ``name``."""
+    ap.add_argument("--data", default=str(REPO / ".." / "shared" / "data"))
+    ap.add_argument("--work", default=f"/tmp/vidfilter_{name}")
+    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / f"{name}_real.json"))
+
+
+def open_study(data: str | Path, out: str | Path) -> Study | None:
+    """The :class:`Study` of the worm plate under ``data``, with the results already in ``out``;
+    None (after saying so) when the data is missing."""
     frames = Path(data) / "worms_yolo_640" / "frames"
     if not frames.is_dir():
         print(f"skipped: {frames} not found")
         return None
     src, gt_by_t = load_worms(frames.parent)
+    out = Path(out)
     results = json.loads(out.read_text()) if out.exists() else {}
-    return frames, src, gt_by_t, labels_median(src, gt_by_t), results
+    return Study(frames, src, gt_by_t, labels_median(src, gt_by_t), results, out)
 
 
 def score_methods(
@@ -401,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
                            {"benchmark": "quality_real --ceiling", "data": str(worms), **found})
         print(f"fixed protocol (|background - frame| > {args.threshold:g}, components >= {args.min_area} px, IoU > 0.5) "
               f"with the label-built plate:\n")
-        print("| background | box P | box R | box F1 |\n|---|---|---|---|")
+        print("\n".join(md_head("| background | box P | box R | box F1 |")))
         for name, r in found["rows"].items():
             print(f"| {name} | {fmt(r['precision'])} | {fmt(r['recall'])} | {fmt(r['f1'])} |")
         print(f"\none component per labelled box (fragments joined, neighbours clipped): recall "
@@ -451,7 +493,7 @@ def main(argv: list[str] | None = None) -> int:
         "protocol": {
             "mask": f"|background - frame| > {args.threshold:g} grey levels (fixed), noise-level, or object (hysteresis)",
             "noise_mask": {"k": NOISE_K, "floor": NOISE_FLOOR, "closing": NOISE_CLOSING, "offset": "median removed"},
-            "object_mask": "vidfilter.eval.masks.object_mask defaults, polarity dark",
+            "object_mask": "vidfilter.polarity.object_mask defaults, polarity dark",
             "object_tuned": {"grid": OBJECT_GRID, "chosen_on": "even frames", "scored_on": "odd frames"},
             "components": "8-connected", "min_area": args.min_area,
             "matching": "Hungarian on 1/IoU, match when IoU > 0.5", "boxes": "x0,y0,x1,y1 exclusive (edge coordinates)",
@@ -472,16 +514,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def table(rows: list[dict[str, Any]]) -> str:
     """The Markdown table of :func:`main` (one row per method and mask)."""
-    lines = ["| method | mask | box P | box R | box F1 | F1 / max | mIoU | flag % | inbox | plate | removed | s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
+
+    def row(r: dict[str, Any]) -> str:
         b = r["box"]
-        lines.append(
+        return (
             f"| {r['method']} | {r['mask']} | {fmt(b['precision'])} | {fmt(b['recall'])} | {fmt(b['f1'])} | "
             f"{fmt(r.get('f1_vs_max'), 2)} | {fmt(b['iou'])} | {100 * r['flagged']:.2f} | {fmt(r['in_boxes'])} | "
             f"{fmt(r.get('plate'), 2)} | {fmt(r.get('removed'))} | {r['seconds']:.1f} |"
         )
-    return "\n".join(lines)
+
+    return text_table(md_head("| method | mask | box P | box R | box F1 | F1 / max | mIoU | flag % | inbox | plate | removed | s |"), rows, row)
 
 
 if __name__ == "__main__":

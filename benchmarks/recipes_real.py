@@ -17,10 +17,8 @@ Variants measured before the object mask existed keep their fixed10 / noise rows
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,41 +53,33 @@ VARIANTS: dict[str, dict] = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    from quality_real import add_study_options, open_study
+
     ap = argparse.ArgumentParser()
     ap.add_argument("--minutes", type=float, default=4.0)
     ap.add_argument("--variants", default=",".join(VARIANTS))
-    ap.add_argument("--data", default=str(REPO / ".." / "shared" / "data"))
-    ap.add_argument("--work", default="/tmp/vidfilter_recipes")
-    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "recipes_real.json"))
+    add_study_options(ap, "recipes")
     args = ap.parse_args(argv)
-    from quality_real import model_method, open_study, score_methods
 
     from vidfilter.config import Config
-    from vidfilter.train.loop import train
 
-    out = Path(args.out)
-    study = open_study(args.data, out)
+    study = open_study(args.data, args.out)
     if study is None:
         return 0
-    frames, src, gt_by_t, ceiling, results = study
     for name in args.variants.split(","):
         over = VARIANTS[name]
         base = {"train.steps": 10**9} if over is None else {**BASE, **over}
         cfg = Config().override({**base, "train.minutes": args.minutes})
         bundle = Path(args.work) / f"{name}.vfm"
         bundle.parent.mkdir(parents=True, exist_ok=True)
-        t0 = time.perf_counter()
-        train([str(frames)], bundle, cfg, progress=False)
-        secs = time.perf_counter() - t0
-        rows = score_methods(src, gt_by_t, {"model": model_method(str(bundle))}, ["fixed10", "noise", "object"],
-                             min_area=40, tuned=True, ceiling=ceiling)
-        log = json.loads((bundle.parent / f"{name}.report" / "log.json").read_text())
-        results[name] = {"overrides": over, "minutes": args.minutes, "train_seconds": round(secs, 1), "steps": log["steps"],
+        secs = study.train(bundle, cfg)
+        rows, log = study.score(bundle, ["fixed10", "noise", "object"], tuned=True)
+        study.results[name] = {"overrides": over, "minutes": args.minutes, "train_seconds": round(secs, 1), "steps": log["steps"],
                          "identity_score": log["identity_score"], "verdict": log["verdict"], "rows": rows,
                          "load_average": os.getloadavg()}
-        out.write_text(json.dumps(results, indent=2))
+        study.save()
     print(f"{'variant':<30} {'steps':>5} {'ident':>6} {'mask':<13} {'P':>6} {'R':>6} {'F1':>6} {'plate':>6} {'removed':>7}")
-    for name, r in results.items():
+    for name, r in study.results.items():
         for row in r["rows"]:
             b = row["box"]
             plate, removed = row.get("plate"), row.get("removed")

@@ -19,9 +19,7 @@ Writes ``benchmarks/results/steps_real.json`` (keyed ``seed<S><tag>``) and print
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,28 +27,24 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 
 def main(argv: list[str] | None = None) -> int:
+    from quality_real import add_study_options, open_study
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--stages", default="300,600,900,1200,1500,1800")
     ap.add_argument("--masks", default="fixed10,object")
-    ap.add_argument("--data", default=str(REPO / ".." / "shared" / "data"))
-    ap.add_argument("--work", default="/tmp/vidfilter_steps")
-    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "steps_real.json"))
+    add_study_options(ap, "steps")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (YAML value)")
     ap.add_argument("--tag", default="", help="suffix of the result keys, e.g. -ema0.99")
     ap.add_argument("--keep", action="store_true", help="keep a copy of each stage's bundle (WORK/<run>-<steps>.vfm) for re-scoring")
     args = ap.parse_args(argv)
-    from quality_real import model_method, open_study, score_methods
     from recipes_real import BASE
 
     from vidfilter.config import Config
-    from vidfilter.train.loop import train
 
-    out = Path(args.out)
-    study = open_study(args.data, out)
+    study = open_study(args.data, args.out)
     if study is None:
         return 0
-    frames, src, gt_by_t, ceiling, results = study
     import yaml
 
     stages = [int(s) for s in args.stages.split(",")]
@@ -61,25 +55,21 @@ def main(argv: list[str] | None = None) -> int:
         bundle.parent.mkdir(parents=True, exist_ok=True)
         for stale in (bundle, bundle.with_suffix(".ckpt")):
             stale.unlink(missing_ok=True)
-        rows_seed = results.setdefault(name, {})
+        rows_seed = study.results.setdefault(name, {})
         for steps in stages:
             cfg = Config().override({**BASE, **extra, "train.steps": steps, "train.seed": seed})
-            t0 = time.perf_counter()
-            train([str(frames)], bundle, cfg, resume=True, progress=False)
-            secs = time.perf_counter() - t0
+            secs = study.train(bundle, cfg, resume=True)
             if args.keep:
                 import shutil
 
                 shutil.copyfile(bundle, bundle.with_name(f"{name}-{steps}.vfm"))
-            rows = score_methods(src, gt_by_t, {"model": model_method(str(bundle))}, args.masks.split(","),
-                                 min_area=40, ceiling=ceiling)
-            log = json.loads((bundle.parent / f"{name}.report" / "log.json").read_text())
+            rows, log = study.score(bundle, args.masks.split(","))
             rows_seed[str(steps)] = {"steps": log["steps"], "stage_seconds": round(secs, 1), "val": log.get("final_val_loss"),
                                      "identity_score": log["identity_score"], "rows": rows}
-            out.write_text(json.dumps(results, indent=2))
+            study.save()
             print(f"{name} steps {steps}: " + ", ".join(f"{r['mask']} {r['box']['f1']:.3f}" for r in rows), flush=True)
     print(f"{'run':<14} {'steps':>5} {'mask':<8} {'P':>6} {'R':>6} {'F1':>6} {'plate':>6} {'removed':>7}")
-    for seed, by_steps in results.items():
+    for seed, by_steps in study.results.items():
         for steps, r in by_steps.items():
             for row in r["rows"]:
                 b = row["box"]

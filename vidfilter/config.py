@@ -97,7 +97,7 @@ class SamplingConfig(_Section):
     )
     registration: Literal["auto", "on", "off"] = Field(
         "auto",
-        description="camera-shift registration (vidfilter.sampling.register): align training pairs and the "
+        description="camera-shift registration (vidfilter.temporal.register): align training pairs and the "
         "temporal statistic to frame 0; auto = on for a recording whose surveyed frames moved by 1 px or more",
     )
     registration_max_shift: int = Field(32, ge=1, description="larger estimated shifts count as failures (frame treated as unshifted)")
@@ -212,7 +212,7 @@ class OutputConfig(_Section):
     mask_method: Literal["fixed", "object"] = Field(
         "fixed",
         description="fixed: foreground > mask_threshold (the paper's rule); object: whole objects, pixels above "
-        "mask_threshold grown by hysteresis to the noise level and closed (vidfilter.eval.masks.object_mask)",
+        "mask_threshold grown by hysteresis to the noise level and closed (vidfilter.polarity.object_mask)",
     )
     formats: list[Literal["zarr", "ffv1", "png", "tiff", "hdf5", "preview"]] = ["zarr"]
     overwrite: bool = False

@@ -31,14 +31,8 @@ UNBOUNDED_STEPS = 10**9
 _TEMPORAL = {"dark": "max", "bright": "min", "absolute": "none"}
 
 
-def resolve(
-    config: Config,
-    sources: FrameSource | Sequence[FrameSource] | None = None,
-    device: torch.device | None = None,
-    bundle: Bundle | None = None,
-    *,
-    run: bool = False,
-) -> Config:
+def resolve(config: Config, sources: FrameSource | Sequence[FrameSource] | None = None, device: torch.device | None = None,
+            bundle: Bundle | None = None, *, run: bool = False) -> Config:
     """``config`` with every ``"auto"`` that the arguments decide made concrete.
 
     Parameters
@@ -47,7 +41,7 @@ def resolve(
         The run configuration; settings that are not ``"auto"`` are kept.
     sources
         The training recordings, or the input of a run: ``output.polarity: auto`` is detected from
-        them (:func:`vidfilter.sampling.temporal.polarity_evidence`). None leaves it to a later call.
+        them (:func:`vidfilter.polarity.polarity_evidence`). None leaves it to a later call.
     device
         The training device: ``model.preset`` (the paper network on a GPU, the fast one elsewhere)
         and ``sampling.crop`` (256 px for the paper network, 128 px for the fast one;
@@ -110,7 +104,7 @@ def _polarity(
         return config.override({"output.polarity": found})
     if sources is None:
         return config
-    from vidfilter.sampling.temporal import polarity_evidence
+    from vidfilter.polarity import polarity_evidence
 
     ev = polarity_evidence(sources)
     if run:

@@ -174,7 +174,7 @@ def test_memory_flat_in_recording_length(name):
     would take 9.8 MB.)"""
     import tracemalloc
 
-    from vidfilter.io.convert import to_float
+    from vidfilter.io.scaling import to_float
 
     peaks = []
     for n in (60, 600):

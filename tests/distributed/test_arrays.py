@@ -11,7 +11,7 @@ from vidfilter.config import Config
 from vidfilter.distributed.arrays import background_dask, process_array_distributed
 from vidfilter.infer.blocks import process_array
 from vidfilter.infer.engine import TiledEngine
-from vidfilter.io.convert import to_float
+from vidfilter.io.scaling import to_float
 from vidfilter.models import load_model
 
 pytestmark = pytest.mark.cluster

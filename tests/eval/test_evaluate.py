@@ -130,7 +130,7 @@ def test_output_store_fixed_and_stored_mask(scene, tmp_path):
     # 640², far larger than this scene's blocks) add a margin around them, and nothing elsewhere
     obj = evaluate(tmp_path / "out.zarr", masks=scene / "masks", mask_method="object")
     assert (obj.pixel.tp, obj.pixel.fn) == (120, 4) and obj.pixel.fp > 0, obj
-    from vidfilter.eval.masks import object_mask
+    from vidfilter.polarity import object_mask
     from vidfilter.io.registry import open as vf_open
 
     frames, bg = vf_open(str(scene / "frames")), vf_open(f"{tmp_path / 'out.zarr'}/background/0")

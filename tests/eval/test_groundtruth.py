@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from vidfilter.errors import InputNotFoundError, UnreadableInputError
-from vidfilter.eval.groundtruth import (
+from vidfilter.io.annotations import (
     boxes_by_index,
     load_boxes,
     load_boxes_coco,
@@ -145,7 +145,7 @@ def test_points_colour_png(tmp_path):
 
 def test_points_csv(tmp_path):
     """frame,x,y[,class] -> frame -> class -> [(y, x)]; bad rows and columns are one-line errors."""
-    from vidfilter.eval.groundtruth import load_points_csv
+    from vidfilter.io.annotations import load_points_csv
 
     (tmp_path / "p.csv").write_text("frame,x,y,class\n0,3,2,hep\n0,5.5,1,fib\n4,1,7,hep\n")
     assert load_points_csv(tmp_path / "p.csv") == {0: {"hep": [(2.0, 3.0)], "fib": [(1.0, 5.5)]}, 4: {"hep": [(7.0, 1.0)]}}

@@ -6,16 +6,9 @@ import numpy as np
 import pytest
 
 from vidfilter.errors import ConfigError
-from vidfilter.eval.masks import (
-    clean_mask,
-    foreground,
-    noise_mask,
-    noise_threshold,
-    otsu_mask,
-    residual_noise,
-    threshold_mask,
-)
-from vidfilter.io.convert import to_float
+from vidfilter.eval.masks import noise_mask, noise_threshold, otsu_mask
+from vidfilter.polarity import clean_mask, foreground, residual_noise, threshold_mask
+from vidfilter.io.scaling import to_float
 
 
 def _pair(dtype=np.uint8):
@@ -172,7 +165,7 @@ def test_object_mask_keeps_a_faint_body_whole():
     spanning head to tail, and nothing else on the plate."""
     from scipy import ndimage
 
-    from vidfilter.eval.masks import object_mask
+    from vidfilter.polarity import object_mask
 
     frame, bg = _faint_worm()
     fixed = threshold_mask(frame, bg, 10, "dark")
@@ -189,7 +182,7 @@ def test_object_mask_keeps_a_faint_body_whole():
 
 
 def test_object_mask_noise_only_and_bad_thresholds():
-    from vidfilter.eval.masks import object_mask
+    from vidfilter.polarity import object_mask
 
     rng = np.random.default_rng(1)
     bg = np.full((64, 64), 120, np.uint8)
@@ -209,7 +202,7 @@ def test_object_mask_drops_specks_by_their_seed_area():
     speck goes and a worm-sized body (4 x 60 px) stays, whole."""
     from scipy import ndimage
 
-    from vidfilter.eval.masks import MIN_SEED, object_mask
+    from vidfilter.polarity import MIN_SEED, object_mask
 
     rng = np.random.default_rng(2)
     bg = np.full((80, 100), 180, np.uint8)

@@ -206,7 +206,7 @@ def test_worm_protocol_reproduces_max_projection_on_worms(shared_data):
     """The issue-10 figures for the max projection on worms_yolo_640: P .137 R .337 F1 .195
     (|bg - frame| > 10, 8-connected components >= 40 px, Hungarian on 1/IoU, IoU > 0.5)."""
     from vidfilter.baselines import make_baseline
-    from vidfilter.eval.groundtruth import load_boxes_csv
+    from vidfilter.io.annotations import load_boxes_csv
     from vidfilter.eval.score import estimator_backgrounds, score_backgrounds
     from vidfilter.io.registry import open as open_source
 

@@ -7,7 +7,7 @@ through ``vidfilter convert`` and through the exports of ``vidfilter run --forma
 must meet every time: exit code 2 and exactly one line on stderr that names the file and says
 what to do (no traceback, no "internal error", no crash), the input untouched (SHA-256 and
 mtime), no output that looks complete (no final path; a run store says complete only when it
-is), and once the cause is gone the same command, or :func:`~vidfilter.convert.export_outputs`
+is), and once the cause is gone the same command, or :func:`~vidfilter.io.export.export_outputs`
 again, finishes with only what was missing.
 
 A per-file size limit needs no privileges (``RLIMIT_FSIZE`` set in the child process; CPython
@@ -34,7 +34,7 @@ import numpy as np
 import pytest
 from faults_helpers import assert_one_line_error, root_attrs, tmpfs, vf
 
-from vidfilter.convert import EXPORT_FORMATS, export_outputs, export_paths, pending_exports, write_frames
+from vidfilter.io.export import EXPORT_FORMATS, export_outputs, export_paths, pending_exports, write_frames
 from vidfilter.errors import DiskFullError, FileTooLargeError, OutputNotWritableError, VidfilterError
 from vidfilter.io.ownership import MARKER_NAME, written_by_vidfilter
 from vidfilter.io.registry import open as vf_open
@@ -162,7 +162,7 @@ NEEDLES = {
 @pytest.fixture(scope="module")
 def convert_sizes(clip: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[int, int]]:
     """(disk usage, largest file) of each convert output of ``clip``."""
-    from vidfilter.convert import convert
+    from vidfilter.io.export import convert
 
     d = tmp_path_factory.mktemp("convert-ref")
     sizes = {}
@@ -172,20 +172,30 @@ def convert_sizes(clip: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
     return sizes
 
 
+def convert_fails_on_full_disk(clip: Path, out: Path) -> None:
+    """``vidfilter convert`` to ``out`` stops with one line that names it and leaves nothing that looks complete."""
+    proc = vf("convert", str(clip), str(out))
+    line = assert_one_line_error(proc, *NEEDLES["disk"])
+    assert out.name in line
+    assert_not_complete(out)
+
+
+def convert_finishes(clip: Path, out: Path, fmt: str) -> None:
+    """``vidfilter convert`` to ``out`` succeeds and writes every frame of ``clip``."""
+    proc = vf("convert", str(clip), str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert_converted(out, fmt, clip)
+
+
 @pytest.mark.parametrize("fmt", list(CONVERT_TARGETS))
 def test_convert_disk_full_at_start(fmt, clip, tmp_path):
     before = fingerprint(clip)
     with disk_of(tmp_path, 1 << 20) as disk:
         filler = fill(disk)
         out = disk / CONVERT_TARGETS[fmt]
-        proc = vf("convert", str(clip), str(out))
-        line = assert_one_line_error(proc, *NEEDLES["disk"])
-        assert out.name in line
-        assert_not_complete(out)
+        convert_fails_on_full_disk(clip, out)
         filler.unlink()
-        proc = vf("convert", str(clip), str(out))
-        assert proc.returncode == 0, proc.stderr
-        assert_converted(out, fmt, clip)
+        convert_finishes(clip, out, fmt)
     assert fingerprint(clip) == before
 
 
@@ -195,14 +205,9 @@ def test_convert_disk_full_midway(fmt, clip, tmp_path, convert_sizes):
     need, _ = convert_sizes[fmt]
     with disk_of(tmp_path, need // 2) as disk:
         out = disk / CONVERT_TARGETS[fmt]
-        proc = vf("convert", str(clip), str(out))
-        line = assert_one_line_error(proc, *NEEDLES["disk"])
-        assert out.name in line
-        assert_not_complete(out)
+        convert_fails_on_full_disk(clip, out)
         remount(disk, f"size={(2 * need + (1 << 20)) // 1024}k")
-        proc = vf("convert", str(clip), str(out))
-        assert proc.returncode == 0, proc.stderr
-        assert_converted(out, fmt, clip)
+        convert_finishes(clip, out, fmt)
     assert fingerprint(clip) == before
 
 
@@ -224,9 +229,7 @@ def test_convert_file_size_limit(fmt, clip, tmp_path, convert_sizes):
         assert out.name in line and "16 KiB" in line
         assert_not_complete(out)
         assert not partial_path(out).exists()
-        proc = vf("convert", str(clip), str(out))
-        assert proc.returncode == 0, proc.stderr
-        assert_converted(out, fmt, clip)
+        convert_finishes(clip, out, fmt)
     assert fingerprint(clip) == before
 
 
@@ -245,9 +248,7 @@ def test_convert_read_only_target(fmt, clip, tmp_path):
         assert_not_complete(out)
         assert not partial_path(out).exists()
         remount(disk, "rw")
-        proc = vf("convert", str(clip), str(out))
-        assert proc.returncode == 0, proc.stderr
-        assert_converted(out, fmt, clip)
+        convert_finishes(clip, out, fmt)
     assert fingerprint(clip) == before
 
 
@@ -450,7 +451,7 @@ def test_every_output_carries_vidfilters_mark(clip, tmp_path):
 _KILLED_WRITER = """
 import os, signal, sys
 import numpy as np
-from vidfilter.convert import _open_sink
+from vidfilter.io.export import _open_sink
 from pathlib import Path
 out = Path(sys.argv[1])
 sink, writer = _open_sink(out, (48, 64), np.dtype(np.uint8), 400, 25.0, False)

@@ -317,12 +317,18 @@ def _attack(attack: Attack, tmp_path: Path, *, seed: int, kills: int) -> None:
     rng = random.Random(seed)
     for _ in range(kills):
         _kill_mid_write(attack, root, ref, window, rng)
+    _rerun_matches(attack, root, ref, "after the kill")
+    assert _fingerprint(attack.inputs) == inputs_before, "an input changed"
+
+
+def _rerun_matches(attack: Attack, root: Path, ref: Path, after: str) -> None:
+    """Rerun the command on what the kills left in ``root``: it finishes, its outputs equal the
+    reference's and nothing else is left; ``after`` names the kills in the failure messages."""
     proc = vf(*attack.args(root))
-    assert proc.returncode == 0, f"rerun after the kill: exit {proc.returncode}: {proc.stderr.strip()}"
+    assert proc.returncode == 0, f"rerun {after}: exit {proc.returncode}: {proc.stderr.strip()}"
     for name in attack.finals:
         _same(ref / name, root / name)
-    assert not _strays(root), f"left behind: {_strays(root)}"
-    assert _fingerprint(attack.inputs) == inputs_before, "an input changed"
+    assert not _strays(root), f"left behind {after}: {_strays(root)}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -353,11 +359,7 @@ def _attack_at(attack: Attack, tmp_path: Path, series: Sequence[Sequence[dict]])
         for point in points:
             _kill_at(attack, root, point)
             _check_after_kill(attack, root, ref)
-        proc = vf(*attack.args(root))
-        assert proc.returncode == 0, f"rerun after kills at {list(points)}: exit {proc.returncode}: {proc.stderr.strip()}"
-        for name in attack.finals:
-            _same(ref / name, root / name)
-        assert not _strays(root), f"left behind after kills at {list(points)}: {_strays(root)}"
+        _rerun_matches(attack, root, ref, f"after kills at {list(points)}")
     assert _fingerprint(attack.inputs) == inputs_before, "an input changed"
 
 

@@ -15,7 +15,7 @@ from vidfilter.config import Config
 from vidfilter.errors import OutputExistsError
 from vidfilter.infer.blocks import BlockLayout, process_array
 from vidfilter.infer.engine import TiledEngine
-from vidfilter.io.convert import from_float, to_float
+from vidfilter.io.scaling import from_float, to_float
 from vidfilter.models import build_model, save_bundle
 
 

@@ -12,10 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from vidfilter.config import ModelConfig
 from vidfilter.errors import ConfigError, UnsupportedInputError
 from vidfilter.infer.device import autocast_dtype, resolve_device, set_threads
 from vidfilter.infer.engine import InferenceMemoryError, TiledEngine
-from vidfilter.models.receptive_field import unet_receptive_field
+from vidfilter.models.unet import build_model
 
 # -- stand-in models ---------------------------------------------------------------------------
 
@@ -68,50 +69,8 @@ class Blur(nn.Module):
         return F.conv2d(x, self.kernel, padding=r, groups=x.shape[1])
 
 
-class MiniUNet(nn.Module):
-    """Same graph as the Noise2Noise U-Net (``unet_layers``), few channels: conv-conv-pool,
-    (conv-pool) x (depth-1), bottleneck conv, (up-cat-conv-conv) x depth, linear output conv.
-    Pads reflect at the bottom/right to ``2**depth`` and crops back, like ``models/unet.py``."""
-
-    def __init__(self, depth=3, width=4, in_channels=1, out_channels=1, seed=0):
-        super().__init__()
-        torch.manual_seed(seed)
-        conv = lambda i, o: nn.Conv2d(i, o, 3, padding=1)  # noqa: E731
-        self.depth, self.multiple, self.in_channels = depth, 2**depth, in_channels
-        self.margin = unet_receptive_field(depth).margin
-        self.enc0 = nn.Sequential(conv(in_channels, width), nn.LeakyReLU(0.1), conv(width, width), nn.LeakyReLU(0.1))
-        self.enc = nn.ModuleList([nn.Sequential(conv(width, width), nn.LeakyReLU(0.1)) for _ in range(depth - 1)])
-        self.bottleneck = nn.Sequential(conv(width, width), nn.LeakyReLU(0.1))
-        self.dec = nn.ModuleList()
-        for level in reversed(range(depth)):
-            skip = in_channels if level == 0 else width
-            self.dec.append(nn.Sequential(conv(width + skip, width), nn.LeakyReLU(0.1), conv(width, width), nn.LeakyReLU(0.1)))
-        self.out = conv(width, out_channels)
-
-    def forward(self, x):
-        h, w = x.shape[-2:]
-        ph, pw = -h % self.multiple, -w % self.multiple
-        mode = "reflect" if ph < h and pw < w else "replicate"
-        x = F.pad(x, (0, pw, 0, ph), mode=mode)
-        skips = [x]
-        y = F.max_pool2d(self.enc0(x), 2)
-        for enc in self.enc:
-            skips.append(y)
-            y = F.max_pool2d(enc(y), 2)
-        y = self.bottleneck(y)
-        for dec in self.dec:
-            y = dec(torch.cat([F.interpolate(y, scale_factor=2, mode="nearest"), skips.pop()], 1))
-        return self.out(y)[..., :h, :w]
-
-
 def real_unet(depth, width, in_channels=1, out_channels=1, seed=0):
-    """The package U-Net when it exists, else the stand-in with the same graph."""
-    from vidfilter.config import ModelConfig
-
-    try:
-        from vidfilter.models.unet import build_model
-    except ImportError:  # models/unet.py not there yet: the stand-in has the same graph and padding
-        return MiniUNet(depth, width, in_channels, out_channels, seed)
+    """The package U-Net (plain output, no residual), seeded."""
     torch.manual_seed(seed)
     return build_model(ModelConfig(width=width, depth=depth, in_channels=in_channels, out_channels=out_channels, residual=False)).eval()
 

@@ -9,8 +9,9 @@ import pytest
 
 from vidfilter.infer import keyframe as kf
 from vidfilter.config import Polarity
-from vidfilter.infer.pipeline import _foreground_int, _per_frame, background_as, foreground
-from vidfilter.io.convert import from_float, to_float
+from vidfilter.infer.pipeline import _per_frame, background_as
+from vidfilter.polarity import subtract as _foreground_int, subtract as foreground
+from vidfilter.io.scaling import from_float, to_float
 
 
 class Stub:

@@ -17,7 +17,8 @@ import zarr
 
 from vidfilter.errors import OutputExistsError, OutputLockedError
 from vidfilter.io.sink import partial_path
-from vidfilter.io.zarr_sink import LOCK_NAME, PROGRESS_NAME, OmeZarrWriter, read_ome_zarr_info
+from vidfilter.io.zarr_info import read_ome_zarr_info
+from vidfilter.io.zarr_sink import LOCK_NAME, PROGRESS_NAME, OmeZarrWriter
 
 
 def make_frames(n: int, frame_shape: tuple[int, ...], dtype: np.dtype | type, seed: int = 0) -> np.ndarray:
@@ -113,6 +114,30 @@ def test_ngff_metadata_axes_and_scale(tmp_path: Path) -> None:
     assert root.attrs["vidfilter"]["images"]["background"]["frames"] == 3
     # no bookkeeping files left in a finished store
     assert not (path / LOCK_NAME).exists() and not (path / PROGRESS_NAME).exists()
+
+
+def test_block_store_writes_the_same_ngff_block(tmp_path: Path) -> None:
+    """The block store's image groups carry the NGFF block of ``ngff_multiscales``, byte for byte
+    (key order included), as the OME-Zarr writer's do."""
+    from vidfilter.infer.blocks import BlockLayout, BlockStore
+    from vidfilter.io.zarr_sink import ngff_multiscales
+
+    axis = {"t": {"name": "t", "type": "time"}, "y": {"name": "y", "type": "space"}, "x": {"name": "x", "type": "space"}}
+    store = BlockStore(tmp_path / "b.zarr", BlockLayout(8, 9, 2, 8, 0, 1), np.float32)
+    store.abort()
+    attrs = json.loads((store.partial / "background" / "zarr.json").read_text())["attributes"]
+    expected = {
+        "ome": {"version": "0.5", "multiscales": [{"name": "background", "axes": [axis[a] for a in "tyx"], "datasets": [
+            {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1.0, 1.0, 1.0]}]}]}]},
+        "vidfilter": {"complete": False},
+    }
+    assert json.dumps(attrs) == json.dumps(expected)
+    assert json.dumps(attrs["ome"]) == json.dumps(ngff_multiscales("background", "tyx"))
+
+    write_all(tmp_path / "w.zarr", "background", make_frames(1, (8, 9), np.uint8), fps=4)
+    ome = json.loads((tmp_path / "w.zarr" / "background" / "zarr.json").read_text())["attributes"]["ome"]
+    assert json.dumps(ome) == json.dumps(ngff_multiscales("background", "tyx", fps=4))
+    assert ome["multiscales"][0]["axes"][0] == {"name": "t", "type": "time", "unit": "second"}
 
 
 def test_large_frames_split_into_spatial_blocks(tmp_path: Path) -> None:

@@ -18,8 +18,8 @@ from vidfilter.sampling import (
     expand_inputs,
     make_samplers,
     plan_split,
-    temporal_statistic,
 )
+from vidfilter.temporal import temporal_statistic
 
 
 def counter_frames(n: int = 40, h: int = 48, w: int = 56) -> np.ndarray:

@@ -15,7 +15,7 @@ import torch
 from vidfilter.config import Config
 from vidfilter.io.array_source import ArrayFrameSource
 from vidfilter.models import load_model
-from vidfilter.sampling import temporal_statistic
+from vidfilter.temporal import temporal_statistic
 from vidfilter.sampling.pairs import TEMPORAL_FRAMES
 from vidfilter.synth import make_recording
 from vidfilter.train import report_dir, train

@@ -9,7 +9,7 @@ import numpy as np
 
 from vidfilter.baselines.base import BackgroundEstimator, sample_indices
 from vidfilter.errors import ConfigError
-from vidfilter.io.convert import dtype_scale, to_float
+from vidfilter.io.scaling import dtype_scale, to_float
 from vidfilter.io.source import FrameSource
 
 __all__ = ["ExtremeProjection", "MedianProjection", "RunningMedian"]
@@ -47,8 +47,7 @@ class ExtremeProjection(BackgroundEstimator):
         super().__init__()
         if kind not in ("max", "min"):
             raise ConfigError(f"kind must be 'max' or 'min', got {kind!r}")
-        self.kind = kind
-        self.name = kind
+        self.kind = self.name = kind
         self.n_frames = n_frames
 
     def prepare(self, src: FrameSource) -> None:

@@ -1,5 +1,5 @@
 """Projections that follow the camera: the median / max / min of the frames moved into frame 0's
-coordinates (:mod:`vidfilter.sampling.register`), moved back onto each frame it is the background of.
+coordinates (:mod:`vidfilter.temporal.register`), moved back onto each frame it is the background of.
 
 The classical projections assume a still camera; after a bump of a few pixels every edge of the
 plate shows in the foreground. This is the same registration the model uses (one phase correlation
@@ -41,7 +41,7 @@ class RegisteredProjection(BackgroundEstimator):
         self.registration: Any = None  # a Registration when the camera moved (the run summary reports it)
 
     def prepare(self, src: FrameSource) -> None:
-        from vidfilter.sampling.register import statistic_and_registration
+        from vidfilter.temporal import statistic_and_registration
 
         self._bg, self.registration = statistic_and_registration(
             src, self.kind, self.n_frames, self.mode, self.max_shift, what=f"the {self.kind} follows each frame",
@@ -51,6 +51,6 @@ class RegisteredProjection(BackgroundEstimator):
         assert self._bg is not None, "prepare() first"
         if self.registration is None:
             return self._bg
-        from vidfilter.sampling.register import translate
+        from vidfilter.temporal import translate
 
         return translate(self._bg, *self.registration.shift(frame, t))

@@ -25,8 +25,7 @@ class OpenCVSubtractor(BackgroundEstimator):
         super().__init__()
         if kind not in ("mog2", "knn"):
             raise ConfigError(f"kind must be 'mog2' or 'knn', got {kind!r}")
-        self.kind = kind
-        self.name = kind
+        self.kind = self.name = kind
         self.history = history
         self._sub: Any = None
 

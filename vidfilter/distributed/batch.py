@@ -192,7 +192,7 @@ def _run_one(
 def _skipped(input: str, out: Path) -> RunResult:
     frames = None
     try:
-        from vidfilter.io.zarr_sink import read_ome_zarr_info
+        from vidfilter.io.zarr_info import read_ome_zarr_info
 
         info = read_ome_zarr_info(out)
         g = info["groups"].get("background") or next(iter(info["groups"].values()), {})
@@ -207,7 +207,7 @@ def is_complete(out: Path) -> bool:
     if not out.exists():
         return False
     try:
-        from vidfilter.io.zarr_sink import read_ome_zarr_info
+        from vidfilter.io.zarr_info import read_ome_zarr_info
 
         return bool(read_ome_zarr_info(out)["complete"])
     except VidfilterError:

@@ -9,17 +9,17 @@ What is scored (the *prediction*):
 - a background on its own (an image, an image folder, a video, a TIFF or Zarr stack: one frame
   for every input frame, or a single frame used for all of them) with ``--input FRAMES``.
 
-Foreground masks (:mod:`vidfilter.eval.masks`): ``fixed`` (foreground > ``threshold`` grey levels on
+Foreground masks (:mod:`vidfilter.polarity`, :mod:`vidfilter.eval.masks`): ``fixed`` (foreground > ``threshold`` grey levels on
 the 8-bit scale, the paper's rule), ``otsu`` (Otsu on the Gaussian-filtered foreground), ``noise``
 (threshold from the residual noise level; needs the frames), ``object`` (whole objects by
-hysteresis from the noise level, :func:`vidfilter.eval.masks.object_mask`; needs the frames),
+hysteresis from the noise level, :func:`vidfilter.polarity.object_mask`; needs the frames),
 ``stored`` (the store's mask).
 
 Ground truth, any combination:
 
 - ``masks``: a mask per frame (a folder of PNG/TIFF, a TIFF stack, a Zarr array ``T x H x W``;
   one 2-D image for a single frame) -> pixel P/R/F1/IoU pooled over the frames;
-- ``boxes``: CSV / COCO JSON / YOLO txt / Pascal VOC (:func:`~vidfilter.eval.groundtruth.load_boxes`)
+- ``boxes``: CSV / COCO JSON / YOLO txt / Pascal VOC (:func:`~vidfilter.io.annotations.load_boxes`)
   -> object P/R/F1: components of at least ``min_area`` px -> boxes, Hungarian matching on
   1/IoU, a match when IoU > ``iou_threshold``;
 - ``points``: a CSV ``frame,x,y[,class]`` or a colour-coded PNG (one image) -> point-in-object
@@ -43,13 +43,22 @@ from typing import Any
 import numpy as np
 
 from vidfilter.errors import ConfigError, InputNotFoundError, UnreadableInputError
-from vidfilter.eval.masks import ROUNDOFF, _polarity, clean_mask, foreground, grey_levels, noise_mask, object_mask, otsu_mask
+from vidfilter.eval.masks import noise_mask, otsu_mask
 from vidfilter.eval.metrics import BoxScore, PixelScore, PointScore, Scores, mask_to_boxes, scores_table
+from vidfilter.polarity import ROUNDOFF, clean_mask, foreground, grey_levels, object_mask, polarity_name as _polarity
 
 __all__ = ["MASK_METHODS", "EvalReport", "evaluate", "parse_frames"]
 
 #: Valid ``mask_method`` values.
 MASK_METHODS = ("fixed", "otsu", "noise", "object", "stored")
+#: How the report names each mask (``t``: threshold, ``s``: sigma, ``p``: polarity).
+_MASK_DESCRIPTIONS = {
+    "fixed": "foreground > {t:g} grey levels ({p})",
+    "otsu": "Otsu on the foreground smoothed by sigma {s:g} ({p})",
+    "noise": "noise-level threshold ({p})",
+    "object": "whole objects: hysteresis from the noise level, closing, dilation ({p})",
+    "stored": "the run's stored mask",
+}
 
 
 @dataclass
@@ -136,7 +145,7 @@ class _Prediction:
         self.store = _is_store(self.path)
         input_path = None if input is None else str(input)
         if self.store:
-            from vidfilter.io.zarr_sink import read_ome_zarr_info
+            from vidfilter.io.zarr_info import read_ome_zarr_info
 
             info = read_ome_zarr_info(self.path)
             if not info["complete"]:
@@ -178,16 +187,7 @@ class _Prediction:
         files = getattr(self.frames, "files", None) if self.frames is not None else None
         if files is None or len(files) != self.n:
             return [{t} for t in range(self.n)]
-        out = []
-        for f in files:
-            f = Path(f)
-            k: set[Any] = {f.name, f.stem}
-            try:
-                k.add(int(f.stem))
-            except ValueError:
-                pass
-            out.append(k)
-        return out
+        return [_file_keys(f) for f in files]
 
     def _background(self, t: int) -> np.ndarray:
         return self.bg[t if len(self.bg) > 1 else 0]
@@ -203,15 +203,11 @@ class _Prediction:
             )
         return foreground(self.frames[t], self._background(t), self.polarity)
 
-    def noise_mask(self, t: int) -> np.ndarray:
+    def frames_mask(self, t: int, method: str) -> np.ndarray:
+        """The ``noise`` or ``object`` mask of frame ``t``: both are made from the frame itself."""
         if self.frames is None:
-            raise ConfigError("--mask-method noise needs the input frames: give them with --input")
-        return noise_mask(self.frames[t], self._background(t), polarity=self.polarity)
-
-    def object_mask(self, t: int) -> np.ndarray:
-        if self.frames is None:
-            raise ConfigError("--mask-method object needs the input frames: give them with --input")
-        return object_mask(self.frames[t], self._background(t), polarity=self.polarity)
+            raise ConfigError(f"--mask-method {method} needs the input frames: give them with --input")
+        return (noise_mask if method == "noise" else object_mask)(self.frames[t], self._background(t), polarity=self.polarity)
 
     def stored_mask(self, t: int) -> np.ndarray:
         if self.mask is None:
@@ -221,6 +217,17 @@ class _Prediction:
 
 # ---------------------------------------------------------------------------------------------
 # ground truth lookups
+
+
+def _file_keys(file: str | os.PathLike[str]) -> set[Any]:
+    """The ground-truth keys that name a file: its name, its stem and, when the stem is a number, that number."""
+    f = Path(file)
+    keys: set[Any] = {f.name, f.stem}
+    try:
+        keys.add(int(f.stem))
+    except ValueError:
+        pass
+    return keys
 
 
 def _is_yolo(p: Path) -> bool:
@@ -260,7 +267,7 @@ class _MaskTruth:
         except (UnreadableInputError, ValueError):
             self.src = None
         if self.src is None:  # e.g. a mask file the frame readers do not take
-            from vidfilter.eval.groundtruth import load_mask
+            from vidfilter.io.annotations import load_mask
 
             arr = load_mask(path, binary=False)
             from vidfilter.io.array_source import ArrayFrameSource
@@ -271,14 +278,7 @@ class _MaskTruth:
         if n_gt == n:
             self.index: list[int | None] = list(range(n))
         elif files is not None:  # masks named by frame index / frame file name: a subset of the frames
-            names = {}
-            for i, f in enumerate(files):
-                f = Path(f)
-                names.update({f.name: i, f.stem: i})
-                try:
-                    names[int(f.stem)] = i
-                except ValueError:
-                    pass
+            names = {k: i for i, f in enumerate(files) for k in _file_keys(f)}
             self.index = [next((names[k] for k in cand if k in names), None) for cand in keys]
             if all(i is None for i in self.index):
                 raise ConfigError(f"{path}: {n_gt} ground-truth masks for {n} frames and none is named after a frame; give one mask per frame")
@@ -293,7 +293,7 @@ class _MaskTruth:
 
 
 def _load_points(path: str | os.PathLike[str], point_class: str | None, n: int) -> dict[Any, list[tuple[float, float]]]:
-    from vidfilter.eval.groundtruth import load_points_csv, load_points_png
+    from vidfilter.io.annotations import load_points_csv, load_points_png
 
     p = Path(os.fspath(path))
     if p.suffix.lower() == ".csv":
@@ -312,22 +312,11 @@ def _load_points(path: str | os.PathLike[str], point_class: str | None, n: int) 
 
 
 def evaluate(
-    prediction: str | os.PathLike[str],
-    *,
-    input: str | os.PathLike[str] | None = None,
-    masks: str | os.PathLike[str] | None = None,
-    boxes: str | os.PathLike[str] | None = None,
-    points: str | os.PathLike[str] | None = None,
-    mask_method: str = "fixed",
-    threshold: float = 10.0,
-    polarity: Any = None,
-    sigma: float = 1.0,
-    min_area: int = 250,
-    connectivity: int = 8,
-    iou_threshold: float = 0.5,
-    frames: str | Sequence[int] | slice | None = None,
-    box_class: str | None = None,
-    point_class: str | None = None,
+    prediction: str | os.PathLike[str], *, input: str | os.PathLike[str] | None = None,
+    masks: str | os.PathLike[str] | None = None, boxes: str | os.PathLike[str] | None = None,
+    points: str | os.PathLike[str] | None = None, mask_method: str = "fixed", threshold: float = 10.0,
+    polarity: Any = None, sigma: float = 1.0, min_area: int = 250, connectivity: int = 8, iou_threshold: float = 0.5,
+    frames: str | Sequence[int] | slice | None = None, box_class: str | None = None, point_class: str | None = None,
     box_inclusive: bool = False,
 ) -> EvalReport:
     """Score a prediction (output store or background) against masks, boxes and/or points.
@@ -340,7 +329,7 @@ def evaluate(
         The frames (default for a store: the input it recorded, when it still exists).
     masks, boxes, points
         Ground truth (see the module docstring); at least one.
-    mask_method : {"fixed", "otsu", "noise", "stored"}
+    mask_method : {"fixed", "otsu", "noise", "object", "stored"}
         How the foreground mask is made; ``threshold`` (grey levels) for ``fixed``, ``sigma``
         (Gaussian, px) for ``otsu``.
     polarity : {"absolute", "dark", "bright"}, optional
@@ -354,43 +343,36 @@ def evaluate(
     box_inclusive
         Box CSV whose ``x1, y1`` are the last pixel (not the edge).
     """
-    if masks is None and boxes is None and points is None:
-        raise ConfigError("nothing to score against: give ground truth with --masks, --boxes and/or --points")
-    if mask_method not in MASK_METHODS:
-        import difflib
-
-        close = difflib.get_close_matches(str(mask_method), MASK_METHODS, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(f"unknown mask method {mask_method!r}{hint} (valid: {', '.join(MASK_METHODS)})")
-    if min_area < 1:
-        raise ConfigError(f"min_area must be >= 1, got {min_area}")
+    _check_args(masks, boxes, points, mask_method, min_area)
     pred = _Prediction(prediction, input, polarity)
-    n = pred.n
     keys = pred.keys()
-    wanted = parse_frames(frames, n)
-
+    wanted = parse_frames(frames, pred.n)
     gt_masks = _MaskTruth(masks, keys, pred.shape) if masks is not None else None
-    gt_boxes = None
-    if boxes is not None:
-        from vidfilter.eval.groundtruth import load_boxes
+    gt_boxes = _box_truth(boxes, keys, pred.shape, box_class, box_inclusive) if boxes is not None else None
+    gt_points = _lookup(_load_points(points, point_class, pred.n), keys, "point", points) if points is not None else None
 
-        bp = Path(os.fspath(boxes))
-        kw: dict[str, Any] = {}
-        if _is_yolo(bp) and bp.exists():
-            kw["image_size"] = (pred.shape[1], pred.shape[0])
-        elif bp.suffix.lower() == ".csv":
-            kw["inclusive"] = box_inclusive
-        loaded = load_boxes(bp, **kw)
-        if box_class is not None:
-            classes = sorted({c for fb in loaded.values() for c in fb.classes})
-            if box_class not in classes:
-                raise ConfigError(f"{bp}: no boxes of class {box_class!r}; classes found: {', '.join(classes) or 'none'}")
-            by_key = {k: fb.of_class(box_class) for k, fb in loaded.items()}
-        else:
-            by_key = {k: fb.boxes for k, fb in loaded.items()}
-        gt_boxes = _lookup(by_key, keys, "box", bp)
-    gt_points = _lookup(_load_points(points, point_class, n), keys, "point", points) if points is not None else None
+    flagged, scorers = _score_frames(pred, wanted, (gt_masks, gt_boxes, gt_points), mask_method, threshold, sigma,
+                                     min_area, connectivity, iou_threshold)
+    if not flagged:
+        raise ConfigError("no scored frame has ground truth; check the frame keys and --frames")
+    scores = {k: s.result() for k, s in scorers.items()}
+    return EvalReport(
+        prediction=str(pred.path), input=pred.input, mask=_MASK_DESCRIPTIONS[mask_method].format(t=threshold, s=sigma, p=pred.polarity),
+        n_frames=len(flagged), flagged=float(np.mean(flagged)),
+        pixel=scores.get("pixel"), box=scores.get("box"), point=scores.get("point"),
+        frames_scored={k: s.n_frames if k != "point" else s.n_images for k, s in scorers.items()},
+        settings={"mask_method": mask_method, "threshold": threshold, "polarity": pred.polarity, "sigma": sigma,
+                  "min_area": min_area, "connectivity": connectivity, "iou_threshold": iou_threshold,
+                  "masks": None if masks is None else str(masks), "boxes": None if boxes is None else str(boxes),
+                  "points": None if points is None else str(points), "box_class": box_class, "point_class": point_class},
+    )
 
+
+def _score_frames(pred: _Prediction, wanted: list[int], truth: tuple[Any, Any, Any], mask_method: str, threshold: float,
+                  sigma: float, min_area: int, connectivity: int, iou_threshold: float) -> tuple[list[float], dict[str, Any]]:
+    """Score the frames of ``wanted`` that have ground truth (masks, boxes, points; ``None`` where not given);
+    returns the share of the pixels flagged in each scored frame and the scorers of the ground truth given."""
+    gt_masks, gt_boxes, gt_points = truth
     pix = PixelScore() if gt_masks is not None else None
     box = BoxScore(iou_threshold) if gt_boxes is not None else None
     pts = PointScore() if gt_points is not None else None
@@ -410,36 +392,50 @@ def evaluate(
         if gp is not None:
             objects = clean_mask(mask, min_area=min_area, connectivity=connectivity)
             pts.update(_label(objects, connectivity), [] if isinstance(gp, str) else gp)  # type: ignore[union-attr]
-    if not flagged:
-        raise ConfigError("no scored frame has ground truth; check the frame keys and --frames")
-    mask_desc = {
-        "fixed": f"foreground > {threshold:g} grey levels ({pred.polarity})",
-        "otsu": f"Otsu on the foreground smoothed by sigma {sigma:g} ({pred.polarity})",
-        "noise": f"noise-level threshold ({pred.polarity})",
-        "object": f"whole objects: hysteresis from the noise level, closing, dilation ({pred.polarity})",
-        "stored": "the run's stored mask",
-    }[mask_method]
-    return EvalReport(
-        prediction=str(pred.path), input=pred.input, mask=mask_desc, n_frames=len(flagged),
-        flagged=float(np.mean(flagged)),
-        pixel=pix.result() if pix is not None else None,
-        box=box.result() if box is not None else None,
-        point=pts.result() if pts is not None else None,
-        frames_scored={k: s.n_frames if k != "point" else s.n_images for k, s in (("pixel", pix), ("box", box), ("point", pts)) if s is not None},
-        settings={"mask_method": mask_method, "threshold": threshold, "polarity": pred.polarity, "sigma": sigma,
-                  "min_area": min_area, "connectivity": connectivity, "iou_threshold": iou_threshold,
-                  "masks": None if masks is None else str(masks), "boxes": None if boxes is None else str(boxes),
-                  "points": None if points is None else str(points), "box_class": box_class, "point_class": point_class},
-    )
+    return flagged, {k: s for k, s in (("pixel", pix), ("box", box), ("point", pts)) if s is not None}
+
+
+def _check_args(masks: Any, boxes: Any, points: Any, mask_method: str, min_area: int) -> None:
+    """ConfigError for no ground truth, an unknown mask method or a ``min_area`` below 1."""
+    if masks is None and boxes is None and points is None:
+        raise ConfigError("nothing to score against: give ground truth with --masks, --boxes and/or --points")
+    if mask_method not in MASK_METHODS:
+        import difflib
+
+        close = difflib.get_close_matches(str(mask_method), MASK_METHODS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"unknown mask method {mask_method!r}{hint} (valid: {', '.join(MASK_METHODS)})")
+    if min_area < 1:
+        raise ConfigError(f"min_area must be >= 1, got {min_area}")
+
+
+def _box_truth(boxes: str | os.PathLike[str], keys: list[set[Any]], shape: tuple[int, int], box_class: str | None,
+               inclusive: bool) -> list[Any]:
+    """Per frame the ground-truth boxes (of ``box_class`` when given), as :func:`_lookup` returns them."""
+    from vidfilter.io.annotations import load_boxes
+
+    bp = Path(os.fspath(boxes))
+    kw: dict[str, Any] = {}
+    if _is_yolo(bp) and bp.exists():
+        kw["image_size"] = (shape[1], shape[0])
+    elif bp.suffix.lower() == ".csv":
+        kw["inclusive"] = inclusive
+    loaded = load_boxes(bp, **kw)
+    if box_class is not None:
+        classes = sorted({c for fb in loaded.values() for c in fb.classes})
+        if box_class not in classes:
+            raise ConfigError(f"{bp}: no boxes of class {box_class!r}; classes found: {', '.join(classes) or 'none'}")
+        by_key = {k: fb.of_class(box_class) for k, fb in loaded.items()}
+    else:
+        by_key = {k: fb.boxes for k, fb in loaded.items()}
+    return _lookup(by_key, keys, "box", bp)
 
 
 def _mask(pred: _Prediction, t: int, method: str, threshold: float, sigma: float) -> np.ndarray:
     if method == "stored":
         return pred.stored_mask(t)
-    if method == "noise":
-        return pred.noise_mask(t)
-    if method == "object":
-        return pred.object_mask(t)
+    if method in ("noise", "object"):
+        return pred.frames_mask(t, method)
     fg = pred.foreground(t)
     if method == "otsu":
         return otsu_mask(fg, sigma=sigma)

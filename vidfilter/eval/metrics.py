@@ -28,7 +28,7 @@ pixel column ``i`` covers ``[i, i + 1)``, so a component covering columns ``c0 .
 multiplied by the image size. The worms CSV (``worms_yolo_640/boxes.csv``, "(x1, y1) is the
 bottom-right edge", converted from YOLO) is already in this convention and is used unchanged;
 files that give the *last pixel* (inclusive, e.g. Pascal VOC) are converted by
-:mod:`vidfilter.eval.groundtruth`.
+:mod:`vidfilter.io.annotations`.
 
 **Empty sets.** A ratio ``a / (a + b)`` whose denominator is 0 is defined as **1.0 when both the
 prediction and the ground truth are empty** (nothing to find, nothing found: perfect) and
@@ -117,11 +117,30 @@ def _as_bool(mask: Any, what: str) -> np.ndarray:
     return arr
 
 
+class _Pooled:
+    """True positive, false positive and false negative counts pooled over frames."""
+
+    def __init__(self) -> None:
+        self.tp = 0
+        self.fp = 0
+        self.fn = 0
+        self.n_frames = 0
+
+    def _add(self, tp: int, fp: int, fn: int) -> None:
+        self.tp += tp
+        self.fp += fp
+        self.fn += fn
+        self.n_frames += 1
+
+    def _scores(self, iou: float | None) -> Scores:
+        return Scores(*prf(self.tp, self.fp, self.fn), self.tp, self.fp, self.fn, iou)
+
+
 # ---------------------------------------------------------------------------------------------
 # pixel level
 
 
-class PixelScore:
+class PixelScore(_Pooled):
     """Pixel precision / recall / F1 / IoU pooled over a set of frames.
 
     Examples
@@ -134,11 +153,8 @@ class PixelScore:
     """
 
     def __init__(self) -> None:
-        self.tp = 0
-        self.fp = 0
-        self.fn = 0
+        super().__init__()
         self.n_pixels = 0
-        self.n_frames = 0
 
     def update(self, pred_mask: Any, gt_mask: Any) -> None:
         """Add one frame (boolean or 0/non-0 masks of the same shape)."""
@@ -147,18 +163,13 @@ class PixelScore:
         if pred.shape != gt.shape:
             raise ConfigError(f"pred_mask shape {pred.shape} differs from gt_mask shape {gt.shape}")
         tp = int(np.count_nonzero(pred & gt))
-        self.tp += tp
-        self.fp += int(np.count_nonzero(pred)) - tp
-        self.fn += int(np.count_nonzero(gt)) - tp
+        self._add(tp, int(np.count_nonzero(pred)) - tp, int(np.count_nonzero(gt)) - tp)
         self.n_pixels += pred.size
-        self.n_frames += 1
 
     def result(self) -> Scores:
         """Scores of the pooled counts; ``iou = tp / (tp + fp + fn)``."""
-        p, r, f1 = prf(self.tp, self.fp, self.fn)
         both_empty = self.tp == 0 and self.fp == 0 and self.fn == 0
-        iou = _ratio(self.tp, self.tp + self.fp + self.fn, both_empty=both_empty)
-        return Scores(p, r, f1, self.tp, self.fp, self.fn, iou)
+        return self._scores(_ratio(self.tp, self.tp + self.fp + self.fn, both_empty=both_empty))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -271,42 +282,34 @@ def match_boxes(pred: Any, gt: Any, iou_threshold: float = 0.5, *, strict: bool 
     return BoxMatch(pairs, vals[keep], m, len(p) - m, len(g) - m)
 
 
-class BoxScore:
+class BoxScore(_Pooled):
     """Object precision / recall / F1 from box matching, pooled over frames, plus the mean IoU of matches.
 
     Examples
     --------
     >>> s = BoxScore()
-    >>> s.update([[0, 0, 10, 10]], [[0, 0, 10, 10], [20, 20, 30, 30]])
+    >>> m = s.update([[0, 0, 10, 10]], [[0, 0, 10, 10], [20, 20, 30, 30]])
     >>> r = s.result()
     >>> (r.tp, r.fp, r.fn, r.precision, r.recall, r.iou)
     (1, 0, 1, 1.0, 0.5, 1.0)
     """
 
     def __init__(self, iou_threshold: float = 0.5, *, strict: bool = True) -> None:
+        super().__init__()
         self.iou_threshold = iou_threshold
         self.strict = strict
-        self.tp = 0
-        self.fp = 0
-        self.fn = 0
         self.iou_sum = 0.0
-        self.n_frames = 0
 
     def update(self, pred_boxes: Any, gt_boxes: Any) -> BoxMatch:
         """Match one frame's boxes and add the counts; returns the frame's :class:`BoxMatch`."""
         m = match_boxes(pred_boxes, gt_boxes, self.iou_threshold, strict=self.strict)
-        self.tp += m.tp
-        self.fp += m.fp
-        self.fn += m.fn
+        self._add(m.tp, m.fp, m.fn)
         self.iou_sum += float(m.ious.sum())
-        self.n_frames += 1
         return m
 
     def result(self) -> Scores:
         """Pooled scores; ``iou`` is the mean IoU of the matched pairs (``None`` without matches)."""
-        p, r, f1 = prf(self.tp, self.fp, self.fn)
-        miou = self.iou_sum / self.tp if self.tp else None
-        return Scores(p, r, f1, self.tp, self.fp, self.fn, miou)
+        return self._scores(self.iou_sum / self.tp if self.tp else None)
 
 
 # ---------------------------------------------------------------------------------------------

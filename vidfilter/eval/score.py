@@ -12,7 +12,7 @@ The helpers the quality benchmarks call:
 
 A *mask function* ``mask_fn(frame, background) -> bool (H, W)`` turns a frame (stored dtype) and a
 background (float32 [0, 1]) into the foreground mask; by default the paper's
-``|frame - background| > 10`` (:func:`~vidfilter.eval.masks.threshold_mask`). Memory: one frame
+``|frame - background| > 10`` (:func:`~vidfilter.polarity.threshold_mask`). Memory: one frame
 and one background at a time.
 """
 
@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 
 from vidfilter.errors import ConfigError
-from vidfilter.eval.masks import residual_noise, threshold_mask
 from vidfilter.eval.metrics import BoxScore, PixelScore, Scores, mask_to_boxes
-from vidfilter.io.convert import to_float
+from vidfilter.io.scaling import to_float
+from vidfilter.polarity import residual_noise, threshold_mask
 
 __all__ = [
     "MaskFn",
@@ -61,6 +61,25 @@ def _with_backgrounds(frames: list[int], backgrounds: Iterable[np.ndarray]) -> I
         yield t, bg
 
 
+def _frames(n: int, frames: Sequence[int] | None) -> list[int]:
+    return list(range(n)) if frames is None else [int(t) for t in frames]
+
+
+def _score_masks(mask_fn: Any, threshold: float, polarity: Any, wanted: list[int], backgrounds: Iterable[np.ndarray],
+                 new_acc: Callable[[], Any], at: Callable[[int, np.ndarray], tuple[np.ndarray, tuple[Any, ...]]]) -> Any:
+    """Score the mask functions of :func:`_mask_fns` on each frame of ``wanted``: ``at(t, background)`` gives the
+    frame and the further arguments of ``new_acc().update(mask, ...)``. The results by name, or the one when
+    ``mask_fn`` is not a mapping."""
+    named = _mask_fns(mask_fn, threshold, polarity)
+    acc = {name: new_acc() for name in named}
+    for t, bg in _with_backgrounds(wanted, backgrounds):
+        frame, args = at(t, bg)
+        for name, fn in named.items():
+            acc[name].update(np.asarray(fn(frame, bg), dtype=bool), *args)
+    out = {name: a.result() for name, a in acc.items()}
+    return out if isinstance(mask_fn, Mapping) else out[""]
+
+
 def estimator_backgrounds(estimator: Any, src: Any, frames: Sequence[int] | None = None) -> Iterator[np.ndarray]:
     """Backgrounds (float32 [0, 1]) of ``estimator`` for ``frames`` (default all) of ``src``.
 
@@ -71,7 +90,7 @@ def estimator_backgrounds(estimator: Any, src: Any, frames: Sequence[int] | None
     from vidfilter.io.registry import open as open_source
 
     src = open_source(src)
-    wanted = list(range(len(src))) if frames is None else [int(t) for t in frames]
+    wanted = _frames(len(src), frames)
     estimator.prepare(src)
     if getattr(estimator, "stateful", False):
         want = set(wanted)
@@ -95,7 +114,7 @@ class QualityResult:
     mask ground truth); ``flagged``: mean fraction of the frame in the mask; ``in_boxes``: share of
     the mask's pixels inside a true box (a pixel-precision proxy when only boxes are known);
     ``noise``: median over frames of the residual noise sigma (grey levels, see
-    :func:`~vidfilter.eval.masks.residual_noise`); ``n_frames`` scored.
+    :func:`~vidfilter.polarity.residual_noise`); ``n_frames`` scored.
     """
 
     box: Scores | None
@@ -130,18 +149,10 @@ def _box_mask(boxes: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def score_backgrounds(
-    src: Any,
-    backgrounds: Iterable[np.ndarray],
-    gt_boxes: Sequence[Any] | Mapping[int, Any] | None,
-    *,
-    frames: Sequence[int] | None = None,
-    gt_masks: Sequence[Any] | Mapping[int, Any] | None = None,
-    mask_fn: MaskFn | Mapping[str, MaskFn] | None = None,
-    threshold: float = 10.0,
-    polarity: Any = "absolute",
-    min_area: int = 250,
-    connectivity: int = 8,
-    iou_threshold: float = 0.5,
+    src: Any, backgrounds: Iterable[np.ndarray], gt_boxes: Sequence[Any] | Mapping[int, Any] | None, *,
+    frames: Sequence[int] | None = None, gt_masks: Sequence[Any] | Mapping[int, Any] | None = None,
+    mask_fn: MaskFn | Mapping[str, MaskFn] | None = None, threshold: float = 10.0, polarity: Any = "absolute",
+    min_area: int = 250, connectivity: int = 8, iou_threshold: float = 0.5,
 ) -> Any:
     """Score the backgrounds of a recording against box (and/or mask) ground truth.
 
@@ -168,20 +179,15 @@ def score_backgrounds(
     from vidfilter.io.registry import open as open_source
 
     src = open_source(src)
-    named = _mask_fns(mask_fn, threshold, polarity)
-    wanted = list(range(len(src))) if frames is None else [int(t) for t in frames]
-    acc = {name: _Acc(gt_boxes is not None, gt_masks is not None, iou_threshold) for name in named}
-    for t, bg in _with_backgrounds(wanted, backgrounds):
+
+    def at(t: int, bg: np.ndarray) -> tuple[np.ndarray, tuple[Any, ...]]:
         frame = src[t]
         g = _gt_at(gt_boxes, t)
         g = np.zeros((0, 4)) if g is None else np.asarray(getattr(g, "boxes", g), dtype=np.float64).reshape(-1, 4)
-        gm = _gt_at(gt_masks, t)
-        sigma = residual_noise(frame, bg).sigma
-        for name, fn in named.items():
-            mask = np.asarray(fn(frame, bg), dtype=bool)
-            acc[name].update(mask, g, gm, sigma, min_area, connectivity)
-    out = {name: a.result() for name, a in acc.items()}
-    return out if isinstance(mask_fn, Mapping) else out[""]
+        return frame, (g, _gt_at(gt_masks, t), residual_noise(frame, bg).sigma, min_area, connectivity)
+
+    return _score_masks(mask_fn, threshold, polarity, _frames(len(src), frames), backgrounds,
+                        lambda: _Acc(gt_boxes is not None, gt_masks is not None, iou_threshold), at)
 
 
 class _Acc:
@@ -257,17 +263,9 @@ def _label_boxes(labels: np.ndarray, min_area: int) -> tuple[np.ndarray, list[in
 
 
 def score_recording(
-    rec: Any,
-    backgrounds: Iterable[np.ndarray] | Any,
-    *,
-    frames: Sequence[int] | None = None,
-    mask_fn: MaskFn | Mapping[str, MaskFn] | None = None,
-    threshold: float = 10.0,
-    polarity: Any = "absolute",
-    min_area: int = 250,
-    connectivity: int = 8,
-    iou_threshold: float = 0.5,
-    cover: float = 0.5,
+    rec: Any, backgrounds: Iterable[np.ndarray] | Any, *, frames: Sequence[int] | None = None,
+    mask_fn: MaskFn | Mapping[str, MaskFn] | None = None, threshold: float = 10.0, polarity: Any = "absolute",
+    min_area: int = 250, connectivity: int = 8, iou_threshold: float = 0.5, cover: float = 0.5,
 ) -> Any:
     """Score backgrounds of a synthetic recording against its exact ground truth.
 
@@ -293,21 +291,17 @@ def score_recording(
     """
     from vidfilter.io.array_source import ArrayFrameSource
 
-    named = _mask_fns(mask_fn, threshold, polarity)
-    wanted = list(range(len(rec))) if frames is None else [int(t) for t in frames]
+    wanted = _frames(len(rec), frames)
     if hasattr(backgrounds, "prepare") and hasattr(backgrounds, "background"):
         backgrounds = estimator_backgrounds(backgrounds, ArrayFrameSource(rec, fps=getattr(rec, "fps", None)), wanted)
     still = set(getattr(rec, "still_labels", ()))
-    acc = {name: _RecAcc(still, iou_threshold, cover) for name in named}
-    for t, bg in _with_backgrounds(wanted, backgrounds):
+
+    def at(t: int, bg: np.ndarray) -> tuple[np.ndarray, tuple[Any, ...]]:
         sf = rec.frame(t)
         labels = rec.labels(t)
-        gt_boxes, gt_ids = _label_boxes(labels, min_area)
-        for name, fn in named.items():
-            mask = np.asarray(fn(sf.frame, bg), dtype=bool)
-            acc[name].update(mask, sf.mask, labels, gt_boxes, gt_ids, min_area, connectivity)
-    out = {name: a.result() for name, a in acc.items()}
-    return out if isinstance(mask_fn, Mapping) else out[""]
+        return sf.frame, (sf.mask, labels, *_label_boxes(labels, min_area), min_area, connectivity)
+
+    return _score_masks(mask_fn, threshold, polarity, wanted, backgrounds, lambda: _RecAcc(still, iou_threshold, cover), at)
 
 
 class _RecAcc:
@@ -344,17 +338,7 @@ class _RecAcc:
         self.n += 1
 
     def result(self) -> RecordingResult:
-        def share(c: list[int]) -> float | None:
-            return c[0] / c[1] if c[1] else None
-
-        return RecordingResult(
-            pixel=self.pix.result(),
-            box=self.box.result(),
-            still_recall=share(self.counts["still"]),
-            moving_recall=share(self.counts["moving"]),
-            still_pixels=share(self.pixels["still"]),
-            moving_pixels=share(self.pixels["moving"]),
-            n_frames=self.n,
-            still_box_recall=share(self.boxes["still"]),
-            moving_box_recall=share(self.boxes["moving"]),
-        )
+        shares = {f"{kind}_{name}": c[kind][0] / c[kind][1] if c[kind][1] else None
+                  for name, c in (("recall", self.counts), ("pixels", self.pixels), ("box_recall", self.boxes))
+                  for kind in ("still", "moving")}
+        return RecordingResult(pixel=self.pix.result(), box=self.box.result(), n_frames=self.n, **shares)

@@ -32,13 +32,13 @@ Each output chunk is written by exactly one block (so blocks can be written by i
 processes, see :mod:`vidfilter.distributed.arrays`). Work goes to ``OUT.zarr.partial``; finished
 blocks are recorded in ``OUT.zarr.partial/.vidfilter_blocks.json`` (a bitmap, rewritten atomically
 every few seconds), so a killed run restarted with the same call redoes only unrecorded blocks;
-the store is renamed to ``OUT.zarr`` when every block is done.
+the store is renamed to ``OUT.zarr`` when every block is done (:class:`BlockStore`, a
+:class:`~vidfilter.io.zarr_sink.ZarrStore`).
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import os
 import time
@@ -50,8 +50,11 @@ from typing import Any
 import numpy as np
 
 from vidfilter.config import Config
-from vidfilter.errors import ConfigError, OutputExistsError, UnreadableInputError, UnsupportedInputError
+from vidfilter.errors import ConfigError, OutputExistsError, UnsupportedInputError
 from vidfilter.infer.result import RunResult
+from vidfilter.io.ownership import check_replaceable
+from vidfilter.io.sink import partial_path
+from vidfilter.io.zarr_sink import ZarrStore, _jsonable, create_image
 
 __all__ = ["BlockLayout", "BlockStore", "compute_block", "open_array", "process_array"]
 
@@ -159,56 +162,23 @@ class BlockLayout:
 
 
 def open_array(src: Any) -> Any:
-    """A 2-D or 3-D array-like from a numpy/zarr/dask array or a Zarr path (``store.zarr``,
-    ``store.zarr/array``, or an NGFF image group: level 0 is read)."""
-    if hasattr(src, "shape") and hasattr(src, "__getitem__") and not isinstance(src, (str, os.PathLike)):
-        arr = src
-    else:
-        spec = os.path.expanduser(os.fspath(src))
-        arr = _resolve(open_zarr_node(spec), spec)
-    if len(arr.shape) not in (2, 3):
-        raise UnsupportedInputError(
-            f"process_array takes a 2-D (H, W) or 3-D (T, H, W) array, got shape {tuple(arr.shape)}; select one channel first"
-        )
-    return arr
+    """A 2-D or 3-D array-like from a numpy/zarr/dask array, a Zarr path (``store.zarr``,
+    ``store.zarr/array``, or an NGFF image group: level 0 is read) or a TIFF, opened for windowed
+    reads by :func:`vidfilter.io.registry.open_array`."""
+    from vidfilter.io.registry import open_array as open_windowed
 
+    def check(shape: tuple[int, ...]) -> None:
+        if len(shape) not in (2, 3):
+            raise UnsupportedInputError(
+                f"process_array takes a 2-D (H, W) or 3-D (T, H, W) array, got shape {shape}; select one channel first"
+            )
 
-def open_zarr_node(spec: str) -> Any:
-    """The Zarr array or group at ``spec``, read-only; a one-line error for a missing path or an
-    unreadable store."""
-    import zarr
-
-    if "://" not in spec and not Path(spec).exists():
-        from vidfilter.errors import InputNotFoundError
-
-        raise InputNotFoundError(f"{spec}: no such Zarr store; check the path")
-    try:
-        return zarr.open(spec, mode="r")
-    except Exception as e:
-        raise UnreadableInputError(f"{spec}: not a readable Zarr store ({' '.join(str(e).split())[:100]})") from None
-
-
-def _resolve(node: Any, spec: str) -> Any:
-    import zarr
-
-    if isinstance(node, zarr.Array):
-        return node
-    attrs = dict(node.attrs)
-    ms = (attrs.get("ome") or attrs).get("multiscales")
-    if ms:
-        return node[ms[0]["datasets"][0]["path"]]
-    members = list(node.members())
-    if len(members) == 1:
-        return _resolve(members[0][1], f"{spec}/{members[0][0]}")
-    if "background" in node:  # a vidfilter output
-        return _resolve(node["background"], f"{spec}/background")
-    names = ", ".join(sorted(k for k, _ in members)) or "nothing"
-    raise UnsupportedInputError(f"{spec}: a Zarr group holding {names}; name the array, e.g. {spec}/<name>")
+    return open_windowed(src, check=check)[0]
 
 
 def read_region(src: Any, layout: BlockLayout, t: int, iy: int, ix: int) -> tuple[np.ndarray, tuple[slice, slice]]:
     """Float32 ``[0, 1]`` input window of block ``(t, iy, ix)`` with its halo, and the crop."""
-    from vidfilter.io.convert import to_float
+    from vidfilter.io.scaling import to_float
 
     read, crop = layout.region(iy, ix)
     sel = read if layout.frames is None else (t, *read)
@@ -230,46 +200,27 @@ def compute_block(src: Any, engine: Any, layout: BlockLayout, t: int, iy: int, i
 # output store
 
 
-def _ngff(name: str, frames: bool) -> dict[str, Any]:
-    axes = ([{"name": "t", "type": "time"}] if frames else []) + [
-        {"name": "y", "type": "space"},
-        {"name": "x", "type": "space"},
-    ]
-    return {
-        "version": "0.5",
-        "multiscales": [
-            {
-                "name": name,
-                "axes": axes,
-                "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1.0] * len(axes)}]}],
-            }
-        ],
-    }
-
-
-class BlockStore:
+class BlockStore(ZarrStore):
     """The output store of a block run: ``PATH.partial`` while running, renamed to ``PATH`` at the end.
 
     Opening it resumes a partial store written with the same layout, dtype and ``key`` (e.g. the
-    model hash); anything else starts afresh. Holds the ``.lock`` of :mod:`vidfilter.io.zarr_sink`
-    (a lock left by a dead process is taken over). Blocks may be written by other processes
-    through :attr:`array_path`; only the owner records progress (:meth:`mark_done`).
+    model hash); anything else starts afresh. Holds the lock of
+    :class:`~vidfilter.io.zarr_sink.ZarrStore` (a lock left by a dead process is taken over).
+    Blocks may be written by other processes through :attr:`array_path`; only the owner records
+    progress (:meth:`mark_done`).
 
     ``groups`` names the NGFF image groups (one array ``<group>/0`` each, same layout and dtype):
     ``("background",)`` by default, ``("target", "residual")`` for static-mode models;
     :attr:`arrays` maps each name to its array and :attr:`array` is the first one.
     """
 
+    progress_name = PROGRESS_NAME
+
     def __init__(
         self, path: str | os.PathLike[str], layout: BlockLayout, dtype: Any, *, key: str = "",
         attrs: dict[str, Any] | None = None, overwrite: bool = False, flush_seconds: float = 5.0,
         groups: tuple[str, ...] = ("background",),
     ) -> None:
-        import zarr
-
-        from vidfilter.io.sink import partial_path, remove_store_temporaries
-        from vidfilter.io.zarr_sink import LOCK_NAME, _jsonable, _LockFile, array_options
-
         self.path = Path(path)
         if self.path.suffix != ".zarr":
             self.path = self.path.with_name(self.path.name + ".zarr")
@@ -281,64 +232,49 @@ class BlockStore:
         self.groups = tuple(groups)
         if self.path.exists() and not overwrite:
             raise OutputExistsError(f"{self.path} exists; pass overwrite=True (--overwrite) to replace it or choose another output")
-        from vidfilter.io.ownership import check_replaceable
-
         check_replaceable(self.path)
-        check_replaceable(self.partial, why="a rerun")
-        self.partial.mkdir(parents=True, exist_ok=True)
-        self._lock = _LockFile(self.partial / LOCK_NAME, self.path)
-        self._lock.acquire()
-        try:
-            spec = {"format_version": FORMAT_VERSION, "layout": layout.to_dict(), "dtype": str(self.dtype), "key": key}
-            if self.groups != ("background",):
-                spec["groups"] = list(self.groups)
-            self.done = np.zeros(len(layout), dtype=bool)
-            prog = self._load()
-            self.resumed = prog is not None and prog.get("spec") == _jsonable(spec)
-            if self.resumed:
-                remove_store_temporaries(self.partial)
-                bits = np.unpackbits(np.frombuffer(base64.b64decode(prog["done"]), np.uint8))[: len(layout)]
-                self.done[: bits.size] = bits.astype(bool)
-                log.info("resuming %s: %d of %d blocks done", self.partial, int(self.done.sum()), len(layout))
-                self.root = zarr.open_group(str(self.partial), mode="a", zarr_format=3)
-                self.arrays = {name: self.root[name]["0"] for name in self.groups}
-            else:
-                from vidfilter.io.sink import remove_path
+        spec = {"format_version": FORMAT_VERSION, "layout": layout.to_dict(), "dtype": str(self.dtype), "key": key}
+        if self.groups != ("background",):
+            spec["groups"] = list(self.groups)
+        self._spec = _jsonable(spec)
+        self._open_partial(lambda: self._setup(attrs))
 
-                for entry in self.partial.iterdir():
-                    if entry.name != LOCK_NAME:
-                        remove_path(entry)
-                self.root = zarr.open_group(str(self.partial), mode="a", zarr_format=3)
-                meta = dict(_jsonable(attrs or {}))
-                meta["vidfilter"] = {"complete": False, "format_version": FORMAT_VERSION, "kind": "blocks", "layout": layout.to_dict()}
-                self.root.attrs.update(meta)
-                names = (["t"] if layout.frames is not None else []) + ["y", "x"]
-                self.arrays = {}
-                for name in self.groups:
-                    g = self.root.create_group(name)
-                    g.attrs.update({"ome": _ngff(name, layout.frames is not None), "vidfilter": {"complete": False}})
-                    self.arrays[name] = g.create_array(
-                        "0", shape=layout.shape, chunks=layout.chunks, dtype=self.dtype,
-                        dimension_names=names, **array_options(),
-                    )
-            self.array = self.arrays[self.groups[0]]
-            self._spec = _jsonable(spec)
-            self._last_flush = 0.0
-            self.flush(force=True)
-        except BaseException:
-            self._lock.release()
-            raise
+    def _setup(self, attrs: dict[str, Any] | None) -> None:
+        import zarr
+
+        layout = self.layout
+        self.done = np.zeros(len(layout), dtype=bool)
+        try:
+            prog = self._read_progress()
+        except (OSError, ValueError):
+            prog = None
+        self.resumed = prog is not None and prog.get("spec") == self._spec
+        self._start(self.resumed)
+        if self.resumed:
+            bits = np.unpackbits(np.frombuffer(base64.b64decode(prog["done"]), np.uint8))[: len(layout)]
+            self.done[: bits.size] = bits.astype(bool)
+            log.info("resuming %s: %d of %d blocks done", self.partial, int(self.done.sum()), len(layout))
+        self.root = zarr.open_group(str(self.partial), mode="a", zarr_format=3)
+        if self.resumed:
+            self.arrays = {name: self.root[name]["0"] for name in self.groups}
+        else:
+            meta = dict(_jsonable(attrs or {}))
+            meta["vidfilter"] = {"complete": False, "format_version": FORMAT_VERSION, "kind": "blocks", "layout": layout.to_dict()}
+            self.root.attrs.update(meta)
+            dims = (["t"] if layout.frames is not None else []) + ["y", "x"]
+            self.arrays = {
+                name: create_image(self.root, name, shape=layout.shape, chunks=layout.chunks, dtype=self.dtype,
+                                   dims=dims, state={"complete": False})
+                for name in self.groups
+            }
+        self.array = self.arrays[self.groups[0]]
+        self._last_flush = 0.0
+        self.flush(force=True)
 
     @property
     def array_path(self) -> str:
         """Path of the output array (for writers in other processes)."""
         return str(self.partial / self.groups[0] / "0")
-
-    def _load(self) -> dict[str, Any] | None:
-        try:
-            return json.loads((self.partial / PROGRESS_NAME).read_text())
-        except (OSError, ValueError):
-            return None
 
     def pending(self) -> Iterator[int]:
         """Indices of blocks not yet recorded as done."""
@@ -350,20 +286,14 @@ class BlockStore:
 
     def flush(self, *, force: bool = False) -> None:
         """Record the done bitmap (atomically), at most every ``flush_seconds`` unless forced."""
-        from vidfilter.io.sink import atomic_write_bytes
-
         now = time.monotonic()
         if not force and now - self._last_flush < self.flush_seconds:
             return
-        payload = {"spec": self._spec, "done": base64.b64encode(np.packbits(self.done).tobytes()).decode()}
-        atomic_write_bytes(self.partial / PROGRESS_NAME, json.dumps(payload).encode())
+        self._save_progress({"spec": self._spec, "done": base64.b64encode(np.packbits(self.done).tobytes()).decode()})
         self._last_flush = now
 
     def finalise(self) -> Path:
         """Mark complete and rename ``PATH.partial`` to ``PATH`` (every block must be done)."""
-        from vidfilter.io.sink import commit_path
-        from vidfilter.io.zarr_sink import LOCK_NAME
-
         missing = int((~self.done).sum())
         if missing:
             raise RuntimeError(f"cannot finalise {self.path}: {missing} of {len(self.done)} blocks are not done")
@@ -372,9 +302,8 @@ class BlockStore:
         vf = dict(self.root.attrs["vidfilter"])
         vf.update(complete=True, finalised_unix=time.time())
         self.root.attrs["vidfilter"] = vf
-        (self.partial / PROGRESS_NAME).unlink(missing_ok=True)
-        commit_path(self.partial, self.path, overwrite=self.overwrite)
-        self._lock.release(self.path / LOCK_NAME)
+        self._commit_store()
+        self._finished = True
         return self.path
 
     def abort(self) -> None:
@@ -392,7 +321,7 @@ def write_block(array: Any, layout: BlockLayout, t: int, iy: int, ix: int, data:
 
 
 def convert_output(data: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    from vidfilter.io.convert import from_float
+    from vidfilter.io.scaling import from_float
 
     return data.astype(dtype) if dtype.kind == "f" else from_float(data, dtype)
 
@@ -438,7 +367,7 @@ def process_array(
     Parameters
     ----------
     src
-        A Zarr path (``store.zarr``, ``store.zarr/array``, an NGFF image group) or an array
+        A Zarr path (``store.zarr``, ``store.zarr/array``, an NGFF image group), a TIFF or an array
         (zarr/numpy/dask) of shape ``(H, W)`` or ``(T, H, W)``; integers are scaled to ``[0, 1]``.
     out
         Output store ``OUT.zarr`` (see the module docstring).

@@ -203,7 +203,7 @@ class TiledEngine:
         a = np.asarray(frame)
         if a.dtype.kind != "f":
             raise UnsupportedInputError(
-                f"the engine takes float frames scaled to [0, 1], got dtype {a.dtype}; convert with vidfilter.io.convert.to_float"
+                f"the engine takes float frames scaled to [0, 1], got dtype {a.dtype}; convert with vidfilter.io.scaling.to_float"
             )
         if a.ndim not in (2, 3) or min(a.shape[-2:], default=0) < 1:
             raise UnsupportedInputError(f"a frame must be (H, W) or (C, H, W) with H, W >= 1, got shape {a.shape}")

@@ -23,14 +23,15 @@ from typing import Any
 
 import numpy as np
 
-from vidfilter.config import Config, Polarity
+from vidfilter.config import Config
 from vidfilter.errors import ConfigError, VidfilterError
 from vidfilter.baselines import BackgroundEstimator, make_baseline
 from vidfilter.infer import keyframe as kf
 from vidfilter.infer.result import RunResult
-from vidfilter.io.convert import dtype_scale, from_float, to_float
+from vidfilter.io.scaling import dtype_scale, from_float, to_float
 from vidfilter.io.integrity import file_sha256
 from vidfilter.io.source import FrameSource
+from vidfilter.polarity import clamp_background, mask_level, object_mask, subtract
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ class ModelBackground(BackgroundEstimator):
     def prepare(self, src: FrameSource) -> None:
         self.registration = None
         if self.temporal != "none":  # registration only matters for the statistic channel here
-            from vidfilter.sampling.register import statistic_and_registration
+            from vidfilter.temporal import statistic_and_registration
 
             sc = self.bundle.config.sampling
             n = int(self.bundle.normalisation.get("temporal_frames", 32))  # as in training
@@ -73,7 +74,7 @@ class ModelBackground(BackgroundEstimator):
         if self._stat is not None:
             stat = self._stat
             if self.registration is not None:
-                from vidfilter.sampling.register import translate
+                from vidfilter.temporal import translate
 
                 stat = translate(stat, *self.registration.shift(frame, t))
             x = np.concatenate([x, stat[None] if stat.ndim == 2 else np.moveaxis(stat, -1, 0)])
@@ -94,29 +95,6 @@ def make_estimator(method: str, model: str | Path | Any | None, config: Config) 
             model = load_model(model)
         return ModelBackground(model, config)
     return make_baseline(method)
-
-
-# ---------------------------------------------------------------------------------------------
-# foreground
-
-
-def clamp_background(frame: np.ndarray, background: np.ndarray, polarity: Polarity) -> np.ndarray:
-    """Dark animals only darken the plate, so the background is never darker than the frame
-    (``max(background, frame)``); bright animals only brighten it (``min``). Absolute: unchanged."""
-    if polarity == Polarity.dark:
-        return np.maximum(background, frame)
-    if polarity == Polarity.bright:
-        return np.minimum(background, frame)
-    return background
-
-
-def foreground(frame: np.ndarray, background: np.ndarray, polarity: Polarity) -> np.ndarray:
-    """Signed or absolute difference in float [-1, 1] following the polarity."""
-    if polarity == Polarity.bright:
-        return frame - background
-    if polarity == Polarity.dark:
-        return background - frame
-    return np.abs(frame - background)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -195,21 +173,6 @@ def background_as(bg: Any, dtype: np.dtype) -> np.ndarray:
     return from_float(bg, dtype)
 
 
-def _foreground_int(frame: np.ndarray, bg: np.ndarray, polarity: Polarity) -> np.ndarray:
-    """Saturating integer foreground; equals ``from_float(foreground(...))`` of the stored values."""
-    import cv2
-
-    if frame.ndim == 3 and frame.shape[-1] > 4:  # more channels than OpenCV's element types hold
-        f, b = frame.astype(np.int32), bg.astype(np.int32)
-        d = b - f if polarity == Polarity.dark else f - b if polarity == Polarity.bright else np.abs(f - b)
-        return np.clip(d, 0, np.iinfo(frame.dtype).max).astype(frame.dtype)
-    if polarity == Polarity.dark:
-        return cv2.subtract(bg, frame)
-    if polarity == Polarity.bright:
-        return cv2.subtract(frame, bg)
-    return cv2.absdiff(frame, bg)
-
-
 def _file_fingerprint(path: str) -> dict[str, Any]:
     p = Path(path)
     if not p.exists():
@@ -273,7 +236,7 @@ def run(
     n, start, keyframes = _write_store(out, meta, src, est, config, progress, close=own)
     result = _result(in_path, out, n, n - start, keyframes, time.perf_counter() - t_start, est, src)
     if exports:
-        from vidfilter.convert import export_outputs
+        from vidfilter.io.export import export_outputs
 
         oc = config.output
         export_outputs(out, src_path=in_path, formats=exports, color=oc.color, overwrite=oc.overwrite)
@@ -378,7 +341,7 @@ def _finished_output(out: Path, in_path: Any, overwrite: bool) -> bool:
     (no ``overwrite``): the same run asked again has at most exports left to write."""
     from vidfilter.errors import OutputExistsError
     from vidfilter.io.sink import check_output_path
-    from vidfilter.io.zarr_sink import read_ome_zarr_info
+    from vidfilter.io.zarr_info import read_ome_zarr_info
 
     try:
         check_output_path(out, inputs=[in_path], overwrite=overwrite)
@@ -397,7 +360,7 @@ def _check_export_paths(out: Path, exports: list[str], oc: Any, in_path: Any) ->
     """Every file an export will write may be written (refused before any work otherwise)."""
     if not exports:
         return
-    from vidfilter.convert import export_paths
+    from vidfilter.io.export import export_paths
     from vidfilter.io.sink import check_output_path
 
     groups = {"background": None, "foreground": np.dtype(np.float16) if oc.foreground_dtype == "float16" else None}
@@ -411,7 +374,7 @@ def _check_export_paths(out: Path, exports: list[str], oc: Any, in_path: Any) ->
 def _missing_exports_only(out: Path, meta: dict[str, Any], exports: list[str], oc: Any, in_path: Any, n: int) -> RunResult:
     """``out`` is finished: if this same run made it, write only the exports that are missing
     (a rerun after a failed or killed export); otherwise it exists, and is kept."""
-    from vidfilter.convert import export_outputs, pending_exports
+    from vidfilter.io.export import export_outputs, pending_exports
     from vidfilter.errors import OutputExistsError
     from vidfilter.io.integrity import made_by_same_run
 
@@ -456,31 +419,23 @@ class FrameOutputs:
         self.mask = mask
         self.match_exposure = match_exposure
         self.int_path = self.dtype in _CV_DEPTH and oc.foreground_dtype != "float16"
-        scale = dtype_scale(self.dtype)
-        # on the float path the epsilon keeps exact N (e.g. 10/255 in float32) out
-        self.mask_level = oc.mask_threshold * scale / 255.0 if self.int_path else (oc.mask_threshold + 1e-3) / 255.0
+        self.mask_level = mask_level(oc.mask_threshold, self.dtype, self.int_path)
 
     def __call__(self, frame: np.ndarray, bg: Any) -> dict[str, np.ndarray]:
         oc = self.oc
         if self.int_path:
-            b = background_as(bg, self.dtype)
-            if self.match_exposure:
-                b = match_exposure(frame, b)
-            if oc.clamp:
-                b = clamp_background(frame, b, oc.polarity)
-            fg = _foreground_int(frame, b, oc.polarity)
+            f, b = frame, background_as(bg, self.dtype)
+        else:
+            f, b = to_float(frame), bg.array() if isinstance(bg, kf.Interp) else bg
+        b = match_exposure(f, b) if self.match_exposure else b
+        b = clamp_background(f, b, oc.polarity) if oc.clamp else b
+        fg = subtract(f, b, oc.polarity)
+        if self.int_path:
             out = {"background": b, "foreground": fg}
         else:
-            f = to_float(frame)
-            b = bg.array() if isinstance(bg, kf.Interp) else bg
-            b = match_exposure(f, b) if self.match_exposure else b
-            b = clamp_background(f, b, oc.polarity) if oc.clamp else b
-            fg = foreground(f, b, oc.polarity)
             out = {"background": from_float(b, self.dtype),
                    "foreground": fg.astype(np.float16) if oc.foreground_dtype == "float16" else from_float(fg, self.dtype)}
         if self.mask and oc.mask_method == "object":  # whole objects for trackers (hysteresis, closing)
-            from vidfilter.eval.masks import object_mask
-
             mask = object_mask(frame, out["background"], polarity=oc.polarity.value, floor_high=oc.mask_threshold)
             out["mask"] = mask.view(np.uint8)
         elif self.mask:

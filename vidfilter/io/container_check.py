@@ -178,27 +178,26 @@ def _check_matroska(fh: BinaryIO, file_size: int, *, crc: bool) -> ContainerDama
         end = pos + hlen + esize
         if end > seg_end:
             return ContainerDamage(
-                "corrupt", f"the Matroska element at byte {pos} runs past the end of its segment", pos,
-                _cluster_time(fh, pos, scale_ns) if eid == _CLUSTER else None,
+                "corrupt", f"the Matroska element at byte {pos} runs past the end of its segment", pos, _cluster_time(fh, pos, scale_ns)
             )
         if eid == _INFO:
             scale_ns = _timecode_scale(fh, pos + hlen, esize) or scale_ns
         if crc and end <= file_size:
             bad = _crc_mismatch(fh, pos + hlen, esize)
             if bad:
-                t = _cluster_time(fh, pos, scale_ns) if eid == _CLUSTER else None
+                t = _cluster_time(fh, pos, scale_ns)
                 where = f" (cluster at {t:.3f} s)" if t is not None else ""
                 return ContainerDamage("corrupt", f"CRC mismatch in the Matroska element at byte {pos}{where}: its data is damaged", pos, t)
         if end > file_size and damage is not None:
-            return ContainerDamage(damage.kind, damage.reason, damage.offset,
-                                   _cluster_time(fh, pos, scale_ns) if eid == _CLUSTER else None)
+            return ContainerDamage(damage.kind, damage.reason, damage.offset, _cluster_time(fh, pos, scale_ns))
         pos = end
     return damage
 
 
-def _children(fh: BinaryIO, start: int, size: int):
-    """Yield (id, data offset, data size) of the direct children of an element's data."""
-    pos, end = start, start + size
+def _elements(fh: BinaryIO, start: int, end: int):
+    """Yield (id, header offset, header length, data size) of the consecutive elements from
+    ``start`` that begin before ``end``; stops at an unreadable header or an unknown size."""
+    pos = start
     while pos < end:
         fh.seek(pos)
         try:
@@ -207,8 +206,14 @@ def _children(fh: BinaryIO, start: int, size: int):
             return
         if esize is None:
             return
-        yield eid, pos + hlen, esize
+        yield eid, pos, hlen, esize
         pos += hlen + esize
+
+
+def _children(fh: BinaryIO, start: int, size: int):
+    """Yield (id, data offset, data size) of the direct children of an element's data."""
+    for eid, pos, hlen, esize in _elements(fh, start, start + size):
+        yield eid, pos + hlen, esize
 
 
 def _read_uint(fh: BinaryIO, offset: int, size: int) -> int | None:
@@ -227,7 +232,7 @@ def _timecode_scale(fh: BinaryIO, start: int, size: int) -> int | None:
 
 
 def _cluster_time(fh: BinaryIO, pos: int, scale_ns: int) -> float | None:
-    """Timecode (seconds) of the cluster whose header starts at ``pos``."""
+    """Timecode (seconds) of the cluster whose header starts at ``pos`` (None for another element)."""
     fh.seek(pos)
     try:
         eid, hlen, size = _header(fh)
@@ -245,18 +250,9 @@ def _cluster_time(fh: BinaryIO, pos: int, scale_ns: int) -> float | None:
 def _last_time(fh: BinaryIO, seg_start: int, before: int, scale_ns: int) -> float | None:
     """Timecode of the last cluster that starts before ``before`` (frames from it on are suspect)."""
     t = None
-    pos = seg_start
-    while pos < before:
-        fh.seek(pos)
-        try:
-            eid, hlen, size = _header(fh)
-        except (_Short, ValueError):
-            break
-        if size is None:
-            break
+    for eid, pos, _, _ in _elements(fh, seg_start, before):
         if eid == _CLUSTER:
             t = _cluster_time(fh, pos, scale_ns)
-        pos += hlen + size
     return t
 
 

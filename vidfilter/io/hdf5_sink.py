@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from vidfilter.errors import OutputExistsError, UnsupportedInputError
-from vidfilter.io.sink import FinalisingWriter, FrameSink, commit_path, discard_partial, partial_path
+from vidfilter.io.sink import FrameSink, OutputWriter, commit_path, discard_partial, partial_path
 from vidfilter.io.video_sink import GuardedFile, raise_output_error
 
 __all__ = ["Hdf5Sink", "Hdf5Writer"]
@@ -56,7 +56,7 @@ def _attr_value(v: Any) -> Any:
     return json.dumps(v, default=str)
 
 
-class Hdf5Writer(FinalisingWriter):
+class Hdf5Writer(OutputWriter):
     """One HDF5 file holding several frame datasets.
 
     Parameters
@@ -70,11 +70,7 @@ class Hdf5Writer(FinalisingWriter):
     """
 
     def __init__(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        overwrite: bool = False,
-        attrs: Mapping[str, Any] | None = None,
+        self, path: str | os.PathLike[str], *, overwrite: bool = False, attrs: Mapping[str, Any] | None = None,
     ) -> None:
         h5py = _h5py()
         self.path = Path(path).expanduser().absolute()
@@ -112,12 +108,7 @@ class Hdf5Writer(FinalisingWriter):
             self._io.check()
 
     def dataset(
-        self,
-        name: str,
-        frame_shape: tuple[int, ...],
-        dtype: Any,
-        n_frames: int,
-        fps: float | None = None,
+        self, name: str, frame_shape: tuple[int, ...], dtype: Any, n_frames: int, fps: float | None = None,
     ) -> Hdf5Sink:
         """Create dataset ``name`` of ``n_frames`` frames and return its sink."""
         if self._finished:
@@ -163,6 +154,8 @@ class Hdf5Writer(FinalisingWriter):
             raise_output_error(e, self.path)
         return self.path
 
+    commit = finalise
+
     def abort(self) -> None:
         """Close and delete the partial file; never raises."""
         if self._aborted:
@@ -188,16 +181,8 @@ class Hdf5Sink(FrameSink):
     """
 
     def __init__(
-        self,
-        path: str | os.PathLike[str],
-        dataset: str,
-        frame_shape: tuple[int, ...],
-        dtype: Any,
-        n_frames: int,
-        *,
-        fps: float | None = None,
-        overwrite: bool = False,
-        attrs: Mapping[str, Any] | None = None,
+        self, path: str | os.PathLike[str], dataset: str, frame_shape: tuple[int, ...], dtype: Any, n_frames: int,
+        *, fps: float | None = None, overwrite: bool = False, attrs: Mapping[str, Any] | None = None,
     ) -> None:
         writer = Hdf5Writer(path, overwrite=overwrite, attrs=attrs)
         try:
@@ -209,12 +194,7 @@ class Hdf5Sink(FrameSink):
         self._owns_writer = True
 
     def _init_dataset(
-        self,
-        writer: Hdf5Writer,
-        name: str,
-        frame_shape: tuple[int, ...],
-        dtype: Any,
-        n_frames: int,
+        self, writer: Hdf5Writer, name: str, frame_shape: tuple[int, ...], dtype: Any, n_frames: int,
         fps: float | None,
     ) -> None:
         self.writer = writer
@@ -224,7 +204,7 @@ class Hdf5Sink(FrameSink):
         self.n_frames = int(n_frames)
         self._owns_writer = False
         self._frames_written = 0
-        self._closed = False
+        self._finished = False
         if len(self.frame_shape) not in (2, 3):
             raise UnsupportedInputError(f"frame_shape must be (H, W) or (H, W, C), got {self.frame_shape}")
         self.ds = writer.file.create_dataset(
@@ -253,7 +233,7 @@ class Hdf5Sink(FrameSink):
         self.ds.attrs["frames_written"] = self._frames_written
         self.writer.check()
         if self._owns_writer:
-            self._closed = True
+            self._finished = True
             self.writer.finalise()
 
     def _abort(self) -> None:

@@ -25,14 +25,14 @@ from typing import Any
 import numpy as np
 
 from vidfilter.errors import OutputExistsError, UnsupportedInputError
-from vidfilter.io.sink import mark_folder
 from vidfilter.io.sink import (
     FrameSink,
     atomic_write_bytes,
     commit_path,
     discard_partial,
-    make_partial_folder,
     fsync_dir,
+    make_partial_folder,
+    mark_folder,
     partial_path,
 )
 from vidfilter.io.video_sink import raise_output_error
@@ -68,15 +68,8 @@ class ImageSequenceSink(FrameSink):
     """
 
     def __init__(
-        self,
-        folder: str | os.PathLike[str],
-        fmt: str = "png",
-        digits: int = 6,
-        *,
-        frame_shape: tuple[int, ...] | None = None,
-        dtype: Any = None,
-        overwrite: bool = False,
-        resume: bool = False,
+        self, folder: str | os.PathLike[str], fmt: str = "png", digits: int = 6, *,
+        frame_shape: tuple[int, ...] | None = None, dtype: Any = None, overwrite: bool = False, resume: bool = False,
     ) -> None:
         fmt = fmt.lower().lstrip(".")
         if fmt not in _EXTENSIONS:
@@ -96,7 +89,7 @@ class ImageSequenceSink(FrameSink):
         if (self.folder.exists() or self.folder.is_symlink()) and not overwrite:
             raise OutputExistsError(f"{self.folder} exists; pass --overwrite to replace it or choose another --out")
         self._frames_written = 0
-        self._closed = False
+        self._finished = False
         try:
             if self.partial.exists() and resume:
                 while (self.partial / self.name(self._frames_written)).exists():

@@ -435,22 +435,11 @@ def verify(
     import zarr
 
     from vidfilter.io.sink import partial_path
-    from vidfilter.io.ownership import PROGRESS_NAME
 
     p = Path(path).expanduser()
     report = VerifyReport(str(p))
     if p.name.endswith(".partial") or (not p.exists() and partial_path(p).exists()):
-        part = p if p.name.endswith(".partial") else partial_path(p)
-        report.path = str(part)
-        try:
-            prog = json.loads((part / PROGRESS_NAME).read_text()).get("images", {})
-            done = ", ".join(f"{k} {v.get('frames_written')}/{v.get('n_frames')}" for k, v in prog.items())
-        except (OSError, ValueError):
-            done = "progress unknown"
-        report.problem(
-            f"interrupted run: only the partial store {part.name} exists ({done} frames durable); "
-            "rerun the same command to resume it"
-        )
+        _interrupted(report, p if p.name.endswith(".partial") else partial_path(p))
         return report
     if not p.exists():
         raise InputNotFoundError(f"{p}: no such output store; check the path")
@@ -475,35 +464,7 @@ def verify(
         n_frames = frames if n_frames is None else n_frames
         if frames != n_frames:
             report.problem(f"{name}: {frames} frames, other images hold {n_frames}")
-        try:
-            arr = zarr.open_array(str(p / name / "0"), mode="r")
-        except Exception:
-            report.problem(f"{name}: its array {name}/0 is missing or unreadable")
-            continue
-        if arr.shape[0] != frames:
-            report.problem(f"{name}: array holds {arr.shape[0]} frames, the store declares {frames}")
-        gvf = (dict(zarr.open_group(str(p / name), mode="r").attrs).get("vidfilter") or {})
-        if not gvf.get("complete") or gvf.get("frames_written") != frames:
-            report.problem(f"{name}: {gvf.get('frames_written')} of {frames} frames recorded as written")
-        present = _present_chunk_files(p / name / "0")
-        keys = _expected_keys(arr)
-        missing = [k for k in keys if arr.metadata.encode_chunk_key(k) not in present]
-        images[name]["chunks"] = len(keys)
-        for k in missing[:5]:
-            report.problem(f"{name}: chunk {arr.metadata.encode_chunk_key(k)} (frame {k[0]}) is missing")
-        if len(missing) > 5:
-            report.problem(f"{name}: {len(missing) - 5} more chunks missing")
-        images[name]["checksums"] = _check_chunk_digests(report, p / name, arr, keys, set(missing))
-        if images[name]["checksums"] == "not recorded" and vf.get("chunk_checksums"):
-            report.problem(f"{name}: its chunk checksum table {CHUNK_DIGEST_FILE} is missing")
-        if quick or missing:
-            continue
-        for t in range(arr.shape[0]):
-            try:
-                np.asarray(arr[t])
-            except Exception as e:
-                report.problem(f"{name}: frame {t} cannot be read ({' '.join(str(e).split())[:80]})")
-                break
+        _check_image(report, p, name, images[name], bool(vf.get("chunk_checksums")), quick)
     report.facts["images"] = images
     rec = attrs.get("input") or {}
     report.facts["input"] = {k: rec.get(k) for k in ("path", "size", "sha256", "frames_read", "frames_blake2b", "damage")}
@@ -512,6 +473,59 @@ def verify(
     if input is not None:
         _check_input(report, p, input, rec, attrs, n_frames or 0, missing_chunks)
     return report
+
+
+def _interrupted(report: VerifyReport, part: Path) -> None:
+    """Report the partial store ``part`` of an interrupted run, with the frames its images hold."""
+    from vidfilter.io.ownership import PROGRESS_NAME
+
+    report.path = str(part)
+    try:
+        prog = json.loads((part / PROGRESS_NAME).read_text()).get("images", {})
+        done = ", ".join(f"{k} {v.get('frames_written')}/{v.get('n_frames')}" for k, v in prog.items())
+    except (OSError, ValueError):
+        done = "progress unknown"
+    report.problem(
+        f"interrupted run: only the partial store {part.name} exists ({done} frames durable); "
+        "rerun the same command to resume it"
+    )
+
+
+def _check_image(report: VerifyReport, store: Path, name: str, facts: dict[str, Any], checksums: bool, quick: bool) -> None:
+    """Check the array of image ``name`` (``facts["frames"]`` frames declared), its chunks and their checksums
+    (``checksums``: the store recorded them) and, unless ``quick``, its frames; adds to ``facts``."""
+    import zarr
+
+    frames = facts["frames"]
+    try:
+        arr = zarr.open_array(str(store / name / "0"), mode="r")
+    except Exception:
+        report.problem(f"{name}: its array {name}/0 is missing or unreadable")
+        return
+    if arr.shape[0] != frames:
+        report.problem(f"{name}: array holds {arr.shape[0]} frames, the store declares {frames}")
+    gvf = (dict(zarr.open_group(str(store / name), mode="r").attrs).get("vidfilter") or {})
+    if not gvf.get("complete") or gvf.get("frames_written") != frames:
+        report.problem(f"{name}: {gvf.get('frames_written')} of {frames} frames recorded as written")
+    present = _present_chunk_files(store / name / "0")
+    keys = _expected_keys(arr)
+    missing = [k for k in keys if arr.metadata.encode_chunk_key(k) not in present]
+    facts["chunks"] = len(keys)
+    for k in missing[:5]:
+        report.problem(f"{name}: chunk {arr.metadata.encode_chunk_key(k)} (frame {k[0]}) is missing")
+    if len(missing) > 5:
+        report.problem(f"{name}: {len(missing) - 5} more chunks missing")
+    facts["checksums"] = _check_chunk_digests(report, store / name, arr, keys, set(missing))
+    if facts["checksums"] == "not recorded" and checksums:
+        report.problem(f"{name}: its chunk checksum table {CHUNK_DIGEST_FILE} is missing")
+    if quick or missing:
+        return
+    for t in range(arr.shape[0]):
+        try:
+            np.asarray(arr[t])
+        except Exception as e:
+            report.problem(f"{name}: frame {t} cannot be read ({' '.join(str(e).split())[:80]})")
+            break
 
 
 def _check_input(

@@ -23,17 +23,26 @@ An empty folder or a 0-byte file holds no data and may be replaced too. Anything
 refused with one line (:class:`~vidfilter.errors.ForeignOutputError`, exit code 2), so
 ``--overwrite`` can never delete another recording, a raw Zarr store, or a user's folder that
 happens to be called ``X.zarr`` or ``X.zarr.partial``.
+
+The PNG mark is made here too: :func:`png_with_text` adds a text chunk to encoded PNG bytes and
+:func:`signed_png` encodes an image carrying vidfilter's.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import struct
+import zlib
 from pathlib import Path
+from typing import Any
 
 from vidfilter.errors import ForeignOutputError
 
-__all__ = ["LOCK_NAME", "MARKER_NAME", "PROGRESS_NAME", "SIGNATURE", "check_replaceable", "signed_png", "written_by_vidfilter"]
+__all__ = [
+    "LOCK_NAME", "MARKER_NAME", "PROGRESS_NAME", "SIGNATURE", "check_replaceable", "png_with_text", "read_json",
+    "signed_png", "written_by_vidfilter",
+]
 
 #: Marker file inside every folder vidfilter writes (image sequences, crop banks, reports).
 MARKER_NAME = ".vidfilter.json"
@@ -48,11 +57,19 @@ _VIDEO_SUFFIXES = {".mkv", ".mp4", ".avi", ".mov", ".webm"}
 _HDF5_SUFFIXES = {".h5", ".hdf5"}
 
 
+def png_with_text(png: bytes, key: str, text: str) -> bytes:
+    """``png`` with a ``tEXt`` chunk ``key = text`` (Latin-1) right after its header chunk."""
+    if png[:8] != b"\x89PNG\r\n\x1a\n" or png[12:16] != b"IHDR":
+        raise ValueError("not a PNG stream")
+    end = 8 + 8 + struct.unpack(">I", png[8:12])[0] + 4  # signature, IHDR length+type, data, CRC
+    body = b"tEXt" + key.encode("latin-1") + b"\0" + text.encode("latin-1", "replace")
+    chunk = struct.pack(">I", len(body) - 4) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
+    return png[:end] + chunk + png[end:]
+
+
 def signed_png(image: object) -> bytes:
     """PNG bytes of ``image`` (OpenCV channel order) carrying the text chunk ``Software=vidfilter``."""
     import cv2
-
-    from vidfilter.io.video_sink import png_with_text
 
     ok, buf = cv2.imencode(".png", image)
     if not ok:
@@ -60,7 +77,8 @@ def signed_png(image: object) -> bytes:
     return png_with_text(buf.tobytes(), "Software", SIGNATURE)
 
 
-def _read_json(path: Path) -> object:
+def read_json(path: Path) -> Any:
+    """The JSON document in ``path``; ``None`` where it is missing or unreadable."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -68,21 +86,21 @@ def _read_json(path: Path) -> object:
 
 
 def _folder_is_ours(p: Path) -> bool:
-    marker = _read_json(p / MARKER_NAME)
+    marker = read_json(p / MARKER_NAME)
     if isinstance(marker, dict) and marker.get("written_by") == SIGNATURE:
         return True
-    root = _read_json(p / "zarr.json")
+    root = read_json(p / "zarr.json")
     if isinstance(root, dict) and isinstance((root.get("attributes") or {}).get("vidfilter"), dict):
         return True
-    if isinstance(_read_json(p / PROGRESS_NAME), dict):
+    if isinstance(read_json(p / PROGRESS_NAME), dict):
         return True
-    manifest = _read_json(p / "manifest.json")  # a crop bank
+    manifest = read_json(p / "manifest.json")  # a crop bank
     if isinstance(manifest, dict) and manifest.get("format") == "vidfilter-crops":
         return True
-    log = _read_json(p / "log.json")  # a training report
+    log = read_json(p / "log.json")  # a training report
     if isinstance(log, dict) and {"config", "verdict"} <= log.keys():
         return True
-    lock = _read_json(p / LOCK_NAME)
+    lock = read_json(p / LOCK_NAME)
     return isinstance(lock, dict) and "pid" in lock and "host" in lock
 
 

@@ -11,18 +11,26 @@ Dispatch, in order:
 5. a file, by suffix, through :data:`READERS`.
 
 A recording with no frames is refused by every path here, before any output is made.
+
+:func:`open_array` is the windowed entry for huge images (slides, huge frames), read block by
+block, never whole: an array as is, a Zarr / OME-Zarr path or a TIFF through
+:mod:`vidfilter.io.windowed`, each with its axes (``"yx"``, ``"tyx"``, ``"yxc"``, ``"tyxc"``, ...).
+
+:func:`describe` gives the facts ``vidfilter info`` shows about a path.
 """
 
 from __future__ import annotations
 
 import builtins
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from vidfilter.errors import InputNotFoundError, UnreadableInputError, UnsupportedInputError
+from vidfilter.io import windowed
 from vidfilter.io.array_source import ArrayFrameSource
 from vidfilter.io.hdf5_source import HDF5_SUFFIXES, Hdf5FrameSource
 from vidfilter.io.images_source import _GLOB_CHARS, ImageSequenceFrameSource, TiffFrameSource, list_images
@@ -63,20 +71,14 @@ def check_npy(path: str) -> None:
             read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
             shape, _, dtype = read_header(fh)
         except (ValueError, EOFError, OSError, SyntaxError) as exc:
-            raise UnreadableInputError(
-                f"{path}: not a .npy file ({_short(exc)}); pass an array saved with numpy.save"
-            ) from None
+            raise UnreadableInputError(f"{path}: not a .npy file ({_short(exc)}); pass an array saved with numpy.save") from None
         start = fh.tell()
     if dtype.hasobject:
-        raise UnreadableInputError(
-            f"{path}: holds Python objects, not numbers; save a numeric (T, H, W) array with numpy.save"
-        )
+        raise UnreadableInputError(f"{path}: holds Python objects, not numbers; save a numeric (T, H, W) array with numpy.save")
     need = start + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if size < need:
-        raise UnreadableInputError(
-            f"{path}: the file is cut short: {size} of the {need} bytes its header declares; "
-            "re-copy it from its source"
-        )
+        raise UnreadableInputError(f"{path}: the file is cut short: {size} of the {need} bytes its header declares; "
+                                   "re-copy it from its source")
 
 
 def _short(exc: BaseException) -> str:
@@ -86,11 +88,8 @@ def _short(exc: BaseException) -> str:
 #: Reader for each file suffix (lower case). Extend with :func:`register`.
 READERS: dict[str, Any] = {
     **{s: VideoFrameSource for s in VIDEO_SUFFIXES},
-    ".tif": TiffFrameSource,
-    ".tiff": TiffFrameSource,
-    ".png": ImageSequenceFrameSource,
-    ".jpg": ImageSequenceFrameSource,
-    ".jpeg": ImageSequenceFrameSource,
+    **dict.fromkeys((".tif", ".tiff"), TiffFrameSource),
+    **dict.fromkeys((".png", ".jpg", ".jpeg"), ImageSequenceFrameSource),
     ".zarr": ZarrFrameSource,
     ".npy": _npy,
     **{s: Hdf5FrameSource for s in HDF5_SUFFIXES},
@@ -145,27 +144,19 @@ def _open(path_or_array: Any, *, color: str, **kw: Any) -> FrameSource:
     if not isinstance(path_or_array, (str, os.PathLike)):
         if hasattr(path_or_array, "shape") and hasattr(path_or_array, "dtype") or isinstance(path_or_array, (list, tuple)):
             return ArrayFrameSource(path_or_array, color=color, **kw)
-        raise UnsupportedInputError(
-            f"cannot open an object of type {type(path_or_array).__name__}; pass a path or a numpy array"
-        )
+        raise UnsupportedInputError(f"cannot open an object of type {type(path_or_array).__name__}; pass a path or a numpy array")
     spec = os.path.expanduser(os.fspath(path_or_array))
     p = Path(spec)
     # Zarr: a .zarr component anywhere in the path, or a folder with Zarr metadata
-    for cand in [p, *p.parents]:
-        if cand.suffix.lower() == ".zarr" and cand.is_dir():
-            return ZarrFrameSource(spec, color=color, **kw)
-    if _is_zarr_dir(p):
+    if any(c.suffix.lower() == ".zarr" and c.is_dir() for c in [p, *p.parents]) or _is_zarr_dir(p):
         return ZarrFrameSource(spec, color=color, **kw)
     # HDF5: file.h5/inner/dataset
-    for cand in [p, *p.parents]:
-        if cand.suffix.lower() in HDF5_SUFFIXES and cand.is_file():
-            return Hdf5FrameSource(spec, color=color, **kw)
+    if any(c.suffix.lower() in HDF5_SUFFIXES and c.is_file() for c in [p, *p.parents]):
+        return Hdf5FrameSource(spec, color=color, **kw)
     if p.is_dir():
         suffix = p.suffix.lower()
         if suffix in READERS and READERS[suffix] is not ImageSequenceFrameSource and not list_images(p):
-            raise UnreadableInputError(
-                f"{spec}: is a folder, not a {suffix} file; pass the file itself (or a folder of image files)"
-            )
+            raise UnreadableInputError(f"{spec}: is a folder, not a {suffix} file; pass the file itself (or a folder of image files)")
         return ImageSequenceFrameSource(spec, color=color, **kw)
     if not p.exists():
         if _GLOB_CHARS.search(spec):
@@ -173,8 +164,55 @@ def _open(path_or_array: Any, *, color: str, **kw: Any) -> FrameSource:
         raise InputNotFoundError(f"{spec}: no such file or folder; check the path")
     reader = READERS.get(p.suffix.lower())
     if reader is None:
-        raise UnsupportedInputError(
-            f"{spec}: unknown file type {p.suffix or '(no suffix)'!r}; supported: {', '.join(supported_suffixes())}, "
-            "or a folder of images"
-        )
+        raise UnsupportedInputError(f"{spec}: unknown file type {p.suffix or '(no suffix)'!r}; supported: "
+                                    f"{', '.join(supported_suffixes())}, or a folder of images")
     return reader(spec, color=color, **kw)
+
+
+def windowed_kind(path: str | os.PathLike[str]) -> str | None:
+    """``"zarr"`` (a ``.zarr`` component or a folder with Zarr metadata), ``"tiff"`` (a TIFF file)
+    or ``None``: how :func:`open_array` reads ``path`` window by window."""
+    p = Path(path)
+    if any(c.suffix.lower() == ".zarr" for c in [p, *p.parents]) or _is_zarr_dir(p):
+        return "zarr"
+    return "tiff" if p.suffix.lower() in (".tif", ".tiff") and p.is_file() else None
+
+
+def open_array(src: Any, *, check: Callable[[tuple[int, ...]], None] | None = None) -> tuple[Any, str]:
+    """``(array-like indexable by slices, axes)`` of a huge image for windowed reads: a numpy / zarr / dask
+    array (axes guessed from its shape), a Zarr / OME-Zarr path (NGFF level 0) or a TIFF (axes from the
+    metadata, singleton extra axes dropped); a missing path is looked up as a Zarr store; anything else
+    raises :class:`UnsupportedInputError`. ``check(shape)`` sees the shape as stored, before the axes."""
+    if isinstance(src, (str, os.PathLike)):
+        spec = os.path.expanduser(os.fspath(src))
+        kind = windowed_kind(spec) or ("zarr" if "://" in spec or not Path(spec).exists() else None)
+        if kind is None:
+            raise UnsupportedInputError(f"{spec}: cannot be read window by window; pass a Zarr / OME-Zarr store "
+                                        "(store.zarr or store.zarr/array), a TIFF file or an array")
+        arr, names = windowed.open_tiff(spec) if kind == "tiff" else windowed.open_zarr(spec)
+    elif hasattr(src, "shape") and hasattr(src, "__getitem__"):
+        spec, arr, names = f"<{type(src).__name__}>", src, None
+    else:
+        raise UnsupportedInputError(f"cannot read an object of type {type(src).__name__}; pass a path or an array")
+    if check is not None:
+        check(tuple(arr.shape))
+    return windowed.with_axes(arr, names, spec)
+
+
+def describe(path: str | os.PathLike[str], *, color: str = "keep") -> dict[str, Any]:
+    """The facts ``vidfilter info`` shows: for an output store of ``vidfilter run`` (a ``.zarr``
+    folder with a ``background`` or ``target`` group) its input, method, model and one line per
+    group (shape, dtype, chunks, fps, frames written); for any other path, its reader's description."""
+    p = Path(path)
+    if p.suffix == ".zarr" and p.is_dir() and ((p / "background").exists() or (p / "target").exists()):
+        from vidfilter.io.zarr_info import read_ome_zarr_info
+
+        info = read_ome_zarr_info(p)
+        attrs = info.get("attrs", {})
+        facts = {"path": info["path"], "complete": info["complete"], "input": attrs.get("input", {}).get("path"),
+                 "method": attrs.get("method"), "model": (attrs.get("model") or {}).get("path")}
+        for name, g in info["groups"].items():
+            facts[name] = f"{tuple(g['shape'])} {g['dtype']} chunks={tuple(g['chunks'])} fps={g['fps']} written={g['frames_written']}/{g['n_frames']}"
+        return facts
+    with open(path, color=color) as src:
+        return src.describe()

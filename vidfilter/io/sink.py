@@ -2,8 +2,10 @@
 
 A sink receives frames one at a time (``append``) and either *finalises* them (``close``) or
 *aborts* (``abort``). A finalised output appears under its final name in one atomic step; an
-aborted or killed one never does, so an output that exists is always complete. Used as a context
-manager, an exception inside the ``with`` block aborts instead of finalising.
+aborted or killed one never does, so an output that exists is always complete. Every writer (the
+sinks, the writers of several images into one output, the Zarr stores) derives from
+:class:`OutputWriter`: used as a context manager, an exception inside the ``with`` block aborts
+instead of committing.
 
 Helpers:
 
@@ -20,9 +22,9 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import json
 import logging
 import os
-import re
 import secrets
 import shutil
 import tempfile
@@ -34,11 +36,11 @@ from typing import Any, TypeVar
 import numpy as np
 
 from vidfilter.errors import OutputExistsError, OutputNotWritableError, UnsupportedInputError
+from vidfilter.io.ownership import MARKER_NAME, SIGNATURE, check_replaceable
 
 __all__ = [
-    "ClosingContext",
-    "FinalisingWriter",
     "FrameSink",
+    "OutputWriter",
     "PARTIAL_SUFFIX",
     "atomic_path",
     "atomic_write_bytes",
@@ -96,7 +98,7 @@ def atomic_path(path: PathLike, *, suffix: str | None = None) -> Iterator[Path]:
     folder = path.parent
     folder.mkdir(parents=True, exist_ok=True)
     sfx = path.suffix if suffix is None else suffix
-    _remove_stale_temps(folder, path.stem, sfx)
+    _remove_dead(folder, f".{path.stem}.", f".tmp{sfx}")  # temporaries of killed writers
     # Not tempfile.mkstemp: its 0600 mode would survive the rename; O_EXCL + 0666 honours the umask.
     while True:
         tmp = folder / f".{path.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp{sfx}"
@@ -117,13 +119,9 @@ def atomic_path(path: PathLike, *, suffix: str | None = None) -> Iterator[Path]:
         raise
 
 
-def _remove_stale_temps(folder: Path, stem: str, sfx: str) -> None:
-    """Delete temporary files of :func:`atomic_path` left by killed processes (a SIGKILL skips the
-    cleanup): ``.{stem}.{pid}.{token}.tmp{sfx}`` whose pid no longer runs on this host."""
-    _remove_dead(folder, f".{stem}.", f".tmp{sfx}")
-
-
 def _remove_dead(folder: Path, prefix: str, end: str) -> None:
+    """Delete the temporaries a killed process left in ``folder`` (a SIGKILL skips the clean-up):
+    ``{prefix}{pid}.{token}{end}`` whose pid no longer runs on this host."""
     try:
         names = [n for n in os.listdir(folder) if n.startswith(prefix) and n.endswith(end)]
     except OSError:
@@ -176,10 +174,6 @@ def remove_aside(path: PathLike) -> None:
 
 def mark_folder(folder: PathLike, kind: str) -> None:
     """Write vidfilter's marker file (:data:`~vidfilter.io.ownership.MARKER_NAME`) into ``folder``."""
-    import json
-
-    from vidfilter.io.ownership import MARKER_NAME, SIGNATURE
-
     atomic_write_bytes(Path(folder) / MARKER_NAME, json.dumps({"written_by": SIGNATURE, "kind": kind}).encode())
 
 
@@ -214,30 +208,8 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> None:
 def discard_partial(path: PathLike) -> None:
     """Delete a leftover work-in-progress ``PATH.partial``, but only one that vidfilter wrote
     (anything else raises :class:`~vidfilter.errors.ForeignOutputError`)."""
-    from vidfilter.io.ownership import check_replaceable
-
     check_replaceable(path, why="a rerun")
     remove_aside(path)
-
-
-_ZARR_TEMP = re.compile(r"\.[0-9a-f]{32}\.partial$")
-
-
-def remove_store_temporaries(root: PathLike) -> int:
-    """Delete the temporary files a killed Zarr write leaves inside a store being resumed.
-
-    zarr's local store writes each chunk to ``<name>.<32 hex>.partial`` and renames it into
-    place; a kill between the two leaves the temporary behind, where it would survive into the
-    finished store. Only names of exactly that form are removed. Returns how many were removed.
-    """
-    removed = 0
-    for folder, _dirs, files in os.walk(root):
-        for name in files:
-            if _ZARR_TEMP.search(name):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(os.path.join(folder, name))
-                    removed += 1
-    return removed
 
 
 def remove_path(path: PathLike) -> None:
@@ -281,8 +253,6 @@ def commit_path(partial: PathLike, final: PathLike, *, overwrite: bool = False) 
     ForeignOutputError
         ``final`` exists but vidfilter did not write it (:mod:`vidfilter.io.ownership`).
     """
-    from vidfilter.io.ownership import check_replaceable
-
     partial, final = Path(partial), Path(final)
     if final.exists() or final.is_symlink():
         if not overwrite:
@@ -388,8 +358,6 @@ def check_output_path(out: PathLike, inputs: Iterable[Any] = (), overwrite: bool
     ForeignOutputError
         ``out`` or ``out.partial`` exists but vidfilter did not write it.
     """
-    from vidfilter.io.ownership import check_replaceable
-
     out_p = Path(out).expanduser().resolve()
     for inp in inputs:
         store = _input_store(inp)
@@ -434,42 +402,28 @@ def check_frame(frame: Any, frame_shape: tuple[int, ...], dtype: np.dtype) -> np
             return arr.astype(dtype)
         raise UnsupportedInputError(
             f"frame of dtype {arr.dtype} does not match the output's dtype {dtype}; "
-            "convert it first (vidfilter.io.convert.from_float)"
+            "convert it first (vidfilter.io.scaling.from_float)"
         )
     return arr
 
 
-_C = TypeVar("_C", bound="ClosingContext")
-_W = TypeVar("_W", bound="FinalisingWriter")
+_W = TypeVar("_W", bound="OutputWriter")
 
 
-class ClosingContext:
-    """Base of the single-output writers: as a context manager a writer is closed (its output
-    finalised) when the block ends normally and aborted when it raises. Subclasses define
-    ``close()`` and ``abort()``."""
+class OutputWriter:
+    """Base of every writer: as a context manager a writer commits its output (``commit()``) when
+    the block ends normally and aborts it (``abort()``) when the block raises; one that already
+    finished (committed or aborted) is left alone. Subclasses set ``_finished`` and define
+    ``commit()`` and ``abort()``."""
 
-    close: Callable[[], None]
+    _finished: bool = False
+    commit: Callable[[], Any]
     abort: Callable[[], None]
 
-    def __enter__(self: _C) -> _C:
-        return self
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-
-
-class FinalisingWriter:
-    """Base of the writers of several images into one output: as a context manager a writer is
-    finalised when the block ends normally and aborted when it raises; one that already finished
-    (finalised or aborted) is left alone. Subclasses set ``_finished`` and define ``finalise()``
-    and ``abort()``."""
-
-    _finished: bool
-    finalise: Callable[..., Any]
-    abort: Callable[[], None]
+    @property
+    def finished(self) -> bool:
+        """Whether the output was committed or aborted."""
+        return self._finished
 
     def __enter__(self: _W) -> _W:
         return self
@@ -478,12 +432,12 @@ class FinalisingWriter:
         if self._finished:
             return
         if exc_type is None:
-            self.finalise()
+            self.commit()
         else:
             self.abort()
 
 
-class FrameSink(ClosingContext, ABC):
+class FrameSink(OutputWriter, ABC):
     """Abstract frame writer.
 
     Subclasses implement :meth:`_append`, :meth:`_finalise` and :meth:`_abort`. ``close()``
@@ -501,7 +455,6 @@ class FrameSink(ClosingContext, ABC):
     frame_shape: tuple[int, ...]
     dtype: np.dtype
     _frames_written: int = 0
-    _closed: bool = False
 
     # -- to implement ---------------------------------------------------------------------------
     @abstractmethod
@@ -524,33 +477,35 @@ class FrameSink(ClosingContext, ABC):
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._finished
 
     def append(self, frame: np.ndarray) -> None:
         """Write the next frame."""
-        if self._closed:
+        if self._finished:
             raise ValueError(f"{type(self).__name__} is closed; open a new sink to write more frames")
         self._append(check_frame(frame, self.frame_shape, self.dtype))
         self._frames_written += 1
 
     def close(self) -> None:
         """Finalise the output (atomic); safe to call twice."""
-        if self._closed:
+        if self._finished:
             return
         try:
             self._finalise()
         except BaseException:
-            self._closed = True
+            self._finished = True
             with contextlib.suppress(Exception):
                 self._abort()
             raise
-        self._closed = True
+        self._finished = True
+
+    commit = close
 
     def abort(self) -> None:
         """Stop without finalising; the final name is never created. Safe to call twice."""
-        if self._closed:
+        if self._finished:
             return
-        self._closed = True
+        self._finished = True
         self._abort()
 
     def __repr__(self) -> str:

@@ -24,8 +24,6 @@ import errno
 import logging
 import os
 import resource
-import struct
-import zlib
 from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -41,7 +39,8 @@ from vidfilter.errors import (
     UnsupportedInputError,
     VidfilterError,
 )
-from vidfilter.io.sink import ClosingContext, FrameSink, commit_path, discard_partial, partial_path
+from vidfilter.io.ownership import png_with_text
+from vidfilter.io.sink import FrameSink, OutputWriter, commit_path, discard_partial, partial_path
 
 __all__ = [
     "FFV1Sink",
@@ -314,6 +313,38 @@ def _open_guarded(path: Path, partial: Path) -> GuardedFile:
         raise_output_error(e, path)
 
 
+def _open_video(
+    path: Path, overwrite: bool, fmt: str, codec: str, rate: Fraction, size: tuple[int, ...], pix_fmt: str, *,
+    muxer_options: dict[str, str] | None = None, stream_options: dict[str, str] | None = None,
+    bit_rate: int | None = None,
+) -> tuple[GuardedFile, Any, Any]:
+    """``(file, container, stream)`` of the new video ``path``, written to ``PATH.partial``: a
+    ``fmt`` container carrying vidfilter's comment, holding one ``codec`` stream of ``size``
+    ``(H, W)``. A failure leaves nothing behind."""
+    import av
+
+    _check_new_output(path, overwrite)
+    io = _open_guarded(path, partial_path(path))
+    try:
+        container = av.open(io, mode="w", format=fmt, options=muxer_options)
+    except BaseException:
+        io.discard()
+        raise
+    try:
+        container.metadata["comment"] = signature()
+        stream = container.add_stream(codec, rate=rate)
+        stream.width, stream.height = size[1], size[0]
+        stream.pix_fmt = pix_fmt
+        if stream_options is not None:
+            stream.options = stream_options
+        if bit_rate is not None:
+            stream.bit_rate = bit_rate
+    except BaseException:
+        _close_container(container, io)
+        raise
+    return io, container, stream
+
+
 def _close_container(container: Any, io: GuardedFile | None) -> None:
     """Close a PyAV container after a failure, without raising."""
     with contextlib.suppress(Exception):
@@ -378,16 +409,9 @@ class FFV1Sink(FrameSink):
     """
 
     def __init__(
-        self,
-        path: str | os.PathLike[str],
-        frame_shape: tuple[int, ...],
-        dtype: Any,
-        fps: float = 25,
-        *,
+        self, path: str | os.PathLike[str], frame_shape: tuple[int, ...], dtype: Any, fps: float = 25, *,
         overwrite: bool = False,
     ) -> None:
-        import av
-
         self.path = Path(path).expanduser().absolute()
         self.partial = partial_path(self.path)
         self.overwrite = overwrite
@@ -402,26 +426,13 @@ class FFV1Sink(FrameSink):
             )
         self._in_fmt, pix_fmt = _FFV1_FORMATS[key]
         self.rate = _rate(fps)
-        _check_new_output(self.path, overwrite)
-        self._io = _open_guarded(self.path, self.partial)
-        try:
-            self._container = av.open(self._io, mode="w", format="matroska")
-        except BaseException:
-            self._io.discard()
-            raise
-        try:
-            self._container.metadata["comment"] = signature()
-            self._stream = self._container.add_stream("ffv1", rate=self.rate)
-            self._stream.width = self.frame_shape[1]
-            self._stream.height = self.frame_shape[0]
-            self._stream.pix_fmt = pix_fmt
-            self._stream.options = {"level": "3", "slicecrc": "1"}
-        except BaseException:
-            _close_container(self._container, self._io)
-            raise
+        self._io, self._container, self._stream = _open_video(
+            self.path, overwrite, "matroska", "ffv1", self.rate, self.frame_shape[:2], pix_fmt,
+            stream_options={"level": "3", "slicecrc": "1"},
+        )
         self._pix_fmt = pix_fmt
         self._frames_written = 0
-        self._closed = False
+        self._finished = False
 
     def _append(self, frame: np.ndarray) -> None:
         import av
@@ -582,17 +593,7 @@ def write_preview_png(
     return path
 
 
-def png_with_text(png: bytes, key: str, text: str) -> bytes:
-    """``png`` with a ``tEXt`` chunk ``key = text`` (Latin-1) right after its header chunk."""
-    if png[:8] != b"\x89PNG\r\n\x1a\n" or png[12:16] != b"IHDR":
-        raise ValueError("not a PNG stream")
-    end = 8 + 8 + struct.unpack(">I", png[8:12])[0] + 4  # signature, IHDR length+type, data, CRC
-    body = b"tEXt" + key.encode("latin-1") + b"\0" + text.encode("latin-1", "replace")
-    chunk = struct.pack(">I", len(body) - 4) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
-    return png[:end] + chunk + png[end:]
-
-
-class PreviewComposer(ClosingContext):
+class PreviewComposer(OutputWriter):
     """Write an H.264 MP4 with labelled, auto-contrasted panels side by side.
 
     Parameters
@@ -616,16 +617,9 @@ class PreviewComposer(ClosingContext):
     """
 
     def __init__(
-        self,
-        path: str | os.PathLike[str],
-        panels: Sequence[str],
-        frame_shape: tuple[int, ...],
-        fps: float,
-        max_width: int = 1920,
-        *,
-        symmetric: Sequence[str] | None = None,
-        calibration_frames: int = CALIBRATION_FRAMES,
-        overwrite: bool = False,
+        self, path: str | os.PathLike[str], panels: Sequence[str], frame_shape: tuple[int, ...], fps: float,
+        max_width: int = 1920, *, symmetric: Sequence[str] | None = None,
+        calibration_frames: int = CALIBRATION_FRAMES, overwrite: bool = False,
     ) -> None:
         import av
 
@@ -643,35 +637,22 @@ class PreviewComposer(ClosingContext):
         self._buffer: list[tuple[np.ndarray, ...]] = []
         self._ranges: list[tuple[float, float]] | None = None
         self.frames_written = 0
-        self._closed = False
+        self._finished = False
         _, _, self.height, self.width = _layout(self.frame_shape, len(self.panels), self.max_width)
-        _check_new_output(self.path, overwrite)
-
         self.codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
-        self._io = _open_guarded(self.path, self.partial)
-        try:
-            self._container = av.open(self._io, mode="w", format="mp4", options={"movflags": PREVIEW_MOVFLAGS})
-        except BaseException:
-            self._io.discard()
-            raise
-        try:
-            self._container.metadata["comment"] = signature()
-            self._stream = self._container.add_stream(self.codec, rate=self.rate)
-            self._stream.width = self.width
-            self._stream.height = self.height
-            self._stream.pix_fmt = "yuv420p"
-            if self.codec == "libx264":
-                self._stream.options = {"crf": str(PREVIEW_CRF), "preset": "veryfast"}
-            else:
-                logger.info("libx264 is not in this PyAV build; writing the preview with mpeg4")
-                self._stream.bit_rate = max(500_000, self.width * self.height * 4)
-        except BaseException:
-            _close_container(self._container, self._io)
-            raise
+        if self.codec == "libx264":
+            tuning: dict[str, Any] = {"stream_options": {"crf": str(PREVIEW_CRF), "preset": "veryfast"}}
+        else:
+            logger.info("libx264 is not in this PyAV build; writing the preview with mpeg4")
+            tuning = {"bit_rate": max(500_000, self.width * self.height * 4)}
+        self._io, self._container, self._stream = _open_video(
+            self.path, overwrite, "mp4", self.codec, self.rate, (self.height, self.width), "yuv420p",
+            muxer_options={"movflags": PREVIEW_MOVFLAGS}, **tuning,
+        )
 
     def append(self, *panel_frames: np.ndarray) -> None:
         """Add one time point: one frame per panel, in the order of ``panels``."""
-        if self._closed:
+        if self._finished:
             raise ValueError("PreviewComposer is closed")
         if len(panel_frames) != len(self.panels):
             raise ValueError(f"append() needs {len(self.panels)} frames ({', '.join(self.panels)}), got {len(panel_frames)}")
@@ -711,22 +692,24 @@ class PreviewComposer(ClosingContext):
 
     def close(self) -> None:
         """Encode what is buffered, finish the file and rename it onto ``path``."""
-        if self._closed:
+        if self._finished:
             return
         try:
             self._flush_buffer()
             _finish_container(self._stream, self._container, self._io)
-            self._closed = True
+            self._finished = True
             commit_path(self.partial, self.path, overwrite=self.overwrite)
         except BaseException as e:
-            self._closed = True
+            self._finished = True
             _close_container(self._container, self._io)
             raise_output_error(e, self.path)
 
+    commit = close
+
     def abort(self) -> None:
         """Stop and delete the partial file."""
-        if self._closed:
+        if self._finished:
             return
-        self._closed = True
+        self._finished = True
         self._buffer = []
         _close_container(self._container, self._io)

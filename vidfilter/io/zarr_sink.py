@@ -26,6 +26,10 @@ output only inside ``finalise``, so a killed overwrite leaves the old output int
 
 A lock file ``out.zarr.partial/.lock`` (created with ``O_EXCL``, holding the pid and host) stops
 two processes from writing the same output; a lock whose process is gone is taken over.
+
+The partial folder, the lock, the progress record, the clean-up of a resumed store and the commit
+are :class:`ZarrStore`'s, which the block store of :mod:`vidfilter.infer.blocks` shares, as it
+shares :func:`ngff_multiscales` and :func:`create_image` (an NGFF image group and its array).
 """
 
 from __future__ import annotations
@@ -34,27 +38,21 @@ import contextlib
 import json
 import logging
 import os
+import re
 import socket
 import threading
 import time
-import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from vidfilter.errors import (
-    InputNotFoundError,
-    OutputExistsError,
-    OutputLockedError,
-    UnreadableInputError,
-    UnsupportedInputError,
-)
-from vidfilter.io.ownership import LOCK_NAME, PROGRESS_NAME, check_replaceable
+from vidfilter.errors import OutputExistsError, OutputLockedError, UnreadableInputError, UnsupportedInputError
+from vidfilter.io.ownership import LOCK_NAME, PROGRESS_NAME, check_replaceable, read_json
 from vidfilter.io.sink import (
-    FinalisingWriter,
     FrameSink,
+    OutputWriter,
     atomic_write_bytes,
     check_frame,
     commit_path,
@@ -62,10 +60,12 @@ from vidfilter.io.sink import (
     partial_path,
     pid_alive,
     remove_path,
-    remove_store_temporaries,
 )
 
-__all__ = ["NGFF_VERSION", "OmeZarrWriter", "ZarrImageSink", "read_ome_zarr_info"]
+__all__ = [
+    "NGFF_VERSION", "OmeZarrWriter", "ZarrImageSink", "ZarrStore", "create_image", "ngff_multiscales",
+    "remove_store_temporaries",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -95,22 +95,16 @@ class _LockFile:
         self.held = False
         self._token = {"pid": os.getpid(), "host": socket.gethostname(), "time": time.time()}
 
-    def _read(self, path: Path) -> dict[str, Any] | None:
-        try:
-            return json.loads(path.read_text())
-        except (OSError, ValueError):
-            return None
-
     def acquire(self) -> None:
         for _ in range(20):
             try:
                 fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             except FileExistsError:
-                info = self._read(self.path)
+                info = read_json(self.path)
                 if info is None:
                     # Being written right now by its creator, or empty garbage from a crash.
                     time.sleep(0.05)
-                    info = self._read(self.path)
+                    info = read_json(self.path)
                     if info is None:
                         info = {"pid": -1, "host": socket.gethostname()}
                 pid = int(info.get("pid", -1))
@@ -146,7 +140,7 @@ class _LockFile:
             os.rename(self.path, aside)
         except FileNotFoundError:
             return  # someone else moved it; retry
-        moved = self._read(aside)
+        moved = read_json(aside)
         if moved is not None and moved.get("pid") != info.get("pid"):
             # We moved a fresh lock taken by a racing process: put it back.
             with contextlib.suppress(OSError):
@@ -161,7 +155,7 @@ class _LockFile:
         if not self.held:
             return
         p = path or self.path
-        info = self._read(p)
+        info = read_json(p)
         if info is not None and info.get("pid") == self._token["pid"] and info.get("time") == self._token["time"]:
             with contextlib.suppress(OSError):
                 p.unlink()
@@ -217,15 +211,17 @@ def _spatial_chunks(h: int, w: int) -> tuple[int, int]:
     return h, w
 
 
-def ngff_multiscales(name: str, *, has_channel: bool, fps: float | None) -> dict[str, Any]:
-    """NGFF 0.5 ``ome`` attribute block for a single-level ``t,(c),y,x`` image."""
-    axes: list[dict[str, Any]] = [{"name": "t", "type": "time"}]
+_AXIS_TYPES = {"t": "time", "c": "channel", "y": "space", "x": "space"}
+
+
+def ngff_multiscales(name: str, dims: Sequence[str], fps: float | None = None) -> dict[str, Any]:
+    """NGFF 0.5 ``ome`` attribute block of a single-level image with the axes ``dims`` (names
+    among ``t, c, y, x``, in order); ``fps`` makes the first axis, ``t``, seconds scaled ``1/fps``."""
+    axes: list[dict[str, Any]] = [{"name": d, "type": _AXIS_TYPES[d]} for d in dims]
+    scale = [1.0] * len(axes)
     if fps:
         axes[0]["unit"] = "second"
-    if has_channel:
-        axes.append({"name": "c", "type": "channel"})
-    axes += [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}]
-    scale = [1.0 / float(fps) if fps else 1.0] + [1.0] * (len(axes) - 1)
+        scale[0] = 1.0 / float(fps)
     return {
         "version": NGFF_VERSION,
         "multiscales": [
@@ -243,9 +239,6 @@ def _jsonable(obj: Any) -> Any:
     return json.loads(json.dumps(obj, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
 
 
-# ---------------------------------------------------------------------------------------------
-# Image sink
-# ---------------------------------------------------------------------------------------------
 def array_options() -> dict[str, Any]:
     """Codec and write options of every array vidfilter writes."""
     from zarr.codecs import BloscCodec
@@ -261,6 +254,71 @@ def array_options() -> dict[str, Any]:
     }
 
 
+def create_image(
+    root: Any, name: str, *, shape: Sequence[int], chunks: Sequence[int], dtype: Any, dims: Sequence[str],
+    state: dict[str, Any], fps: float | None = None,
+) -> Any:
+    """Create the NGFF image group ``name`` of ``root``, its attributes ``ome``
+    (:func:`ngff_multiscales`) and ``vidfilter`` (``state``), and its one array ``0`` with the axes
+    ``dims`` (:func:`array_options`); returns the array."""
+    group = root.create_group(name)
+    group.attrs.update({"ome": ngff_multiscales(name, dims, fps), "vidfilter": state})
+    return group.create_array(
+        "0", shape=tuple(shape), chunks=tuple(chunks), dtype=dtype, dimension_names=list(dims), **array_options()
+    )
+
+
+def _image_layout(
+    frame_shape: tuple[int, ...], dtype: Any, n_frames: int, channel_axis: bool | None
+) -> tuple[tuple[int, ...], np.dtype, tuple[int, ...], tuple[int, ...]]:
+    """Checked ``(frame_shape, dtype, shape, chunks)`` of an image of ``n_frames`` frames stored
+    ``(T, [C,] H, W)``, one frame per chunk (see :meth:`OmeZarrWriter.image`)."""
+    frame_shape = tuple(int(s) for s in frame_shape)
+    if len(frame_shape) not in (2, 3):
+        raise UnsupportedInputError(f"frame_shape must be (H, W) or (H, W, C), got {frame_shape}")
+    if channel_axis is None:
+        channel_axis = len(frame_shape) == 3
+    if not channel_axis and len(frame_shape) == 3:
+        raise UnsupportedInputError("colour frames (H, W, C) need channel_axis=True (or None)")
+    if n_frames < 0:
+        raise ValueError(f"n_frames must be >= 0, got {n_frames}")
+    h, w = frame_shape[:2]
+    c = ((frame_shape[2] if len(frame_shape) == 3 else 1),) if channel_axis else ()
+    return frame_shape, np.dtype(dtype), (n_frames, *c, h, w), (1, *c, *_spatial_chunks(h, w))
+
+
+def _fsync_file(path: str | os.PathLike[str]) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+_ZARR_TEMP = re.compile(r"\.[0-9a-f]{32}\.partial$")
+
+
+def remove_store_temporaries(root: str | os.PathLike[str]) -> int:
+    """Delete the temporary files a killed Zarr write leaves inside a store being resumed.
+
+    zarr's local store writes each chunk to ``<name>.<32 hex>.partial`` and renames it into
+    place; a kill between the two leaves the temporary behind, where it would survive into the
+    finished store. Only names of exactly that form are removed. Returns how many were removed.
+    """
+    removed = 0
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            if _ZARR_TEMP.search(name):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(folder, name))
+                    removed += 1
+    return removed
+
+
+# ---------------------------------------------------------------------------------------------
+# Image sink
+# ---------------------------------------------------------------------------------------------
 class ZarrImageSink(FrameSink):
     """Frames of one NGFF image group of an :class:`OmeZarrWriter`; made by :meth:`OmeZarrWriter.image`.
 
@@ -271,18 +329,8 @@ class ZarrImageSink(FrameSink):
     """
 
     def __init__(
-        self,
-        writer: OmeZarrWriter,
-        name: str,
-        array: Any,
-        *,
-        frame_shape: tuple[int, ...],
-        dtype: np.dtype,
-        n_frames: int,
-        has_channel: bool,
-        fps: float | None,
-        start: int,
-        checksums: Any = None,
+        self, writer: OmeZarrWriter, name: str, array: Any, *, frame_shape: tuple[int, ...], dtype: np.dtype,
+        n_frames: int, has_channel: bool, fps: float | None, start: int, checksums: Any = None,
     ) -> None:
         self.writer = writer
         self.checksums = checksums
@@ -299,7 +347,7 @@ class ZarrImageSink(FrameSink):
         self._frames_written = start
         self._durable = start
         self._pending: set[int] = set()
-        self._closed = False
+        self._finished = False
 
     @property
     def durable_frames(self) -> int:
@@ -316,7 +364,7 @@ class ZarrImageSink(FrameSink):
 
     def write(self, t: int, frame: np.ndarray) -> None:
         """Write frame ``t`` (0 <= t < n_frames), in any order."""
-        if self._closed:
+        if self._finished:
             raise ValueError(f"image {self.name!r} is closed; open the writer again with resume=True to continue")
         t = int(t)
         if not 0 <= t < self.n_frames:
@@ -357,12 +405,7 @@ class ZarrImageSink(FrameSink):
                 if t >= self._frames_written:
                     continue
                 for f in self._chunk_dirs(t):
-                    with contextlib.suppress(OSError):
-                        fd = os.open(f, os.O_RDONLY)
-                        try:
-                            os.fsync(fd)
-                        finally:
-                            os.close(fd)
+                    _fsync_file(f)
             if self.checksums is not None:  # the digests of the frames recorded as durable
                 self.checksums.sync()
         self._pending = {t for t in self._pending if t >= self._frames_written}
@@ -393,9 +436,82 @@ class ZarrImageSink(FrameSink):
 
 
 # ---------------------------------------------------------------------------------------------
-# Writer
+# Store
 # ---------------------------------------------------------------------------------------------
-class OmeZarrWriter(FinalisingWriter):
+class ZarrStore(OutputWriter):
+    """A Zarr v3 store written under ``PATH.partial`` and renamed onto ``PATH`` when complete.
+
+    What every store vidfilter writes shares: the partial folder and its ``.lock`` (a lock whose
+    process is gone is taken over), the progress record a resume trusts (:attr:`progress_name`
+    inside the partial folder), the clean-up of a partial folder that is resumed or started
+    again, and the commit. Subclasses (:class:`OmeZarrWriter`,
+    :class:`~vidfilter.infer.blocks.BlockStore`) set ``path``, ``partial`` and ``overwrite``, then
+    call :meth:`_open_partial`; their ``finalise()`` is the ``commit()`` of a ``with`` block.
+    """
+
+    path: Path
+    partial: Path
+    overwrite: bool
+    finalise: Callable[[], Path]
+    #: The progress record inside ``PATH.partial``.
+    progress_name = PROGRESS_NAME
+    #: fsync the metadata before the commit (and chunk files before a progress record).
+    durable = False
+
+    def _open_partial(self, setup: Callable[[], None]) -> None:
+        """Create (or reopen) ``PATH.partial``, take its lock, and run ``setup()``; if either
+        fails, the lock is released and a folder this call created is removed again."""
+        self.partial.parent.mkdir(parents=True, exist_ok=True)
+        check_replaceable(self.partial, why="a rerun")
+        fresh = not self.partial.exists()
+        self.partial.mkdir(exist_ok=True)
+        self._lock = _LockFile(self.partial / LOCK_NAME, self.path)
+        try:
+            self._lock.acquire()
+            setup()
+        except BaseException:
+            self._lock.release()
+            if fresh:  # e.g. a disk full from the start: leave nothing behind
+                with contextlib.suppress(OSError):
+                    remove_path(self.partial)
+            raise
+
+    def _start(self, resumed: bool) -> None:
+        """Ready the partial folder: a resumed one loses the temporaries of killed chunk writes
+        (:func:`remove_store_temporaries`), any other keeps nothing but its lock."""
+        if resumed:
+            remove_store_temporaries(self.partial)
+            return
+        for entry in self.partial.iterdir():
+            if entry.name != LOCK_NAME:
+                remove_path(entry)
+
+    def _read_progress(self) -> Any:
+        """The progress record; ``OSError``/``ValueError`` where it is missing or unreadable."""
+        return json.loads((self.partial / self.progress_name).read_text())
+
+    def _save_progress(self, payload: Any, indent: int | None = None) -> None:
+        """Replace the progress record atomically."""
+        atomic_write_bytes(self.partial / self.progress_name, json.dumps(payload, indent=indent).encode())
+
+    def _commit_store(self) -> None:
+        """Drop the progress record, fsync the metadata (``durable``), rename ``PATH.partial`` onto
+        ``PATH`` (an old output is replaced only now, with ``overwrite``), release the lock."""
+        (self.partial / self.progress_name).unlink(missing_ok=True)
+        if self.durable:
+            for root, dirs, files in os.walk(self.partial):
+                dirs[:] = [d for d in dirs if d != "c"]
+                if "zarr.json" in files:
+                    _fsync_file(os.path.join(root, "zarr.json"))
+                fsync_dir(root)
+        commit_path(self.partial, self.path, overwrite=self.overwrite)
+        self._lock.release(self.path / LOCK_NAME)
+
+    def commit(self) -> Path:
+        return self.finalise()
+
+
+class OmeZarrWriter(ZarrStore):
     """Write several NGFF image groups into one OME-Zarr store, atomically and resumably.
 
     Parameters
@@ -433,18 +549,10 @@ class OmeZarrWriter(FinalisingWriter):
     """
 
     def __init__(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        overwrite: bool = False,
-        resume: bool = False,
-        attrs: Mapping[str, Any] | None = None,
-        checkpoint_every: int = CHECKPOINT_EVERY,
-        durable: bool = True,
+        self, path: str | os.PathLike[str], *, overwrite: bool = False, resume: bool = False,
+        attrs: Mapping[str, Any] | None = None, checkpoint_every: int = CHECKPOINT_EVERY, durable: bool = True,
         checksums: bool = True,
     ) -> None:
-        import zarr
-
         self.path = Path(path).expanduser().absolute()
         self.partial = partial_path(self.path)
         self.overwrite = overwrite
@@ -462,50 +570,33 @@ class OmeZarrWriter(FinalisingWriter):
         self._progress: dict[str, dict[str, Any]] = {}
         self._mutex = threading.Lock()
         self._finished = False
+        self._open_partial(lambda: self._setup(resume))
 
-        self.partial.parent.mkdir(parents=True, exist_ok=True)
-        check_replaceable(self.partial, why="a rerun")
-        fresh = not self.partial.exists()
-        self.partial.mkdir(exist_ok=True)
-        self._lock = _LockFile(self.partial / LOCK_NAME, self.path)
-        try:
-            self._lock.acquire()
-        except BaseException:
-            if fresh:  # e.g. a disk full from the start: leave nothing behind
-                with contextlib.suppress(OSError):
-                    remove_path(self.partial)
-            raise
-        try:
-            self.resumed = False
-            if resume:
-                prog = self._load_progress()
-                if prog is not None:
-                    self._progress = prog.get("images", {})
-                    self.resumed = True
-                    remove_store_temporaries(self.partial)
-                    logger.info("resuming %s (%s)", self.partial, {k: v["frames_written"] for k, v in self._progress.items()})
-                else:
-                    logger.info("no resumable partial output at %s; starting afresh", self.partial)
-            if not self.resumed:
-                self._clear_partial()
-            self._store = _checksummed_store(self.partial)
-            self.root = zarr.open_group(self._store, mode="a", zarr_format=3)
-            root_attrs = dict(self.attrs)
-            root_attrs["vidfilter"] = {"complete": False, "format_version": FORMAT_VERSION, "images": {}}
-            self.root.attrs.update(root_attrs)
-            self._write_progress()
-        except BaseException:
-            self._lock.release()
-            if fresh:
-                with contextlib.suppress(OSError):
-                    remove_path(self.partial)
-            raise
+    def _setup(self, resume: bool) -> None:
+        import zarr
+
+        self.resumed = False
+        if resume:
+            prog = self._load_progress()
+            if prog is not None:
+                self._progress = prog.get("images", {})
+                self.resumed = True
+                logger.info("resuming %s (%s)", self.partial, {k: v["frames_written"] for k, v in self._progress.items()})
+            else:
+                logger.info("no resumable partial output at %s; starting afresh", self.partial)
+        self._start(self.resumed)
+        self._store = _checksummed_store(self.partial)
+        self.root = zarr.open_group(self._store, mode="a", zarr_format=3)
+        root_attrs = dict(self.attrs)
+        root_attrs["vidfilter"] = {"complete": False, "format_version": FORMAT_VERSION, "images": {}}
+        self.root.attrs.update(root_attrs)
+        self._write_progress()
 
     # -- progress ---------------------------------------------------------------------------
     def _load_progress(self) -> dict[str, Any] | None:
         p = self.partial / PROGRESS_NAME
         try:
-            data = json.loads(p.read_text())
+            data = self._read_progress()
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as e:
@@ -517,14 +608,8 @@ class OmeZarrWriter(FinalisingWriter):
             return None
         return data
 
-    def _clear_partial(self) -> None:
-        for entry in self.partial.iterdir():
-            if entry.name != LOCK_NAME:
-                remove_path(entry)
-
     def _write_progress(self) -> None:
-        payload = {"format_version": FORMAT_VERSION, "pid": os.getpid(), "images": self._progress}
-        atomic_write_bytes(self.partial / PROGRESS_NAME, json.dumps(payload, indent=1).encode())
+        self._save_progress({"format_version": FORMAT_VERSION, "pid": os.getpid(), "images": self._progress}, indent=1)
 
     def _record_progress(self, sink: ZarrImageSink) -> None:
         with self._mutex:
@@ -542,14 +627,8 @@ class OmeZarrWriter(FinalisingWriter):
 
     # -- images -----------------------------------------------------------------------------
     def image(
-        self,
-        name: str,
-        frame_shape: tuple[int, ...],
-        dtype: Any,
-        fps: float | None = None,
-        *,
-        n_frames: int,
-        channel_axis: bool | None = None,
+        self, name: str, frame_shape: tuple[int, ...], dtype: Any, fps: float | None = None, *,
+        n_frames: int, channel_axis: bool | None = None,
     ) -> ZarrImageSink:
         """Create (or, when resuming, reopen) image group ``name`` and return its sink.
 
@@ -571,30 +650,36 @@ class OmeZarrWriter(FinalisingWriter):
         """
         import zarr
 
+        from vidfilter.io.integrity import CHUNK_DIGEST_FILE, ChunkDigests
+
         if self._finished:
             raise ValueError("this OmeZarrWriter is finalised or aborted; open a new one")
         if name in self.images:
             raise ValueError(f"image {name!r} is already open in this writer")
         if not name or "/" in name or name.startswith("."):
             raise UnsupportedInputError(f"invalid image name {name!r}; use a plain name such as 'background'")
-        frame_shape = tuple(int(s) for s in frame_shape)
-        if len(frame_shape) not in (2, 3):
-            raise UnsupportedInputError(f"frame_shape must be (H, W) or (H, W, C), got {frame_shape}")
-        dtype = np.dtype(dtype)
-        if channel_axis is None:
-            channel_axis = len(frame_shape) == 3
-        if not channel_axis and len(frame_shape) == 3:
-            raise UnsupportedInputError("colour frames (H, W, C) need channel_axis=True (or None)")
-        n_frames = int(n_frames)
-        if n_frames < 0:
-            raise ValueError(f"n_frames must be >= 0, got {n_frames}")
-        h, w = frame_shape[:2]
-        c = (frame_shape[2] if len(frame_shape) == 3 else 1) if channel_axis else None
-        shape = (n_frames,) + ((c,) if c is not None else ()) + (h, w)
-        chunks = (1,) + ((c,) if c is not None else ()) + _spatial_chunks(h, w)
-        spec = {"shape": list(shape), "dtype": str(dtype), "chunks": list(chunks), "fps": fps}
+        frame_shape, dtype, shape, chunks = _image_layout(frame_shape, dtype, int(n_frames), channel_axis)
+        array, start = self._open_image(name, shape, chunks, dtype, fps)
+        if not isinstance(array, zarr.Array):  # pragma: no cover - defensive
+            raise UnreadableInputError(f"{self.partial}/{name}/0 is not an array; run without --resume")
+        table = None
+        if self.checksums:
+            table = ChunkDigests(self.partial / name / CHUNK_DIGEST_FILE, _chunk_grid(shape, chunks), fresh=start == 0)
+            self._store.tables[f"{name}/0"] = table
+        sink = ZarrImageSink(
+            self, name, array, frame_shape=frame_shape, dtype=dtype, n_frames=shape[0],
+            has_channel=len(shape) == 4, fps=fps, start=start, checksums=table,
+        )
+        self.images[name] = sink
+        return sink
 
-        start = 0
+    def _open_image(
+        self, name: str, shape: tuple[int, ...], chunks: tuple[int, ...], dtype: np.dtype, fps: float | None
+    ) -> tuple[Any, int]:
+        """The array of image ``name`` and the frames it holds already: reopened where a resumed
+        store holds the same image, created (empty) otherwise."""
+        n_frames = shape[0]
+        spec = {"shape": list(shape), "dtype": str(dtype), "chunks": list(chunks), "fps": fps}
         existing = self._progress.get(name)
         if existing is not None and name in self.root:
             old = {k: existing.get(k) for k in spec}
@@ -603,54 +688,19 @@ class OmeZarrWriter(FinalisingWriter):
                     f"cannot resume image {name!r} of {self.partial}: it was started with {old}, "
                     f"this run writes {_jsonable(spec)}; run without --resume to start again"
                 )
-            group = self.root[name]
             # the runtime config is not stored in the array's metadata: set it again, or all-zero
             # frames written after a resume would leave no chunk file (read as "missing")
-            array = group["0"].with_config(array_options()["config"])
-            start = min(int(existing.get("frames_written", 0)), n_frames)
-        else:
-            if name in self.root:
-                del self.root[name]
-            group = self.root.create_group(name)
-            group.attrs.update(
-                {
-                    "ome": ngff_multiscales(name, has_channel=c is not None, fps=fps),
-                    "vidfilter": {"complete": False, "frames_written": 0, "n_frames": n_frames},
-                }
-            )
-            array = group.create_array(
-                "0",
-                shape=shape,
-                chunks=chunks,
-                dtype=dtype,
-                **array_options(),
-                dimension_names=(["t"] + (["c"] if c is not None else []) + ["y", "x"]),
-            )
-            with self._mutex:
-                self._progress[name] = dict(_jsonable(spec), n_frames=n_frames, frames_written=0)
-                self._write_progress()
-        if not isinstance(array, zarr.Array):  # pragma: no cover - defensive
-            raise UnreadableInputError(f"{self.partial}/{name}/0 is not an array; run without --resume")
-        from vidfilter.io.integrity import CHUNK_DIGEST_FILE, ChunkDigests
-
-        table = None
-        if self.checksums:
-            table = ChunkDigests(self.partial / name / CHUNK_DIGEST_FILE, _chunk_grid(shape, chunks), fresh=start == 0)
-            self._store.tables[f"{name}/0"] = table
-        sink = ZarrImageSink(
-            self,
-            name,
-            array,
-            frame_shape=frame_shape,
-            dtype=dtype,
-            n_frames=n_frames,
-            has_channel=c is not None,
-            fps=fps,
-            start=start,
-            checksums=table,
-        )
-        self.images[name] = sink
-        return sink
+            array = self.root[name]["0"].with_config(array_options()["config"])
+            return array, min(int(existing.get("frames_written", 0)), n_frames)
+        if name in self.root:
+            del self.root[name]
+        dims = ["t", "c", "y", "x"] if len(shape) == 4 else ["t", "y", "x"]
+        state = {"complete": False, "frames_written": 0, "n_frames": n_frames}
+        array = create_image(self.root, name, shape=shape, chunks=chunks, dtype=dtype, dims=dims, state=state, fps=fps)
+        with self._mutex:
+            self._progress[name] = dict(_jsonable(spec), n_frames=n_frames, frames_written=0)
+            self._write_progress()
+        return array, 0
 
     # -- finishing --------------------------------------------------------------------------
     def finalise(self, *, allow_short: bool = False) -> Path:
@@ -681,61 +731,39 @@ class OmeZarrWriter(FinalisingWriter):
                     f"cannot finalise {self.path}: images hold fewer frames than declared ({detail}); "
                     "write the missing frames or pass allow_short=True"
                 )
-            images_attr: dict[str, Any] = {}
-            for name, sink in self.images.items():
-                if sink.frames_written < sink.n_frames:
-                    new_shape = (sink.frames_written,) + tuple(sink.array.shape[1:])
-                    sink.array.resize(new_shape)
-                if sink.checksums is not None:
-                    sink.checksums.finish(_chunk_grid(sink.array.shape, sink.array.chunks))
-                group = self.root[name]
-                group.attrs["vidfilter"] = {
-                    "complete": True,
-                    "frames_written": sink.frames_written,
-                    "n_frames": sink.frames_written,
-                }
-                images_attr[name] = {
-                    "shape": list(sink.array.shape),
-                    "dtype": str(sink.dtype),
-                    "frames": sink.frames_written,
-                    "fps": sink.fps,
-                }
             root_attrs = dict(self.attrs)
             root_attrs["vidfilter"] = {
                 "complete": True,
                 "format_version": FORMAT_VERSION,
-                "images": images_attr,
+                "images": {name: self._finish_image(sink) for name, sink in self.images.items()},
                 "finalised_unix": time.time(),
                 "chunk_checksums": "blake2b-128 of each chunk file, <group>/vidfilter_chunks.b2" if self.checksums else None,
             }
             self.root.attrs.update(_jsonable(root_attrs))
             with self._mutex:
                 self._finished = True
-            (self.partial / PROGRESS_NAME).unlink(missing_ok=True)
-            self._fsync_metadata()
-            commit_path(self.partial, self.path, overwrite=self.overwrite)
+            self._commit_store()
         except BaseException:
             self._finished = True
             self._lock.release()
             raise
-        self._lock.release(self.path / LOCK_NAME)
         logger.info("wrote %s", self.path)
         return self.path
 
-    def _fsync_metadata(self) -> None:
-        if not self.durable:
-            return
-        for root, dirs, files in os.walk(self.partial):
-            dirs[:] = [d for d in dirs if d != "c"]
-            for f in files:
-                if f == "zarr.json":
-                    with contextlib.suppress(OSError):
-                        fd = os.open(os.path.join(root, f), os.O_RDONLY)
-                        try:
-                            os.fsync(fd)
-                        finally:
-                            os.close(fd)
-            fsync_dir(root)
+    def _finish_image(self, sink: ZarrImageSink) -> dict[str, Any]:
+        """Shorten a short image to its frames, finish its digests, mark its group complete;
+        returns its entry of the root's ``vidfilter.images``."""
+        if sink.frames_written < sink.n_frames:
+            sink.array.resize((sink.frames_written,) + tuple(sink.array.shape[1:]))
+        if sink.checksums is not None:
+            sink.checksums.finish(_chunk_grid(sink.array.shape, sink.array.chunks))
+        self.root[sink.name].attrs["vidfilter"] = {
+            "complete": True,
+            "frames_written": sink.frames_written,
+            "n_frames": sink.frames_written,
+        }
+        shape = list(sink.array.shape)
+        return {"shape": shape, "dtype": str(sink.dtype), "frames": sink.frames_written, "fps": sink.fps}
 
     def abort(self) -> None:
         """Stop without finalising: record what is durable, release the lock, keep ``PATH.partial``."""
@@ -749,80 +777,5 @@ class OmeZarrWriter(FinalisingWriter):
             self._finished = True
         self._lock.release()
 
-    @property
-    def finished(self) -> bool:
-        return self._finished
-
     def __repr__(self) -> str:
         return f"OmeZarrWriter({str(self.path)!r}, images={list(self.images)})"
-
-
-# ---------------------------------------------------------------------------------------------
-# Info
-# ---------------------------------------------------------------------------------------------
-def read_ome_zarr_info(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Describe a vidfilter OME-Zarr output (complete or ``.partial``) for ``info``/verify.
-
-    Returns
-    -------
-    dict
-        ``path``, ``complete`` (bool), ``partial`` (bool: the ``.partial`` store was read),
-        ``attrs`` (root attributes except vidfilter's own), ``format_version``, and ``groups``:
-        ``{name: {shape, dtype, chunks, axes, scale, fps, frames_written, n_frames, complete}}``.
-    """
-    import zarr
-
-    p = Path(path).expanduser()
-    is_partial = p.name.endswith(".partial")
-    if not p.exists():
-        pp = partial_path(p)
-        if pp.exists():
-            p, is_partial = pp, True
-        else:
-            raise InputNotFoundError(f"{path} does not exist")
-    try:
-        root = zarr.open_group(str(p), mode="r")
-    except Exception as e:  # zarr raises several types here
-        raise UnreadableInputError(f"{p} is not a readable Zarr store ({e})") from e
-    attrs = dict(root.attrs)
-    vf = attrs.pop("vidfilter", {}) or {}
-    groups: dict[str, Any] = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        members = sorted(root.groups(), key=lambda kv: kv[0])
-    for name, group in members:
-        gattrs = dict(group.attrs)
-        ome = gattrs.get("ome", {})
-        ms = (ome.get("multiscales") or gattrs.get("multiscales") or [{}])[0]
-        if "0" not in group:
-            continue
-        arr = group["0"]
-        gvf = gattrs.get("vidfilter", {}) or {}
-        axes = [a.get("name") for a in ms.get("axes", [])]
-        scale = None
-        for ds in ms.get("datasets", []):
-            for tr in ds.get("coordinateTransformations", []):
-                if tr.get("type") == "scale":
-                    scale = tr.get("scale")
-        fps = None
-        if axes and axes[0] == "t" and scale and ms["axes"][0].get("unit") == "second" and scale[0]:
-            fps = 1.0 / float(scale[0])
-        groups[name] = {
-            "shape": list(arr.shape),
-            "dtype": str(arr.dtype),
-            "chunks": list(arr.chunks),
-            "axes": axes,
-            "scale": scale,
-            "fps": fps,
-            "frames_written": gvf.get("frames_written"),
-            "n_frames": gvf.get("n_frames"),
-            "complete": bool(gvf.get("complete", False)),
-        }
-    return {
-        "path": str(p),
-        "partial": is_partial,
-        "complete": bool(vf.get("complete", False)) and not is_partial,
-        "format_version": vf.get("format_version"),
-        "attrs": attrs,
-        "groups": groups,
-    }

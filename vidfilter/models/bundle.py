@@ -208,6 +208,21 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
         bundle format than this vidfilter reads.
     """
     path = resolve_bundle(path)
+    payload, sha256 = _read_payload(path)
+    version, bundle_version = _check_payload(path, payload)
+    model_cfg, config, model = _build(path, payload)
+    model.to(device).eval()
+    return Bundle(model=model, config=config, normalisation=dict(payload.get("normalisation") or {}),
+                  provenance=dict(payload.get("provenance") or {}), version=version, sha256=sha256, path=path,
+                  bundle_version=bundle_version, model_config=model_cfg.model_dump(mode="json"))
+
+
+def _first_line(e: Exception) -> str:
+    return str(e).splitlines()[0] if str(e) else type(e).__name__
+
+
+def _read_payload(path: Path) -> tuple[dict[str, Any], str]:
+    """The bundle's payload (plain data, read with ``weights_only=True``) and the SHA-256 of its bytes."""
     if not path.is_file():
         names = ", ".join(shipped_names()) or "none installed"
         raise BundleNotFoundError(f"model bundle {path} not found; pass the .vfm file written by `vidfilter train` "
@@ -219,19 +234,23 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
     try:
         payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, bad CRC, unpickling refused...
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         if "weights_only" in str(e) or "Unsupported global" in str(e):
             raise BundleError(
                 f"{path} is not a vidfilter model bundle (it holds Python objects, not plain data); "
                 "pass a .vfm file written by `vidfilter train`"
             ) from None
         raise BundleError(
-            f"{path} is truncated or corrupt ({reason[:120]}); copy it again or re-run `vidfilter train`"
+            f"{path} is truncated or corrupt ({_first_line(e)[:120]}); copy it again or re-run `vidfilter train`"
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != BUNDLE_FORMAT:
         raise BundleError(
             f"{path} is a PyTorch file but not a vidfilter model bundle; pass a .vfm file written by `vidfilter train`"
         )
+    return payload, sha256
+
+
+def _check_payload(path: Path, payload: dict[str, Any]) -> tuple[str, int]:
+    """The payload's ``vidfilter_version`` and ``bundle_version``, once its format is readable and its weights match."""
     version = str(payload.get("vidfilter_version", "unknown"))
     bundle_version = payload.get("bundle_version")
     if not isinstance(bundle_version, int):
@@ -245,6 +264,11 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
     state_dict = payload.get("state_dict")
     if expected is not None and isinstance(state_dict, dict) and weights_digest(state_dict) != expected:
         raise BundleError(f"{path} is corrupt (weights checksum mismatch); copy it again or re-run `vidfilter train`")
+    return version, bundle_version
+
+
+def _build(path: Path, payload: dict[str, Any]) -> tuple[ModelConfig, Config, UNet]:
+    """The payload's model config, run config and network (its weights loaded, on the CPU)."""
     try:
         model_cfg = ModelConfig.model_validate(payload["model"])
         cfg_dict = dict(payload.get("config") or {})
@@ -255,17 +279,5 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
     except ConfigError as e:
         raise BundleError(f"{path}: its config does not validate ({e}); re-run `vidfilter train` with this vidfilter") from None
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise BundleError(f"{path} is corrupt ({reason[:160]}); copy it again or re-run `vidfilter train`") from None
-    model.to(device).eval()
-    return Bundle(
-        model=model,
-        config=config,
-        normalisation=dict(payload.get("normalisation") or {}),
-        provenance=dict(payload.get("provenance") or {}),
-        version=version,
-        sha256=sha256,
-        path=path,
-        bundle_version=bundle_version,
-        model_config=model_cfg.model_dump(mode="json"),
-    )
+        raise BundleError(f"{path} is corrupt ({_first_line(e)[:160]}); copy it again or re-run `vidfilter train`") from None
+    return model_cfg, config, model

@@ -114,9 +114,7 @@ class UNet(nn.Module):
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
         if residual and out_channels > in_channels:
-            raise ValueError(
-                f"residual output needs out_channels <= in_channels, got {out_channels} > {in_channels}"
-            )
+            raise ValueError(f"residual output needs out_channels <= in_channels, got {out_channels} > {in_channels}")
         if gate and in_channels < 2 * out_channels:
             raise ValueError(
                 f"gate output needs the frame and a temporal statistic channel: in_channels {in_channels} < 2 x {out_channels}"
@@ -148,14 +146,8 @@ class UNet(nn.Module):
         self.out = _conv(h2, 2 * out_channels if gate else out_channels)
         self._init_weights()
         if config is None:
-            config = ModelConfig(
-                width=width,
-                depth=depth,
-                in_channels=in_channels,
-                out_channels=out_channels,
-                residual=residual,
-                gate=gate,
-            ).model_dump(mode="json")
+            config = ModelConfig(width=width, depth=depth, in_channels=in_channels, out_channels=out_channels,
+                                 residual=residual, gate=gate).model_dump(mode="json")
         self._config = dict(config)
         rf = unet_receptive_field(depth)
         self._margin = rf.margin

@@ -12,7 +12,6 @@ from vidfilter.sampling.pairs import (
     plan_split,
 )
 from vidfilter.sampling.pool import FramePool, Run
-from vidfilter.sampling.temporal import temporal_statistic
 
 __all__ = [
     "PairDataset",
@@ -26,5 +25,4 @@ __all__ = [
     "make_samplers",
     "open_inputs",
     "plan_split",
-    "temporal_statistic",
 ]

@@ -11,7 +11,7 @@ recordings into batches ``(input [B, C, h, w], target [B, 1, h, w])`` of float32
   compressed video is decoded in order instead of seeking for every pair;
 - crop mining (against the identity trap): with probability ``mine_fraction`` the crop is
   centred on a pixel where the two frames differ by more than ``mine_threshold``;
-- an optional temporal statistic channel (:mod:`vidfilter.sampling.temporal`) appended to the input;
+- an optional temporal statistic channel (:mod:`vidfilter.temporal.statistic`) appended to the input;
 - deterministic given the seed; ``get_state()/set_state()`` for exact resume;
   :class:`PairDataset` runs it in DataLoader workers (seed + worker id, sources reopened per worker);
 - clean targets (``targets``): where a recording's true background is known, as for the generated
@@ -39,12 +39,11 @@ import torch
 
 from vidfilter.config import Config, SamplingConfig
 from vidfilter.errors import InputNotFoundError, TrainingInputError
-from vidfilter.io.convert import dtype_scale, from_float
+from vidfilter.io.scaling import dtype_scale, from_float
 from vidfilter.io.source import FrameSource
 from vidfilter.resolve import resolve
 from vidfilter.sampling.pool import FramePool, Run, block_mean, check_finite, lowres_factor, read_gray
-from vidfilter.sampling.register import Registration, statistic_and_registration, translate
-from vidfilter.sampling.temporal import temporal_statistic
+from vidfilter.temporal import Registration, statistic_and_registration, temporal_statistic, translate
 
 logger = logging.getLogger(__name__)
 
@@ -245,7 +244,7 @@ class PairSampler:
         Memory budget of the frame pool.
     registrations : dict, optional
         ``{source: Registration}`` for recordings whose camera moved
-        (:mod:`vidfilter.sampling.register`): the target is cropped where the input's plate went
+        (:mod:`vidfilter.temporal.register`): the target is cropped where the input's plate went
         and the statistic (in frame 0's coordinates) where the input's crop lies there.
     targets : dict, optional
         ``{source: FrameSource}``: the recording's clean background, frame for frame (same shape

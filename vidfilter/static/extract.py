@@ -64,7 +64,7 @@ def list_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
 
 def read_points(path: str | os.PathLike[str], cfg: ExtractConfig) -> dict[str, list[tuple[int, int]]]:
     """Points of a colour-coded PNG by the configured colours: ``{"target", "unwanted", "discard"}``."""
-    from vidfilter.eval.groundtruth import load_points_png
+    from vidfilter.io.annotations import load_points_png
 
     colors: dict[str, tuple[int, int, int]] = {}
     for role, cols in (("target", cfg.target_colors), ("unwanted", cfg.unwanted_colors), ("discard", cfg.discard_colors)):
@@ -147,7 +147,7 @@ def pair_annotations(
 
 
 def _load_box_file(f: Path, cfg: ExtractConfig) -> dict[Any, Any]:
-    from vidfilter.eval import groundtruth as gt
+    from vidfilter.io import annotations as gt
 
     fmt = cfg.box_format
     if fmt == "auto":
@@ -231,7 +231,7 @@ def _shared_gain(item: AnnotatedImage, raw: np.ndarray, pre: PreprocessConfig, h
 
 def _apply_recipe(item: AnnotatedImage, lin: np.ndarray, cfg: ExtractConfig, gain: float, rng: np.random.Generator, i: int) -> Extracted:
     if cfg.recipe == "labels":
-        from vidfilter.eval.groundtruth import load_mask
+        from vidfilter.io.annotations import load_mask
 
         return extract_labels(lin, load_mask(item.annotation, binary=False), cfg, source=i)
     if cfg.recipe == "points":

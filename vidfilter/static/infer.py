@@ -14,12 +14,11 @@ with a halo of the model's margin, the tiled engine inside each block, chunk = b
 so a 30 000 x 30 000 slide in Zarr / OME-Zarr or a tiled TIFF is read block by block and memory
 stays at one block plus the engine's tiles; the result equals whole-image inference.
 
-Input kinds: a Zarr / OME-Zarr array or NGFF image (level 0; axes from the NGFF metadata, else
-``(y, x)``, ``(y, x, c)`` with c = 3/4, or ``(t, y, x)``); a TIFF (read through tifffile's Zarr
-view, so tiled or stripped TIFFs are read in pieces; RGB samples and one leading axis such as
-pages or time supported); any other image file or image folder through
-:func:`vidfilter.open` (read one image at a time). One image gives ``(y, x)`` outputs, several
-images or pages ``(t, y, x)``.
+Input kinds, read window by window through :func:`vidfilter.io.registry.open_array`: an array, a Zarr /
+OME-Zarr array or NGFF image (level 0; axes from the NGFF metadata, else ``(y, x)``, ``(y, x, c)`` with
+c = 3/4, or ``(t, y, x)``), a TIFF (tifffile's Zarr view, so tiled or stripped TIFFs are read in pieces;
+RGB samples and one leading axis such as pages or time supported); any other image file or image folder
+through :func:`vidfilter.open` (one image at a time). One image gives ``(y, x)`` outputs, several ``(t, y, x)``.
 """
 
 from __future__ import annotations
@@ -83,13 +82,12 @@ class StaticView:
     def __init__(self, backend: Any, axes: str | None, pre: PreprocessConfig, gain: float | None, *, name: str = "") -> None:
         self.backend, self.axes, self.pre, self.name = backend, axes, pre, name
         self._cache: tuple[int, np.ndarray] | None = None
+        stored = np.dtype(backend.dtype)
         if axes is None:  # FrameSource
             n, h, w = len(backend), int(backend.shape[1]), int(backend.shape[2])
-            stored = np.dtype(backend.dtype)
         else:
             shape = dict(zip(axes, backend.shape))
             n, h, w = int(shape.get("t", 1)), int(shape["y"]), int(shape["x"])
-            stored = np.dtype(backend.dtype)
             if "c" in shape and shape["c"] not in (1, 2, 3, 4):
                 raise UnsupportedInputError(f"{name}: {shape['c']} channels; static mode reads grey, RGB or RGBA images")
         self.stored_dtype = stored
@@ -108,123 +106,32 @@ class StaticView:
     def __getitem__(self, sel: Any) -> np.ndarray:
         if not isinstance(sel, tuple):
             sel = (sel,)
-        if self.frames is None:
-            t, ys, xs = 0, *sel[:2]
-        else:
-            t, ys, xs = sel[0], *sel[1:3]
+        t, ys, xs = (0, *sel[:2]) if self.frames is None else sel[:3]
         if self.axes is None:
             return self._frame(int(t))[ys, xs]
-        index = []
-        for a in self.axes:
-            index.append({"t": t, "y": ys, "x": xs, "c": slice(None)}[a])
-        raw = np.asarray(self.backend[tuple(index)])
+        index = tuple({"t": t, "y": ys, "x": xs, "c": slice(None)}[a] for a in self.axes)
+        raw = np.asarray(self.backend[index])
         kept = [a for a in self.axes if a != "t"]  # t was an integer index
         if "c" in kept:
             raw = np.moveaxis(raw, kept.index("c"), -1)
         return self._convert(raw)
 
 
-def _guess_axes(shape: tuple[int, ...]) -> str:
-    if len(shape) == 2:
-        return "yx"
-    if len(shape) == 3:
-        return "yxc" if shape[-1] in (3, 4) else "tyx"
-    if len(shape) == 4 and shape[-1] in (3, 4):
-        return "tyxc"
-    raise UnsupportedInputError(f"cannot tell the axes of an array of shape {shape}; give (y, x), (y, x, c) or (t, y, x)")
-
-
-def _axes_from_names(names: Sequence[str], shape: tuple[int, ...], spec: str) -> tuple[str, tuple[Any, ...]]:
-    """NGFF / TIFF axis names -> our axes string and the index that drops singleton extra axes."""
-    axes, index = "", []
-    for name, n in zip(names, shape):
-        a = name.lower()
-        a = {"s": "c", "i": "t", "q": "t", "z": "t"}.get(a, a)
-        if a in ("y", "x", "c") or (a == "t" and "t" not in axes):
-            if a in axes:
-                raise UnsupportedInputError(f"{spec}: more than one {a!r} axis ({''.join(names)}); select one first")
-            axes += a
-            index.append(slice(None))
-        elif n == 1:
-            index.append(0)
-        else:
-            raise UnsupportedInputError(f"{spec}: axes {''.join(names)} with more than one non-spatial axis; select one first")
-    if "y" not in axes or "x" not in axes:
-        raise UnsupportedInputError(f"{spec}: no y/x axes in {''.join(names)}")
-    return axes, tuple(index)
-
-
-class _Squeezed:
-    """An array with some axes fixed by an index (read lazily)."""
-
-    def __init__(self, arr: Any, index: tuple[Any, ...]) -> None:
-        self.arr, self.index = arr, index
-        self.shape = tuple(n for n, i in zip(arr.shape, index) if isinstance(i, slice))
-        self.dtype = arr.dtype
-
-    def __getitem__(self, sel: tuple[Any, ...]) -> Any:
-        it = iter(sel)
-        full = tuple(next(it) if isinstance(i, slice) else i for i in self.index)
-        return self.arr[full]
-
-
-def _open_zarr(spec: str) -> tuple[Any, str]:
-    import zarr
-
-    from vidfilter.infer.blocks import _resolve, open_zarr_node
-
-    node = open_zarr_node(spec)
-    if not isinstance(node, zarr.Array):
-        attrs = dict(node.attrs)
-        ms = (attrs.get("ome") or attrs).get("multiscales")
-        if ms:
-            arr = node[ms[0]["datasets"][0]["path"]]
-            names = [a["name"] if isinstance(a, dict) else str(a) for a in ms[0].get("axes", [])]
-            if names and len(names) == arr.ndim:
-                axes, index = _axes_from_names(names, tuple(arr.shape), spec)
-                return (_Squeezed(arr, index) if any(not isinstance(i, slice) for i in index) else arr), axes
-            return arr, _guess_axes(tuple(arr.shape))
-        node = _resolve(node, spec)
-    return node, _guess_axes(tuple(node.shape))
-
-
-def _open_tiff(spec: str) -> tuple[Any, str]:
-    import tifffile
-    import zarr
-
-    from vidfilter.errors import UnreadableInputError
-
-    try:
-        tif = tifffile.TiffFile(spec)
-        series = tif.series[0]
-        arr = zarr.open(series.aszarr(level=0), mode="r")
-        names = list(series.axes)
-    except Exception as e:
-        raise UnreadableInputError(f"{spec}: not a readable TIFF ({' '.join(str(e).split())[:100]})") from None
-    if isinstance(arr, zarr.Group):  # some tifffile versions give a group for pyramids
-        arr = arr["0"]
-    axes, index = _axes_from_names(names, tuple(arr.shape), spec)
-    return (_Squeezed(arr, index) if any(not isinstance(i, slice) for i in index) else arr), axes
-
-
 def open_static_input(src: Any, pre: PreprocessConfig, gain: float | None = None) -> StaticView:
     """A :class:`StaticView` of a path (image, folder, TIFF, Zarr / OME-Zarr), a FrameSource or an array.
-    Zarr and TIFF are read window by window; the rest opens through :func:`vidfilter.io.registry.open`."""
+    Arrays, Zarr and TIFF are read window by window (:func:`vidfilter.io.registry.open_array`); the
+    rest opens through :func:`vidfilter.io.registry.open`."""
     from vidfilter.io.registry import open as vf_open
+    from vidfilter.io.registry import open_array, windowed_kind
     from vidfilter.io.source import FrameSource
 
     if isinstance(src, FrameSource):
         return StaticView(vf_open(src, color="keep"), None, pre, gain, name=src.path)
     if not isinstance(src, (str, os.PathLike)):
-        if hasattr(src, "shape") and hasattr(src, "__getitem__"):
-            return StaticView(src, _guess_axes(tuple(src.shape)), pre, gain, name=f"<{type(src).__name__}>")
-        raise UnsupportedInputError(f"cannot read an object of type {type(src).__name__}; pass a path or an array")
+        return StaticView(*open_array(src), pre, gain, name=f"<{type(src).__name__}>")
     spec = os.path.expanduser(os.fspath(src))
-    p = Path(spec)
-    if any(c.suffix.lower() == ".zarr" for c in [p, *p.parents]) or (p / "zarr.json").is_file() or (p / ".zarray").is_file():
-        return StaticView(*_open_zarr(spec), pre, gain, name=spec)
-    if p.suffix.lower() in (".tif", ".tiff") and p.is_file():
-        return StaticView(*_open_tiff(spec), pre, gain, name=spec)
+    if windowed_kind(spec):
+        return StaticView(*open_array(spec), pre, gain, name=spec)
     return StaticView(vf_open(spec, color="keep"), None, pre, gain, name=spec)
 
 

@@ -24,23 +24,31 @@ Determinism: pair ``i`` of a stream seeded ``s`` depends only on ``(s, i)``; a b
 pairs ``b*B .. b*B + B - 1``. So the stream is the same in-process and with any number of
 DataLoader workers (:class:`~vidfilter.static.dataset.SynthDataset` hands batch ``b`` to worker
 ``b mod k``, and the loader returns them in order), and a resumed run continues exactly.
+
+:func:`preview_grid` draws example pairs side by side; :func:`write_preview` writes that grid as
+the PNG of ``vidfilter synth --preview``.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from vidfilter.errors import TrainingInputError
-from vidfilter.static.bank import CropBank
+from vidfilter.static.bank import CropBank, load_banks
 from vidfilter.static.config import SynthConfig
 from vidfilter.static.preprocess import encode
 
-__all__ = ["PairSynthesizer", "SynthPair", "augment_crop", "preview_grid"]
+if TYPE_CHECKING:
+    from vidfilter.config import Config
+
+__all__ = ["PairSynthesizer", "SynthPair", "augment_crop", "preview_grid", "write_preview"]
 
 log = logging.getLogger(__name__)
 
@@ -345,3 +353,15 @@ def preview_grid(synth: PairSynthesizer, n: int = 8, seed: int = 0, *, cell: int
     for k, title in enumerate(("input", "target", "Ot (shared)")):
         cv2.putText(img, title, (4 + k * (cell + 3), 13), cv2.FONT_HERSHEY_SIMPLEX, 0.38, 255, 1, cv2.LINE_AA)
     return img
+
+
+def write_preview(banks: Sequence[str | os.PathLike[str]], path: str | os.PathLike[str], config: Config, n: int = 8,
+                  seed: int = 0, *, overwrite: bool = False) -> None:
+    """Write the :func:`preview_grid` of ``n`` pairs synthesised from the crop ``banks``
+    (``config.static.synth``, patches of ``config.sampling.crop``) as a PNG file at ``path``."""
+    from vidfilter.io.ownership import signed_png
+    from vidfilter.io.sink import atomic_write_bytes, check_output_path
+
+    check_output_path(path, inputs=banks, overwrite=overwrite)
+    synth = PairSynthesizer(load_banks(banks), config.static.synth, config.sampling.crop_size())
+    atomic_write_bytes(path, signed_png(preview_grid(synth, n, seed)))

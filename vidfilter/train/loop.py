@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from vidfilter.config import Config, TrainConfig
 from vidfilter.errors import BundleError, ConfigError, VidfilterError
-from vidfilter.io.convert import dtype_scale
+from vidfilter.io.scaling import dtype_scale
 from vidfilter.sampling.pairs import TEMPORAL_FRAMES, PairDataset, SamplerSet, make_samplers
 from vidfilter.resolve import resolve
 from vidfilter.train.result import TrainResult, predict
@@ -196,7 +196,10 @@ class Trainer:
 
     Construction checks every input and output and settles the config
     (:func:`vidfilter.resolve.resolve`), so every error comes before the first step; :meth:`fit`
-    trains and saves the bundle, its checkpoint (``OUT.ckpt``) and its report (``OUT.report/``).
+    trains and saves the bundle, its checkpoint (``OUT.ckpt``) and its report (``OUT.report/``):
+    :meth:`prepare` (network, optimiser, weight average), :meth:`restore` (the checkpoint, with
+    ``resume``), :meth:`step` per batch with :meth:`validate` and :meth:`checkpoint` at their
+    intervals, then :meth:`finish` (bundle and report).
 
     Parameters
     ----------
@@ -270,21 +273,21 @@ class Trainer:
                 self.val_batch = (torch.from_numpy(vi), torch.from_numpy(vt))
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(self.tcfg.seed)
-                self._build()
+                self.prepare()
                 if self.resume:
-                    self._restore()
+                    self.restore()
                 self._loop()
                 if self.val_batch is not None and (not self.state.val or self.state.val[-1]["step"] != self.state.step):
-                    self._validate()
-                self._checkpoint()
+                    self.validate()
+                self.checkpoint()
                 logger.info("training stopped after %d steps (%s), %.1f min",
                             self.state.step, self.state.stopped, self.state.elapsed_s / 60)
-                self._save()
+                self.finish()
         finally:
             self.sset.close()
         return self.out
 
-    def _build(self) -> None:
+    def prepare(self) -> None:
         """The network (random, or the start bundle's weights), Adam, the weight average and the scaler."""
         from vidfilter.models import build_model
 
@@ -311,7 +314,7 @@ class Trainer:
         use_scaler = self.amp_dtype == torch.float16 and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda") if use_scaler else None
 
-    def _restore(self) -> None:
+    def restore(self) -> None:
         """Continue from the checkpoint next to the bundle, exactly where it stopped."""
         path = self.ckpt_path
         if not (path.exists() or path.is_symlink()):
@@ -343,7 +346,8 @@ class Trainer:
                               "delete it to start afresh, or train without --resume") from None
         logger.info("resuming %s at step %d (%.1f min trained)", self.out, self.state.step, self.state.elapsed_s / 60)
 
-    def _checkpoint(self) -> None:
+    def checkpoint(self) -> None:
+        """Write everything an exact resume needs, atomically, next to the bundle."""
         dev = self.device
         save_checkpoint(self.ckpt_path, {
             "config": self.config.to_dict(),
@@ -363,7 +367,8 @@ class Trainer:
     def _final_model(self) -> torch.nn.Module:
         return self.ema.module if self.ema is not None else self.model
 
-    def _validate(self) -> None:
+    def validate(self) -> None:
+        """Loss and identity score on the held-out pairs, recorded; counts towards the early stop."""
         if self.val_batch is None:
             return
         state = self.state
@@ -390,7 +395,7 @@ class Trainer:
             state.stopped = "early stop"
         return bool(state.stopped)
 
-    def _step(self, inp: torch.Tensor, tgt: torch.Tensor) -> float:
+    def step(self, inp: torch.Tensor, tgt: torch.Tensor) -> float:
         """One optimiser step on a batch; the loss."""
         inp = inp.to(self.device, non_blocking=True)
         tgt = tgt.to(self.device, non_blocking=True)
@@ -427,7 +432,7 @@ class Trainer:
         try:
             while not self._done():
                 t0 = time.perf_counter()
-                loss_value = self._step(*next(batches))
+                loss_value = self.step(*next(batches))
                 dt = time.perf_counter() - t0
                 state.step += 1
                 state.elapsed_s += dt
@@ -437,10 +442,10 @@ class Trainer:
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss_value:.4f}", pairs_s=f"{tcfg.batch_size / dt:.1f}")
                 if state.step % tcfg.val_every == 0:
-                    self._validate()
+                    self.validate()
                     self.model.train()
                 if state.step % tcfg.checkpoint_every == 0:
-                    self._checkpoint()
+                    self.checkpoint()
         finally:
             if bar is not None:
                 bar.close()
@@ -448,7 +453,7 @@ class Trainer:
             if close is not None:
                 close()
 
-    def _save(self) -> None:
+    def finish(self) -> None:
         """The bundle (the averaged weights when there are any), then the report."""
         from vidfilter.models import save_bundle
 

@@ -156,7 +156,7 @@ def background_path(recording: str | Path) -> Path:
 def _write_background(path: Path, rec: Any) -> None:
     """The recording's true background, frame for frame, as uint8 OME-Zarr (``vidfilter convert``'s
     writer: atomic, so an existing store is complete)."""
-    from vidfilter.convert import write_frames
+    from vidfilter.io.export import write_frames
 
     n, h, w = rec.shape
     frames = (np.clip(np.rint(rec.frame(t).background), 0, 255).astype(np.uint8) for t in range(n))

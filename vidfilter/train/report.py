@@ -4,6 +4,8 @@
 - ``samples.png``: a few validation crops, columns input | output | input − output | target;
 - ``log.json``: per-step losses and pairs/s, validation metrics, the identity flag and a
   plain-English verdict (``"identity: the model removes nothing"`` when flagged).
+
+:func:`summary_line` reads ``log.json`` back into the one line ``vidfilter train`` prints.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["write_report", "verdict"]
+__all__ = ["summary_line", "verdict", "write_report"]
 
 #: Validation crops shown in samples.png.
 SAMPLE_ROWS = 4
@@ -56,17 +58,10 @@ def _smooth(x: np.ndarray, k: int) -> np.ndarray:
     return np.concatenate([np.full(k - 1, np.nan), out])
 
 
-def write_report(
-    folder: str | os.PathLike[str],
-    state: TrainResult,
-    model: torch.nn.Module,
-    pairs: tuple[torch.Tensor, torch.Tensor],
-    config: Config,
-    device: torch.device | str = "cpu",
-    registration: dict[str, dict[str, Any]] | None = None,
-    init: dict[str, Any] | None = None,
-    supervised: bool = False,
-) -> Path:
+def write_report(folder: str | os.PathLike[str], state: TrainResult, model: torch.nn.Module,
+                 pairs: tuple[torch.Tensor, torch.Tensor], config: Config, device: torch.device | str = "cpu",
+                 registration: dict[str, dict[str, Any]] | None = None, init: dict[str, Any] | None = None,
+                 supervised: bool = False) -> Path:
     """Write ``loss.png``, ``samples.png`` and ``log.json`` into ``folder`` (created if missing).
     ``registration``: ``{recording: Registration.summary()}`` for recordings whose camera moved;
     ``init``: the bundle the run fine-tuned (path, sha256, its steps), None from random weights."""
@@ -75,42 +70,41 @@ def write_report(
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from vidfilter.train.result import predict
+    from vidfilter.io.sink import mark_folder
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    from vidfilter.io.sink import mark_folder
-
     mark_folder(folder, "training-report")
-    bs = config.train.batch_size
-    losses = np.asarray(state.train_loss, dtype=np.float64)
-    times = np.asarray(state.step_time, dtype=np.float64)
-    pairs_s = (bs / np.maximum(times, 1e-9)).tolist()
     text = verdict(state, supervised)
+    _write_log(folder / "log.json", state, config, text, registration, init)
+    _plot_loss(plt, folder / "loss.png", state, text)
+    _plot_samples(plt, folder / "samples.png", model, pairs, device, config.train.batch_size)
+    logger.info("training report written to %s: %s", folder, text)
+    return folder
+
+
+def _write_log(path: Path, state: TrainResult, config: Config, text: str,
+               registration: dict[str, dict[str, Any]] | None, init: dict[str, Any] | None) -> None:
+    """``log.json``, written atomically (a partial file renamed into place)."""
+    bs = config.train.batch_size
+    times = np.asarray(state.step_time, dtype=np.float64)
     last = state.val[-1] if state.val else {}
-
-    # -- log.json
     log = {
-        "verdict": text,
-        "identity_suspected": bool(last.get("identity_suspected", False)),
+        "verdict": text, "identity_suspected": bool(last.get("identity_suspected", False)),
         "identity_score": last.get("identity_score"),
-        "steps": state.step,
-        "elapsed_s": state.elapsed_s,
-        "stopped": state.stopped,
-        "batch_size": bs,
-        "train_loss": state.train_loss,
-        "pairs_per_s": pairs_s,
+        "steps": state.step, "elapsed_s": state.elapsed_s, "stopped": state.stopped, "batch_size": bs,
+        "train_loss": state.train_loss, "pairs_per_s": (bs / np.maximum(times, 1e-9)).tolist(),
         "mean_pairs_per_s": float(bs * len(times) / times.sum()) if times.size else None,
-        "val": state.val,
-        "config": config.to_dict(),
-        "registration": registration or {},
-        "init": init,
+        "val": state.val, "config": config.to_dict(), "registration": registration or {}, "init": init,
     }
-    tmp = folder / ".log.json.partial"
+    tmp = path.with_name(f".{path.name}.partial")
     tmp.write_text(json.dumps(log, indent=1, default=float))
-    os.replace(tmp, folder / "log.json")
+    os.replace(tmp, path)
 
-    # -- loss.png
+
+def _plot_loss(plt: Any, path: Path, state: TrainResult, text: str) -> None:
+    """``loss.png``: training loss per step, its running mean and the validation loss."""
+    losses = np.asarray(state.train_loss, dtype=np.float64)
     fig, ax = plt.subplots(figsize=(7, 4))
     if losses.size:
         steps = np.arange(1, losses.size + 1)
@@ -126,36 +120,54 @@ def write_report(
     ax.set_title(text if len(text) < 70 else text[:67] + "...", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(folder / "loss.png", dpi=100)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
-    # -- samples.png
+
+def _plot_samples(plt: Any, path: Path, model: torch.nn.Module, pairs: tuple[torch.Tensor, torch.Tensor],
+                  device: torch.device | str, batch_size: int) -> None:
+    """``samples.png``: up to :data:`SAMPLE_ROWS` validation crops, columns input | output | input − output | target."""
+    from vidfilter.train.result import predict
+
     inp, tgt = pairs
     n = min(SAMPLE_ROWS, inp.shape[0])
-    if n:
-        was_training = model.training
-        model.eval()
-        out = predict(model, inp[:n], device, batch_size=bs)
-        if was_training:
-            model.train()
-        frame = inp[:n, 0].numpy()
-        background = out[:n, 0].numpy()
-        columns = [("input", frame), ("output", background), ("input − output", frame - background), ("target", tgt[:n, 0].numpy())]
-        fig, axes = plt.subplots(n, 4, figsize=(10, 2.6 * n), squeeze=False)
-        for r in range(n):
-            for c, (title, data) in enumerate(columns):
-                a = axes[r][c]
-                if title == "input − output":
-                    lim = max(float(np.abs(data[r]).max()), 1e-3)
-                    a.imshow(data[r], cmap="RdBu_r", vmin=-lim, vmax=lim)
-                else:
-                    a.imshow(data[r], cmap="gray", vmin=0, vmax=1)
-                a.set_xticks([])
-                a.set_yticks([])
-                if r == 0:
-                    a.set_title(title, fontsize=9)
-        fig.tight_layout()
-        fig.savefig(folder / "samples.png", dpi=80)
-        plt.close(fig)
-    logger.info("training report written to %s: %s", folder, text)
-    return folder
+    if not n:
+        return
+    was_training = model.training
+    out = predict(model.eval(), inp[:n], device, batch_size=batch_size)
+    model.train(was_training)
+    frame = inp[:n, 0].numpy()
+    background = out[:n, 0].numpy()
+    columns = [("input", frame), ("output", background), ("input − output", frame - background), ("target", tgt[:n, 0].numpy())]
+    fig, axes = plt.subplots(n, 4, figsize=(10, 2.6 * n), squeeze=False)
+    for r in range(n):
+        for c, (title, data) in enumerate(columns):
+            a = axes[r][c]
+            if title == "input − output":
+                lim = max(float(np.abs(data[r]).max()), 1e-3)
+                a.imshow(data[r], cmap="RdBu_r", vmin=-lim, vmax=lim)
+            else:
+                a.imshow(data[r], cmap="gray", vmin=0, vmax=1)
+            a.set(xticks=[], yticks=[])
+            if r == 0:
+                a.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def summary_line(report_dir: str | os.PathLike[str]) -> str:
+    """One line on the run whose report is in ``report_dir``: steps, minutes, polarity, network, verdict
+    (all from ``log.json``, which holds the resolved config); "" when that cannot be read."""
+    try:
+        log = json.loads((Path(report_dir) / "log.json").read_text())
+        cfg = log["config"]
+        pol, preset, crop = cfg["output"]["polarity"], cfg["model"]["preset"], cfg["sampling"]["crop"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+    moved = log.get("registration") or {}
+    init = log.get("init")
+    start = f"fine-tuned from {Path(init['path']).name}: " if init else ""
+    reg = f"camera moved (up to {max(r['largest_shift_px'] for r in moved.values())} px): pairs registered; " if moved else ""
+    return (f"{start}{log.get('steps')} steps in {log.get('elapsed_s', 0) / 60:.1f} min; polarity {pol}, "
+            f"{preset} network on {crop} px crops; {reg}{log.get('verdict')}")

@@ -1,9 +1,11 @@
-"""Ground truth readers: boxes (CSV, COCO JSON, YOLO txt, Pascal VOC XML), masks (PNG/TIFF/Zarr)
-and points (a colour-coded PNG, BBBC026 style, or a CSV ``frame,x,y[,class]``).
+"""Annotation readers, for scoring and for static-mode training sets: boxes (CSV, COCO JSON, YOLO txt,
+Pascal VOC XML, BBBC042 position files), masks (PNG/TIFF/Zarr) and points (a colour-coded PNG,
+BBBC026 style, or a CSV ``frame,x,y[,class]``).
 
 Boxes come back as ``dict key -> FrameBoxes``; ``FrameBoxes.boxes`` is ``(N, 4)`` float64
 ``x0, y0, x1, y1`` in the pixel-edge convention of :mod:`vidfilter.eval.metrics` (``x1, y1``
-exclusive: pixel ``i`` covers ``[i, i + 1)``). Each format is converted to it:
+exclusive: pixel ``i`` covers ``[i, i + 1)``; :func:`boxes_by_index` puts them in frame order).
+Each format is converted to it:
 
 - CSV ``frame,x0,y0,x1,y1[,class]`` (the worms set): already edge coordinates; ``inclusive=True``
   for files that give the last pixel instead (adds 1 to ``x1, y1``). Keys: the ``frame`` column

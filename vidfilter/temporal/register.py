@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from vidfilter.io.convert import to_float
+from vidfilter.io.scaling import to_float
 from vidfilter.io.source import FrameSource, to_gray
 
 log = logging.getLogger(__name__)
@@ -268,34 +268,3 @@ def survey(src: FrameSource, frames: np.ndarray, **kw: Any) -> Registration:
         reg.shift(np.asarray(src[int(t)]), int(t))
     return reg
 
-
-def statistic_and_registration(
-    src: FrameSource, kind: str, n: int, mode: str, max_shift: int, *, what: str = "registered to frame 0",
-) -> tuple[np.ndarray | None, Registration | None]:
-    """The temporal statistic of ``src`` (``kind`` "none": no statistic) and the registration to
-    apply: None when ``mode`` is "off", or "auto" and the camera did not move (:attr:`Registration.moved`:
-    a shift in :data:`CONFIRM` consecutive surveyed frames). The statistic's ``n`` frames are the
-    survey (one read each; isolated shifts cost a second, unregistered pass for the statistic);
-    without a statistic the same frames are surveyed.
-    Shared by training (:func:`vidfilter.sampling.pairs.make_samplers`) and inference
-    (:class:`vidfilter.infer.pipeline.ModelBackground`) so both decide alike; ``what`` ends the log line."""
-    from vidfilter.sampling.temporal import statistic_frames, temporal_statistic
-
-    stat = None
-    if kind != "none":
-        reg = Registration.for_source(src, max_shift=max_shift) if mode != "off" else None
-        stat = temporal_statistic(src, kind, n, registration=reg)  # type: ignore[arg-type]
-    else:
-        reg = survey(src, statistic_frames(len(src), n), max_shift=max_shift) if mode != "off" else None
-    if reg is None:
-        return stat, None
-    if mode != "on" and not reg.moved:
-        lone = {t: d for t, d in dict(reg.cache).items() if d != (0, 0)}
-        if lone:  # isolated shifts: a still camera, so the statistic is taken again unregistered
-            log.info("%s: shift(s) %s of surveyed frame(s) %s not seen in %d consecutive surveyed frames: camera treated as still",
-                     src.path, sorted(set(lone.values())), sorted(lone), CONFIRM)
-            if kind != "none":
-                stat = temporal_statistic(src, kind, n)  # type: ignore[arg-type]
-        return stat, None
-    log.info("%s: the camera moved (largest shift %d px over %d surveyed frames): %s", src.path, reg.largest, len(reg.cache), what)
-    return stat, reg

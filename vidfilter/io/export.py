@@ -1,4 +1,9 @@
-"""Copy frames from any reader into any writer, and export finished run outputs to other formats.
+"""Every output format in one place: copy frames from any reader into any writer, and export
+finished run outputs to other formats.
+
+:data:`FORMATS` maps each format name (``zarr``, ``ffv1``, ``png``, ``tiff``, ``hdf5``,
+``preview``) to its :class:`OutputFormat`: the suffixes that choose it, the writer of one frame
+stream, the outputs exporting a run store makes, and that export.
 
 Output kind follows the path: ``OUT.zarr`` (OME-Zarr, one image group ``image``), ``OUT.mkv``
 (FFV1 lossless), ``OUT.mp4`` (H.264 preview, lossy), ``OUT.h5`` (HDF5 dataset ``/frames``),
@@ -16,54 +21,110 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from vidfilter.errors import UnreadableInputError, UnsupportedInputError
+from vidfilter.io.hdf5_sink import Hdf5Writer
+from vidfilter.io.images_sink import ImageSequenceSink
+from vidfilter.io.registry import open as vf_open
+from vidfilter.io.sink import check_output_path, partial_path, remove_aside
 from vidfilter.io.source import FrameSource
+from vidfilter.io.video_sink import FFV1Sink, PreviewComposer, raise_output_error, write_preview_png
+from vidfilter.io.zarr_sink import OmeZarrWriter
 
 log = logging.getLogger(__name__)
 
-#: Output formats of ``vidfilter run --format``.
-EXPORT_FORMATS = ("zarr", "ffv1", "png", "tiff", "hdf5", "preview")
+#: The outputs exporting a run store makes (see :attr:`OutputFormat.targets`).
+Targets = dict[str, Path | None]
 
 
-def _open_sink(out: Path, frame_shape: tuple[int, ...], dtype: np.dtype, n: int, fps: float | None, overwrite: bool) -> Any:
+@dataclass(frozen=True)
+class OutputFormat:
+    """One output format: how :func:`write_frames` writes a frame stream in it, and how
+    :func:`export_outputs` exports a run store to it."""
+
+    #: Output suffixes that choose it in :func:`write_frames` (a name with none: ``png``, a folder).
+    suffixes: tuple[str, ...]
+    #: ``open(out, frame_shape, dtype, n_frames, fps, overwrite) -> (sink, writer)``: the sink to
+    #: append frames to and the writer to finalise after it (``None``: closing the sink is all).
+    open: Callable[..., tuple[Any, Any]]
+    #: ``targets(store, groups) -> {key: path}``: what exporting the run store ``store`` (image
+    #: groups ``groups``: name -> dtype) makes; ``None`` for a group this format skips.
+    targets: Callable[[Path, dict[str, Any]], Targets]
+    #: ``export(groups, targets, job) -> paths written``; ``None`` where the store is the output.
+    export: Callable[[dict[str, FrameSource], Targets, _Job], list[Path]] | None
+
+
+def _zarr_sink(out: Path, shape: tuple[int, ...], dtype: Any, n: int, fps: float | None, overwrite: bool) -> Any:
+    writer = OmeZarrWriter(out, overwrite=overwrite)
+    try:
+        return writer.image("image", shape, dtype, fps=fps, n_frames=n), writer
+    except BaseException:
+        _quietly(writer.abort, out)
+        raise
+
+
+def _ffv1_sink(out: Path, shape: tuple[int, ...], dtype: Any, n: int, fps: float | None, overwrite: bool) -> Any:
+    return FFV1Sink(out, shape, dtype, fps=fps or 25, overwrite=overwrite), None
+
+
+def _preview_sink(out: Path, shape: tuple[int, ...], dtype: Any, n: int, fps: float | None, overwrite: bool) -> Any:
+    return PreviewComposer(out, [out.stem], shape, fps or 25, overwrite=overwrite), None
+
+
+def _hdf5_sink(out: Path, shape: tuple[int, ...], dtype: Any, n: int, fps: float | None, overwrite: bool) -> Any:
+    writer = Hdf5Writer(out, overwrite=overwrite)
+    try:
+        return writer.dataset("frames", shape, dtype, n, fps=fps), writer
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def _images_sink(fmt: str, out: Path, shape: tuple[int, ...], dtype: Any, n: int, fps: float | None,
+                 overwrite: bool) -> Any:
+    return ImageSequenceSink(out, fmt=fmt, frame_shape=shape, dtype=dtype, overwrite=overwrite), None
+
+
+def _ffv1_targets(store: Path, groups: dict[str, Any]) -> Targets:
+    """``OUT.background.mkv``, ``OUT.foreground.mkv``; a group of float frames is skipped."""
+    return {name: None if _is_float(groups[name]) else Path(f"{store.with_suffix('')}.{name}.mkv")
+            for name in ("background", "foreground") if name in groups}
+
+
+def _sequence_targets(suffix: str, store: Path, groups: dict[str, Any]) -> Targets:
+    """One folder per group: ``OUT.<group>`` (PNG) or ``OUT.<group>.tif`` (TIFF)."""
+    return {name: Path(f"{store.with_suffix('')}.{name}{suffix}") for name in groups}
+
+
+def _export_streams(groups: dict[str, FrameSource], targets: Targets, job: _Job) -> list[Path]:
+    """Each image group's frames into its own output (FFV1, PNG, TIFF) through :func:`write_frames`."""
+    written: list[Path] = []
+    for name, path in targets.items():
+        g = groups[name]
+        if path is None:
+            log.warning("FFV1 needs integer frames; %s is %s, skipped (use --foreground-dtype input)", name, g.dtype)
+        elif job.todo(path):
+            written.append(write_frames(g.iter(), path, frame_shape=g.frame_shape, dtype=g.dtype,
+                                        n_frames=len(g), fps=g.fps, overwrite=job.overwrite))
+    return written
+
+
+def _open_sink(out: Path, shape: tuple[int, ...], dtype: Any, n: int, fps: float | None, overwrite: bool) -> Any:
     """A FrameSink-like object with ``append`` for ``out``, and the writer to finalise (or ``None``)."""
+    return FORMATS[format_of(out)].open(out, shape, dtype, n, fps, overwrite)
+
+
+def format_of(out: Path) -> str:
+    """The format written to ``out``, chosen by its suffix: ``png`` (a folder) for a name with none."""
     suffix = out.suffix.lower()
-    if suffix == ".zarr":
-        from vidfilter.io.zarr_sink import OmeZarrWriter
-
-        writer = OmeZarrWriter(out, overwrite=overwrite)
-        try:
-            return writer.image("image", frame_shape, dtype, fps=fps, n_frames=n), writer
-        except BaseException:
-            _quietly(writer.abort, out)
-            raise
-    if suffix == ".mkv":
-        from vidfilter.io.video_sink import FFV1Sink
-
-        return FFV1Sink(out, frame_shape, dtype, fps=fps or 25, overwrite=overwrite), None
-    if suffix == ".mp4":
-        from vidfilter.io.video_sink import PreviewComposer
-
-        return PreviewComposer(out, [out.stem], frame_shape, fps or 25, overwrite=overwrite), None
-    if suffix in (".h5", ".hdf5"):
-        from vidfilter.io.hdf5_sink import Hdf5Writer
-
-        writer = Hdf5Writer(out, overwrite=overwrite)
-        try:
-            return writer.dataset("frames", frame_shape, dtype, n, fps=fps), writer
-        except BaseException:
-            writer.abort()
-            raise
-    fmt = "tiff" if suffix in (".tif", ".tiff") else "png"
-    from vidfilter.io.images_sink import ImageSequenceSink
-
-    return ImageSequenceSink(out, fmt=fmt, frame_shape=frame_shape, dtype=dtype, overwrite=overwrite), None
+    return next((name for name, f in FORMATS.items() if suffix in f.suffixes), "png")
 
 
 def _quietly(fn: Any, out: Path) -> None:
@@ -86,8 +147,6 @@ def write_frames(frames: Iterable[np.ndarray], out: str | Path, *, frame_shape: 
         are raised unchanged.
     """
     from tqdm.auto import tqdm
-
-    from vidfilter.io.video_sink import raise_output_error
 
     out = Path(out)
     try:
@@ -124,10 +183,6 @@ def convert(input: str | Path | FrameSource, output: str | Path, *, color: str =
         ``output`` cannot be written (full disk, file-size limit, read-only or forbidden target);
         nothing complete-looking is left, and the same command redoes the conversion.
     """
-    from vidfilter.io.registry import open as vf_open
-    from vidfilter.io.sink import check_output_path, partial_path, remove_aside
-    from vidfilter.io.video_sink import raise_output_error
-
     src = input if isinstance(input, FrameSource) else vf_open(input, color=color)
     try:
         out = Path(output)
@@ -159,7 +214,7 @@ def convert(input: str | Path | FrameSource, output: str | Path, *, color: str =
 def _check_formats(formats: Iterable[str]) -> list[str]:
     fmts = list(dict.fromkeys(formats))
     for fmt in fmts:
-        if fmt not in EXPORT_FORMATS:
+        if fmt not in FORMATS:
             raise UnsupportedInputError(f"unknown output format {fmt!r}; use {', '.join(EXPORT_FORMATS)}")
     return fmts
 
@@ -187,21 +242,9 @@ def export_paths(store: str | Path, fmt: str, groups: dict[str, Any]) -> list[Pa
         groups only); ``png``: folders ``OUT.<group>/``; ``tiff``: ``OUT.<group>.tif/``;
         ``hdf5``: ``OUT.h5``; ``preview``: ``OUT.preview.mp4``, ``OUT.preview.png``.
     """
-    store = Path(store)
-    base = store.with_suffix("")
-    if fmt == "zarr":
-        return [store]
-    if fmt == "ffv1":
-        return [Path(f"{base}.{name}.mkv") for name in ("background", "foreground")
-                if name in groups and not _is_float(groups[name])]
-    if fmt in ("png", "tiff"):
-        suffix = ".tif" if fmt == "tiff" else ""
-        return [Path(f"{base}.{name}{suffix}") for name in groups]
-    if fmt == "hdf5":
-        return [Path(f"{base}.h5")]
-    if fmt == "preview":
-        return [Path(f"{base}.preview.mp4"), Path(f"{base}.preview.png")]
-    raise UnsupportedInputError(f"unknown output format {fmt!r}; use {', '.join(EXPORT_FORMATS)}")
+    if fmt not in FORMATS:
+        raise UnsupportedInputError(f"unknown output format {fmt!r}; use {', '.join(EXPORT_FORMATS)}")
+    return [p for p in FORMATS[fmt].targets(Path(store), groups).values() if p is not None]
 
 
 def _store_groups(store: Path) -> dict[str, Any]:
@@ -239,6 +282,23 @@ def pending_exports(store: str | Path, formats: Iterable[str]) -> list[str]:
     return [fmt for fmt in fmts if not all(_exists(p) for p in export_paths(store, fmt, groups))]
 
 
+@dataclass(frozen=True)
+class _Job:
+    """What the exports of one :func:`export_outputs` call share."""
+
+    src_path: str
+    color: str
+    overwrite: bool
+    preview_frames: int | None
+
+    def todo(self, path: Path) -> bool:
+        """Whether to write ``path``: it does not exist yet, or ``overwrite`` replaces it."""
+        if _exists(path) and not self.overwrite:
+            log.info("%s exists; kept", path)
+            return False
+        return True
+
+
 def export_outputs(store: str | Path, *, src_path: str, formats: Iterable[str], color: str = "gray",
                    overwrite: bool = False, preview_frames: int | None = 600) -> list[Path]:
     """Export a finished run store ``OUT.zarr`` to the other formats requested.
@@ -263,98 +323,79 @@ def export_outputs(store: str | Path, *, src_path: str, formats: Iterable[str], 
     DiskFullError, FileTooLargeError, OutputNotWritableError
         An export cannot be written; the message names its file.
     """
-    from vidfilter.io.registry import open as vf_open
-
-    fmts = [f for f in _check_formats(formats) if f != "zarr"]
+    fmts = [f for f in _check_formats(formats) if FORMATS[f].export is not None]
     store = Path(store)
     if not fmts:
         return []
     groups = {name: vf_open(f"{store}/{name}", color=color) for name in ("background", "foreground", "mask")
               if (store / name).exists()}
     dtypes = {name: g.dtype for name, g in groups.items()}
+    job = _Job(src_path, color, overwrite, preview_frames)
     written: list[Path] = []
-
-    def todo(path: Path) -> bool:
-        if _exists(path) and not overwrite:
-            log.info("%s exists; kept", path)
-            return False
-        return True
-
     try:
         for fmt in fmts:
-            if fmt == "ffv1":
-                for name in ("background", "foreground"):
-                    g = groups[name]
-                    if _is_float(g.dtype):
-                        log.warning("FFV1 needs integer frames; %s is %s, skipped (use --foreground-dtype input)", name, g.dtype)
-                        continue
-                    path = Path(f"{store.with_suffix('')}.{name}.mkv")
-                    if todo(path):
-                        written.append(write_frames(g.iter(), path, frame_shape=g.frame_shape, dtype=g.dtype,
-                                                    n_frames=len(g), fps=g.fps, overwrite=overwrite))
-            elif fmt in ("png", "tiff"):
-                for (name, g), path in zip(groups.items(), export_paths(store, fmt, dtypes)):
-                    if todo(path):
-                        written.append(write_frames(g.iter(), path, frame_shape=g.frame_shape, dtype=g.dtype,
-                                                    n_frames=len(g), fps=g.fps, overwrite=overwrite))
-            elif fmt == "hdf5":
-                (path,) = export_paths(store, fmt, dtypes)
-                if todo(path):
-                    written.append(_export_hdf5(groups, path, overwrite))
-            elif fmt == "preview":
-                mp4, png = export_paths(store, fmt, dtypes)
-                written.extend(_export_preview(groups, src_path, mp4 if todo(mp4) else None, png if todo(png) else None,
-                                               color, overwrite, preview_frames))
+            f = FORMATS[fmt]
+            written.extend(f.export(groups, f.targets(store, dtypes), job))
     finally:
         for g in groups.values():
             g.close()
     return written
 
 
-def _export_hdf5(groups: dict[str, FrameSource], out: Path, overwrite: bool) -> Path:
-    """Write ``groups`` as datasets of one HDF5 file ``out`` (``out.partial`` until complete)."""
-    from vidfilter.io.hdf5_sink import Hdf5Writer
-
-    writer = Hdf5Writer(out, overwrite=overwrite)
-    try:
+def _export_hdf5(groups: dict[str, FrameSource], targets: Targets, job: _Job) -> list[Path]:
+    """Write ``groups`` as datasets of one HDF5 file (``OUT.h5.partial`` until complete)."""
+    (out,) = targets.values()
+    if out is None or not job.todo(out):
+        return []
+    with Hdf5Writer(out, overwrite=job.overwrite) as writer:
         for name, g in groups.items():
             sink = writer.dataset(name, g.frame_shape, g.dtype, len(g), fps=g.fps)
             for frame in g.iter():
                 sink.append(frame)
             sink.close()
-        writer.finalise()
-    except BaseException:
-        writer.abort()
-        raise
-    return out
+    return [out]
 
 
-def _export_preview(groups: dict[str, FrameSource], src_path: str, mp4: Path | None, png: Path | None, color: str,
-                    overwrite: bool, max_frames: int | None) -> list[Path]:
-    """Write the preview ``mp4`` and ``png`` (either may be ``None``: not wanted); returns those written."""
-    from vidfilter.io.registry import open as vf_open
-    from vidfilter.io.video_sink import PreviewComposer, write_preview_png
-
+def _export_preview(groups: dict[str, FrameSource], targets: Targets, job: _Job) -> list[Path]:
+    """Write the preview ``OUT.preview.mp4`` and ``OUT.preview.png`` (each unless it is kept);
+    returns those written."""
+    mp4, png = (p if p is not None and job.todo(p) else None for p in targets.values())
     if mp4 is None and png is None:
         return []
     bg, fg = groups["background"], groups["foreground"]
     n = len(bg)
-    stop = n if max_frames is None else min(n, max_frames)
+    stop = n if job.preview_frames is None else min(n, job.preview_frames)
     written: list[Path] = []
-    with vf_open(src_path, color=color) as src:
+    with vf_open(job.src_path, color=job.color) as src:
         if mp4 is not None:
-            comp = PreviewComposer(mp4, ["input", "background", "foreground"], src.frame_shape, src.fps or 25,
-                                   overwrite=overwrite)
-            try:
+            with PreviewComposer(mp4, ["input", "background", "foreground"], src.frame_shape, src.fps or 25,
+                                 overwrite=job.overwrite) as comp:
                 for f, b, g in zip(src.iter(0, stop), bg.iter(0, stop), fg.iter(0, stop)):
                     comp.append(f, b, g)
-                comp.close()
-            except BaseException:
-                comp.abort()
-                raise
             written.append(mp4)
         if png is not None:
             mid = n // 2
             written.append(write_preview_png(png, {"input": src[mid], "background": bg[mid], "foreground": fg[mid]},
-                                             overwrite=overwrite))
+                                             overwrite=job.overwrite))
     return written
+
+
+#: Every output format, by the name ``vidfilter run --format`` takes.
+FORMATS: dict[str, OutputFormat] = {
+    "zarr": OutputFormat((".zarr",), _zarr_sink, lambda store, groups: {"store": store}, None),
+    "ffv1": OutputFormat((".mkv",), _ffv1_sink, _ffv1_targets, _export_streams),
+    "png": OutputFormat((), partial(_images_sink, "png"), partial(_sequence_targets, ""), _export_streams),
+    "tiff": OutputFormat(
+        (".tif", ".tiff"), partial(_images_sink, "tiff"), partial(_sequence_targets, ".tif"), _export_streams
+    ),
+    "hdf5": OutputFormat(
+        (".h5", ".hdf5"), _hdf5_sink, lambda store, groups: {"h5": Path(f"{store.with_suffix('')}.h5")}, _export_hdf5
+    ),
+    "preview": OutputFormat(
+        (".mp4",), _preview_sink,
+        lambda store, groups: {k: Path(f"{store.with_suffix('')}.preview.{k}") for k in ("mp4", "png")},
+        _export_preview,
+    ),
+}
+#: Output formats of ``vidfilter run --format``.
+EXPORT_FORMATS = tuple(FORMATS)

@@ -1,4 +1,4 @@
-"""Temporal statistics of a recording: polarity detection."""
+"""Polarity detection: are the animals of a recording darker or lighter than the plate?"""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vidfilter.io.array_source import ArrayFrameSource
-from vidfilter.sampling.temporal import detect_polarity, polarity_evidence
+from vidfilter.polarity import detect_polarity, polarity_evidence
 from vidfilter.synth import make_recording
 
 
@@ -42,7 +42,7 @@ def test_detect_polarity_of_real_recordings(shared_data) -> None:
 
     from vidfilter.io.registry import open as vf_open
 
-    demo = Path(__file__).resolve().parents[2] / "examples" / "mouse_clip.mp4"
+    demo = Path(__file__).resolve().parents[1] / "examples" / "mouse_clip.mp4"
     cases = {
         shared_data / "worms_yolo_640" / "frames": "dark",
         shared_data / "mouse_tracktor" / "mouse_video.mp4": "dark",

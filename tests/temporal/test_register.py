@@ -15,8 +15,7 @@ from scipy import ndimage
 from vidfilter.config import Config
 from vidfilter.io.array_source import ArrayFrameSource
 from vidfilter.sampling.pairs import make_samplers
-from vidfilter.sampling.register import Registration, statistic_and_registration, survey, translate
-from vidfilter.sampling.temporal import statistic_frames, temporal_statistic
+from vidfilter.temporal import Registration, statistic_and_registration, statistic_frames, survey, temporal_statistic, translate
 from vidfilter.synth import SyntheticRecording, write_video
 
 SHIFT_AT = 20
@@ -213,7 +212,7 @@ def test_a_single_shifted_frame_does_not_register_the_recording(caplog):
     frames[21] = translate(frames[21], 3, 2)
     src = ArrayFrameSource(frames, fps=5.0)
     assert Registration(frames[0]).shift(frames[21]) == (3, 2)
-    with caplog.at_level(logging.INFO, logger="vidfilter.sampling.register"):
+    with caplog.at_level(logging.INFO, logger="vidfilter.temporal.statistic"):
         stat, reg = statistic_and_registration(src, "median", 40, "auto", 32)
     assert reg is None and "camera treated as still" in caplog.text
     np.testing.assert_array_equal(stat, temporal_statistic(src, "median", 40))

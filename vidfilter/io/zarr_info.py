@@ -1,0 +1,85 @@
+"""What a vidfilter OME-Zarr output holds, read from its metadata: :func:`read_ome_zarr_info`.
+
+Works on a finished store and on the ``PATH.partial`` of an interrupted one (see
+:mod:`vidfilter.io.zarr_sink` for the layout).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+from vidfilter.errors import InputNotFoundError, UnreadableInputError
+from vidfilter.io.sink import partial_path
+
+__all__ = ["read_ome_zarr_info"]
+
+
+def read_ome_zarr_info(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Describe a vidfilter OME-Zarr output (complete or ``.partial``) for ``info``/verify.
+
+    Returns
+    -------
+    dict
+        ``path``, ``complete`` (bool), ``partial`` (bool: the ``.partial`` store was read),
+        ``attrs`` (root attributes except vidfilter's own), ``format_version``, and ``groups``:
+        ``{name: {shape, dtype, chunks, axes, scale, fps, frames_written, n_frames, complete}}``.
+    """
+    import zarr
+
+    p = Path(path).expanduser()
+    is_partial = p.name.endswith(".partial")
+    if not p.exists():
+        pp = partial_path(p)
+        if pp.exists():
+            p, is_partial = pp, True
+        else:
+            raise InputNotFoundError(f"{path} does not exist")
+    try:
+        root = zarr.open_group(str(p), mode="r")
+    except Exception as e:  # zarr raises several types here
+        raise UnreadableInputError(f"{p} is not a readable Zarr store ({e})") from e
+    attrs = dict(root.attrs)
+    vf = attrs.pop("vidfilter", {}) or {}
+    groups: dict[str, Any] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        members = sorted(root.groups(), key=lambda kv: kv[0])
+    for name, group in members:
+        gattrs = dict(group.attrs)
+        ome = gattrs.get("ome", {})
+        ms = (ome.get("multiscales") or gattrs.get("multiscales") or [{}])[0]
+        if "0" not in group:
+            continue
+        arr = group["0"]
+        gvf = gattrs.get("vidfilter", {}) or {}
+        axes = [a.get("name") for a in ms.get("axes", [])]
+        scale = None
+        for ds in ms.get("datasets", []):
+            for tr in ds.get("coordinateTransformations", []):
+                if tr.get("type") == "scale":
+                    scale = tr.get("scale")
+        fps = None
+        if axes and axes[0] == "t" and scale and ms["axes"][0].get("unit") == "second" and scale[0]:
+            fps = 1.0 / float(scale[0])
+        groups[name] = {
+            "shape": list(arr.shape),
+            "dtype": str(arr.dtype),
+            "chunks": list(arr.chunks),
+            "axes": axes,
+            "scale": scale,
+            "fps": fps,
+            "frames_written": gvf.get("frames_written"),
+            "n_frames": gvf.get("n_frames"),
+            "complete": bool(gvf.get("complete", False)),
+        }
+    return {
+        "path": str(p),
+        "partial": is_partial,
+        "complete": bool(vf.get("complete", False)) and not is_partial,
+        "format_version": vf.get("format_version"),
+        "attrs": attrs,
+        "groups": groups,
+    }

@@ -1,0 +1,114 @@
+"""A robust temporal statistic of a recording, used as an optional second input channel.
+
+Giving the network the per-pixel max (dark animals on a light plate), min (bright animals) or
+median of frames spread over the recording lets it learn a *correction* of that statistic rather
+than the whole plate texture (cheap training on a CPU). The same function is used at
+training and at inference time, so both see the same channel; :func:`statistic_and_registration`
+also decides, for both and for the registered baselines, whether the statistic follows the camera
+(:mod:`vidfilter.temporal.register`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+import numpy as np
+
+from vidfilter.errors import TrainingInputError
+from vidfilter.io.scaling import to_float
+from vidfilter.io.source import FrameSource, to_gray
+from vidfilter.temporal.register import CONFIRM, Registration, survey
+
+log = logging.getLogger(__name__)
+
+StatisticKind = Literal["max", "min", "median"]
+
+
+def statistic_frames(n_frames: int, n: int, start: int = 0, stop: int | None = None) -> np.ndarray:
+    """Indices of ``n`` frames spread evenly over ``[start, stop)`` (all of them if fewer)."""
+    stop = n_frames if stop is None else stop
+    if stop - start <= n:
+        return np.arange(start, stop)
+    return np.unique(np.linspace(start, stop - 1, n).round().astype(np.int64))
+
+
+def temporal_statistic(
+    src: FrameSource, kind: StatisticKind = "max", n: int = 32, *, registration: Registration | None = None
+) -> np.ndarray:
+    """Per-pixel ``kind`` over ``n`` frames spread across ``src``, as float32 ``(H, W)`` in [0, 1].
+
+    Streaming: max/min keep one running frame; median keeps the ``n`` frames in the source dtype
+    (``n × H × W`` bytes for uint8). Colour frames are converted to grey (BT.601).
+
+    Parameters
+    ----------
+    src : FrameSource
+        The recording.
+    kind : {"max", "min", "median"}
+        The statistic.
+    n : int
+        Number of frames sampled (evenly spaced, first and last included).
+    registration : Registration, optional
+        Measure each sampled frame's camera shift and accumulate in frame 0's coordinates
+        (:mod:`vidfilter.temporal.register`); the shifts stay in the registration's cache.
+    """
+    if kind not in ("max", "min", "median"):
+        raise ValueError(f"unknown temporal statistic {kind!r}; use max, min or median")
+    idx = statistic_frames(len(src), n)
+    if idx.size == 0:
+        raise TrainingInputError(f"{src.path}: recording has no frames")
+    contiguous = idx.size == len(src)
+    frames = src.iter(0, len(src)) if contiguous else (src[int(t)] for t in idx)
+    acc: np.ndarray | None = None
+    stack: list[np.ndarray] = []
+    for t, frame in zip(idx, frames):
+        frame = to_gray(np.asarray(frame))
+        if np.issubdtype(frame.dtype, np.floating) and not np.isfinite(frame).all():
+            raise TrainingInputError(f"{src.path}: frame {int(t)} holds NaN or Inf values; replace them before training")
+        if registration is not None:
+            frame = registration.to_reference(frame, int(t))
+        if kind == "median":
+            stack.append(frame)
+        elif acc is None:
+            acc = frame.copy()
+        elif kind == "max":
+            np.maximum(acc, frame, out=acc)
+        else:
+            np.minimum(acc, frame, out=acc)
+    if kind == "median":
+        med = np.median(np.stack(stack), axis=0)
+        scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(stack[0].dtype, 1.0)
+        return (med / scale).astype(np.float32)
+    assert acc is not None
+    return to_float(acc)
+
+
+def statistic_and_registration(
+    src: FrameSource, kind: str, n: int, mode: str, max_shift: int, *, what: str = "registered to frame 0",
+) -> tuple[np.ndarray | None, Registration | None]:
+    """The temporal statistic of ``src`` (``kind`` "none": no statistic) and the registration to
+    apply: None when ``mode`` is "off", or "auto" and the camera did not move (:attr:`Registration.moved`:
+    a shift in :data:`CONFIRM` consecutive surveyed frames). The statistic's ``n`` frames are the
+    survey (one read each; isolated shifts cost a second, unregistered pass for the statistic);
+    without a statistic the same frames are surveyed.
+    Shared by training (:func:`vidfilter.sampling.pairs.make_samplers`) and inference
+    (:class:`vidfilter.infer.pipeline.ModelBackground`) so both decide alike; ``what`` ends the log line."""
+    stat = None
+    if kind != "none":
+        reg = Registration.for_source(src, max_shift=max_shift) if mode != "off" else None
+        stat = temporal_statistic(src, kind, n, registration=reg)  # type: ignore[arg-type]
+    else:
+        reg = survey(src, statistic_frames(len(src), n), max_shift=max_shift) if mode != "off" else None
+    if reg is None:
+        return stat, None
+    if mode != "on" and not reg.moved:
+        lone = {t: d for t, d in dict(reg.cache).items() if d != (0, 0)}
+        if lone:  # isolated shifts: a still camera, so the statistic is taken again unregistered
+            log.info("%s: shift(s) %s of surveyed frame(s) %s not seen in %d consecutive surveyed frames: camera treated as still",
+                     src.path, sorted(set(lone.values())), sorted(lone), CONFIRM)
+            if kind != "none":
+                stat = temporal_statistic(src, kind, n)  # type: ignore[arg-type]
+        return stat, None
+    log.info("%s: the camera moved (largest shift %d px over %d surveyed frames): %s", src.path, reg.largest, len(reg.cache), what)
+    return stat, reg
