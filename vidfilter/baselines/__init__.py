@@ -25,17 +25,8 @@ from vidfilter.baselines.registered import RegisteredProjection
 from vidfilter.baselines.subtractors import OpenCVSubtractor
 from vidfilter.errors import ConfigError
 
-__all__ = [
-    "BASELINES",
-    "BackgroundEstimator",
-    "ExtremeProjection",
-    "MedianProjection",
-    "OpenCVSubtractor",
-    "RegisteredProjection",
-    "RunningMedian",
-    "make_baseline",
-    "sample_indices",
-]
+__all__ = ["BASELINES", "BackgroundEstimator", "ExtremeProjection", "MedianProjection", "OpenCVSubtractor",
+    "RegisteredProjection", "RunningMedian", "make_baseline", "sample_indices"]
 
 #: ``--method`` name -> factory with the default settings.
 BASELINES: dict[str, Callable[[], BackgroundEstimator]] = {

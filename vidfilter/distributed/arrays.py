@@ -38,16 +38,8 @@ import numpy as np
 from vidfilter.config import Config
 from vidfilter.distributed.batch import cached_bundle, connected_client, gpu_resources
 from vidfilter.errors import ConfigError
-from vidfilter.infer.blocks import (
-    BlockLayout,
-    BlockStore,
-    compute_block,
-    convert_output,
-    open_array,
-    output_dtype,
-    run_summary,
-    write_block,
-)
+from vidfilter.infer.blocks import (BlockLayout, BlockStore, compute_block, convert_output, open_array,
+    output_dtype, run_summary, write_block)
 from vidfilter.infer.result import RunResult
 
 __all__ = ["background_dask", "process_array_distributed"]

@@ -29,15 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from vidfilter.config import Config
-from vidfilter.errors import (
-    BundleError,
-    ConfigError,
-    InputNotFoundError,
-    OutputExistsError,
-    UnreadableInputError,
-    UnsupportedInputError,
-    VidfilterError,
-)
+from vidfilter.errors import (BundleError, ConfigError, InputNotFoundError, OutputExistsError,
+    UnreadableInputError, UnsupportedInputError, VidfilterError)
 from vidfilter.infer.result import RunResult
 
 __all__ = ["cached_bundle", "connected_client", "format_table", "get_client", "gpu_resources", "run_batch"]

@@ -47,21 +47,8 @@ import numpy as np
 
 from vidfilter.errors import ConfigError
 
-__all__ = [
-    "BoxMatch",
-    "BoxScore",
-    "PixelScore",
-    "PointScore",
-    "Scores",
-    "TTest",
-    "box_iou",
-    "mask_to_boxes",
-    "match_boxes",
-    "prf",
-    "scores_table",
-    "welch_t_test",
-    "z_prime",
-]
+__all__ = ["BoxMatch", "BoxScore", "PixelScore", "PointScore", "Scores", "TTest", "box_iou", "mask_to_boxes",
+    "match_boxes", "prf", "scores_table", "welch_t_test", "z_prime"]
 
 
 def _ratio(num: float, den: float, *, both_empty: bool) -> float:

@@ -30,14 +30,8 @@ from vidfilter.eval.metrics import BoxScore, PixelScore, Scores, mask_to_boxes
 from vidfilter.io.scaling import to_float
 from vidfilter.polarity import residual_noise, threshold_mask
 
-__all__ = [
-    "MaskFn",
-    "QualityResult",
-    "RecordingResult",
-    "estimator_backgrounds",
-    "score_backgrounds",
-    "score_recording",
-]
+__all__ = ["MaskFn", "QualityResult", "RecordingResult", "estimator_backgrounds", "score_backgrounds",
+    "score_recording"]
 
 MaskFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 

@@ -12,17 +12,8 @@ from __future__ import annotations
 from vidfilter._lazy import lazy_getattr
 from vidfilter.infer.tiling import Tile, TileGrid, blend_weights, tile_grid
 
-__all__ = [
-    "InferenceMemoryError",
-    "Tile",
-    "TileGrid",
-    "TiledEngine",
-    "autocast_dtype",
-    "blend_weights",
-    "resolve_device",
-    "set_threads",
-    "tile_grid",
-]
+__all__ = ["InferenceMemoryError", "Tile", "TileGrid", "TiledEngine", "autocast_dtype", "blend_weights",
+    "resolve_device", "set_threads", "tile_grid"]
 
 _LAZY = {
     "TiledEngine": "vidfilter.infer.engine",

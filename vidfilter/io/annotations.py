@@ -35,19 +35,9 @@ import numpy as np
 
 from vidfilter.errors import ConfigError, InputNotFoundError, UnreadableInputError
 
-__all__ = [
-    "FrameBoxes",
-    "boxes_by_index",
-    "load_boxes",
-    "load_boxes_coco",
-    "load_boxes_csv",
-    "load_boxes_positions",
-    "load_boxes_voc",
-    "load_boxes_yolo",
-    "load_mask",
-    "load_points_csv",
-    "load_points_png",
-]
+__all__ = ["FrameBoxes", "boxes_by_index", "load_boxes", "load_boxes_coco", "load_boxes_csv",
+    "load_boxes_positions", "load_boxes_voc", "load_boxes_yolo", "load_mask", "load_points_csv",
+    "load_points_png"]
 
 Key = Any  # int frame number or str image name
 

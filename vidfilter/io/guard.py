@@ -30,13 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from vidfilter.errors import (
-    DamagedInputError,
-    DiskFullError,
-    OutputNotWritableError,
-    UnsupportedInputError,
-    VidfilterError,
-)
+from vidfilter.errors import (DamagedInputError, DiskFullError, OutputNotWritableError,
+    UnsupportedInputError, VidfilterError)
 from vidfilter.io.integrity import CONTENT_HASH, FrameDigests
 from vidfilter.io.source import FrameSource, no_frames_error
 

@@ -25,16 +25,8 @@ from typing import Any
 import numpy as np
 
 from vidfilter.errors import OutputExistsError, UnsupportedInputError
-from vidfilter.io.sink import (
-    FrameSink,
-    atomic_write_bytes,
-    commit_path,
-    discard_partial,
-    fsync_dir,
-    make_partial_folder,
-    mark_folder,
-    partial_path,
-)
+from vidfilter.io.sink import (FrameSink, atomic_write_bytes, commit_path, discard_partial, fsync_dir,
+    make_partial_folder, mark_folder, partial_path)
 from vidfilter.io.video_sink import raise_output_error
 
 __all__ = ["ImageSequenceSink"]

@@ -41,20 +41,9 @@ import numpy as np
 
 from vidfilter.errors import InputNotFoundError, UnreadableInputError, VidfilterError
 
-__all__ = [
-    "CHUNK_DIGEST_FILE",
-    "ChunkDigests",
-    "DIGEST_FILE",
-    "FrameDigests",
-    "VerifyReport",
-    "chunk_digest",
-    "content_hash",
-    "file_sha256",
-    "frame_digest",
-    "made_by_same_run",
-    "resume_compatible",
-    "verify",
-]
+__all__ = ["CHUNK_DIGEST_FILE", "ChunkDigests", "DIGEST_FILE", "FrameDigests", "VerifyReport",
+    "chunk_digest", "content_hash", "file_sha256", "frame_digest", "made_by_same_run", "resume_compatible",
+    "verify"]
 
 log = logging.getLogger(__name__)
 

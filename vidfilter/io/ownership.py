@@ -39,10 +39,8 @@ from typing import Any
 
 from vidfilter.errors import ForeignOutputError
 
-__all__ = [
-    "LOCK_NAME", "MARKER_NAME", "PROGRESS_NAME", "SIGNATURE", "check_replaceable", "png_with_text", "read_json",
-    "signed_png", "written_by_vidfilter",
-]
+__all__ = ["LOCK_NAME", "MARKER_NAME", "PROGRESS_NAME", "SIGNATURE", "check_replaceable", "png_with_text",
+    "read_json", "signed_png", "written_by_vidfilter"]
 
 #: Marker file inside every folder vidfilter writes (image sequences, crop banks, reports).
 MARKER_NAME = ".vidfilter.json"

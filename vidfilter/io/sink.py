@@ -38,25 +38,9 @@ import numpy as np
 from vidfilter.errors import OutputExistsError, OutputNotWritableError, UnsupportedInputError
 from vidfilter.io.ownership import MARKER_NAME, SIGNATURE, check_replaceable
 
-__all__ = [
-    "FrameSink",
-    "OutputWriter",
-    "PARTIAL_SUFFIX",
-    "atomic_path",
-    "atomic_write_bytes",
-    "check_frame",
-    "check_output_path",
-    "commit_path",
-    "discard_partial",
-    "fsync_dir",
-    "make_partial_folder",
-    "mark_folder",
-    "partial_path",
-    "pid_alive",
-    "remove_aside",
-    "remove_path",
-    "staging_path",
-]
+__all__ = ["FrameSink", "OutputWriter", "PARTIAL_SUFFIX", "atomic_path", "atomic_write_bytes", "check_frame",
+    "check_output_path", "commit_path", "discard_partial", "fsync_dir", "make_partial_folder", "mark_folder",
+    "partial_path", "pid_alive", "remove_aside", "remove_path", "staging_path"]
 
 logger = logging.getLogger(__name__)
 

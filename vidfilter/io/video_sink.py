@@ -31,28 +31,13 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from vidfilter.errors import (
-    DiskFullError,
-    FileTooLargeError,
-    OutputExistsError,
-    OutputNotWritableError,
-    UnsupportedInputError,
-    VidfilterError,
-)
+from vidfilter.errors import (DiskFullError, FileTooLargeError, OutputExistsError, OutputNotWritableError,
+    UnsupportedInputError, VidfilterError)
 from vidfilter.io.ownership import png_with_text
 from vidfilter.io.sink import FrameSink, OutputWriter, commit_path, discard_partial, partial_path
 
-__all__ = [
-    "FFV1Sink",
-    "GuardedFile",
-    "PreviewComposer",
-    "compose_panels",
-    "output_error",
-    "panel_contrast",
-    "raise_output_error",
-    "signature",
-    "write_preview_png",
-]
+__all__ = ["FFV1Sink", "GuardedFile", "PreviewComposer", "compose_panels", "output_error", "panel_contrast",
+    "raise_output_error", "signature", "write_preview_png"]
 
 logger = logging.getLogger(__name__)
 

@@ -50,22 +50,11 @@ import numpy as np
 
 from vidfilter.errors import OutputExistsError, OutputLockedError, UnreadableInputError, UnsupportedInputError
 from vidfilter.io.ownership import LOCK_NAME, PROGRESS_NAME, check_replaceable, read_json
-from vidfilter.io.sink import (
-    FrameSink,
-    OutputWriter,
-    atomic_write_bytes,
-    check_frame,
-    commit_path,
-    fsync_dir,
-    partial_path,
-    pid_alive,
-    remove_path,
-)
+from vidfilter.io.sink import (FrameSink, OutputWriter, atomic_write_bytes, check_frame, commit_path,
+    fsync_dir, partial_path, pid_alive, remove_path)
 
-__all__ = [
-    "NGFF_VERSION", "OmeZarrWriter", "ZarrImageSink", "ZarrStore", "create_image", "ngff_multiscales",
-    "remove_store_temporaries",
-]
+__all__ = ["NGFF_VERSION", "OmeZarrWriter", "ZarrImageSink", "ZarrStore", "create_image", "ngff_multiscales",
+    "remove_store_temporaries"]
 
 logger = logging.getLogger(__name__)
 

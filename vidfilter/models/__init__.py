@@ -13,13 +13,5 @@ from vidfilter.models.bundle import Bundle, BundleNotFoundError, load_model, sav
 from vidfilter.models.receptive_field import ReceptiveField, unet_receptive_field
 from vidfilter.models.unet import UNet, build_model
 
-__all__ = [
-    "Bundle",
-    "BundleNotFoundError",
-    "ReceptiveField",
-    "UNet",
-    "build_model",
-    "load_model",
-    "save_bundle",
-    "unet_receptive_field",
-]
+__all__ = ["Bundle", "BundleNotFoundError", "ReceptiveField", "UNet", "build_model", "load_model",
+    "save_bundle", "unet_receptive_field"]

@@ -34,17 +34,8 @@ from vidfilter.io.sink import atomic_path
 from vidfilter.models.shipped import resolve_bundle, shipped_names
 from vidfilter.models.unet import UNet, build_model
 
-__all__ = [
-    "BUNDLE_FORMAT",
-    "BUNDLE_SUFFIX",
-    "BUNDLE_VERSION",
-    "Bundle",
-    "BundleNotFoundError",
-    "DEFAULT_NORMALISATION",
-    "load_model",
-    "save_bundle",
-    "weights_digest",
-]
+__all__ = ["BUNDLE_FORMAT", "BUNDLE_SUFFIX", "BUNDLE_VERSION", "Bundle", "BundleNotFoundError",
+    "DEFAULT_NORMALISATION", "load_model", "save_bundle", "weights_digest"]
 
 logger = logging.getLogger(__name__)
 

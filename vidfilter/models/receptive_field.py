@@ -25,14 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = [
-    "Layer",
-    "ReceptiveField",
-    "receptive_field_size",
-    "unet_extent",
-    "unet_layers",
-    "unet_receptive_field",
-]
+__all__ = ["Layer", "ReceptiveField", "receptive_field_size", "unet_extent", "unet_layers",
+    "unet_receptive_field"]
 
 
 @dataclass(frozen=True)

@@ -55,18 +55,8 @@ VAL_MINE_FRACTION = 0.5
 TEMPORAL_FRAMES = 32
 _GOLDEN = (math.sqrt(5) - 1) / 2
 
-__all__ = [
-    "expand_inputs",
-    "open_inputs",
-    "lag_range_frames",
-    "Segment",
-    "SplitPlan",
-    "plan_split",
-    "PairSampler",
-    "SamplerSet",
-    "make_samplers",
-    "PairDataset",
-]
+__all__ = ["expand_inputs", "open_inputs", "lag_range_frames", "Segment", "SplitPlan", "plan_split",
+    "PairSampler", "SamplerSet", "make_samplers", "PairDataset"]
 
 
 # -- inputs ------------------------------------------------------------------------------------

@@ -35,9 +35,8 @@ import numpy as np
 from vidfilter.errors import ConfigError, InputNotFoundError, TrainingInputError, UnreadableInputError
 from vidfilter.static.config import PreprocessConfig
 
-__all__ = [
-    "BANK_FORMAT", "BANK_KIND", "BANK_VERSION", "CLASS_DIRS", "Crop", "CropBank", "contact_sheet", "load_banks", "write_bank",
-]
+__all__ = ["BANK_FORMAT", "BANK_KIND", "BANK_VERSION", "CLASS_DIRS", "Crop", "CropBank", "contact_sheet",
+    "load_banks", "write_bank"]
 
 BANK_FORMAT = "vidfilter-crops"
 BANK_VERSION = 1

@@ -16,9 +16,8 @@ from vidfilter.static.bank import Crop
 from vidfilter.static.config import ExtractConfig, PreprocessConfig
 from vidfilter.static.preprocess import encode
 
-__all__ = [
-    "Extracted", "extract_boxes", "extract_labels", "extract_points", "focus_candidates", "foreground_mask", "split_by_focus",
-]
+__all__ = ["Extracted", "extract_boxes", "extract_labels", "extract_points", "focus_candidates",
+    "foreground_mask", "split_by_focus"]
 
 _EIGHT = np.ones((3, 3), bool)
 

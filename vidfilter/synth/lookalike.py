@@ -34,17 +34,8 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-__all__ = [
-    "HEPATOCYTE",
-    "FIBROBLAST",
-    "DEBRIS",
-    "LookalikeSet",
-    "make_coculture",
-    "make_focus_set",
-    "make_histology",
-    "write_coculture",
-    "write_histology",
-]
+__all__ = ["HEPATOCYTE", "FIBROBLAST", "DEBRIS", "LookalikeSet", "make_coculture", "make_focus_set",
+    "make_histology", "write_coculture", "write_histology"]
 
 #: Point colours of the BBBC026 ground-truth images (RGB).
 HEPATOCYTE = (255, 0, 0)

@@ -8,12 +8,5 @@
 from vidfilter.temporal.register import Registration, survey, translate
 from vidfilter.temporal.statistic import StatisticKind, statistic_and_registration, statistic_frames, temporal_statistic
 
-__all__ = [
-    "Registration",
-    "StatisticKind",
-    "statistic_and_registration",
-    "statistic_frames",
-    "survey",
-    "temporal_statistic",
-    "translate",
-]
+__all__ = ["Registration", "StatisticKind", "statistic_and_registration", "statistic_frames", "survey",
+    "temporal_statistic", "translate"]

@@ -11,17 +11,5 @@ from vidfilter.train.checkpoint import checkpoint_path, load_checkpoint, report_
 from vidfilter.train.loop import IDENTITY_THRESHOLD, Trainer, TrainResult, identity_score, pair_loss, train
 from vidfilter.train.report import verdict, write_report
 
-__all__ = [
-    "IDENTITY_THRESHOLD",
-    "TrainResult",
-    "Trainer",
-    "checkpoint_path",
-    "identity_score",
-    "load_checkpoint",
-    "pair_loss",
-    "report_dir",
-    "save_checkpoint",
-    "train",
-    "verdict",
-    "write_report",
-]
+__all__ = ["IDENTITY_THRESHOLD", "TrainResult", "Trainer", "checkpoint_path", "identity_score",
+    "load_checkpoint", "pair_loss", "report_dir", "save_checkpoint", "train", "verdict", "write_report"]

@@ -85,16 +85,8 @@ _TAG = "$"
 #: numpy dtype kinds an array in a checkpoint may have: bool, signed, unsigned, float, complex.
 _ARRAY_KINDS = frozenset("biufc")
 
-__all__ = [
-    "CHECKPOINT_VERSION",
-    "TRAINING_KEYS",
-    "checkpoint_path",
-    "decode_state",
-    "encode_state",
-    "load_checkpoint",
-    "report_dir",
-    "save_checkpoint",
-]
+__all__ = ["CHECKPOINT_VERSION", "TRAINING_KEYS", "checkpoint_path", "decode_state", "encode_state",
+    "load_checkpoint", "report_dir", "save_checkpoint"]
 
 
 def checkpoint_path(out: str | os.PathLike[str]) -> Path:
