@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from vidfilter.config import Config, Polarity, Preset
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
     from vidfilter.io.source import FrameSource
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["UNBOUNDED_STEPS", "resolve"]
+__all__ = ["UNBOUNDED_STEPS", "polarity_frames", "resolve"]
 
 #: ``train.steps`` of a run given ``train.minutes`` and no step count: it stops when the time is up.
 UNBOUNDED_STEPS = 10**9
@@ -112,6 +113,16 @@ def _polarity(
     else:
         logger.info("polarity: %s (detected from the recordings; set output.polarity to override)", ev.describe())
     return config.override({"output.polarity": ev.polarity})
+
+
+def polarity_frames(config: Config, n_frames: int, bundle: Bundle | None = None) -> np.ndarray:
+    """The frames ``resolve(config, src, bundle=bundle, run=True)`` reads from an input of ``n_frames``
+    to detect the polarity (:func:`vidfilter.polarity.polarity_evidence`): none where it is given."""
+    from vidfilter.temporal import statistic_frames
+
+    given = config.output.polarity != Polarity.auto or (bundle is not None and bundle.config.output.polarity != Polarity.auto)
+    idx = statistic_frames(n_frames, 16)  # polarity_evidence's n; under 5 frames it reads none
+    return idx[:0] if given or idx.size < 5 else idx
 
 
 def _temporal(config: Config) -> Config:

@@ -3,6 +3,8 @@
 
 - ``prepare(src)``: an optional pre-pass over the recording, in bounded memory (at most a fixed
   number of sampled frames, or a running reduction);
+- ``setup_frames(n)``: the frames ``prepare`` reads one by one from a recording of ``n`` frames,
+  so that the pipeline can read them once together with the other setup reads;
 - ``background(t, frame)``: the background of frame ``t`` as float32 ``[0, 1]``, same shape as
   ``frame`` (which is float32 ``[0, 1]`` too).
 
@@ -16,15 +18,9 @@ from __future__ import annotations
 import numpy as np
 
 from vidfilter.io.source import FrameSource
+from vidfilter.temporal.statistic import statistic_frames as sample_indices  # (n, k): k indices spread over n frames
 
 __all__ = ["BackgroundEstimator", "sample_indices"]
-
-
-def sample_indices(n: int, k: int) -> np.ndarray:
-    """``k`` frame indices spread evenly over ``n`` frames, first and last included (all when ``n <= k``)."""
-    if n <= k:
-        return np.arange(n)
-    return np.unique(np.linspace(0, n - 1, k).round().astype(int))
 
 
 class BackgroundEstimator:
@@ -35,6 +31,10 @@ class BackgroundEstimator:
 
     def __init__(self) -> None:
         self._bg: np.ndarray | None = None
+
+    def setup_frames(self, n_frames: int) -> np.ndarray:
+        """The frame indices ``prepare`` reads one by one from ``n_frames`` frames (default: none)."""
+        return np.arange(0)
 
     def prepare(self, src: FrameSource) -> None:  # pragma: no cover - overridden
         """Pre-pass over the recording (default: nothing)."""

@@ -29,9 +29,11 @@ class MedianProjection(BackgroundEstimator):
             raise ConfigError(f"n_frames must be >= 1, got {n_frames}")
         self.n_frames = n_frames
 
+    def setup_frames(self, n_frames: int) -> np.ndarray:
+        return sample_indices(n_frames, self.n_frames)
+
     def prepare(self, src: FrameSource) -> None:
-        idx = sample_indices(len(src), self.n_frames)
-        stack = np.stack([src[int(t)] for t in idx])  # n_frames x H x W in the source dtype
+        stack = np.stack([src[int(t)] for t in self.setup_frames(len(src))])  # n_frames x H x W in the source dtype
         # unrounded median (mean of the two middle values for an even count)
         self._bg = (np.median(stack, axis=0) / dtype_scale(src.dtype)).astype(np.float32)
 
@@ -50,12 +52,12 @@ class ExtremeProjection(BackgroundEstimator):
         self.kind = self.name = kind
         self.n_frames = n_frames
 
+    def setup_frames(self, n_frames: int) -> np.ndarray:
+        return np.arange(0) if self.n_frames is None else sample_indices(n_frames, self.n_frames)
+
     def prepare(self, src: FrameSource) -> None:
         reduce = np.maximum if self.kind == "max" else np.minimum
-        if self.n_frames is None:
-            frames = src.iter()
-        else:
-            frames = (src[int(t)] for t in sample_indices(len(src), self.n_frames))
+        frames = src.iter() if self.n_frames is None else (src[int(t)] for t in self.setup_frames(len(src)))
         acc = None
         for frame in frames:
             acc = frame.copy() if acc is None else reduce(acc, frame, out=acc)

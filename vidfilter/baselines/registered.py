@@ -40,6 +40,12 @@ class RegisteredProjection(BackgroundEstimator):
         self.name = f"{kind}-registered"
         self.registration: Any = None  # a Registration when the camera moved (the run summary reports it)
 
+    def setup_frames(self, n_frames: int) -> np.ndarray:
+        """The frames the statistic and the survey read (:func:`vidfilter.temporal.statistic_frames`)."""
+        from vidfilter.temporal import statistic_frames
+
+        return statistic_frames(n_frames, self.n_frames)
+
     def prepare(self, src: FrameSource) -> None:
         from vidfilter.temporal import statistic_and_registration
 

@@ -54,8 +54,15 @@ class ModelBackground(BackgroundEstimator):
         self.bundle = bundle
         self.engine = TiledEngine.from_config(bundle.model, config.infer)
         self.temporal = bundle.config.model.temporal_channel
+        self.temporal_frames = int(bundle.normalisation.get("temporal_frames", 32))  # as in training
         self._stat: np.ndarray | None = None
         self.registration: Any = None  # a Registration when the camera moved (the statistic follows it)
+
+    def setup_frames(self, n_frames: int) -> np.ndarray:
+        """The temporal statistic's frames (the registration surveys the same); none without that channel."""
+        from vidfilter.temporal import statistic_frames
+
+        return statistic_frames(n_frames, self.temporal_frames) if self.temporal != "none" else np.arange(0)
 
     def prepare(self, src: FrameSource) -> None:
         self.registration = None
@@ -63,9 +70,8 @@ class ModelBackground(BackgroundEstimator):
             from vidfilter.temporal import statistic_and_registration
 
             sc = self.bundle.config.sampling
-            n = int(self.bundle.normalisation.get("temporal_frames", 32))  # as in training
             self._stat, self.registration = statistic_and_registration(
-                src, self.temporal, n, sc.registration, sc.registration_max_shift,
+                src, self.temporal, self.temporal_frames, sc.registration, sc.registration_max_shift,
                 what="the temporal channel follows each network frame",
             )
 
@@ -86,15 +92,18 @@ class ModelBackground(BackgroundEstimator):
 
 def make_estimator(method: str, model: str | Path | Any | None, config: Config) -> BackgroundEstimator:
     """The background estimator for ``--method`` (``model`` needs a bundle path or a loaded bundle)."""
-    if method == "model":
-        if model is None:
-            raise ConfigError("--method model needs --model BUNDLE (train one with `vidfilter train`), or pick a baseline with --method median")
-        if isinstance(model, (str, Path)):
-            from vidfilter.models.bundle import load_model
+    return ModelBackground(_bundle(model), config) if method == "model" else make_baseline(method)
 
-            model = load_model(model)
-        return ModelBackground(model, config)
-    return make_baseline(method)
+
+def _bundle(model: str | Path | Any | None) -> Any:
+    """The bundle of ``--method model``: loaded from its path, or as given."""
+    if model is None:
+        raise ConfigError("--method model needs --model BUNDLE (train one with `vidfilter train`), or pick a baseline with --method median")
+    if isinstance(model, (str, Path)):
+        from vidfilter.models.bundle import load_model
+
+        return load_model(model)
+    return model
 
 
 # ---------------------------------------------------------------------------------------------
@@ -224,21 +233,23 @@ def run(
             return _missing_exports_only(out, meta, exports, oc, in_path, len(src))
         finally:
             src.close() if own else None
-    from vidfilter.resolve import resolve
+    from vidfilter.io.prefetch import PrefetchedSource
+    from vidfilter.resolve import polarity_frames, resolve
 
-    config = resolve(config, src, bundle=getattr(est, "bundle", None), run=True)  # polarity: the model's, else detected
+    bundle = getattr(est, "bundle", None)  # the setup (polarity, prepare) reads its frames in one pass
+    setup = PrefetchedSource(src, np.union1d(polarity_frames(config, len(src), bundle), est.setup_frames(len(src))))
+    config = resolve(config, setup, bundle=bundle, run=True)  # polarity: the model's, else detected
     meta["config"] = config.to_dict()
     if config.infer.threads:
         import torch
 
         torch.set_num_threads(config.infer.threads)
     t_start = time.perf_counter()
-    n, start, keyframes = _write_store(out, meta, src, est, config, progress, close=own)
+    n, start, keyframes = _write_store(out, meta, src, est, config, progress, close=own, setup=setup)
     result = _result(in_path, out, n, n - start, keyframes, time.perf_counter() - t_start, est, src)
     if exports:
         from vidfilter.io.export import export_outputs
 
-        oc = config.output
         export_outputs(out, src_path=in_path, formats=exports, color=oc.color, overwrite=oc.overwrite)
     return result
 
@@ -262,9 +273,11 @@ def _run_meta(
 
 
 def _write_store(
-    out: Path, meta: dict[str, Any], src: FrameSource, est: BackgroundEstimator, config: Config, progress: bool, close: bool
+    out: Path, meta: dict[str, Any], src: FrameSource, est: BackgroundEstimator, config: Config, progress: bool, close: bool,
+    setup: FrameSource,
 ) -> tuple[int, int, list[int]]:
-    """Stream ``src`` into a new or resumed store ``out`` (closing ``src`` when ``close``).
+    """Stream ``src`` into a new or resumed store ``out`` (closing ``src`` when ``close``); the
+    estimator is prepared from ``setup``, ``src`` with its setup frames held (released after).
 
     Returns the frame count, the first frame computed by this call and the keyframes.
     """
@@ -286,7 +299,8 @@ def _write_store(
         if start:
             log.info("resuming %s at frame %d of %d", out, start, n)
         src.record_digests(writer.partial)
-        est.prepare(src)
+        with setup:
+            est.prepare(setup)
         if est.stateful and start:  # replay so the estimator's state matches an uninterrupted run
             for t, frame in zip(range(start), src.iter(0, start)):
                 est.background(t, to_float(frame))
@@ -612,12 +626,7 @@ def run_many(
     if out is None and out_dir is None:
         raise ConfigError("say where to write: --out OUT.zarr for one input, or --out-dir DIR")
     if method == "model":
-        if model is None:
-            raise ConfigError("--method model needs --model BUNDLE (train one with `vidfilter train`), or pick a baseline with --method median")
-        if isinstance(model, (str, Path)):
-            from vidfilter.models.bundle import load_model
-
-            model = load_model(model)  # once for all inputs
+        model = _bundle(model)  # loaded once for all inputs
     else:
         if model is not None:
             raise ConfigError(f"--model is used only with --method model, not with the baseline {method!r}; drop one of them")
