@@ -19,14 +19,29 @@ ratios are taken under the same machine load:
   100, 250, adaptive) on recordings with illumination drift and with a camera shift: mean
   |bg_K - bg_1| (grey levels), error to the true background, and the foreground-mask pixel F1
   against the per-frame masks. The per-frame estimator is the oracle (true background) unless
-  ``--study-model`` names a bundle (or ``train``).
+  ``--study-model`` names a bundle (or ``train``);
+- ``costs`` (only with ``--sections costs``): where each millisecond of ``vidfilter run`` goes.
+  Per frame at 2048^2 and 640x480, each stage timed alone (median over the frames, wall and the
+  process's CPU time): decode, the input frame digest, the network (per network frame and
+  amortised at the default ``infer.every``), the keyframe schedule, interpolation, the exact calls
+  of ``FrameOutputs`` (exposure matching, clamp, subtract), both masks, the codec encode and chunk
+  checksum of each group (and the bytes stored), storing and writing through a real
+  ``OmeZarrWriter`` with checksums on and off; then end-to-end ``pipeline.run`` (median baseline,
+  fast model in keyframe mode; repeated, the least disturbed kept) with their setup steps, frames
+  decoded, the sum of the stage costs against the measured streaming cost and the ratio to
+  decode fps. Per recording at 2048^2 (300 and 1500 frames): the frame index build,
+  the input hash, polarity detection, the median's and a temporal model's ``prepare``, each alone,
+  and the setup of a median and a temporal-model run as ``pipeline.run`` reads it, with the
+  frames each decodes. And the decoder's rate on the real recordings of ``../shared/data``.
+  It carries its own machine description and date.
 
 Usage::
 
-    python benchmarks/infer.py [--quick] [--sections speed memory keyframe]
+    python benchmarks/infer.py [--quick] [--sections speed memory keyframe checksums costs]
                                [--out benchmarks/results/infer.json] [--workdir /tmp/vidfilter-bench-infer]
 
-Generated videos and the trained study model are cached in ``--workdir``.
+Results are merged into ``--out``: the sections not run keep their earlier results. Generated
+videos and the trained study model are cached in ``--workdir``.
 """
 
 from __future__ import annotations
@@ -37,13 +52,16 @@ import os
 import platform
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
-from _common import md_head
+from _common import md_head, text_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -88,15 +106,16 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def make_video(workdir: Path, size: int, n: int, *, seed: int = 1, **kw: Any) -> Path:
-    """An H.264 synthetic recording (cached by name)."""
+def make_video(workdir: Path, size: int, n: int, *, seed: int = 1, width: int | None = None, **kw: Any) -> Path:
+    """An H.264 synthetic recording, ``size`` pixels high and ``width`` (default ``size``) wide (cached by name)."""
     from vidfilter.synth import SyntheticRecording, write_video
 
     tag = "_".join(f"{k}{v}" for k, v in sorted(kw.items())).replace(" ", "").replace(",", "x").replace("(", "").replace(")", "")
-    path = workdir / f"rec_{size}_{n}_s{seed}{'_' + tag if tag else ''}.mp4"
+    dims = f"{size}" if width is None else f"{size}x{width}"
+    path = workdir / f"rec_{dims}_{n}_s{seed}{'_' + tag if tag else ''}.mp4"
     if not path.exists():
         t0 = time.perf_counter()
-        rec = SyntheticRecording(n, size, size, seed=seed, **kw)
+        rec = SyntheticRecording(n, size, width or size, seed=seed, **kw)
         write_video(path, rec, codec="libx264")
         log(f"  generated {path.name} in {time.perf_counter() - t0:.1f} s")
     return path
@@ -182,9 +201,10 @@ def model_time(model: Any, frames: list[np.ndarray], tile: int) -> float:
     return (time.perf_counter() - t0) / len(xs)
 
 
-def write_time(frames: list[np.ndarray], workdir: Path, *, checksums: bool = True) -> float:
+def write_time(frames: list[np.ndarray], workdir: Path, *, checksums: bool = True, mask: bool = False) -> float:
     """Seconds per frame of the pipeline's write stage alone: an interpolated background made in the
-    output dtype, clamp, foreground, and the two Zarr groups stored in parallel (as in ``vidfilter run``)."""
+    output dtype, clamp, foreground, and the two Zarr groups (three with ``mask``: the threshold
+    mask) stored in parallel (as in ``vidfilter run``)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from vidfilter.config import Config
@@ -194,12 +214,13 @@ def write_time(frames: list[np.ndarray], workdir: Path, *, checksums: bool = Tru
     from vidfilter.io.zarr_sink import OmeZarrWriter
 
     bg0, bg1 = to_float(frames[0]), to_float(frames[-1])
-    outputs = FrameOutputs(frames[0].dtype, Config().output)
-    with tempfile.TemporaryDirectory(dir=workdir) as d, ThreadPoolExecutor(2) as pool:
+    outputs = FrameOutputs(frames[0].dtype, Config().output, mask=mask)
+    groups = ("background", "foreground", "mask") if mask else ("background", "foreground")
+    with tempfile.TemporaryDirectory(dir=workdir) as d, ThreadPoolExecutor(len(groups)) as pool:
         w = OmeZarrWriter(Path(d) / "w.zarr", overwrite=True, checksums=checksums)
         shape = frames[0].shape
         n = len(frames)
-        sinks = {k: w.image(k, shape, np.uint8, n_frames=n) for k in ("background", "foreground")}
+        sinks = {k: w.image(k, shape, np.uint8, n_frames=n) for k in groups}
         t0 = time.perf_counter()
         for t, f in enumerate(frames):
             store_frame(pool, sinks, t, outputs(f, Interp(bg0, 0, bg1, n, t)))
@@ -510,6 +531,533 @@ def bench_keyframe(workdir: Path, quick: bool, model: str | None = None) -> dict
 
 
 # ---------------------------------------------------------------------------------------------
+# costs: where each millisecond of `vidfilter run` goes
+
+
+class Cost(NamedTuple):
+    """Milliseconds of one stage: wall clock, and CPU of the whole process (every thread: decoder,
+    Blosc, OpenCV and torch threads count; None where not measured), each the median over the
+    calls timed."""
+
+    wall: float
+    cpu: float | None
+
+
+def _median_ms(fn: Any, calls: Any) -> Cost:
+    """Median wall and CPU milliseconds of ``fn(*args)`` over ``calls``."""
+    wall, cpu = [], []
+    for args in calls:
+        t0, c0 = time.perf_counter(), time.process_time()
+        fn(*args)
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return Cost(1000 * float(np.median(wall)), 1000 * float(np.median(cpu)))
+
+
+@contextmanager
+def spy(targets: list[tuple[Any, str, str]], count: dict[str, int] | None = None) -> Iterator[dict[str, float]]:
+    """Replace each ``owner.attr`` (a module function or a class's method) by a wrapper adding the
+    seconds of its calls to ``spent[label]``, the CPU seconds of the whole process meanwhile (all
+    its threads) to ``spent[label + "_cpu"]`` and, with ``count`` (:func:`counting_decodes`), the
+    frames decoded meanwhile to ``spent[label + "_decoded"]`` (the last two belong to the call only
+    while no other thread works: the setup steps of a run); the originals are put back on exit."""
+    spent = {k: 0.0 for _, _, label in targets for k in (label, f"{label}_cpu", f"{label}_decoded")}
+    saved = [(owner, attr, getattr(owner, attr)) for owner, attr, _ in targets]
+    for (owner, attr, label), (_, _, orig) in zip(targets, saved):
+        def wrapped(*a: Any, _orig: Any = orig, _label: str = label, **k: Any) -> Any:
+            t0, c0, d0 = time.perf_counter(), time.process_time(), count["decoded"] if count else 0
+            try:
+                return _orig(*a, **k)
+            finally:
+                spent[_label] += time.perf_counter() - t0
+                spent[f"{_label}_cpu"] += time.process_time() - c0
+                spent[f"{_label}_decoded"] += count["decoded"] - d0 if count else 0
+
+        setattr(owner, attr, wrapped)
+    try:
+        yield spent
+    finally:
+        for owner, attr, orig in saved:
+            setattr(owner, attr, orig)
+
+
+@contextmanager
+def counting_decodes() -> Iterator[dict[str, int]]:
+    """Count, in this process, the frames PyAV decodes (``VideoFrameSource._decode`` yields) and the
+    random-access reads (``src[t]``) of every video source, whatever thread reads."""
+    from vidfilter.io.video_source import VideoFrameSource
+
+    count = {"decoded": 0, "reads": 0}
+    lock = threading.Lock()
+    decode, read = VideoFrameSource._decode, VideoFrameSource._read
+
+    def counted_decode(self: Any) -> Iterator[Any]:
+        for item in decode(self):
+            with lock:
+                count["decoded"] += 1
+            yield item
+
+    def counted_read(self: Any, t: int) -> np.ndarray:
+        with lock:
+            count["reads"] += 1
+        return read(self, t)
+
+    VideoFrameSource._decode, VideoFrameSource._read = counted_decode, counted_read  # type: ignore[method-assign]
+    try:
+        yield count
+    finally:
+        VideoFrameSource._decode, VideoFrameSource._read = decode, read  # type: ignore[method-assign]
+
+
+def decode_costs(path: Path, n: int | None = None, max_seconds: float | None = None) -> dict[str, Any]:
+    """Sequential grey decode (``vidfilter.open(path).iter()``): ms per frame (median and mean) and
+    fps, over the first ``n`` frames (all), stopping after ``max_seconds`` if given."""
+    import vidfilter
+
+    with vidfilter.open(str(path)) as src:
+        n = len(src) if n is None else min(n, len(src))
+        times: list[float] = []
+        start = t0 = time.perf_counter()
+        c0 = time.process_time()
+        for _ in src.iter(0, n):
+            t1 = time.perf_counter()
+            times.append(t1 - t0)
+            t0 = t1
+            if max_seconds is not None and t1 - start > max_seconds:
+                break
+        cpu = time.process_time() - c0
+    total = t0 - start
+    return {"frames": len(times), "ms_median": 1000 * float(np.median(times)), "ms_mean": 1000 * total / len(times),
+            "cpu_ms_mean": 1000 * cpu / len(times), "fps": len(times) / total}
+
+
+class ChunkCodec:
+    """The Zarr codec pipeline of :func:`vidfilter.io.zarr_sink.array_options` for a one-frame chunk
+    (frames up to ``SPATIAL_SPLIT_ABOVE`` a side are one chunk each): encode, nothing stored."""
+
+    def __init__(self, frame_shape: tuple[int, ...], dtype: Any) -> None:
+        import asyncio
+
+        import zarr
+        from zarr.core.buffer import default_buffer_prototype
+
+        from vidfilter.io.zarr_sink import SPATIAL_SPLIT_ABOVE, array_options
+
+        assert max(frame_shape) <= SPATIAL_SPLIT_ABOVE, "one chunk per frame only up to SPATIAL_SPLIT_ABOVE"
+        shape = (1, *frame_shape)
+        a = zarr.create_array(zarr.storage.MemoryStore(), shape=shape, chunks=shape, dtype=dtype, **array_options())
+        self.array = a._async_array
+        self.proto = default_buffer_prototype()
+        self.spec = self.array.metadata.get_chunk_spec((0,) * len(shape), self.array.config, self.proto)
+        self.loop = asyncio.new_event_loop()
+
+    def encode(self, frame: np.ndarray) -> np.ndarray:
+        """The bytes of the chunk file of ``frame``."""
+        nd = self.proto.nd_buffer.from_numpy_array(frame[None])
+        (buf,) = self.loop.run_until_complete(self.array.codec_pipeline.encode([(nd, self.spec)]))
+        return buf.as_numpy_array()
+
+    def close(self) -> None:
+        self.loop.close()
+
+
+def chunk_costs(arrays: list[dict[str, np.ndarray]]) -> dict[str, dict[str, float]]:
+    """Per group: codec encode of one frame's chunk and the chunk checksum the store computes on it
+    (``chunk_digest``), wall and CPU ms (median over the frames), and the bytes stored per frame."""
+    from vidfilter.io.integrity import chunk_digest
+
+    out: dict[str, dict[str, float]] = {}
+    for g, first in arrays[0].items():
+        codec = ChunkCodec(first.shape, first.dtype)
+        chunks = [codec.encode(a[g]) for a in arrays]
+        enc = _median_ms(codec.encode, [(a[g],) for a in arrays])
+        dig = _median_ms(chunk_digest, [(c.data,) for c in chunks])
+        codec.close()
+        size = float(np.median([c.nbytes for c in chunks]))
+        out[g] = {"encode_ms": enc.wall, "encode_cpu_ms": enc.cpu, "checksum_ms": dig.wall, "checksum_cpu_ms": dig.cpu,
+                  "bytes_per_frame": size, "raw_bytes_per_frame": float(first.nbytes), "ratio": float(first.nbytes / size)}
+    return out
+
+
+def store_time(arrays: list[dict[str, np.ndarray]], workdir: Path, *, checksums: bool = True) -> Cost:
+    """Wall and CPU ms per frame of storing precomputed outputs only: ``store_frame`` into a real
+    ``OmeZarrWriter`` (codec, chunk checksums, files, the fsync every 16 frames), one thread per group."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vidfilter.infer.pipeline import store_frame
+    from vidfilter.io.zarr_sink import OmeZarrWriter
+
+    n = len(arrays)
+    with tempfile.TemporaryDirectory(dir=workdir) as d, ThreadPoolExecutor(len(arrays[0])) as pool:
+        w = OmeZarrWriter(Path(d) / "w.zarr", overwrite=True, checksums=checksums)
+        sinks = {k: w.image(k, a.shape, a.dtype, n_frames=n) for k, a in arrays[0].items()}
+        t0, c0 = time.perf_counter(), time.process_time()
+        for t, a in enumerate(arrays):
+            store_frame(pool, sinks, t, a)
+        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+        w.finalise()
+    return Cost(1000 * dt / n, 1000 * cpu / n)
+
+
+def network_costs(frames: list[np.ndarray], n: int) -> Cost:
+    """ms per network frame: the fast preset (random weights) through ``TiledEngine`` with the
+    default ``infer`` settings on CPU, as ``ModelBackground.background`` calls it (a 256² warm-up
+    not counted)."""
+    from vidfilter.config import Config
+    from vidfilter.infer.engine import TiledEngine
+    from vidfilter.io.scaling import to_float
+
+    eng = TiledEngine.from_config(fast_model(), Config().override({"infer.device": "cpu"}).infer)
+    xs = [np.ascontiguousarray(to_float(f)[None], dtype=np.float32) for f in frames[:n]]
+    eng(np.ascontiguousarray(xs[0][:, :256, :256]))
+    return _median_ms(eng, [(x,) for x in xs])
+
+
+def schedule_costs(frames: list[np.ndarray], every: int, bound: float) -> tuple[dict[str, Cost], dict[str, int]]:
+    """Per frame of the keyframe schedule (``kf.schedule``) with and without the adaptive drift
+    check (``schedule_fixed``, ``schedule_adaptive``), and the keyframes each made; the grid
+    keyframes' backgrounds are the frames themselves, as are the extra keyframes' (the
+    identity-like random residual net), so no network time is in it."""
+    from vidfilter.infer import keyframe as kf
+    from vidfilter.io.scaling import to_float
+
+    n = len(frames)
+    costs: dict[str, Cost] = {}
+    made: dict[str, int] = {}
+    for adaptive in (False, True):
+        name = "schedule_adaptive" if adaptive else "schedule_fixed"
+        keys: list[int] = []
+        grid = iter([(g, to_float(frames[g])) for g in kf.grid(0, every, n)])
+        items = kf.schedule(iter(enumerate(frames)), lambda t, f: f, grid, n, every, adaptive=adaptive, bound=bound,
+                            keyframes=keys, to_float=to_float)
+        costs[name] = _median_ms(lambda: next(items), [()] * n)
+        made[name] = len(keys)
+    return costs, made
+
+
+def compute_costs(frames: list[np.ndarray], polarity: str, every: int, n_heavy: int) -> tuple[dict[str, Cost], list[dict[str, np.ndarray]]]:
+    """Wall and CPU ms per frame (median) of each call ``FrameOutputs`` makes on a uint8 frame between two
+    keyframes ``every`` apart (their float32 backgrounds: the first and last frame), of the input
+    frame digest, of both masks (``object_mask`` on the first ``n_heavy`` frames), and the arrays a
+    model run stores (background, foreground, threshold mask) for the codec and write timings."""
+    from vidfilter.config import Config
+    from vidfilter.infer import keyframe as kf
+    from vidfilter.infer.pipeline import FrameOutputs, background_as, match_exposure
+    from vidfilter.io.integrity import frame_digest
+    from vidfilter.io.scaling import to_float
+    from vidfilter.polarity import clamp_background, mask_level, object_mask, subtract
+
+    dtype, n = frames[0].dtype, len(frames)
+    bg0, bg1 = to_float(frames[0]), to_float(frames[-1])
+    interps = [kf.Interp(bg0, 0, bg1, every, 1 + t * (every - 2) // max(n - 1, 1)) for t in range(n)]
+    oc = Config().override({"output.polarity": polarity}).output
+    pol = oc.polarity
+    b8 = [background_as(i, dtype) for i in interps]
+    matched = [match_exposure(f, b) for f, b in zip(frames, b8)]
+    clamped = [clamp_background(f, b, pol) for f, b in zip(frames, matched)]
+    fgs = [subtract(f, b, pol) for f, b in zip(frames, clamped)]
+    level = mask_level(oc.mask_threshold, dtype, True)
+    r = {
+        "frame_digest": _median_ms(frame_digest, [(f,) for f in frames]),
+        "to_float": _median_ms(to_float, [(f,) for f in frames]),
+        "interp_array": _median_ms(kf.Interp.array, [(i,) for i in interps]),
+        "interp_to_dtype": _median_ms(background_as, [(i, dtype) for i in interps]),
+        "match_exposure": _median_ms(match_exposure, zip(frames, b8)),
+        "clamp_background": _median_ms(clamp_background, [(f, b, pol) for f, b in zip(frames, matched)]),
+        "subtract": _median_ms(subtract, [(f, b, pol) for f, b in zip(frames, clamped)]),
+        "subtract_float": _median_ms(lambda f, i: subtract(to_float(f), i.array(), pol), zip(frames, interps)),
+        "outputs_model": _median_ms(FrameOutputs(dtype, oc, match_exposure=True), zip(frames, interps)),
+        "outputs_baseline": _median_ms(FrameOutputs(dtype, oc, match_exposure=False), zip(frames, interps)),
+        "mask_threshold": _median_ms(lambda fg: (fg > level).view(np.uint8), [(fg,) for fg in fgs]),
+        "mask_object": _median_ms(lambda f, b: object_mask(f, b, polarity=pol.value, floor_high=oc.mask_threshold),
+                                  list(zip(frames, clamped))[:n_heavy]),
+    }
+    arrays = [{"background": b, "foreground": fg, "mask": (fg > level).view(np.uint8)} for b, fg in zip(clamped, fgs)]
+    return r, arrays
+
+
+def pipeline_costs(path: Path, workdir: Path, *, method: str, model: Any = None) -> dict[str, Any]:
+    """One ``vidfilter.infer.pipeline.run`` with the default settings (device cpu): wall and CPU
+    time, the setup steps inside it (input hash, polarity detection, the estimator's ``prepare``;
+    seconds and frames decoded), the streaming stage (``pipeline._stream``: decode, estimate and
+    write threads; wall and CPU seconds), frames decoded in all and keyframes. CPU time is that of
+    the whole process (every thread): it grows little when other jobs share the cores, wall time
+    does."""
+    from vidfilter import polarity
+    from vidfilter.baselines import MedianProjection
+    from vidfilter.config import Config
+    from vidfilter.infer import pipeline
+    from vidfilter.io import registry
+
+    cfg = Config().override({"infer.device": "cpu", "output.overwrite": True})
+    targets = [(pipeline, "file_sha256", "input_hash"), (polarity, "polarity_evidence", "polarity"),
+               (registry, "open", "open"), (MedianProjection, "prepare", "prepare"),
+               (pipeline.ModelBackground, "prepare", "prepare"), (pipeline, "_stream", "stream")]
+    with tempfile.TemporaryDirectory(dir=workdir) as d, counting_decodes() as count, spy(targets, count) as spent:
+        t0, c0 = time.perf_counter(), time.process_time()
+        s = pipeline.run(str(path), Path(d) / "o.zarr", model=model, method=method, config=cfg)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    n = s.frames
+    stream, stream_cpu = spent.pop("stream"), spent.pop("stream_cpu")
+    return {"frames": n, "wall_s": wall, "cpu_s": cpu, "run_seconds": s.seconds,
+            **{k if k.endswith("_decoded") else f"{k}_s": v for k, v in spent.items()},
+            "streaming_s": stream, "streaming_ms_per_frame": 1000 * stream / n, "streaming_fps": n / stream,
+            "streaming_cpu_ms_per_frame": 1000 * stream_cpu / n, "streaming_cores_busy": stream_cpu / stream,
+            "wall_ms_per_frame": 1000 * wall / n, "keyframes": s.keyframes, "frames_decoded": count["decoded"],
+            "random_reads": count["reads"]}
+
+
+def best_run(repeats: int, *args: Any, **kw: Any) -> dict[str, Any]:
+    """:func:`pipeline_costs` ``repeats`` times: the run with the shortest streaming time (the least
+    disturbed by other jobs on the machine), with every run's streaming ms/frame and wall time."""
+    runs = [pipeline_costs(*args, **kw) for _ in range(repeats)]
+    for r in runs:
+        log(f"  {kw.get('method')} run: {json.dumps(r, default=float)}")
+    best = min(runs, key=lambda r: r["streaming_s"])
+    return {**best, "repeats_streaming_ms_per_frame": [r["streaming_ms_per_frame"] for r in runs],
+            "repeats_wall_s": [r["wall_s"] for r in runs]}
+
+
+def temporal_bundle(workdir: Path) -> Path:
+    """A fast-preset bundle (random weights) with the temporal channel ``max`` (dark animals) and
+    registration ``auto``: its ``prepare`` takes the temporal statistic and the registration survey."""
+    import torch
+
+    from vidfilter.config import Config
+    from vidfilter.models import build_model, save_bundle
+
+    path = workdir / "fast_random_temporal_max.vfm"
+    if not path.exists():
+        cfg = Config().override({**_FAST, "model.temporal_channel": "max", "output.polarity": "dark"})
+        torch.manual_seed(0)
+        save_bundle(path, build_model(cfg.model), cfg)
+    return path
+
+
+def _setup_step(fn: Any) -> dict[str, Any]:
+    with counting_decodes() as count:
+        t0 = time.perf_counter()
+        fn()
+        dt = time.perf_counter() - t0
+    return {"s": dt, "decoded": count["decoded"], "random_reads": count["reads"]}
+
+
+def keyframes_of(path: Path) -> int:
+    """The keyframe count of a video (``describe()``)."""
+    import vidfilter
+
+    with vidfilter.open(str(path)) as src:
+        return int(src.describe()["keyframes"])
+
+
+def _open_close(path: Path, *, cached: bool) -> None:
+    """Open ``path`` and close it, checking whether its frame index came from the cache."""
+    import vidfilter
+
+    src = vidfilter.open(str(path))
+    src.close()
+    if src.index_cached != cached:
+        raise RuntimeError(f"{path}: index_cached is {src.index_cached}, expected {cached}")
+
+
+def run_setup(src: Any, est: Any, bundle: Any) -> None:
+    """The setup of ``pipeline.run`` with the default config: the polarity frames (none where the
+    bundle gives the polarity) and the estimator's setup frames read in one pass
+    (``PrefetchedSource``), the polarity resolved, the estimator prepared."""
+    from vidfilter.config import Config
+    from vidfilter.io.prefetch import PrefetchedSource
+    from vidfilter.resolve import polarity_frames, resolve
+
+    cfg = Config()
+    setup = PrefetchedSource(src, np.union1d(polarity_frames(cfg, len(src), bundle), est.setup_frames(len(src))))
+    resolve(cfg, setup, bundle=bundle, run=True)
+    with setup:
+        est.prepare(setup)
+
+
+def setup_costs(path: Path, bundle: Any) -> dict[str, Any]:
+    """Seconds and frames decoded of each per-recording step before the first output frame, each
+    on a freshly opened source: the frame index (first open, empty index cache), a cached open, the
+    input file hash, polarity detection, the median's ``prepare``, a temporal model's ``prepare`` (each
+    alone, reading frame by frame; their sums for a median and for a temporal model run:
+    ``total_median_s``, ``total_model_s``), and the setup of a median run and of
+    that model's run as ``pipeline.run`` does it (:func:`run_setup`)."""
+    import vidfilter
+    from vidfilter.baselines import make_baseline
+    from vidfilter.config import Config
+    from vidfilter.infer.pipeline import ModelBackground
+    from vidfilter.io.integrity import file_sha256
+    from vidfilter.polarity import polarity_evidence
+
+    r: dict[str, Any] = {}
+    old = os.environ.get("VIDFILTER_CACHE_DIR")
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ["VIDFILTER_CACHE_DIR"] = cache  # vidfilter.io.video_source.cache_dir(): no index there yet
+        try:
+            r["index_build"] = _setup_step(lambda: _open_close(path, cached=False))
+            r["open_cached_index"] = _setup_step(lambda: _open_close(path, cached=True))
+        finally:
+            os.environ.pop("VIDFILTER_CACHE_DIR") if old is None else os.environ.update(VIDFILTER_CACHE_DIR=old)
+    r["input_hash"] = _setup_step(lambda: file_sha256(path))
+    est = ModelBackground(bundle, Config().override({"infer.device": "cpu"}))
+    steps = {"polarity": polarity_evidence, "median_prepare": lambda s: make_baseline("median").prepare(s),
+             "model_prepare": est.prepare, "run_setup_median": lambda s: run_setup(s, make_baseline("median"), None),
+             "run_setup_model": lambda s: run_setup(s, est, bundle)}
+    for name, fn in steps.items():
+        with vidfilter.open(str(path)) as src:
+            r[name] = _setup_step(lambda: fn(src))
+    r["model_prepare"]["registration"] = est.registration.summary() if est.registration is not None else None
+    r["total_median_s"] = sum(r[k]["s"] for k in ("index_build", "input_hash", "polarity", "median_prepare"))
+    r["total_model_s"] = sum(r[k]["s"] for k in ("index_build", "input_hash", "model_prepare"))
+    return r
+
+
+#: real recordings of ../shared/data (decoder rate on real content)
+REAL_VIDEOS = {"flies_sleap": "flies_sleap/clip.mp4", "mouse_tracktor": "mouse_tracktor/mouse_video.mp4"}
+
+
+def real_decode(max_seconds: float) -> dict[str, Any]:
+    """Decode fps of the real recordings in ``../shared/data`` (skipped where missing)."""
+    import vidfilter
+
+    out: dict[str, Any] = {}
+    for name, rel in REAL_VIDEOS.items():
+        p = ROOT.parent / "shared" / "data" / rel
+        if not p.exists():
+            out[name] = {"path": str(p), "skipped": "file missing"}
+            continue
+        with vidfilter.open(str(p)) as src:
+            d = src.describe()
+        n, h, w = d["shape"][:3]
+        r = decode_costs(p, max_seconds=max_seconds)
+        out[name] = {"path": f"../shared/data/{rel}", "resolution": f"{w}x{h}", "frames": n, "keyframes": d["keyframes"],
+                     "codec": d["codec"], "pixel_format": d["pixel_format"], **{f"decode_{k}": v for k, v in r.items()}}
+        log(f"  {name}: {json.dumps(out[name])}")
+    return out
+
+
+def stage_sums(r: dict[str, Any]) -> dict[str, Any]:
+    """The stage costs a run's frame passes through, summed, wall and CPU (decode as its mean,
+    1 / fps; the network amortised over the run's own keyframes), against the run's measured
+    streaming cost."""
+    st, cpu, dec = r["stages_ms"], r["stages_cpu_ms"], r["decode"]
+    keys = ("frame_digest", "schedule_adaptive", "store_bg_fg_checksums")
+    common = dec["ms_mean"] + sum(st[k] for k in keys)
+    common_cpu = dec["cpu_ms_mean"] + sum(cpu[k] for k in keys)
+    out: dict[str, Any] = {}
+    for key, outputs in (("median", "outputs_baseline"), ("model_keyframe", "outputs_model")):
+        p = r["pipeline"][key]
+        share = (p["keyframes"] or 0) / p["frames"] if key == "model_keyframe" else 0.0
+        net, net_cpu = st["network_per_network_frame"] * share, cpu["network_per_network_frame"] * share
+        total, total_cpu = common + st[outputs] + net, common_cpu + cpu[outputs] + net_cpu
+        out[key] = {"sum_ms": total, "network_ms": net, "measured_ms": p["streaming_ms_per_frame"],
+                    "measured_over_sum": p["streaming_ms_per_frame"] / total, "cpu_sum_ms": total_cpu,
+                    "network_cpu_ms": net_cpu, "measured_cpu_ms": p["streaming_cpu_ms_per_frame"],
+                    "measured_cpu_over_sum": p["streaming_cpu_ms_per_frame"] / total_cpu,
+                    "decode_over_streaming_fps": dec["fps"] / p["streaming_fps"],
+                    "decode_over_wall_fps": dec["fps"] * p["wall_ms_per_frame"] / 1000}
+    return out
+
+
+def store_write_costs(frames: list[np.ndarray], arrays: list[dict[str, np.ndarray]], workdir: Path,
+                      repeats: int) -> tuple[dict[str, Cost], dict[str, list[Any]]]:
+    """Storing precomputed outputs (:func:`store_time`) and the write stage with its compute
+    (:func:`write_time`; wall only) with checksums on and off, ``repeats`` interleaved runs each (so
+    a burst of load hits both sides; medians), and once with the mask group."""
+    two = [{k: a[k] for k in ("background", "foreground")} for a in arrays]
+    reps: dict[str, list[Any]] = {f"{w}_bg_fg_{c}": [] for w in ("store", "write") for c in ("checksums", "no_checksums")}
+    for _ in range(repeats):
+        for on in (False, True):
+            c = "checksums" if on else "no_checksums"
+            reps[f"store_bg_fg_{c}"].append(store_time(two, workdir, checksums=on))
+            reps[f"write_bg_fg_{c}"].append(Cost(1000 * write_time(frames, workdir, checksums=on), None))
+    out = {k: Cost(float(np.median([c.wall for c in v])), None if v[0].cpu is None else float(np.median([c.cpu for c in v])))
+           for k, v in reps.items()}
+    out["store_bg_fg_mask_checksums"] = store_time(arrays, workdir)
+    out["write_bg_fg_mask_checksums"] = Cost(1000 * write_time(frames, workdir, mask=True), None)
+    return out, reps
+
+
+def per_frame_costs(workdir: Path, height: int, width: int | None, p: dict[str, Any]) -> dict[str, Any]:
+    """The per-frame cost table of one generated recording: every stage timed alone (wall and CPU
+    ms), then the end-to-end runs (median baseline, fast model in keyframe mode; ``p["run_repeats"]``
+    runs each, the least disturbed kept) and the stage sums against them."""
+    from vidfilter.config import Config
+    from vidfilter.models import load_model
+    from vidfilter.synth.recording import RecordingParams
+
+    ic = Config().infer
+    path = make_video(workdir, height, p["n"], width=width, illumination_drift=0.02)
+    frames = frames_of(path, p["n_stage"])
+    r: dict[str, Any] = {"video": path.name, "frames": p["n"], "shape": list(frames[0].shape), "stage_frames": len(frames),
+                         "every": ic.every, "adaptive_bound": ic.adaptive_bound, "polarity": RecordingParams().polarity,
+                         "keyframes_in_file": keyframes_of(path), "network_frames": p["n_net"],
+                         "object_mask_frames": min(p["n_heavy"], len(frames))}
+    r["decode"] = max((decode_costs(path) for _ in range(2)), key=lambda d: d["fps"])  # the less disturbed of two passes
+    costs = {"network_per_network_frame": network_costs(frames, p["n_net"])}
+    sched, r["schedule_keyframes"] = schedule_costs(frames, ic.every, ic.adaptive_bound)
+    comp, arrays = compute_costs(frames, r["polarity"], ic.every, p["n_heavy"])
+    r["chunks"] = chunk_costs(arrays)
+    writes, r["store_write_repeats"] = store_write_costs(frames, arrays, workdir, p["repeats"])
+    costs.update(sched, **comp, **writes)
+    r["stages_ms"] = {k: c.wall for k, c in costs.items()}
+    r["stages_cpu_ms"] = {k: c.cpu for k, c in costs.items()}
+    r["stages_ms"]["network_amortised_default_every"] = r["stages_ms"]["network_per_network_frame"] / ic.every
+    r["stages_cpu_ms"]["network_amortised_default_every"] = r["stages_cpu_ms"]["network_per_network_frame"] / ic.every
+    log(f"  stages: {json.dumps(r['stages_ms'], default=float)}")
+    r["pipeline"] = {"median": best_run(p["run_repeats"][0], path, workdir, method="median")}
+    bundle = load_model(fast_bundle(workdir))
+    r["pipeline"]["model_keyframe"] = best_run(p["run_repeats"][1], path, workdir, method="model", model=bundle)
+    r["sum_vs_measured"] = stage_sums(r)
+    return r
+
+
+def revision() -> dict[str, str]:
+    """The checked-out commit and the uncommitted changes under vidfilter/ (``git status --porcelain``)."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    return {"commit": git("rev-parse", "HEAD"), "vidfilter_uncommitted": git("status", "--porcelain", "--", "vidfilter")}
+
+
+def bench_costs(workdir: Path, quick: bool) -> dict[str, Any]:
+    """Where the time of ``vidfilter run`` goes: per-frame stage costs at 2048² and 640x480, the
+    per-recording setup at 2048² (300 and 1500 frames), and the decoder's rate on real recordings."""
+    from vidfilter.models import load_model
+
+    big = 512 if quick else 2048
+    sizes = [(big, None, 60 if quick else 300, 12 if quick else 30, 1 if quick else 2, 3 if quick else 5),
+             (240 if quick else 480, 320 if quick else 640, 60 if quick else 300, 30 if quick else 100, 2, 10 if quick else 30)]
+    res: dict[str, Any] = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+                           "command": "python " + " ".join(["benchmarks/infer.py", *sys.argv[1:]]),
+                           "revision_at_start": revision(), "per_frame": {}}
+    t0 = time.perf_counter()
+    for h, w, n, n_stage, n_net, n_heavy in sizes:
+        label = f"{w or h}x{h}"
+        log(f"costs: per-frame stages at {label}")
+        plan = dict(n=n, n_stage=n_stage, n_net=n_net, n_heavy=n_heavy, repeats=3, run_repeats=(3, 2 if h >= 2048 else 3))
+        res["per_frame"][label] = per_frame_costs(workdir, h, w, plan)
+    bundle = load_model(temporal_bundle(workdir))
+    res["setup"] = {}
+    for n in (60, 150) if quick else (300, 1500):
+        log(f"costs: setup at {big}² x {n}")
+        video = make_video(workdir, big, n, illumination_drift=0.02)
+        res["setup"][str(n)] = setup_costs(video, bundle)
+        res["setup"][str(n)]["video"] = f"{big}x{big}, {n} frames ({keyframes_of(video)} keyframes)"
+        log(f"  {json.dumps(res['setup'][str(n)], default=float)}")
+    log("costs: decoder rate on real recordings")
+    res["real_decode"] = real_decode(5.0 if quick else 60.0)
+    res["seconds"] = time.perf_counter() - t0
+    res["machine"]["loadavg_at_end"] = os.getloadavg()
+    res["revision_at_end"] = revision()  # vidfilter/ may be edited by others while this runs
+    if res["revision_at_end"] != res["revision_at_start"]:
+        log(f"WARNING: vidfilter changed during the run: {res['revision_at_start']} -> {res['revision_at_end']}")
+    return res
+
+
+# ---------------------------------------------------------------------------------------------
 # report
 
 
@@ -578,10 +1126,132 @@ def table(res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+#: rows of the per-frame cost table: label, value (ms per frame) from one size's result
+def _stage(key: str) -> Any:
+    return lambda r: (r["stages_ms"][key], r["stages_cpu_ms"][key])
+
+
+def _chunk(group: str, what: str) -> Any:
+    return lambda r: (r["chunks"][group][f"{what}_ms"], r["chunks"][group][f"{what}_cpu_ms"])
+
+
+#: rows of the per-frame cost table: label, (wall ms, CPU ms or None) per frame from one size's result
+_COST_ROWS: list[tuple[str, Any]] = [
+    ("decode, median frame (PyAV `iter()`, grey)", lambda r: (r["decode"]["ms_median"], None)),
+    ("decode, mean (1 / decode fps)", lambda r: (r["decode"]["ms_mean"], r["decode"]["cpu_ms_mean"])),
+    ("input frame digest (`frame_digest`, every frame read)", _stage("frame_digest")),
+    ("network, per network frame (fast preset, `TiledEngine`, default tile)", _stage("network_per_network_frame")),
+    ("network amortised per frame at the default K (`infer.every`)", _stage("network_amortised_default_every")),
+    ("keyframe schedule, fixed grid (`kf.schedule`)", _stage("schedule_fixed")),
+    ("keyframe schedule with the adaptive drift check (default)", _stage("schedule_adaptive")),
+    ("interpolation, `Interp.array()` (float32)", _stage("interp_array")),
+    ("interpolation into uint8, `background_as` (what the writer does)", _stage("interp_to_dtype")),
+    ("`match_exposure` (model runs)", _stage("match_exposure")),
+    ("`clamp_background`", _stage("clamp_background")),
+    ("`subtract`, uint8 (OpenCV)", _stage("subtract")),
+    ("`subtract`, float path (`to_float(frame)`, float32 background)", _stage("subtract_float")),
+    ("`FrameOutputs` total, model (interp + exposure + clamp + subtract)", _stage("outputs_model")),
+    ("`FrameOutputs` total, baseline (interp + clamp + subtract)", _stage("outputs_baseline")),
+    ("mask: threshold (`foreground > 10`)", _stage("mask_threshold")),
+    ("mask: `object_mask`", _stage("mask_object")),
+    ("compression: background chunk (codec pipeline encode)", _chunk("background", "encode")),
+    ("compression: foreground chunk", _chunk("foreground", "encode")),
+    ("compression: mask chunk", _chunk("mask", "encode")),
+    ("checksum: background chunk (`chunk_digest`)", _chunk("background", "checksum")),
+    ("checksum: foreground chunk", _chunk("foreground", "checksum")),
+    ("store bg + fg (`OmeZarrWriter`, precomputed arrays), checksums on", _stage("store_bg_fg_checksums")),
+    ("store bg + fg, checksums off", _stage("store_bg_fg_no_checksums")),
+    ("store bg + fg + mask, checksums on", _stage("store_bg_fg_mask_checksums")),
+    ("write (`write_time`: outputs + store) bg + fg, checksums on", _stage("write_bg_fg_checksums")),
+    ("write bg + fg, checksums off", _stage("write_bg_fg_no_checksums")),
+    ("write bg + fg + mask, checksums on", _stage("write_bg_fg_mask_checksums")),
+]
+
+
+def _wall_cpu(v: tuple[float, float | None]) -> str:
+    return f"{_f(v[0])} ({_f(v[1], '{:.1f}')})"
+
+
+def costs_tables(c: dict[str, Any]) -> str:
+    """The tables of the ``costs`` section (Markdown)."""
+    pf, labels = c["per_frame"], list(c["per_frame"])
+    m = c["machine"]
+    parts = [f"costs: {c['date']}, {m['cpu']}, {m['cores']} cores, torch threads {m['torch_threads']}, "
+             f"load {_f(m['loadavg_at_start'][0])} -> {_f(m['loadavg_at_end'][0])}; `{c['command']}`; "
+             f"commit {c['revision_at_start']['commit'][:10]}"
+             + ("" if c["revision_at_end"] == c["revision_at_start"] else " (vidfilter CHANGED during the run)")]
+    head = md_head("| stage: ms per frame (CPU ms), median of the frames | " + " | ".join(
+        f"{k} ({pf[k]['stage_frames']} of {pf[k]['frames']} frames, {pf[k]['keyframes_in_file']} keyframes)" for k in labels) + " |")
+    parts.append(text_table(head, _COST_ROWS, lambda row: f"| {row[0]} | " + " | ".join(_wall_cpu(row[1](pf[k])) for k in labels) + " |"))
+    head = md_head("| size | group | raw bytes/frame | stored bytes/frame | ratio |")
+    rows = [(k, g, v) for k in labels for g, v in pf[k]["chunks"].items()]
+    parts.append(text_table(head, rows, lambda x: f"| {x[0]} | {x[1]} | {x[2]['raw_bytes_per_frame']:.0f} | {x[2]['bytes_per_frame']:.0f} | {x[2]['ratio']:.2f} |"))
+    parts += run_tables(pf)
+    parts.append(setup_table(c))
+    head = md_head("| recording | resolution | frames | keyframes | frames timed | decode fps | ms/frame (mean) | ms/frame (median) "
+                   "| CPU ms/frame |")
+    parts.append(text_table(head, c["real_decode"].items(), lambda x: f"| {x[0]} | skipped: {x[1]['skipped']} | | | | | | | |" if "skipped" in x[1] else
+                            f"| {x[0]} | {x[1]['resolution']} | {x[1]['frames']} | {x[1]['keyframes']} | {x[1]['decode_frames']} | "
+                            f"{x[1]['decode_fps']:.0f} | {x[1]['decode_ms_mean']:.2f} | {x[1]['decode_ms_median']:.2f} | "
+                            f"{x[1]['decode_cpu_ms_mean']:.2f} |"))
+    return "\n\n".join(parts)
+
+
+def run_tables(pf: dict[str, Any]) -> list[str]:
+    """The end-to-end runs of the per-frame section: their setup and speed, and their streaming
+    cost against the sum of the stage costs."""
+    rows = [(k, name) for k in pf for name in pf[k]["pipeline"]]
+    head = md_head("| size | run | frames | keyframes | frames decoded | wall s | input hash s | polarity s (decoded) "
+                   "| prepare s (decoded) | streaming s | decode fps | streaming fps | decode / streaming | decode / wall |")
+
+    def speed(x: tuple[str, str]) -> str:
+        r = pf[x[0]]
+        p, s = r["pipeline"][x[1]], r["sum_vs_measured"][x[1]]
+        return (f"| {x[0]} | {x[1]} | {p['frames']} | {p['keyframes'] if p['keyframes'] is not None else '-'} | {p['frames_decoded']} | "
+                f"{p['wall_s']:.1f} | {p['input_hash_s']:.2f} | {p['polarity_s']:.2f} ({p['polarity_decoded']:.0f}) | "
+                f"{p['prepare_s']:.2f} ({p['prepare_decoded']:.0f}) | {p['streaming_s']:.1f} | {r['decode']['fps']:.1f} | "
+                f"{p['streaming_fps']:.1f} | {s['decode_over_streaming_fps']:.1f}x | {s['decode_over_wall_fps']:.1f}x |")
+
+    def stages(x: tuple[str, str]) -> str:
+        p, s = pf[x[0]]["pipeline"][x[1]], pf[x[0]]["sum_vs_measured"][x[1]]
+        each = ", ".join(f"{v:.0f}" for v in p["repeats_streaming_ms_per_frame"])
+        return (f"| {x[0]} | {x[1]} | {p['streaming_ms_per_frame']:.1f} ({each}) | {s['sum_ms']:.1f} | {s['network_ms']:.1f} | "
+                f"{s['measured_over_sum']:.2f} | {p['streaming_cpu_ms_per_frame']:.1f} ({p['streaming_cores_busy']:.2f}) | "
+                f"{s['cpu_sum_ms']:.1f} | {s['network_cpu_ms']:.1f} | {s['measured_cpu_over_sum']:.2f} |")
+
+    head2 = md_head("| size | run | streaming ms/frame (each run) | sum of the stages ms/frame | of which network | measured / sum "
+                    "| streaming CPU ms/frame (cores busy) | CPU sum of the stages | of which network | measured CPU / sum |")
+    return [text_table(head, rows, speed), text_table(head2, rows, stages)]
+
+
+_SETUP_ROWS = [
+    ("frame index, first open (empty index cache; demux + decode frame 0)", "index_build"),
+    ("open with the index cached", "open_cached_index"),
+    ("input file hash (`file_sha256`)", "input_hash"),
+    ("polarity detection (`polarity_evidence`)", "polarity"),
+    ("median `prepare` (`MedianProjection`)", "median_prepare"),
+    ("model `prepare` (temporal max + registration survey)", "model_prepare"),
+    ("median run's setup as `run` does it (one pass: polarity + median)", "run_setup_median"),
+    ("temporal model run's setup as `run` does it (polarity from the bundle)", "run_setup_model"),
+]
+
+
+def setup_table(c: dict[str, Any]) -> str:
+    su = c["setup"]
+    head = md_head("| step (seconds; frames decoded / random reads) | " + " | ".join(su[n]["video"] for n in su) + " |")
+    body = text_table(head, _SETUP_ROWS, lambda row: f"| {row[0]} | " + " | ".join(
+        f"{su[n][row[1]]['s']:.2f} ({su[n][row[1]]['decoded']} / {su[n][row[1]]['random_reads']})" for n in su) + " |")
+    return (body + "\n| sum, median run, steps one by one (index + hash + polarity + median `prepare`) | "
+            + " | ".join(f"{su[n]['total_median_s']:.2f}" for n in su) + " |"
+            + "\n| sum, temporal model run, steps one by one (index + hash + model `prepare`) | "
+            + " | ".join(f"{su[n]['total_model_s']:.2f}" for n in su) + " |")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="reduced sizes (~15-20 min on 2 cores)")
-    ap.add_argument("--sections", nargs="+", default=["speed", "memory", "keyframe", "checksums"], choices=["speed", "memory", "keyframe", "checksums"])
+    ap.add_argument("--sections", nargs="+", default=["speed", "memory", "keyframe", "checksums"],
+                    choices=["speed", "memory", "keyframe", "checksums", "costs"])
     ap.add_argument("--study-model", help="keyframe study with a network: a bundle path, or 'train' (~75 s); default: the oracle")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "infer.json"))
     ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "vidfilter-bench-infer"))
@@ -594,6 +1264,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    legacy = [s for s in args.sections if s != "costs"]  # "costs" carries its own machine and date
 
     def save() -> None:  # after every section, so a long run leaves what it measured
         res["seconds"] = time.perf_counter() - t0
@@ -601,7 +1272,12 @@ def main(argv: list[str] | None = None) -> int:
             res["machine"]["loadavg_at_end"] = os.getloadavg()
         except OSError:
             pass
-        out.write_text(json.dumps(res, indent=2, default=float))
+        try:  # merged into the results already there: sections not run now are kept
+            merged = json.loads(out.read_text())
+        except (OSError, ValueError):
+            merged = {}
+        merged.update(res if legacy else {"costs": res["costs"]} if "costs" in res else {})
+        out.write_text(json.dumps(merged, indent=1, default=float))
 
     if "keyframe" in args.sections:
         res["keyframe_study"] = bench_keyframe(workdir, args.quick, args.study_model)
@@ -614,8 +1290,14 @@ def main(argv: list[str] | None = None) -> int:
         save()
     if "memory" in args.sections:
         res["memory"] = bench_memory(workdir, args.quick)
+        save()
+    if "costs" in args.sections:
+        res["costs"] = bench_costs(workdir, args.quick)
     save()
-    print(table(res))
+    if legacy:
+        print(table(res))
+    if "costs" in res:
+        print(costs_tables(res["costs"]))
     print(f"\n({res['seconds']:.0f} s; JSON: {out})")
     return 0
 
