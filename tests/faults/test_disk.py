@@ -77,7 +77,7 @@ def test_simulated_enospc_says_disk_full_and_resumes_identically(tmp_path, monke
     def full_disk(self, t, frame):
         if t >= fail_at:
             # a write that blocks a while, then fails, as on a real full disk: meanwhile the
-            # estimate stage fills the queue to the dead writer (this hung before the fix)
+            # estimate stage fills the queue to the dead writer, which must not hang the run
             time.sleep(0.3)
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(self, t, frame)

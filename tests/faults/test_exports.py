@@ -213,7 +213,7 @@ def test_convert_disk_full_midway(fmt, clip, tmp_path, convert_sizes):
 
 @pytest.mark.parametrize("fmt", list(CONVERT_TARGETS))
 def test_convert_file_size_limit(fmt, clip, tmp_path, convert_sizes):
-    """Single-file outputs stop with a one-line error (never a crash: HDF5 used to segfault);
+    """Single-file outputs stop with a one-line error (never a crash, not even inside h5py);
     formats that split into small files, the advice of that error, finish under the same limit."""
     before = fingerprint(clip)
     usage_, largest = convert_sizes[fmt]

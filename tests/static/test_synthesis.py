@@ -142,7 +142,7 @@ def test_preview_grid(bank):
 
 
 def test_crops_larger_than_the_patch(bank):
-    """Refused with the fix (raise sampling.crop / shrink / skip); shrink and skip work."""
+    """Refused with a message naming the remedies (raise sampling.crop / shrink / skip); shrink and skip work."""
     with pytest.raises(TrainingInputError, match=r"larger than the 16-px patch.*sampling.crop"):
         synth(bank, patch=16)
     with pytest.raises(TrainingInputError, match="as large as the 128-px patch"):

@@ -184,7 +184,7 @@ def test_a_lossy_setup_writes_its_share_as_h264_and_a_lossless_one_draws_as_befo
         assert f.streams.video[0].codec_context.name == "h264"
         frames = np.stack([fr.to_ndarray(format="gray") for fr in f.decode(video=0)])
     assert frames.shape == (4, 64, 96)
-    # the same parameter draws as before this option existed: the clean corpus's recording i is
+    # the targets option leaves the parameter draws alone: the clean corpus's recording i is
     # SyntheticRecording(draw i, seed=1000 + i) with draws taken back to back from default_rng(1)
     from vidfilter.synth import SyntheticRecording
 
