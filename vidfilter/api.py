@@ -81,6 +81,10 @@ def run(
         raise ConfigError(f"--model is used only with --method model, not with the baseline {method!r}; drop one of them")
     if out is not None and len(many) > 1:
         raise ConfigError("--out names one output but several inputs were given; use --out-dir DIR")
+    if method == "model" and isinstance(model, (str, os.PathLike)) and not scheduler:
+        from vidfilter.models.bundle import load_model
+
+        model = load_model(model)  # once: it decides the path and serves every input
     static = _static_bundle(model, method)
     if scheduler:
         results = _run_on_cluster(many, model, method, out_dir, config, scheduler, retries, static)

@@ -58,6 +58,16 @@ ROUNDOFF = 1e-3
 MIN_SEED = 40
 
 
+#: Frames spread over a recording that :func:`polarity_evidence` reads, and the fewest it can judge.
+POLARITY_FRAMES, MIN_POLARITY_FRAMES = 16, 5
+
+
+def polarity_frames(n_frames: int) -> np.ndarray:
+    """The indices :func:`polarity_evidence` reads from a recording of ``n_frames`` (none when too short)."""
+    idx = statistic_frames(n_frames, POLARITY_FRAMES)
+    return idx if idx.size >= MIN_POLARITY_FRAMES else idx[:0]
+
+
 def polarity_name(polarity: Any) -> str:
     """``polarity`` (a name or a :class:`~vidfilter.config.Polarity`) as one of :data:`POLARITIES`."""
     p = str(getattr(polarity, "value", polarity))
@@ -311,7 +321,7 @@ class PolarityEvidence:
 
 
 def polarity_evidence(
-    sources: FrameSource | list[FrameSource], n: int = 16, k: float = 5.0, max_side: int = 512
+    sources: FrameSource | list[FrameSource], n: int = POLARITY_FRAMES, k: float = 5.0, max_side: int = 512
 ) -> PolarityEvidence:
     """Are the animals darker or lighter than the plate? The evidence behind :func:`detect_polarity`.
 
@@ -336,7 +346,7 @@ def polarity_evidence(
     n_changed = n_px = 0
     for src in srcs:
         idx = statistic_frames(len(src), n)
-        if idx.size < 5:  # too short to tell what moves from noise
+        if idx.size < MIN_POLARITY_FRAMES:  # too short to tell what moves from noise
             continue
         h, w = src.frame_shape[:2]
         step = max(1, -(-max(h, w) // max_side))
@@ -371,7 +381,7 @@ def polarity_evidence(
     return PolarityEvidence(dark, bright, n_changed, n_px)
 
 
-def detect_polarity(sources: FrameSource | list[FrameSource], n: int = 16, k: float = 5.0, max_side: int = 512) -> str:
+def detect_polarity(sources: FrameSource | list[FrameSource], n: int = POLARITY_FRAMES, k: float = 5.0, max_side: int = 512) -> str:
     """Are the animals darker or lighter than the plate? ``"dark"``, ``"bright"`` or ``"absolute"``.
 
     The verdict of :func:`polarity_evidence`: one side must outweigh the other by

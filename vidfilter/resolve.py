@@ -118,11 +118,11 @@ def _polarity(
 def polarity_frames(config: Config, n_frames: int, bundle: Bundle | None = None) -> np.ndarray:
     """The frames ``resolve(config, src, bundle=bundle, run=True)`` reads from an input of ``n_frames``
     to detect the polarity (:func:`vidfilter.polarity.polarity_evidence`): none where it is given."""
-    from vidfilter.temporal import statistic_frames
+    from vidfilter.polarity import polarity_frames as read_by_evidence
 
     given = config.output.polarity != Polarity.auto or (bundle is not None and bundle.config.output.polarity != Polarity.auto)
-    idx = statistic_frames(n_frames, 16)  # polarity_evidence's n; under 5 frames it reads none
-    return idx[:0] if given or idx.size < 5 else idx
+    idx = read_by_evidence(n_frames)
+    return idx[:0] if given else idx
 
 
 def _temporal(config: Config) -> Config:
