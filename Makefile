@@ -29,7 +29,7 @@ demo: venv
 	$(VF) run examples/mouse_clip.mp4 --config configs/demo_mouse.yaml --method median --out $(DEMO)/mouse_median.zarr --format zarr preview --overwrite
 	$(VF) run examples/mouse_clip.mp4 --config configs/demo_mouse.yaml --model open-arena --out $(DEMO)/mouse_open_arena.zarr --format zarr preview --overwrite
 	$(VF) info $(DEMO)/mouse.zarr
-	@echo "demo outputs in $(DEMO)/: mouse.zarr (OME-Zarr, opens in napari), mouse.preview.mp4, mouse.preview.png, mouse.report/ (training report); mouse_median.* and mouse_open_arena.* (no training) to compare"
+	@echo "demo outputs in $(DEMO)/: mouse.zarr (OME-Zarr: foreground opens in napari; the background is stored at keyframes, read it with vidfilter.open or rerun with --background full), mouse.preview.mp4, mouse.preview.png, mouse.report/ (training report); mouse_median.* and mouse_open_arena.* (no training) to compare"
 
 test: venv
 	$(PY) -m pytest -q -p no:cacheprovider

@@ -209,7 +209,7 @@ def write_time(frames: list[np.ndarray], workdir: Path, *, checksums: bool = Tru
 
     from vidfilter.config import Config
     from vidfilter.infer.keyframe import Interp
-    from vidfilter.infer.pipeline import FrameOutputs, store_frame
+    from vidfilter.infer.outputs import FrameOutputs, store_frame
     from vidfilter.io.scaling import to_float
     from vidfilter.io.zarr_sink import OmeZarrWriter
 
@@ -223,7 +223,7 @@ def write_time(frames: list[np.ndarray], workdir: Path, *, checksums: bool = Tru
         sinks = {k: w.image(k, shape, np.uint8, n_frames=n) for k in groups}
         t0 = time.perf_counter()
         for t, f in enumerate(frames):
-            store_frame(pool, sinks, t, outputs(f, Interp(bg0, 0, bg1, n, t)))
+            store_frame(pool, sinks, t, outputs(t, f, Interp(bg0, 0, bg1, n, t)))
         dt = time.perf_counter() - t0
         w.finalise()
     return dt / n
@@ -684,7 +684,7 @@ def store_time(arrays: list[dict[str, np.ndarray]], workdir: Path, *, checksums:
     ``OmeZarrWriter`` (codec, chunk checksums, files, the fsync every 16 frames), one thread per group."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from vidfilter.infer.pipeline import store_frame
+    from vidfilter.infer.outputs import store_frame
     from vidfilter.io.zarr_sink import OmeZarrWriter
 
     n = len(arrays)
@@ -742,7 +742,7 @@ def compute_costs(frames: list[np.ndarray], polarity: str, every: int, n_heavy: 
     model run stores (background, foreground, threshold mask) for the codec and write timings."""
     from vidfilter.config import Config
     from vidfilter.infer import keyframe as kf
-    from vidfilter.infer.pipeline import FrameOutputs, background_as, match_exposure
+    from vidfilter.infer.outputs import FrameOutputs, background_as, match_exposure
     from vidfilter.io.integrity import frame_digest
     from vidfilter.io.scaling import to_float
     from vidfilter.polarity import clamp_background, mask_level, object_mask, subtract
@@ -766,8 +766,8 @@ def compute_costs(frames: list[np.ndarray], polarity: str, every: int, n_heavy: 
         "clamp_background": _median_ms(clamp_background, [(f, b, pol) for f, b in zip(frames, matched)]),
         "subtract": _median_ms(subtract, [(f, b, pol) for f, b in zip(frames, clamped)]),
         "subtract_float": _median_ms(lambda f, i: subtract(to_float(f), i.array(), pol), zip(frames, interps)),
-        "outputs_model": _median_ms(FrameOutputs(dtype, oc, match_exposure=True), zip(frames, interps)),
-        "outputs_baseline": _median_ms(FrameOutputs(dtype, oc, match_exposure=False), zip(frames, interps)),
+        "outputs_model": _median_ms(FrameOutputs(dtype, oc, match_exposure=True), zip(range(n), frames, interps)),
+        "outputs_baseline": _median_ms(FrameOutputs(dtype, oc, match_exposure=False), zip(range(n), frames, interps)),
         "mask_threshold": _median_ms(lambda fg: (fg > level).view(np.uint8), [(fg,) for fg in fgs]),
         "mask_object": _median_ms(lambda f, b: object_mask(f, b, polarity=pol.value, floor_high=oc.mask_threshold),
                                   list(zip(frames, clamped))[:n_heavy]),
@@ -797,6 +797,7 @@ def pipeline_costs(path: Path, workdir: Path, *, method: str, model: Any = None)
         t0, c0 = time.perf_counter(), time.process_time()
         s = pipeline.run(str(path), Path(d) / "o.zarr", model=model, method=method, config=cfg)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        stored = group_bytes(Path(d) / "o.zarr")
     n = s.frames
     stream, stream_cpu = spent.pop("stream"), spent.pop("stream_cpu")
     return {"frames": n, "wall_s": wall, "cpu_s": cpu, "run_seconds": s.seconds,
@@ -804,7 +805,13 @@ def pipeline_costs(path: Path, workdir: Path, *, method: str, model: Any = None)
             "streaming_s": stream, "streaming_ms_per_frame": 1000 * stream / n, "streaming_fps": n / stream,
             "streaming_cpu_ms_per_frame": 1000 * stream_cpu / n, "streaming_cores_busy": stream_cpu / stream,
             "wall_ms_per_frame": 1000 * wall / n, "keyframes": s.keyframes, "frames_decoded": count["decoded"],
-            "random_reads": count["reads"]}
+            "random_reads": count["reads"], "bytes_per_frame": {k: v / n for k, v in stored.items()}}
+
+
+def group_bytes(store: Path) -> dict[str, int]:
+    """Bytes on disk of each image group of an output store, and of the whole store (``total``)."""
+    sizes = {g.name: sum(f.stat().st_size for f in g.rglob("*") if f.is_file()) for g in store.iterdir() if g.is_dir()}
+    return {**sizes, "total": sum(f.stat().st_size for f in store.rglob("*") if f.is_file())}
 
 
 def best_run(repeats: int, *args: Any, **kw: Any) -> dict[str, Any]:
@@ -1058,6 +1065,127 @@ def bench_costs(workdir: Path, quick: bool) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------
+# the decode-speed goal
+
+#: goal at 2048² on 2 cores, ratios to decode fps measured in the same run; output size on the mouse video
+T_END_TO_END, T_STREAMING, T_SETUP_S, T_SIZE = 0.5, 0.8, 3.0, 20.0
+MOUSE = ROOT.parent / "shared" / "data" / "mouse_tracktor" / "mouse_video.mp4"
+
+
+def bench_target(workdir: Path, quick: bool) -> dict[str, Any]:
+    """The decode-speed goal: a generated 2048² H.264 recording of 1500 frames (``--quick``: 512²,
+    150), decode fps (the better of two passes), then ``pipeline.run`` with the defaults, median
+    baseline and fast model in keyframe mode (:func:`pipeline_costs`): end to end with every setup
+    step, the streaming stage alone, setup seconds and stored bytes per frame of each group; and
+    the output size of the real mouse video (:func:`mouse_size`)."""
+    size, n = (512, 150) if quick else (2048, 1500)
+    path = make_video(workdir, size, n)
+    res: dict[str, Any] = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+                           "revision_at_start": revision(), "video": f"{size}x{size}, {n} frames, H.264 ({keyframes_of(path)} keyframes)",
+                           "input_bytes_per_frame": path.stat().st_size / n}
+    log(f"target: decode {path.name}")
+    res["decode"] = max((decode_costs(path) for _ in range(2)), key=lambda d: d["fps"])
+    res["runs"] = {}
+    for name, kw in (("median", {"method": "median"}), ("model_keyframe", {"method": "model", "model": str(fast_bundle(workdir))})):
+        log(f"target: {name} run")
+        r = pipeline_costs(path, workdir, **kw)
+        r["end_to_end_fps"] = r["frames"] / r["wall_s"]
+        r["end_to_end_over_decode"] = r["end_to_end_fps"] / res["decode"]["fps"]
+        r["streaming_over_decode"] = r["streaming_fps"] / res["decode"]["fps"]
+        r["setup_s"] = r["wall_s"] - r["streaming_s"]
+        res["runs"][name] = r
+        log(f"  {json.dumps(r, default=float)}")
+    res["mouse"] = mouse_size(workdir, quick)
+    res["revision_at_end"] = revision()
+    return res
+
+
+def mouse_size(workdir: Path, quick: bool) -> dict[str, Any]:
+    """``vidfilter.run`` of the real mouse video (10,000 frames, 640x480 H.264, whole also with
+    ``--quick``) with the shipped ``open-arena`` model: with the defaults and with
+    ``--lossless``, seconds and stored bytes of each group over the input file's bytes; and what
+    the default foreground loses against the exact one: pixels inside the mask
+    (``foreground > mask_threshold``) that differ (expected 0), and outside it the share of pixels
+    changed and the largest and mean change (grey levels), over every ``step``-th frame."""
+    import vidfilter
+    from vidfilter.config import Config
+
+    if not MOUSE.exists():
+        return {"skipped": f"{MOUSE} missing"}
+    out: dict[str, Any] = {"input_bytes": MOUSE.stat().st_size}
+    with tempfile.TemporaryDirectory(dir=workdir) as d:
+        for name, over in (("default", {}), ("lossless", {"output.background": "full", "output.foreground_floor": 0})):
+            try:
+                cfg = Config().override({"infer.device": "cpu", **over})
+            except Exception as e:  # a revision without these settings stores every frame exactly anyway
+                out[name] = {"skipped": str(e).splitlines()[0]}
+                continue
+            t0 = time.perf_counter()
+            r = vidfilter.run(str(MOUSE), Path(d) / f"{name}.zarr", model="open-arena", config=cfg)
+            sizes = group_bytes(Path(d) / f"{name}.zarr")
+            out[name] = {"seconds": time.perf_counter() - t0, "status": r.status, "keyframes": r.keyframes, "bytes": sizes,
+                         "over_input": sizes["total"] / out["input_bytes"],
+                         "bytes_per_frame": {k: v / r.frames for k, v in sizes.items()}}
+            log(f"  mouse {name}: {json.dumps(out[name], default=float)}")
+        if "bytes" in out.get("lossless", {}):
+            out["foreground_loss"] = foreground_loss(Path(d) / "default.zarr", Path(d) / "lossless.zarr", step=10 if quick else 2)
+    return out
+
+
+def foreground_loss(default: Path, exact: Path, step: int) -> dict[str, Any]:
+    """What the stored foreground of ``default`` loses against ``exact`` (see :func:`mouse_size`)."""
+    import vidfilter
+    from vidfilter.config import Config
+
+    level = Config().output.mask_threshold
+    a, b = vidfilter.open(str(default / "foreground")), vidfilter.open(str(exact / "foreground"))
+    inside_diff = changed = pixels = 0
+    worst, total = 0, 0.0
+    for t in range(0, len(a), step):
+        fa, fb = a[t].astype(np.int16), b[t].astype(np.int16)
+        mask = fb > level
+        d = np.abs(fa - fb)
+        inside_diff += int(np.count_nonzero(d[mask]))
+        outside = d[~mask]
+        changed += int(np.count_nonzero(outside))
+        pixels += outside.size
+        worst, total = max(worst, int(outside.max(initial=0))), total + float(outside.sum())
+    return {"frames_compared": len(range(0, len(a), step)), "mask_threshold": level,
+            "inside_mask_pixels_differing": inside_diff, "outside_share_changed": changed / max(pixels, 1),
+            "outside_max_error": worst, "outside_mean_error": total / max(pixels, 1)}
+
+
+def target_table(r: dict[str, Any]) -> str:
+    """The goal's table: each figure, its target and whether it is met."""
+    dec = r["decode"]["fps"]
+    rows = [["decode only (PyAV)", f"{dec:.1f} fps", "", "", ""]]
+    for name, p in r["runs"].items():
+        rows += [[f"{name}: end to end (setup included)", f"{p['end_to_end_fps']:.1f} fps", f"{p['end_to_end_over_decode']:.2f}x",
+                  f">= {T_END_TO_END}x", _flag(p["end_to_end_over_decode"] >= T_END_TO_END)],
+                 [f"{name}: streaming after setup", f"{p['streaming_fps']:.1f} fps", f"{p['streaming_over_decode']:.2f}x",
+                  f">= {T_STREAMING}x", _flag(p["streaming_over_decode"] >= T_STREAMING)],
+                 [f"{name}: setup", f"{p['setup_s']:.2f} s ({p['frames_decoded']} decodes in all)", "", f"<= {T_SETUP_S} s",
+                  _flag(p["setup_s"] <= T_SETUP_S)],
+                 [f"{name}: stored kB/frame", ", ".join(f"{k} {v / 1e3:.1f}" for k, v in p["bytes_per_frame"].items()),
+                  f"{p['bytes_per_frame']['total'] / r['input_bytes_per_frame']:.1f}x input", "", ""]]
+    m = r.get("mouse") or {}
+    for name in ("default", "lossless"):
+        if "bytes" in m.get(name, {}):
+            x = m[name]
+            rows.append([f"mouse video, {name}: output / input", ", ".join(f"{k} {v / 1e3:.2f}" for k, v in x["bytes_per_frame"].items())
+                         + " kB/frame", f"{x['over_input']:.1f}x", f"<= {T_SIZE}x" if name == "default" else "",
+                         _flag(x["over_input"] <= T_SIZE) if name == "default" else ""])
+    if "foreground_loss" in m:
+        fl = m["foreground_loss"]
+        rows.append(["mouse: default foreground vs exact", f"inside mask: {fl['inside_mask_pixels_differing']} px differ; outside: "
+                     f"{100 * fl['outside_share_changed']:.1f} % changed, max {fl['outside_max_error']}, mean {fl['outside_mean_error']:.2f} levels",
+                     "", "", ""])
+    head = f"{r['video']}, {r['machine']['cpu']}, {r['machine']['cores']} cores, {r['date']}"
+    table_head = md_head("| figure | value | ratio | target | |")
+    return head + "\n" + text_table(table_head, rows, lambda x: "| " + " | ".join(x) + " |")
+
+
+# ---------------------------------------------------------------------------------------------
 # report
 
 
@@ -1251,7 +1379,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="reduced sizes (~15-20 min on 2 cores)")
     ap.add_argument("--sections", nargs="+", default=["speed", "memory", "keyframe", "checksums"],
-                    choices=["speed", "memory", "keyframe", "checksums", "costs"])
+                    choices=["speed", "memory", "keyframe", "checksums", "costs", "target"])
     ap.add_argument("--study-model", help="keyframe study with a network: a bundle path, or 'train' (~75 s); default: the oracle")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "infer.json"))
     ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "vidfilter-bench-infer"))
@@ -1264,7 +1392,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    legacy = [s for s in args.sections if s != "costs"]  # "costs" carries its own machine and date
+    legacy = [s for s in args.sections if s not in ("costs", "target")]  # these carry their own machine and date
 
     def save() -> None:  # after every section, so a long run leaves what it measured
         res["seconds"] = time.perf_counter() - t0
@@ -1276,7 +1404,7 @@ def main(argv: list[str] | None = None) -> int:
             merged = json.loads(out.read_text())
         except (OSError, ValueError):
             merged = {}
-        merged.update(res if legacy else {"costs": res["costs"]} if "costs" in res else {})
+        merged.update(res if legacy else {k: res[k] for k in ("costs", "target") if k in res})
         out.write_text(json.dumps(merged, indent=1, default=float))
 
     if "keyframe" in args.sections:
@@ -1293,11 +1421,15 @@ def main(argv: list[str] | None = None) -> int:
         save()
     if "costs" in args.sections:
         res["costs"] = bench_costs(workdir, args.quick)
+    if "target" in args.sections:
+        res["target"] = bench_target(workdir, args.quick)
     save()
     if legacy:
         print(table(res))
     if "costs" in res:
         print(costs_tables(res["costs"]))
+    if "target" in res:
+        print(target_table(res["target"]))
     print(f"\n({res['seconds']:.0f} s; JSON: {out})")
     return 0
 

@@ -116,7 +116,7 @@ def run_method(bundle_path: str, workdir: str | Path) -> Method:
 
         out = Path(workdir) / "model_run.zarr"
         run(src.path, out, model=bundle_path, config=Config().override({"output.overwrite": True}))
-        bg = open_source(f"{out}/background/0")
+        bg = open_source(f"{out}/background")
         return (to_float(bg[t]) for t in frames)
 
     return method

@@ -20,6 +20,9 @@ from vidfilter.static.config import StaticConfig
 from vidfilter.errors import ConfigError
 
 SCHEMA_VERSION = 1
+#: Foreground values below this many grey levels (8-bit scale) are stored as 0 outside the mask;
+#: chosen on real recordings in docs/performance.md ("Output size").
+FOREGROUND_FLOOR = 8.0
 
 
 class Polarity(str, Enum):
@@ -199,6 +202,17 @@ class OutputConfig(_Section):
         "a run takes the model's polarity (a baseline run detects it from the input)",
     )
     foreground_dtype: Literal["input", "float16"] = "input"
+    background: Literal["keyframes", "full"] = Field(
+        "keyframes",
+        description="keyframes: in keyframe mode store the keyframe backgrounds, each frame's blend weights "
+        "and exposure offset, and rebuild each frame's background on reading (vidfilter.open(OUT.zarr/background)); "
+        "full: store every frame's background (an NGFF image any OME-Zarr reader shows)",
+    )
+    foreground_floor: float = Field(
+        FOREGROUND_FLOOR, ge=0,
+        description="grey levels on the 8-bit scale: foreground values below it are stored as 0 outside the mask "
+        "(sensor noise; most of the bytes); 0 stores every value exactly",
+    )
     clamp: bool = Field(
         True, description="dark animals: background never darker than the frame (bright: never brighter)"
     )

@@ -89,7 +89,7 @@ def test_killed_worker_mid_batch_is_survived(tmp_path, client, videos, reference
     it is killed; the worker that reruns the task finds the hold taken and goes on."""
     ctl = tmp_path / "ctl"
     ctl.mkdir()
-    client.run(install, hold_point("vidfilter.io.zarr_sink", "ZarrImageSink.write", 2 * 20, ctl / "held", ctl / "release"))
+    client.run(install, hold_point("vidfilter.io.zarr_sink", "ZarrImageSink._mark", 2 * 20, ctl / "held", ctl / "release"))
     results: list = []
     err: list = []
 

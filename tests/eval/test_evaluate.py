@@ -133,7 +133,7 @@ def test_output_store_fixed_and_stored_mask(scene, tmp_path):
     from vidfilter.polarity import object_mask
     from vidfilter.io.registry import open as vf_open
 
-    frames, bg = vf_open(str(scene / "frames")), vf_open(f"{tmp_path / 'out.zarr'}/background/0")
+    frames, bg = vf_open(str(scene / "frames")), vf_open(f"{tmp_path / 'out.zarr'}/background")
     truth = np.asarray(Image.open(sorted((scene / "masks").iterdir())[0])) > 0
     near = ndimage.binary_dilation(truth, iterations=8)
     assert not (object_mask(frames[0], bg[0], polarity="dark") & ~near).any()

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
+from stores import read_group
 
 
 def vf(*args: str, env: dict[str, str] | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
@@ -49,10 +50,6 @@ def assert_no_output(out: Path) -> None:
     """Nothing that looks like a finished output; not even a partial one for an input error."""
     assert not out.exists(), f"{out} exists"
     assert not Path(str(out) + ".partial").exists(), f"{out}.partial left behind"
-
-
-def read_group(store: Path, group: str) -> np.ndarray:
-    return zarr.open_array(str(store / group / "0"), mode="r")[:]
 
 
 def assert_same_output(a: Path, b: Path, groups: tuple[str, ...] = ("background", "foreground")) -> None:

@@ -190,7 +190,7 @@ def test_salvage_processes_exactly_the_frames_before_the_damage(case, media, tmp
     assert rec["frames_read"] == k and rec["frames_declared"] >= k and rec["damage"]
     with vf_open(media[kind]) as intact:
         want, _ = content_hash(intact, k)
-    assert rec["frames_blake2b"] == want
+    assert rec["frames_xxh3"] == want
     report = verify(out, input=media[kind])
     assert report.complete and report.facts["input_check"] == "match", report.problems
 
@@ -271,7 +271,10 @@ def test_huge_frames(tmp_path):
     run(tmp_path / "big.tif", out, method="median")
     assert np.array_equal(read_group(out, "background")[1], _median_oracle(frames))
     report = verify(out, quick=True)
-    assert report.complete and report.facts["images"]["background"]["chunks"] == 3 * 3 * 5
+    images = report.facts["images"]
+    assert report.complete and images["foreground"]["chunks"] == 3 * 3 * 5
+    # the background at its keyframes (the first and last frame) and one chunk of table rows
+    assert images["background"]["keyframes"] == 2 and images["background"]["chunks"] == 2 * 3 * 5 + 1
 
 
 def test_variable_frame_rate_video(tmp_path):
@@ -382,6 +385,6 @@ def test_property_image_sequences_round_trip_through_run(tmp_path_factory, t, h,
     run(folder, d / "o.zarr", method="median", config=cfg)
     from vidfilter.io.integrity import _combine, frame_digest
 
-    assert root_attrs(d / "o.zarr")["input"]["frames_blake2b"] == _combine(b"".join(frame_digest(f) for f in frames))
+    assert root_attrs(d / "o.zarr")["input"]["frames_xxh3"] == _combine(b"".join(frame_digest(f) for f in frames))
     bg = read_group(d / "o.zarr", "background")
     assert bg.shape[0] == t and bg.dtype == dtype

@@ -49,7 +49,7 @@ def test_output_records_input_and_model(made, media, tiny_bundle):
     with vf_open(src) as s:
         want, digests = content_hash(s)
         first = s[0]
-    assert rec["frames_read"] == 60 and rec["frames_blake2b"] == want and rec["damage"] is None
+    assert rec["frames_read"] == 60 and rec["frames_xxh3"] == want and rec["damage"] is None
     assert digests[0] == frame_digest(first)
     assert (made / DIGEST_FILE).read_bytes() == b"".join(digests)
     assert attrs["model"]["sha256"] == _sha256(tiny_bundle)
@@ -85,9 +85,9 @@ def test_verify_cli_complete_and_damaged_stores(made, media, tmp_path, capsys):
     assert "foreground: chunk c/5/0/0 (frame 5) is missing" in text
 
     garbled = _copy(made, tmp_path / "garbled.zarr")
-    (garbled / "background" / "0" / "c" / "7" / "0" / "0").write_bytes(b"\x00garbage" * 10)
+    (garbled / "foreground" / "0" / "c" / "7" / "0" / "0").write_bytes(b"\x00garbage" * 10)
     rc, text = _verify_main(capsys, str(garbled))
-    assert rc == 1 and "background: frame 7 cannot be read" in text
+    assert rc == 1 and "foreground: frame 7 cannot be read" in text
 
     rc, text = _verify_main(capsys, str(made), "--input", str(media["mp4"]))  # same scene, lossy: other frames
     assert rc == 1 and "frames differ" in text and "first differing frame: 0" in text
@@ -101,11 +101,13 @@ def test_verify_counts_frames_against_the_metadata(made, tmp_path):
     short = _copy(made, tmp_path / "short.zarr")
     root = zarr.open_group(str(short), mode="r+")
     vf_attrs = dict(root.attrs)["vidfilter"]
+    vf_attrs["images"]["foreground"]["frames"] = 61
     vf_attrs["images"]["background"]["frames"] = 61
     root.attrs["vidfilter"] = vf_attrs
     report = verify(short, quick=True)
     assert not report.complete
-    assert any("array holds 60 frames, the store declares 61" in p for p in report.problems)
+    assert any("foreground: array holds 60 frames, the store declares 61" in p for p in report.problems)
+    assert any("background: 60 of 61 frames recorded as written" in p for p in report.problems)  # stored at keyframes
 
 
 def _fail_writes_from(monkeypatch, first_bad: int):
@@ -251,7 +253,7 @@ def test_resume_over_a_zarr_input_changed_in_place_starts_afresh(tmp_path, monke
     now = np.asarray(z[:])
     run(ArrayFrameSource(now), tmp_path / "ref.zarr", method="median", config=cfg)
     assert_same_output(out, tmp_path / "ref.zarr")
-    assert root_attrs(out)["input"]["frames_blake2b"] == content_hash(ArrayFrameSource(now))[0]
+    assert root_attrs(out)["input"]["frames_xxh3"] == content_hash(ArrayFrameSource(now))[0]
     rep = verify(out, input=store)
     assert rep.complete and rep.facts["input_check"] == "match", rep.problems
     rep = verify(out, input=ArrayFrameSource(frames))

@@ -31,7 +31,7 @@ from vidfilter.models import load_model
 from vidfilter.train.checkpoint import checkpoint_path, load_checkpoint
 from vidfilter.train.loop import train
 
-#: The images ``run`` writes (one ``ZarrImageSink.write`` call each per frame).
+#: The images ``run`` writes (one ``ZarrImageSink._mark`` call each per frame, whatever the storage).
 GROUPS = 2
 
 
@@ -48,7 +48,7 @@ def _kill_run_at_random(args: list[str], out: Path, rng: random.Random, n_frames
     frames, in the first half of the work that remains; returns the frames durably recorded after
     the kill."""
     remaining = n_frames - max(_progress(out), 0)  # a resumed run restarts at or before this frame
-    vf_at(call_point("vidfilter.io.zarr_sink", "ZarrImageSink.write", rng.randint(0, GROUPS * remaining // 2)), *args)
+    vf_at(call_point("vidfilter.io.zarr_sink", "ZarrImageSink._mark", rng.randint(0, GROUPS * remaining // 2)), *args)
     assert not out.exists(), "a killed run left an output that looks complete"
     done = _progress(out)
     assert done >= 0, "the progress record of the partial output is unreadable"
@@ -70,7 +70,7 @@ def _run_kills(media, tiny_bundle, tmp_path, seed: int, kills: int, every: int) 
     assert done.returncode == 0, done.stderr
     assert_same_output(out, ref)
     a, b = root_attrs(out)["input"], root_attrs(ref)["input"]
-    assert a["frames_blake2b"] == b["frames_blake2b"] and a["frames_read"] == 120
+    assert a["frames_xxh3"] == b["frames_xxh3"] and a["frames_read"] == 120
     report = verify(out, input=src)
     assert report.complete, report.problems
 

@@ -25,7 +25,7 @@ def test_second_process_on_the_same_output_refuses(media, tmp_path):
     args = ["run", str(src), "--method", "median", "--out", str(out)]
     ctl = tmp_path / "ctl"
     ctl.mkdir()
-    hold = hold_point("vidfilter.io.zarr_sink", "ZarrImageSink.write", 0, ctl / "held", ctl / "release")
+    hold = hold_point("vidfilter.io.zarr_sink", "ZarrImageSink._mark", 0, ctl / "held", ctl / "release")
     first = vf_at_popen(hold, *args)
     assert wait_for_hold(ctl / "held", first) == first.pid
     lock = Path(str(out) + ".partial") / ".lock"

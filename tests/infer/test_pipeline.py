@@ -13,17 +13,18 @@ import pytest
 import torch
 import zarr
 from kill_points import call_point, vf_at
+from stores import read_group
 
 from vidfilter.config import Config
 from vidfilter.errors import OutputExistsError
 from vidfilter.infer.pipeline import run, run_many
 from vidfilter.io.array_source import ArrayFrameSource
+from vidfilter.io.registry import open as vf_open
 from vidfilter.models import build_model, save_bundle
 from vidfilter.synth import SyntheticRecording, write_video
 
 
-def _read(store: Path, group: str) -> np.ndarray:
-    return zarr.open_array(str(store / group / "0"), mode="r")[:]
+_read = read_group
 
 
 @pytest.fixture(scope="module")
@@ -54,14 +55,18 @@ def test_median_baseline_matches_numpy(tmp_path):
     expected = np.median(frames, axis=0).astype(np.uint8)
     assert np.array_equal(bg, np.broadcast_to(expected, frames.shape))
     fg = _read(tmp_path / "out.zarr", "foreground")
-    assert np.array_equal(fg, np.abs(frames.astype(int) - expected).astype(np.uint8))
+    exact = np.abs(frames.astype(int) - expected).astype(np.uint8)
+    floor = Config().output.foreground_floor  # values below it are stored as 0 (sensor noise)
+    assert floor > 0 and np.array_equal(fg, np.where(exact >= floor, exact, 0))
+    run(ArrayFrameSource(frames, fps=5.0), tmp_path / "exact.zarr", method="median",
+        config=Config().override({"output.foreground_floor": 0}))
+    assert np.array_equal(_read(tmp_path / "exact.zarr", "foreground"), exact)
 
 
 def test_model_output_equals_direct_inference(tmp_path, video, bundle):
     """The pipeline's background equals the network applied to each decoded frame, reflect-padded
     by the engine's border (the model's alignment) and cropped back (the exposure match off: it
     shifts the network's output, tested on its own below)."""
-    from vidfilter.io.registry import open as vf_open
     from vidfilter.models import load_model
 
     run(video, tmp_path / "o.zarr", model=bundle, config=Config().override({"infer.every": 1, "output.match_exposure": "off"}))
@@ -131,7 +136,7 @@ def test_resume_after_sigkill_is_identical(tmp_path, video, bundle, every):
     run(video, ref, model=bundle, config=Config().override({"infer.every": every}))
     out = tmp_path / "out.zarr"
     args = ["run", str(video), "--model", str(bundle), "--out", str(out), "--every", str(every), "--threads", "1"]
-    vf_at(call_point("vidfilter.io.zarr_sink", "ZarrImageSink.write", 2 * 24), *args)  # background and foreground
+    vf_at(call_point("vidfilter.io.zarr_sink", "ZarrImageSink._mark", 2 * 24), *args)  # background and foreground
     assert not out.exists() and Path(str(out) + ".partial").exists()
     done = subprocess.run([sys.executable, "-m", "vidfilter", "-q", *args], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
@@ -140,16 +145,23 @@ def test_resume_after_sigkill_is_identical(tmp_path, video, bundle, every):
 
 
 def test_dark_polarity_clamps_background_and_mask_follows_polarity(tmp_path):
-    """Dark animals only darken: background >= frame, the mask holds only darker-than-background pixels."""
+    """Dark animals only darken: the per-frame background >= frame, the mask holds only
+    darker-than-background pixels. Stored at keyframes the background is the unclamped one; the
+    foreground (saturating) is the same either way."""
     frames = np.full((6, 16, 16), 200, np.uint8)
     frames[:, 4:8, 4:8] = 120  # a dark animal that never moves (stays in the median)
     frames[2, 10:14, 10:14] = 250  # a bright flash: not an animal for dark polarity
-    cfg = Config().override({"output.polarity": "dark", "output.mask": True})
+    cfg = Config().override({"output.polarity": "dark", "output.mask": True, "output.background": "full"})
     run(ArrayFrameSource(frames), tmp_path / "o.zarr", method="median", config=cfg)
     bg = _read(tmp_path / "o.zarr", "background")
     mask = _read(tmp_path / "o.zarr", "mask")
     assert (bg >= frames).all()
     assert mask[2, 10:14, 10:14].sum() == 0
+    run(ArrayFrameSource(frames), tmp_path / "k.zarr", method="median", config=cfg.override({"output.background": "keyframes"}))
+    keyed = _read(tmp_path / "k.zarr", "background")
+    assert (keyed[2, 10:14, 10:14] == 200).all() and np.array_equal(np.maximum(keyed, frames), bg)
+    for group in ("foreground", "mask"):
+        assert np.array_equal(_read(tmp_path / "k.zarr", group), _read(tmp_path / "o.zarr", group))
     cfg = cfg.override({"output.polarity": "absolute"})
     run(ArrayFrameSource(frames), tmp_path / "a.zarr", method="median", config=cfg)
     assert _read(tmp_path / "a.zarr", "mask")[2, 10:14, 10:14].all()  # absolute keeps the flash
@@ -184,7 +196,7 @@ def test_object_mask_keeps_a_faint_animal_whole(tmp_path):
 def test_match_exposure_removes_a_global_offset_exactly():
     """A background 7 levels too dark for the frame (exposure change, model bias) is shifted by the
     frame's median offset: the plate's foreground is 0 and the animal's is its true contrast."""
-    from vidfilter.infer.pipeline import match_exposure
+    from vidfilter.infer.outputs import match_exposure
 
     rng = np.random.default_rng(0)
     plate = rng.integers(100, 200, (64, 64)).astype(np.uint8)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import zarr
+from stores import read_group
 
 import vidfilter.io.prefetch as prefetch
 from vidfilter.baselines.base import sample_indices
@@ -56,8 +56,7 @@ def temporal_bundle(tmp_path_factory) -> Path:
                        normalisation={"temporal_frames": TEMPORAL_FRAMES})
 
 
-def _read(store: Path, group: str) -> np.ndarray:
-    return zarr.open_array(str(store / group / "0"), mode="r")[:]
+_read = read_group
 
 
 def _outputs(store: Path) -> dict[str, np.ndarray]:

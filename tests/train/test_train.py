@@ -12,6 +12,7 @@ import torch
 from vidfilter.config import Config
 from vidfilter.errors import BundleError, ConfigError, TrainingInputError
 from vidfilter.io.array_source import ArrayFrameSource
+from vidfilter.io.registry import open as vf_open
 from vidfilter.models import load_model
 from vidfilter.train import (
     TrainResult,
@@ -196,7 +197,7 @@ def test_default_polarity_is_detected_and_used_by_run(tmp_path) -> None:
     store = zarr.open_group(str(res.output), mode="r")
     assert store.attrs["config"]["output"]["polarity"] == "dark"
     fg = np.asarray(store["foreground/0"][:])
-    bg = np.asarray(store["background/0"][:]).astype(np.int16)
+    bg = np.stack(list(vf_open(f"{res.output}/background").iter())).astype(np.int16)
     assert np.array_equal(fg.astype(np.int16), bg - arr.astype(np.int16))  # background - frame, never negative
 
 

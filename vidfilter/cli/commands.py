@@ -18,7 +18,7 @@ TRAIN_FIELDS = ("model.preset model.width sampling.mode sampling.lag sampling.la
                 "train.batch_size train.lr train.seed train.device train.threads output.polarity sampling.registration")
 RUN_FIELDS = ("infer.tile infer.overlap infer.batch_size infer.device infer.precision infer.every infer.adaptive infer.adaptive_bound "
               "infer.threads infer.salvage infer.missing_chunks output.polarity output.mask output.mask_threshold output.mask_method "
-              "output.formats output.overwrite output.foreground_dtype")
+              "output.formats output.overwrite output.foreground_dtype output.background output.foreground_floor")
 
 
 def _config(args: argparse.Namespace, fields: str, **values: Any) -> Config:
@@ -95,8 +95,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    lossless = {"background": "full", "foreground_floor": 0.0} if args.lossless else {}
     cfg = _config(args, RUN_FIELDS, salvage=args.salvage or None, mask=args.mask or None, formats=args.format,
-                  overwrite=args.overwrite or None)
+                  overwrite=args.overwrite or None, **lossless)
     from vidfilter.api import run
 
     results = run(args.inputs, args.out, out_dir=args.out_dir, model=args.model, method=args.method, config=cfg,
@@ -128,7 +129,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             print(f"  {name}: {facts.get('frames')} frames, {facts.get('chunks', '?')} chunks")
         rec = report.facts.get("input") or {}
         if rec:
-            print(f"  input: {rec.get('path')} ({rec.get('frames_read')} frames read, content hash {rec.get('frames_blake2b')})")
+            print(f"  input: {rec.get('path')} ({rec.get('frames_read')} frames read, content hash {rec.get('frames_xxh3')})")
             if rec.get("damage"):
                 print(f"  input damage recorded (salvaged run): {rec['damage']}")
         if "input_check" in report.facts:

@@ -110,6 +110,14 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mask-method", choices=["fixed", "object"], help="with --mask: fixed = foreground > --mask-threshold; object = whole objects (hysteresis from the noise level, closing; an object needs 40 px above the seed threshold)")
     p.add_argument("--format", nargs="+", choices=["zarr", "ffv1", "png", "tiff", "hdf5", "preview"])
     p.add_argument("--foreground-dtype", choices=["input", "float16"])
+    p.add_argument("--background", choices=["keyframes", "full"],
+                   help="keyframe mode stores the keyframe backgrounds and rebuilds each frame on reading (default: "
+                   "keyframes); full stores every frame's background, an NGFF image any OME-Zarr viewer shows")
+    p.add_argument("--foreground-floor", type=float, metavar="LEVELS",
+                   help="foreground values below LEVELS grey levels (8-bit scale) are stored as 0 outside the mask "
+                   "(default 8: sensor noise, most of the bytes); 0 stores every value exactly")
+    p.add_argument("--lossless", action="store_true",
+                   help="store every frame's background and the exact foreground (--background full --foreground-floor 0)")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--scheduler", help="run on Dask: local, local:N (N worker processes) or tcp://HOST:PORT (needs --out-dir)")
     p.add_argument("--retries", type=int, default=2, help="with --scheduler: extra attempts for a failed recording")

@@ -65,7 +65,8 @@ def interpolate(bg0: np.ndarray, t0: int, bg1: np.ndarray, t1: int, t: int) -> n
 
 class Interp(NamedTuple):
     """The background of frame ``t`` between two keyframes, left for the writer to materialise
-    (straight into the output dtype, see :func:`vidfilter.infer.pipeline.background_as`)."""
+    (straight into the output dtype, see :func:`vidfilter.infer.outputs.background_as`); a held
+    keyframe background has ``t1 == t0``."""
 
     bg0: np.ndarray
     t0: int
@@ -75,7 +76,8 @@ class Interp(NamedTuple):
 
     @property
     def weight(self) -> float:
-        return (self.t - self.t0) / (self.t1 - self.t0)
+        """The share of ``bg1`` in the blend (0 for a held background, ``t0 == t1``)."""
+        return (self.t - self.t0) / (self.t1 - self.t0) if self.t1 != self.t0 else 0.0
 
     def array(self) -> np.ndarray:
         return interpolate(self.bg0, self.t0, self.bg1, self.t1, self.t)
@@ -109,7 +111,7 @@ def schedule(
     to_float: Callable[[np.ndarray], np.ndarray],
 ) -> Iterator[tuple[int, np.ndarray, Any]]:
     """Yield ``(t, frame, background)`` in order; ``background`` is an array on keyframes, an
-    :class:`Interp` between them, or the held keyframe background.
+    :class:`Interp` between them (``t1 == t0`` for a held keyframe background).
 
     ``frames`` yields the recording from a grid keyframe on (frame 0, or where a resumed run starts);
     ``grid_backgrounds`` yields ``(g, background)`` for the fixed-grid keyframes
@@ -182,12 +184,12 @@ class _Schedule:
             self.new_key(t, frame, bg)
             return bg
         if right is None:  # after the last keyframe (only a recording cut short): hold
-            return left.bg
+            return Interp(left.bg, left.t, left.bg, left.t, t)
         if self.adaptive and self.drifted(t, frame, left, right):
             bg = self.estimate(t, self.to_float(frame))
             self.new_key(t, frame, bg, extra=True)
             return bg
-        return left.bg if self.hold else Interp(left.bg, left.t, right.bg, right.t, t)
+        return Interp(left.bg, left.t, left.bg, left.t, t) if self.hold else Interp(left.bg, left.t, right.bg, right.t, t)
 
     def drifted(self, t: int, frame: np.ndarray, left: _Key, right: _Key) -> bool:
         """Whether the frame's residual rose more than ``bound`` above its level at the keyframe."""

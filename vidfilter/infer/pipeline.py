@@ -28,10 +28,10 @@ from vidfilter.errors import ConfigError, VidfilterError
 from vidfilter.baselines import BackgroundEstimator, make_baseline
 from vidfilter.infer import keyframe as kf
 from vidfilter.infer.result import RunResult
-from vidfilter.io.scaling import dtype_scale, from_float, to_float
+from vidfilter.infer.outputs import FrameOutputs, store_frame
 from vidfilter.io.integrity import file_sha256
+from vidfilter.io.scaling import to_float
 from vidfilter.io.source import FrameSource
-from vidfilter.polarity import clamp_background, mask_level, object_mask, subtract
 
 log = logging.getLogger(__name__)
 
@@ -159,29 +159,6 @@ def _per_frame(
         yield t, frame, est.background(t, to_float(frame))
 
 
-_CV_DEPTH = {np.dtype(np.uint8): 0, np.dtype(np.uint16): 2}  # cv2.CV_8U, cv2.CV_16U
-
-
-def background_as(bg: Any, dtype: np.dtype) -> np.ndarray:
-    """A background from the estimator (float array or :class:`keyframe.Interp`) in ``dtype``.
-
-    Integer outputs of an interpolated background are blended, scaled, rounded and saturated in one
-    OpenCV pass (no float frame is made); the result equals ``from_float(interp.array(), dtype)``
-    up to float rounding (at most one level).
-    """
-    dtype = np.dtype(dtype)
-    if isinstance(bg, kf.Interp):
-        depth = _CV_DEPTH.get(dtype)
-        if depth is not None and (bg.bg0.ndim == 2 or bg.bg0.shape[-1] <= 4):
-            import cv2
-
-            w = bg.weight
-            scale = dtype_scale(dtype)
-            return cv2.addWeighted(bg.bg0, (1.0 - w) * scale, bg.bg1, w * scale, 0.0, dtype=depth)
-        bg = bg.array()
-    return from_float(bg, dtype)
-
-
 def _file_fingerprint(path: str) -> dict[str, Any]:
     p = Path(path)
     if not p.exists():
@@ -293,7 +270,7 @@ def _write_store(
         src.close() if close else None
         raise run_error(e, SimpleNamespace(path=out, partial=partial_path(out), resumed=True)) from None
     try:
-        sinks = _open_sinks(writer, src, oc, n)
+        sinks = _open_sinks(writer, src, oc, n, keyed=_keyed(config, est, src))
         done = min(s.frames_written for s in sinks.values())
         start = _resume_point(done, n, config.infer.every if not est.stateful else 1)
         if start:
@@ -316,12 +293,25 @@ def _write_store(
     return n, start, keyframes
 
 
-def _open_sinks(writer: Any, src: FrameSource, oc: Any, n: int) -> dict[str, Any]:
-    """The image groups of one run: background, foreground and, on request, mask."""
+def _keyed(config: Config, est: BackgroundEstimator, src: FrameSource) -> bool:
+    """Whether the background is stored at its keyframes (:mod:`vidfilter.io.keyframe_store`):
+    keyframe mode, an integer recording, and ``output.background: keyframes``."""
+    from vidfilter.io.keyframe_store import supports_keyframes
+
+    oc, ic = config.output, config.infer
+    return (oc.background == "keyframes" and ic.every > 1 and not est.stateful and oc.foreground_dtype != "float16"
+            and supports_keyframes(src.dtype, tuple(src.frame_shape)))
+
+
+def _open_sinks(writer: Any, src: FrameSource, oc: Any, n: int, keyed: bool = False) -> dict[str, Any]:
+    """The image groups of one run: background (at keyframes when ``keyed``), foreground and, on request, mask."""
+    from vidfilter.io.keyframe_store import KeyframeImageSink
+
     frame_shape = tuple(src.frame_shape)
     fg_dtype = np.dtype(np.float16) if oc.foreground_dtype == "float16" else src.dtype
     sinks = {
-        "background": writer.image("background", frame_shape, src.dtype, fps=src.fps, n_frames=n),
+        "background": writer.image("background", frame_shape, src.dtype, fps=src.fps, n_frames=n,
+                                   sink_class=KeyframeImageSink if keyed else None),
         "foreground": writer.image("foreground", frame_shape, fg_dtype, fps=src.fps, n_frames=n),
     }
     if oc.mask:
@@ -419,76 +409,6 @@ def _resume_point(done: int, n: int, every: int) -> int:
     return (done // every) * every
 
 
-class FrameOutputs:
-    """The arrays stored for one frame: background (clamped by polarity), foreground, mask.
-
-    Integer recordings take an integer path (OpenCV, saturating): the stored foreground is exactly
-    the difference of the stored frame and background, and the mask is ``foreground > threshold``
-    (grey levels on the 8-bit scale). Float recordings and a float16 foreground take the float path.
-    """
-
-    def __init__(self, dtype: np.dtype, oc: Any, *, mask: bool = False, match_exposure: bool = False) -> None:
-        self.dtype = np.dtype(dtype)
-        self.oc = oc
-        self.mask = mask
-        self.match_exposure = match_exposure
-        self.int_path = self.dtype in _CV_DEPTH and oc.foreground_dtype != "float16"
-        self.mask_level = mask_level(oc.mask_threshold, self.dtype, self.int_path)
-
-    def __call__(self, frame: np.ndarray, bg: Any) -> dict[str, np.ndarray]:
-        oc = self.oc
-        if self.int_path:
-            f, b = frame, background_as(bg, self.dtype)
-        else:
-            f, b = to_float(frame), bg.array() if isinstance(bg, kf.Interp) else bg
-        b = match_exposure(f, b) if self.match_exposure else b
-        b = clamp_background(f, b, oc.polarity) if oc.clamp else b
-        fg = subtract(f, b, oc.polarity)
-        if self.int_path:
-            out = {"background": b, "foreground": fg}
-        else:
-            out = {"background": from_float(b, self.dtype),
-                   "foreground": fg.astype(np.float16) if oc.foreground_dtype == "float16" else from_float(fg, self.dtype)}
-        if self.mask and oc.mask_method == "object":  # whole objects for trackers (hysteresis, closing)
-            mask = object_mask(frame, out["background"], polarity=oc.polarity.value, floor_high=oc.mask_threshold)
-            out["mask"] = mask.view(np.uint8)
-        elif self.mask:
-            out["mask"] = (fg > self.mask_level).view(np.uint8)  # signed: follows the polarity
-        return out
-
-
-#: match_exposure reads every STEP-th pixel of each axis (1/16 of the frame): the median is as good
-#: and the cost per 2048² frame stays at a few ms.
-_EXPOSURE_STEP = 4
-
-
-def match_exposure(frame: np.ndarray, background: np.ndarray) -> np.ndarray:
-    """The background shifted by the frame's median offset against it, ``median(frame - background)``.
-
-    Animals cover a few % of a frame, so the median is the plate's offset: an exposure change since
-    the keyframe the background came from, or a model's own bias (measured: +-2.5 grey levels after
-    5 minutes of CPU training). Integer frames get an integer offset, added with saturation, so the
-    stored foreground stays exactly frame minus background.
-    """
-    s = _EXPOSURE_STEP
-    if np.issubdtype(background.dtype, np.integer):
-        d = frame[::s, ::s].astype(np.int64) - background[::s, ::s]
-        off = int(np.median(d))
-        if off == 0:
-            return background
-        info = np.iinfo(background.dtype)
-        return np.clip(background.astype(np.int64) + off, info.min, info.max).astype(background.dtype)
-    off = np.float32(np.median(frame[::s, ::s] - background[::s, ::s]))
-    return background + off
-
-
-def store_frame(pool: Any, sinks: dict[str, Any], t: int, arrays: dict[str, np.ndarray]) -> None:
-    """Write one frame's arrays to their sinks in parallel (Blosc and file I/O release the GIL)."""
-    futures = [pool.submit(sinks[k].write, t, a) for k, a in arrays.items()]
-    for fu in futures:
-        fu.result()
-
-
 def _stream(
     src: FrameSource, est: BackgroundEstimator, sinks: dict[str, Any], start: int, n: int,
     config: Config, keyframes: list[int], progress: bool,
@@ -501,7 +421,10 @@ def _stream(
     q_in: queue.Queue = queue.Queue(maxsize=ic.queue_size)
     q_out: queue.Queue = queue.Queue(maxsize=ic.queue_size)
     match = oc.match_exposure == "on" or (oc.match_exposure == "auto" and est.name == "model")
-    outputs = FrameOutputs(src.dtype, oc, mask="mask" in sinks, match_exposure=match)
+    from vidfilter.io.keyframe_store import KeyframeImageSink
+
+    keyed = isinstance(sinks["background"], KeyframeImageSink)
+    outputs = FrameOutputs(src.dtype, oc, mask="mask" in sinks, match_exposure=match, keyed=keyed)
     bar = tqdm(total=n, initial=start, unit="frame", disable=not progress, desc=Path(str(src.path)).name[:30])
     writer = _Stage(lambda: _write(q_out, stop, sinks, outputs, bar), "vidfilter-write")
     stages = [_Stage(lambda: _decode(src, start, n, q_in, stop), "vidfilter-decode"), writer]
@@ -556,7 +479,7 @@ def _write(q: queue.Queue, stop: threading.Event, sinks: dict[str, Any], outputs
             if item is _STOP:
                 return
             t, frame, bg = item
-            store_frame(pool, sinks, t, outputs(frame, bg))
+            store_frame(pool, sinks, t, outputs(t, frame, bg))
             bar.update(1)
 
 

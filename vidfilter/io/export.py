@@ -251,10 +251,13 @@ def _store_groups(store: Path) -> dict[str, Any]:
     """Image groups of a run store and their dtypes, read from the Zarr metadata only."""
     import zarr
 
+    from vidfilter.io.keyframe_store import KEYFRAMES, is_keyframe_group
+
     groups: dict[str, Any] = {}
     for name in ("background", "foreground", "mask"):
         if (store / name).exists():
-            groups[name] = zarr.open_array(str(store / name / "0"), mode="r").dtype
+            array = KEYFRAMES if is_keyframe_group(store / name) else "0"
+            groups[name] = zarr.open_array(str(store / name / array), mode="r").dtype
     return groups
 
 

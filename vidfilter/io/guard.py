@@ -111,7 +111,7 @@ class CheckedSource(FrameSource):
         if self._digests is not None:
             for t in self._digests.missing():
                 self._digests.put(t, self.inner[t])
-            rec["frames_blake2b"] = self._digests.finish()
+            rec["frames_xxh3"] = self._digests.finish()
             rec["content_hash"] = CONTENT_HASH
             self._digests.close()
             self._digests = None

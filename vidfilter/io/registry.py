@@ -149,6 +149,10 @@ def _open(path_or_array: Any, *, color: str, **kw: Any) -> FrameSource:
     p = Path(spec)
     # Zarr: a .zarr component anywhere in the path, or a folder with Zarr metadata
     if any(c.suffix.lower() == ".zarr" and c.is_dir() for c in [p, *p.parents]) or _is_zarr_dir(p):
+        from vidfilter.io.keyframe_store import KeyframeBackgroundSource, is_keyframe_group
+
+        if is_keyframe_group(p):  # a background stored at keyframes, rebuilt frame by frame
+            return KeyframeBackgroundSource(spec, color=color, **kw)
         return ZarrFrameSource(spec, color=color, **kw)
     # HDF5: file.h5/inner/dataset
     if any(c.suffix.lower() in HDF5_SUFFIXES and c.is_file() for c in [p, *p.parents]):

@@ -415,6 +415,18 @@ class VideoFrameSource(FrameSource):
             yield frame
 
     # -- facts -----------------------------------------------------------------------------------
+    def keyframe_indices(self) -> list[int] | None:
+        """The frames a read can start decoding at (ascending, frame 0 first): the keyframes.
+
+        Reaching frame ``t`` decodes from the keyframe at or before it up to ``t``, so the frames
+        just after a keyframe are the cheap ones (:func:`vidfilter.io.prefetch.cheap_substitutes`).
+        None where reads cannot start there: frames numbered in decode order (no timestamps) or a
+        file that cannot seek, where a read decodes from the start of the file.
+        """
+        if self._by_order or not self._seekable:
+            return None
+        return list(self._keyframes)
+
     def first_dependent(self, t: int) -> int:
         """The first frame (presentation order) that may depend on the data of frame ``t``.
 

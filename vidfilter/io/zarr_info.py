@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from vidfilter.errors import InputNotFoundError, UnreadableInputError
+from vidfilter.io.keyframe_store import KEYFRAMES, STORAGE
 from vidfilter.io.sink import partial_path
 
 __all__ = ["read_ome_zarr_info"]
@@ -51,10 +52,11 @@ def read_ome_zarr_info(path: str | os.PathLike[str]) -> dict[str, Any]:
         gattrs = dict(group.attrs)
         ome = gattrs.get("ome", {})
         ms = (ome.get("multiscales") or gattrs.get("multiscales") or [{}])[0]
-        if "0" not in group:
-            continue
-        arr = group["0"]
         gvf = gattrs.get("vidfilter", {}) or {}
+        keyed = gvf.get("storage") == STORAGE
+        if (KEYFRAMES if keyed else "0") not in group:
+            continue
+        arr = group[KEYFRAMES if keyed else "0"]
         axes = [a.get("name") for a in ms.get("axes", [])]
         scale = None
         for ds in ms.get("datasets", []):
@@ -64,6 +66,8 @@ def read_ome_zarr_info(path: str | os.PathLike[str]) -> dict[str, Any]:
         fps = None
         if axes and axes[0] == "t" and scale and ms["axes"][0].get("unit") == "second" and scale[0]:
             fps = 1.0 / float(scale[0])
+        if keyed:  # no NGFF metadata: the axes are the keyframe array's, the rate the group's
+            axes, fps = list(getattr(arr.metadata, "dimension_names", None) or []), gvf.get("fps")
         groups[name] = {
             "shape": list(arr.shape),
             "dtype": str(arr.dtype),
@@ -74,6 +78,7 @@ def read_ome_zarr_info(path: str | os.PathLike[str]) -> dict[str, Any]:
             "frames_written": gvf.get("frames_written"),
             "n_frames": gvf.get("n_frames"),
             "complete": bool(gvf.get("complete", False)),
+            "storage": gvf.get("storage", "full"),
         }
     return {
         "path": str(p),

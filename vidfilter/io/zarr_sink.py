@@ -317,6 +317,25 @@ class ZarrImageSink(FrameSink):
     finalised by :meth:`OmeZarrWriter.finalise`); ``abort()`` records what is durable and stops.
     """
 
+    #: The array of the group that holds the frames' chunks, and every array of the group.
+    array_name = "0"
+    array_names: tuple[str, ...] = ("0",)
+    #: How the group stores its frames (recorded in the progress record: a resume must match).
+    storage = "full"
+
+    @staticmethod
+    def create(root: Any, name: str, **kw: Any) -> dict[str, Any]:
+        """Create the group ``name`` of ``root`` and its arrays (:func:`create_image`)."""
+        return {"0": create_image(root, name, **kw)}
+
+    @staticmethod
+    def digest_files(default: str) -> dict[str, str]:
+        """The chunk digest table file of each array that records them."""
+        return {"0": default}
+
+    def attach(self, arrays: dict[str, Any], digests: dict[str, Any]) -> None:
+        """Receive every array of the group and their digest tables (one array here: nothing more)."""
+
     def __init__(
         self, writer: OmeZarrWriter, name: str, array: Any, *, frame_shape: tuple[int, ...], dtype: np.dtype,
         n_frames: int, has_channel: bool, fps: float | None, start: int, checksums: Any = None,
@@ -364,6 +383,11 @@ class ZarrImageSink(FrameSink):
         self._append_at(self._frames_written, frame)
 
     def _append_at(self, t: int, frame: np.ndarray) -> None:
+        self._put(t, frame)
+        self._mark(t)
+
+    def _put(self, t: int, frame: np.ndarray) -> None:
+        """Write frame ``t``'s chunk(s) in the stored layout."""
         if self._grey_with_c:
             data = frame[None]
         elif self.has_channel:
@@ -371,6 +395,9 @@ class ZarrImageSink(FrameSink):
         else:
             data = frame
         self.array[t] = data
+
+    def _mark(self, t: int) -> None:
+        """Frame ``t`` is written: extend the written prefix and checkpoint when one is due."""
         self._done[t] = True
         self._pending.add(t)
         while self._frames_written < self.n_frames and self._done[self._frames_written]:
@@ -379,7 +406,7 @@ class ZarrImageSink(FrameSink):
             self.checkpoint()
 
     def _chunk_dirs(self, t: int) -> Iterator[Path]:
-        base = self.writer.partial / self.name / "0" / "c" / str(t)
+        base = self.writer.partial / self.name / self.array_name / "c" / str(t)
         if base.is_file():
             yield base
         elif base.is_dir():
@@ -400,6 +427,23 @@ class ZarrImageSink(FrameSink):
         self._pending = {t for t in self._pending if t >= self._frames_written}
         self._durable = self._frames_written
         self.writer._record_progress(self)
+
+    def shorten(self, frames: int) -> None:
+        """Cut the arrays to the first ``frames`` frames (a store finalised short)."""
+        self.array.resize((frames,) + tuple(self.array.shape[1:]))
+
+    def finish_checksums(self) -> None:
+        """Trim, fsync and close the chunk digest table(s)."""
+        if self.checksums is not None:
+            self.checksums.finish(_chunk_grid(self.array.shape, self.array.chunks))
+
+    def close_checksums(self) -> None:
+        if self.checksums is not None:
+            self.checksums.close()
+
+    def group_state(self) -> dict[str, Any]:
+        """What this image's group attributes ``vidfilter`` hold besides the frame counts."""
+        return {}
 
     def _finalise(self) -> None:
         self.checkpoint()
@@ -608,6 +652,7 @@ class OmeZarrWriter(ZarrStore):
             entry["frames_written"] = sink.durable_frames
             group = self.root[sink.name]
             group.attrs["vidfilter"] = {
+                **sink.group_state(),
                 "complete": False,
                 "frames_written": sink.durable_frames,
                 "n_frames": sink.n_frames,
@@ -617,7 +662,7 @@ class OmeZarrWriter(ZarrStore):
     # -- images -----------------------------------------------------------------------------
     def image(
         self, name: str, frame_shape: tuple[int, ...], dtype: Any, fps: float | None = None, *,
-        n_frames: int, channel_axis: bool | None = None,
+        n_frames: int, channel_axis: bool | None = None, sink_class: type[ZarrImageSink] | None = None,
     ) -> ZarrImageSink:
         """Create (or, when resuming, reopen) image group ``name`` and return its sink.
 
@@ -636,6 +681,10 @@ class OmeZarrWriter(ZarrStore):
         channel_axis : bool, optional
             Store a ``c`` axis. Default: only for ``(H, W, C)`` frames; ``True`` with ``(H, W)``
             frames stores ``(T, 1, H, W)``.
+        sink_class : type, optional
+            How the group stores its frames: :class:`ZarrImageSink` (default, every frame), or
+            :class:`~vidfilter.io.keyframe_store.KeyframeImageSink` (at keyframes, written with
+            :class:`~vidfilter.io.keyframe_store.KeyRecord` records).
         """
         import zarr
 
@@ -648,30 +697,36 @@ class OmeZarrWriter(ZarrStore):
         if not name or "/" in name or name.startswith("."):
             raise UnsupportedInputError(f"invalid image name {name!r}; use a plain name such as 'background'")
         frame_shape, dtype, shape, chunks = _image_layout(frame_shape, dtype, int(n_frames), channel_axis)
-        array, start = self._open_image(name, shape, chunks, dtype, fps)
-        if not isinstance(array, zarr.Array):  # pragma: no cover - defensive
-            raise UnreadableInputError(f"{self.partial}/{name}/0 is not an array; run without --resume")
-        table = None
+        sink_class = sink_class or ZarrImageSink
+        arrays, start = self._open_image(name, shape, chunks, dtype, fps, sink_class)
+        if not all(isinstance(a, zarr.Array) for a in arrays.values()):  # pragma: no cover - defensive
+            raise UnreadableInputError(f"{self.partial}/{name} does not hold its arrays; run without --resume")
+        digests = {}
         if self.checksums:
-            table = ChunkDigests(self.partial / name / CHUNK_DIGEST_FILE, _chunk_grid(shape, chunks), fresh=start == 0)
-            self._store.tables[f"{name}/0"] = table
-        sink = ZarrImageSink(
-            self, name, array, frame_shape=frame_shape, dtype=dtype, n_frames=shape[0],
-            has_channel=len(shape) == 4, fps=fps, start=start, checksums=table,
+            for array_name, file_name in sink_class.digest_files(CHUNK_DIGEST_FILE).items():
+                a = arrays[array_name]
+                digests[array_name] = ChunkDigests(self.partial / name / file_name, _chunk_grid(a.shape, a.chunks), fresh=start == 0)
+                self._store.tables[f"{name}/{array_name}"] = digests[array_name]
+        sink = sink_class(
+            self, name, arrays[sink_class.array_name], frame_shape=frame_shape, dtype=dtype, n_frames=shape[0],
+            has_channel=len(shape) == 4, fps=fps, start=start, checksums=digests.get(sink_class.array_name),
         )
+        sink.attach(arrays, digests)
         self.images[name] = sink
         return sink
 
     def _open_image(
-        self, name: str, shape: tuple[int, ...], chunks: tuple[int, ...], dtype: np.dtype, fps: float | None
-    ) -> tuple[Any, int]:
-        """The array of image ``name`` and the frames it holds already: reopened where a resumed
-        store holds the same image, created (empty) otherwise."""
+        self, name: str, shape: tuple[int, ...], chunks: tuple[int, ...], dtype: np.dtype, fps: float | None,
+        sink_class: type[ZarrImageSink],
+    ) -> tuple[dict[str, Any], int]:
+        """The arrays of image ``name`` (by name) and the frames it holds already: reopened where a
+        resumed store holds the same image, created (empty) by ``sink_class`` otherwise."""
         n_frames = shape[0]
-        spec = {"shape": list(shape), "dtype": str(dtype), "chunks": list(chunks), "fps": fps}
+        spec = {"shape": list(shape), "dtype": str(dtype), "chunks": list(chunks), "fps": fps,
+                "storage": sink_class.storage}
         existing = self._progress.get(name)
         if existing is not None and name in self.root:
-            old = {k: existing.get(k) for k in spec}
+            old = {k: existing.get(k, "full" if k == "storage" else None) for k in spec}
             if old != _jsonable(spec):
                 raise OutputExistsError(
                     f"cannot resume image {name!r} of {self.partial}: it was started with {old}, "
@@ -679,17 +734,18 @@ class OmeZarrWriter(ZarrStore):
                 )
             # the runtime config is not stored in the array's metadata: set it again, or all-zero
             # frames written after a resume would leave no chunk file (read as "missing")
-            array = self.root[name]["0"].with_config(array_options()["config"])
-            return array, min(int(existing.get("frames_written", 0)), n_frames)
+            group = self.root[name]
+            arrays = {k: group[k].with_config(array_options()["config"]) for k in sink_class.array_names}
+            return arrays, min(int(existing.get("frames_written", 0)), n_frames)
         if name in self.root:
             del self.root[name]
         dims = ["t", "c", "y", "x"] if len(shape) == 4 else ["t", "y", "x"]
         state = {"complete": False, "frames_written": 0, "n_frames": n_frames}
-        array = create_image(self.root, name, shape=shape, chunks=chunks, dtype=dtype, dims=dims, state=state, fps=fps)
+        arrays = sink_class.create(self.root, name, shape=shape, chunks=chunks, dtype=dtype, dims=dims, state=state, fps=fps)
         with self._mutex:
             self._progress[name] = dict(_jsonable(spec), n_frames=n_frames, frames_written=0)
             self._write_progress()
-        return array, 0
+        return arrays, 0
 
     # -- finishing --------------------------------------------------------------------------
     def finalise(self, *, allow_short: bool = False) -> Path:
@@ -743,16 +799,18 @@ class OmeZarrWriter(ZarrStore):
         """Shorten a short image to its frames, finish its digests, mark its group complete;
         returns its entry of the root's ``vidfilter.images``."""
         if sink.frames_written < sink.n_frames:
-            sink.array.resize((sink.frames_written,) + tuple(sink.array.shape[1:]))
-        if sink.checksums is not None:
-            sink.checksums.finish(_chunk_grid(sink.array.shape, sink.array.chunks))
+            sink.shorten(sink.frames_written)
+        sink.finish_checksums()
+        state = sink.group_state()
         self.root[sink.name].attrs["vidfilter"] = {
+            **state,
             "complete": True,
             "frames_written": sink.frames_written,
             "n_frames": sink.frames_written,
         }
         shape = list(sink.array.shape)
-        return {"shape": shape, "dtype": str(sink.dtype), "frames": sink.frames_written, "fps": sink.fps}
+        entry = {"shape": shape, "dtype": str(sink.dtype), "frames": sink.frames_written, "fps": sink.fps}
+        return {**entry, "storage": state["storage"]} if "storage" in state else entry
 
     def abort(self) -> None:
         """Stop without finalising: record what is durable, release the lock, keep ``PATH.partial``."""
@@ -760,8 +818,7 @@ class OmeZarrWriter(ZarrStore):
             return
         for sink in self.images.values():
             sink.abort()
-            if sink.checksums is not None:
-                sink.checksums.close()
+            sink.close_checksums()
         with self._mutex:
             self._finished = True
         self._lock.release()

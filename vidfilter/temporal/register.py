@@ -263,8 +263,10 @@ class Registration:
 
 def survey(src: FrameSource, frames: np.ndarray, **kw: Any) -> Registration:
     """A :class:`Registration` of ``src`` with the shifts of ``frames`` measured (one read each)."""
+    from vidfilter.io.prefetch import served_index
+
     reg = Registration.for_source(src, **kw)
     for t in frames:
-        reg.shift(np.asarray(src[int(t)]), int(t))
+        reg.shift(np.asarray(src[int(t)]), served_index(src, int(t)))
     return reg
 

@@ -16,6 +16,7 @@ from typing import Literal
 import numpy as np
 
 from vidfilter.errors import TrainingInputError
+from vidfilter.io.prefetch import served_index
 from vidfilter.io.scaling import to_float
 from vidfilter.io.source import FrameSource, to_gray
 from vidfilter.temporal.register import CONFIRM, Registration, survey
@@ -67,7 +68,7 @@ def temporal_statistic(
         if np.issubdtype(frame.dtype, np.floating) and not np.isfinite(frame).all():
             raise TrainingInputError(f"{src.path}: frame {int(t)} holds NaN or Inf values; replace them before training")
         if registration is not None:
-            frame = registration.to_reference(frame, int(t))
+            frame = registration.to_reference(frame, served_index(src, int(t)))
         if kind == "median":
             stack.append(frame)
         elif acc is None:
