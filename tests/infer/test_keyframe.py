@@ -256,3 +256,15 @@ def test_adaptive_with_an_identity_like_model_on_a_noisy_recording_does_not_fire
     frames[60:] = np.clip(frames[60:].astype(int) + 12, 0, 255)
     _, keys, _ = _run(frames, every=100, adaptive=True, bound=0.005)
     assert 60 in keys and len(keys) <= 5
+
+
+def test_drift_grid_keeps_enough_samples_and_stays_cheap_on_large_frames():
+    """Every 4th pixel up to 1024² (65,536+ samples there), sparser beyond so the grid stays near
+    65,536 pixels: every 8th at 2048²; the drift of a plain offset is the same on either grid."""
+    assert [kf.drift_stride((s, s)) for s in (64, 480, 1024, 2048, 4096)] == [4, 4, 4, 8, 16]
+    rng = np.random.default_rng(4)
+    bg = rng.random((2048, 2048), dtype=np.float32) * 0.5
+    frame = np.clip(bg + 0.01 + rng.normal(0, 0.002, bg.shape).astype(np.float32), 0, 1)
+    small = kf._small(frame)
+    assert small.shape == (256, 256)
+    assert abs(float(np.median(np.abs(small - kf._small(bg)))) - 0.01) < 0.001

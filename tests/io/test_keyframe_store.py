@@ -74,8 +74,8 @@ def test_keyframes_hold_only_the_keyframes_and_cost_a_fraction(outputs):
     assert _size(group) < _size(outputs["full"] / "background") / 3
     src = KeyframeBackgroundSource(group)
     assert src.keyframes().tolist() == stored
-    k0, k1, w, _ = src.row(13)
-    assert (k0, k1) == (10, 20) and w == pytest.approx(0.3)
+    # the median is one background at every keyframe: a frame names the keyframe before it, weight 0
+    assert src.row(13)[:3] == (10, 10, 0.0)
 
 
 def test_foreground_is_exact_where_it_reaches_the_floor_and_zero_below(outputs):
@@ -106,7 +106,7 @@ def test_verify_finds_a_missing_keyframe_and_a_damaged_table(outputs, tmp_path):
     report = verify(broken)
     assert not report.complete and any("keyframes/c/20" in p for p in report.problems)
     with pytest.raises(Exception, match="keyframe 20 is missing"):
-        vf_open(broken / "background")[15]
+        vf_open(broken / "background")[25]
     shutil.rmtree(broken)
     shutil.copytree(outputs["keyed"], broken)
     chunk = broken / "background" / TABLE / "c" / "0" / "0"
@@ -130,3 +130,32 @@ def test_blend_and_shift_saturate_like_integer_arithmetic(dtype):
         np.testing.assert_array_equal(shift(b0, off), np.clip(b0.astype(np.int64) + off, 0, top).astype(dtype))
     colour = rng.integers(0, top + 1, (9, 11, 3)).astype(dtype)
     np.testing.assert_array_equal(shift(colour, 9), np.clip(colour.astype(np.int64) + 9, 0, top).astype(dtype))
+
+
+def test_rows_name_the_two_keyframes_a_model_background_blends(tmp_path):
+    """A background that differs at each keyframe (an estimator returning the keyframe itself):
+    frames between keyframes name both, with the weight of the later one, and read back exactly
+    as the blend of the two stored keyframes."""
+    from vidfilter.baselines.base import BackgroundEstimator
+    from vidfilter.infer import pipeline
+
+    class Itself(BackgroundEstimator):
+        name = "itself"
+
+        def background(self, t, frame):
+            return frame
+
+    rng = np.random.default_rng(8)
+    frames = np.clip(np.linspace(60, 200, 21)[:, None, None] + rng.normal(0, 2, (21, 12, 16)), 0, 255).astype(np.uint8)
+    cfg = Config().override({"infer.every": 10, "infer.adaptive": False, "output.foreground_floor": 0})
+    original = pipeline.make_estimator
+    pipeline.make_estimator = lambda method, model, config: Itself()
+    try:
+        run(ArrayFrameSource(frames), tmp_path / "o.zarr", method="median", config=cfg)
+    finally:
+        pipeline.make_estimator = original
+    src = KeyframeBackgroundSource(tmp_path / "o.zarr" / "background")
+    k0, k1, w, off = src.row(13)
+    assert (k0, k1, off) == (10, 20, 0) and w == pytest.approx(0.3)
+    np.testing.assert_array_equal(src[13], blend(frames[10], frames[20], 0.3))
+    np.testing.assert_array_equal(src[20], frames[20])

@@ -34,9 +34,6 @@ __all__ = ["FrameOutputs", "background_as", "exposure_offset", "match_exposure",
 
 _CV_DEPTH = {np.dtype(np.uint8): 0, np.dtype(np.uint16): 2}  # cv2.CV_8U, cv2.CV_16U
 
-#: exposure matching reads every STEP-th pixel of each axis (1/16 of the frame): the median is as
-#: good and the cost per 2048² frame stays at a few ms.
-_EXPOSURE_STEP = 4
 
 
 def background_as(bg: Any, dtype: np.dtype) -> np.ndarray:
@@ -55,14 +52,15 @@ def background_as(bg: Any, dtype: np.dtype) -> np.ndarray:
 
 
 def exposure_offset(frame: np.ndarray, background: np.ndarray) -> float:
-    """``median(frame - background)`` on every 4th pixel of each axis: an integer for integer
-    frames, so a background shifted by it keeps the stored foreground exactly frame minus background.
+    """``median(frame - background)`` on the drift measure's grid (every 4th pixel of each axis, every
+    8th at 2048², :func:`vidfilter.infer.keyframe.drift_stride`): an integer for integer frames, so a
+    background shifted by it keeps the stored foreground exactly frame minus background.
 
     Animals cover a few % of a frame, so the median is the plate's offset: an exposure change since
     the keyframe the background came from, or a model's own bias (measured: +-2.5 grey levels after
     5 minutes of CPU training).
     """
-    s = _EXPOSURE_STEP
+    s = kf.drift_stride(background.shape)
     if np.issubdtype(background.dtype, np.integer):
         return int(np.median(frame[::s, ::s].astype(np.int32) - background[::s, ::s]))
     return float(np.float32(np.median(frame[::s, ::s] - background[::s, ::s])))
@@ -123,7 +121,7 @@ class FrameOutputs:
         if isinstance(bg, kf.Interp) and supports_keyframes(self.dtype, bg.bg0.shape):
             keys.forget_before(bg.t0)
             q0 = keys.get(bg.t0, bg.bg0)
-            w = bg.weight
+            w = bg.weight if bg.bg1 is not bg.bg0 else 0.0  # one background at both keyframes (a baseline's)
             q1 = keys.get(bg.t1, bg.bg1) if w > 0 else None
             return blend(q0, q1, w), KeyRecord(None, bg.t0, bg.t1 if w > 0 else bg.t0, w, 0)
         if isinstance(bg, kf.Interp):

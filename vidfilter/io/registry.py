@@ -217,6 +217,8 @@ def describe(path: str | os.PathLike[str], *, color: str = "keep") -> dict[str, 
                  "method": attrs.get("method"), "model": (attrs.get("model") or {}).get("path")}
         for name, g in info["groups"].items():
             facts[name] = f"{tuple(g['shape'])} {g['dtype']} chunks={tuple(g['chunks'])} fps={g['fps']} written={g['frames_written']}/{g['n_frames']}"
+            if g.get("storage") == "keyframes":
+                facts[name] += " (stored at keyframes: read it with vidfilter.open)"
         return facts
     with open(path, color=color) as src:
         return src.describe()
