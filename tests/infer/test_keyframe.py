@@ -268,3 +268,26 @@ def test_drift_grid_keeps_enough_samples_and_stays_cheap_on_large_frames():
     small = kf._small(frame)
     assert small.shape == (256, 256)
     assert abs(float(np.median(np.abs(small - kf._small(bg)))) - 0.01) < 0.001
+
+
+def test_without_a_tail_keyframe_the_last_frames_keep_the_last_grid_background_until_they_drift():
+    """``tail=False`` (what a run uses with the adaptive check): no keyframe at the last frame; the
+    frames after the last multiple of K keep its background, and a change there still makes a
+    keyframe. The look-ahead is asked for the grid without the last frame."""
+    rng = np.random.default_rng(6)
+    frames = np.clip(128 + rng.normal(0, 2, (95, 32, 32)), 0, 255).astype(np.uint8)
+
+    def run(frames):
+        est, keys = Stub(), []
+        grid = ((g, est.background(g, to_float(frames[g]))) for g in kf.grid(0, 40, len(frames), tail=False))
+        items = kf.schedule(((t, frames[t]) for t in range(len(frames))), est.background, grid, len(frames), 40,
+                            adaptive=True, bound=0.01, keyframes=keys, to_float=to_float, tail=False)
+        return [(t, b) for t, _, b in items], keys, est
+
+    out, keys, est = run(frames)
+    assert kf.grid(0, 40, 95, tail=False) == [0, 40, 80] and keys == [0, 40, 80] and 94 not in est.calls
+    held = [b for t, b in out if t > 80]
+    assert all(isinstance(b, kf.Interp) and b.t0 == b.t1 == 80 for b in held)
+    frames[90:] = np.clip(frames[90:].astype(int) + 20, 0, 255)  # the light changes in the tail
+    _, keys, _ = run(frames)
+    assert keys[:3] == [0, 40, 80] and 90 in keys

@@ -4,7 +4,9 @@ The background of a fixed-camera recording changes slowly, so the expensive esti
 keyframes only and blended linearly in time for the frames between two keyframes.
 
 Streaming design (no frame is buffered, whatever K): the keyframes of the fixed grid
-(``0, K, 2K, ...`` and the last frame) are computed *ahead* by a look-ahead reader of their own
+(``0, K, 2K, ...``, and the last frame when the adaptive check is off; with it on, the frames
+after the last multiple of K keep that keyframe's background under the check, which saves a
+network run and the look-ahead's decoding up to the last frame) are computed *ahead* by a look-ahead reader of their own
 (see :mod:`vidfilter.infer.pipeline`), so when the sequential stream reaches a frame both of its
 keyframes are already known and the frame leaves at once. The network runs concurrently with
 decoding and writing, and memory holds a few backgrounds, not K frames.
@@ -39,16 +41,16 @@ def drift_stride(shape: tuple[int, ...]) -> int:
     return max(DRIFT_STRIDE, int(np.sqrt(shape[0] * shape[1] / DRIFT_SAMPLES)))
 
 
-def is_fixed_keyframe(t: int, every: int, n_frames: int) -> bool:
-    """Keyframes of the fixed grid: every ``every``-th frame and the last frame."""
-    return t % every == 0 or t == n_frames - 1
+def is_fixed_keyframe(t: int, every: int, n_frames: int, tail: bool = True) -> bool:
+    """Keyframes of the fixed grid: every ``every``-th frame, and with ``tail`` the last frame."""
+    return t % every == 0 or (tail and t == n_frames - 1)
 
 
-def grid(start: int, every: int, n_frames: int) -> list[int]:
-    """The fixed-grid keyframes at or after ``start``."""
+def grid(start: int, every: int, n_frames: int, tail: bool = True) -> list[int]:
+    """The fixed-grid keyframes at or after ``start`` (see :func:`is_fixed_keyframe`)."""
     first = -(-start // every) * every
     ks = list(range(first, n_frames, every))
-    if n_frames - 1 >= start and (not ks or ks[-1] != n_frames - 1):
+    if tail and n_frames - 1 >= start and (not ks or ks[-1] != n_frames - 1):
         ks.append(n_frames - 1)
     return ks
 
@@ -117,16 +119,20 @@ def schedule(
     bound: float = 0.01,
     keyframes: list[int] | None = None,
     to_float: Callable[[np.ndarray], np.ndarray],
+    tail: bool = True,
 ) -> Iterator[tuple[int, np.ndarray, Any]]:
     """Yield ``(t, frame, background)`` in order; ``background`` is an array on keyframes, an
     :class:`Interp` between them (``t1 == t0`` for a held keyframe background).
 
     ``frames`` yields the recording from a grid keyframe on (frame 0, or where a resumed run starts);
     ``grid_backgrounds`` yields ``(g, background)`` for the fixed-grid keyframes
-    :func:`grid` ``(start, every, n_frames)`` in order (computed ahead, elsewhere); ``estimate``
-    computes the adaptive keyframes in line.
+    :func:`grid` ``(start, every, n_frames, tail)`` in order (computed ahead, elsewhere); ``estimate``
+    computes the adaptive keyframes in line. Without ``tail`` the last frame is no grid keyframe: the
+    frames after the last multiple of ``every`` keep its background, and the adaptive check adds a
+    keyframe where they drift from it (an ``--every`` keyframe's network run and the look-ahead's
+    decoding up to the last frame are saved once per recording).
     """
-    state = _Schedule(estimate, grid_backgrounds, n_frames, every, adaptive, bound, keyframes, to_float)
+    state = _Schedule(estimate, grid_backgrounds, n_frames, every, adaptive, bound, keyframes, to_float, tail)
     for t, frame in frames:
         yield t, frame, state.background(t, frame)
 
@@ -138,10 +144,10 @@ class _Schedule:
     def __init__(
         self, estimate: Callable[[int, np.ndarray], np.ndarray], grid_backgrounds: Iterator[tuple[int, np.ndarray]],
         n_frames: int, every: int, adaptive: bool, bound: float, keyframes: list[int] | None,
-        to_float: Callable[[np.ndarray], np.ndarray],
+        to_float: Callable[[np.ndarray], np.ndarray], tail: bool = True,
     ) -> None:
         self.estimate, self.grid_backgrounds, self.to_float = estimate, grid_backgrounds, to_float
-        self.n_frames, self.every, self.adaptive, self.bound = n_frames, every, adaptive, bound
+        self.n_frames, self.every, self.adaptive, self.bound, self.tail = n_frames, every, adaptive, bound, tail
         self.keyframes = keyframes if keyframes is not None else []
         self.pending_grid: dict[int, np.ndarray] = {}
         self.left: _Key | None = None
@@ -165,9 +171,10 @@ class _Schedule:
 
     def next_grid_key(self, t: int) -> _Key | None:
         """The fixed-grid keyframe after ``t``; ``None`` at the last frame."""
-        if t >= self.n_frames - 1:
+        g = t + self.every - t % self.every
+        if t >= self.n_frames - 1 or (g > self.n_frames - 1 and not self.tail):
             return None
-        g = min(t + self.every - t % self.every, self.n_frames - 1)
+        g = min(g, self.n_frames - 1)
         bg = self.grid_bg(g)
         return _Key(g, bg, _small(bg))
 
@@ -192,19 +199,22 @@ class _Schedule:
             bg = right.bg if right is not None else self.grid_bg(t)
             self.new_key(t, frame, bg)
             return bg
-        if right is None:  # after the last keyframe (only a recording cut short): hold
-            return Interp(left.bg, left.t, left.bg, left.t, t)
         if self.adaptive and self.drifted(t, frame, left, right):
             bg = self.estimate(t, self.to_float(frame))
             self.new_key(t, frame, bg, extra=True)
             return bg
-        return Interp(left.bg, left.t, left.bg, left.t, t) if self.hold else Interp(left.bg, left.t, right.bg, right.t, t)
+        if right is None or self.hold:  # after the last keyframe, or ahead of a jump: hold
+            return Interp(left.bg, left.t, left.bg, left.t, t)
+        return Interp(left.bg, left.t, right.bg, right.t, t)
 
-    def drifted(self, t: int, frame: np.ndarray, left: _Key, right: _Key) -> bool:
+    def drifted(self, t: int, frame: np.ndarray, left: _Key, right: _Key | None) -> bool:
         """Whether the frame's residual rose more than ``bound`` above its level at the keyframe."""
         sf = self.small_frame(frame)
-        w = np.float32((t - left.t) / (right.t - left.t))
-        expect = left.small if self.hold else (1 - w) * left.small + w * right.small
+        if self.hold or right is None:
+            expect = left.small
+        else:
+            w = np.float32((t - left.t) / (right.t - left.t))
+            expect = (1 - w) * left.small + w * right.small
         if self.settle:
             # a model that keeps the keyframe's own noise (identity-like) has ~0 residual on
             # it but the noise of two frames on every other: the residual of the frame right

@@ -430,10 +430,11 @@ def _stream(
     stages = [_Stage(lambda: _decode(src, start, n, q_in, stop), "vidfilter-decode"), writer]
     if ic.every > 1 and not est.stateful:  # keyframe mode
         q_key: queue.Queue = queue.Queue(maxsize=2)  # keyframe backgrounds computed ahead
-        stages.append(_Stage(lambda: _lookahead(src, est, kf.grid(start, ic.every, n), q_key, stop), "vidfilter-keyframes"))
+        tail = not ic.adaptive  # with the adaptive check, the frames after the last K-th keep its background
+        stages.append(_Stage(lambda: _lookahead(src, est, kf.grid(start, ic.every, n, tail), q_key, stop), "vidfilter-keyframes"))
         items = kf.schedule(
             _drain(q_in, stop, stages), est.background, _drain(q_key, stop, stages), n, ic.every, adaptive=ic.adaptive,
-            bound=ic.adaptive_bound, keyframes=keyframes, to_float=to_float,
+            bound=ic.adaptive_bound, keyframes=keyframes, to_float=to_float, tail=tail,
         )
     else:
         items = _per_frame(_drain(q_in, stop, stages), est)
