@@ -1095,9 +1095,37 @@ def bench_target(workdir: Path, quick: bool) -> dict[str, Any]:
         r["setup_s"] = r["wall_s"] - r["streaming_s"]
         res["runs"][name] = r
         log(f"  {json.dumps(r, default=float)}")
+    res["stages"] = target_stages(path, 12 if quick else 30)
     res["mouse"] = mouse_size(workdir, quick)
     res["revision_at_end"] = revision()
     return res
+
+
+def target_stages(path: Path, n: int) -> dict[str, Any]:
+    """Where each millisecond of a frame goes, each stage timed alone on ``n`` decoded frames
+    (wall and process CPU ms, medians): the frame digest, the keyframe schedule with the adaptive
+    check, ``FrameOutputs`` as a run calls it (baseline and model paths: background in the stored
+    dtype, exposure match, clamp, foreground, the floor; a background stored at keyframes), the
+    threshold mask, and the Blosc encode and chunk checksum of the stored foreground and mask."""
+    from vidfilter.config import Config
+    from vidfilter.infer import keyframe as kf
+    from vidfilter.infer.outputs import FrameOutputs
+    from vidfilter.io.integrity import frame_digest
+    from vidfilter.io.scaling import to_float
+
+    frames = frames_of(path, n)
+    ic, oc = Config().infer, Config().override({"output.polarity": "bright", "output.mask": True}).output
+    bg0, bg1 = to_float(frames[0]), to_float(frames[-1])
+    interps = [kf.Interp(bg0, 0, bg1, ic.every, 1 + t * (ic.every - 2) // max(n - 1, 1)) for t in range(n)]
+    sched, made = schedule_costs(frames, ic.every, ic.adaptive_bound)
+    costs = {"frame_digest": _median_ms(frame_digest, [(f,) for f in frames]), "schedule_adaptive": sched["schedule_adaptive"]}
+    for name, match in (("outputs_baseline", False), ("outputs_model", True)):
+        outputs = FrameOutputs(frames[0].dtype, oc, mask=True, match_exposure=match, keyed=True)
+        costs[name] = _median_ms(outputs, zip(range(1, n + 1), frames, interps))
+    stored = [FrameOutputs(frames[0].dtype, oc, mask=True, keyed=True)(t + 1, f, i) for t, (f, i) in enumerate(zip(frames, interps))]
+    chunks = chunk_costs([{k: a[k] for k in ("foreground", "mask")} for a in stored])
+    return {"frames": n, "ms": {k: c.wall for k, c in costs.items()}, "cpu_ms": {k: c.cpu for k, c in costs.items()},
+            "chunks": chunks, "schedule_keyframes": made}
 
 
 def mouse_size(workdir: Path, quick: bool) -> dict[str, Any]:
@@ -1182,7 +1210,16 @@ def target_table(r: dict[str, Any]) -> str:
                      "", "", ""])
     head = f"{r['video']}, {r['machine']['cpu']}, {r['machine']['cores']} cores, {r['date']}"
     table_head = md_head("| figure | value | ratio | target | |")
-    return head + "\n" + text_table(table_head, rows, lambda x: "| " + " | ".join(x) + " |")
+    out = head + "\n" + text_table(table_head, rows, lambda x: "| " + " | ".join(x) + " |")
+    if "stages" in r:
+        st, dec = r["stages"], r["decode"]
+        lines = [("decode (1 / decode fps)", dec["ms_mean"], dec["cpu_ms_mean"])]
+        lines += [(k, st["ms"][k], st["cpu_ms"][k]) for k in st["ms"]]
+        for g, c in st["chunks"].items():
+            lines += [(f"{g}: encode ({c['bytes_per_frame'] / 1e3:.1f} kB stored)", c["encode_ms"], c["encode_cpu_ms"]),
+                      (f"{g}: chunk checksum", c["checksum_ms"], c["checksum_cpu_ms"])]
+        out += "\n\n" + text_table(md_head("| stage, per frame | ms | CPU ms |"), lines, lambda x: f"| {x[0]} | {x[1]:.2f} | {x[2]:.2f} |")
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
