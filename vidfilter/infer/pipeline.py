@@ -305,7 +305,7 @@ def _keyed(config: Config, est: BackgroundEstimator, src: FrameSource) -> bool:
 
 def _open_sinks(writer: Any, src: FrameSource, oc: Any, n: int, keyed: bool = False) -> dict[str, Any]:
     """The image groups of one run: background (at keyframes when ``keyed``), foreground and, on request, mask."""
-    from vidfilter.io.keyframe_store import KeyframeImageSink
+    from vidfilter.io.keyframe_sink import KeyframeImageSink
 
     frame_shape = tuple(src.frame_shape)
     fg_dtype = np.dtype(np.float16) if oc.foreground_dtype == "float16" else src.dtype
@@ -421,7 +421,7 @@ def _stream(
     q_in: queue.Queue = queue.Queue(maxsize=ic.queue_size)
     q_out: queue.Queue = queue.Queue(maxsize=ic.queue_size)
     match = oc.match_exposure == "on" or (oc.match_exposure == "auto" and est.name == "model")
-    from vidfilter.io.keyframe_store import KeyframeImageSink
+    from vidfilter.io.keyframe_sink import KeyframeImageSink
 
     keyed = isinstance(sinks["background"], KeyframeImageSink)
     outputs = FrameOutputs(src.dtype, oc, mask="mask" in sinks, match_exposure=match, keyed=keyed)

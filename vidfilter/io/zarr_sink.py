@@ -683,7 +683,7 @@ class OmeZarrWriter(ZarrStore):
             frames stores ``(T, 1, H, W)``.
         sink_class : type, optional
             How the group stores its frames: :class:`ZarrImageSink` (default, every frame), or
-            :class:`~vidfilter.io.keyframe_store.KeyframeImageSink` (at keyframes, written with
+            :class:`~vidfilter.io.keyframe_sink.KeyframeImageSink` (at keyframes, written with
             :class:`~vidfilter.io.keyframe_store.KeyRecord` records).
         """
         import zarr
