@@ -140,7 +140,8 @@ class FrameOutputs:
             b = shift(b, off)
             record = record._replace(offset=off)
         stored_bg = record if self.keyed else (clamp_background(frame, b, oc.polarity) if oc.clamp else b)
-        fg = subtract(frame, clamp_background(frame, b, oc.polarity) if oc.clamp else b, oc.polarity)
+        # saturating subtraction: the clamp (max or min with the frame) does not change the foreground
+        fg = subtract(frame, b, oc.polarity)
         out: dict[str, Any] = {"background": stored_bg, "foreground": fg}
         if self.mask:
             out["mask"] = self._mask(frame, b, fg)
