@@ -32,8 +32,8 @@ from vidfilter.polarity import clamp_background, mask_level, object_mask, subtra
 
 __all__ = ["FrameOutputs", "background_as", "exposure_offset", "match_exposure", "store_frame"]
 
-_CV_DEPTH = {np.dtype(np.uint8): 0, np.dtype(np.uint16): 2}  # cv2.CV_8U, cv2.CV_16U
-
+#: recordings of these dtypes take the integer path
+_INTEGER = (np.dtype(np.uint8), np.dtype(np.uint16))
 
 
 def background_as(bg: Any, dtype: np.dtype) -> np.ndarray:
@@ -71,9 +71,6 @@ def match_exposure(frame: np.ndarray, background: np.ndarray) -> np.ndarray:
     with saturation for integer backgrounds."""
     off = exposure_offset(frame, background)
     if np.issubdtype(background.dtype, np.integer):
-        if background.ndim == 3 and background.shape[-1] > 4:
-            info = np.iinfo(background.dtype)
-            return np.clip(background.astype(np.int64) + off, info.min, info.max).astype(background.dtype)
         return shift(background, int(off))
     return background + np.float32(off)
 
@@ -107,7 +104,7 @@ class FrameOutputs:
         self.oc = oc
         self.mask = mask
         self.match_exposure = match_exposure
-        self.int_path = self.dtype in _CV_DEPTH and oc.foreground_dtype != "float16"
+        self.int_path = self.dtype in _INTEGER and oc.foreground_dtype != "float16"
         self.keyed = keyed and self.int_path
         self.mask_level = mask_level(oc.mask_threshold, self.dtype, self.int_path)
         floor = float(getattr(oc, "foreground_floor", 0.0))
@@ -136,7 +133,7 @@ class FrameOutputs:
             return self._float_outputs(frame, bg)
         b, record = self._integer_background(t, bg)
         if self.match_exposure:
-            off = exposure_offset(frame, b) if b.ndim == 2 or b.shape[-1] <= 4 else 0
+            off = exposure_offset(frame, b)
             b = shift(b, off)
             record = record._replace(offset=off)
         stored_bg = record if self.keyed else (clamp_background(frame, b, oc.polarity) if oc.clamp else b)

@@ -30,6 +30,7 @@ from vidfilter.infer import keyframe as kf
 from vidfilter.infer.result import RunResult
 from vidfilter.infer.outputs import FrameOutputs, store_frame
 from vidfilter.io.integrity import file_sha256
+from vidfilter.io.keyframe_store import STORAGE
 from vidfilter.io.scaling import to_float
 from vidfilter.io.source import FrameSource
 
@@ -421,9 +422,7 @@ def _stream(
     q_in: queue.Queue = queue.Queue(maxsize=ic.queue_size)
     q_out: queue.Queue = queue.Queue(maxsize=ic.queue_size)
     match = oc.match_exposure == "on" or (oc.match_exposure == "auto" and est.name == "model")
-    from vidfilter.io.keyframe_sink import KeyframeImageSink
-
-    keyed = isinstance(sinks["background"], KeyframeImageSink)
+    keyed = sinks["background"].storage == STORAGE
     outputs = FrameOutputs(src.dtype, oc, mask="mask" in sinks, match_exposure=match, keyed=keyed)
     bar = tqdm(total=n, initial=start, unit="frame", disable=not progress, desc=Path(str(src.path)).name[:30])
     writer = _Stage(lambda: _write(q_out, stop, sinks, outputs, bar), "vidfilter-write")

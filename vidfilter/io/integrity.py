@@ -508,15 +508,8 @@ def _check_image(report: VerifyReport, store: Path, name: str, facts: dict[str, 
     gvf = (dict(zarr.open_group(str(store / name), mode="r").attrs).get("vidfilter") or {})
     if not gvf.get("complete") or gvf.get("frames_written") != frames:
         report.problem(f"{name}: {gvf.get('frames_written')} of {frames} frames recorded as written")
-    present = _present_chunk_files(store / name / "0")
-    keys = _expected_keys(arr)
-    missing = [k for k in keys if arr.metadata.encode_chunk_key(k) not in present]
-    facts["chunks"] = len(keys)
-    for k in missing[:5]:
-        report.problem(f"{name}: chunk {arr.metadata.encode_chunk_key(k)} (frame {k[0]}) is missing")
-    if len(missing) > 5:
-        report.problem(f"{name}: {len(missing) - 5} more chunks missing")
-    facts["checksums"] = _check_chunk_digests(report, store / name, arr, keys, set(missing))
+    facts["chunks"] = 0
+    facts["checksums"], missing = _check_stored_chunks(report, store / name, "0", arr, _expected_keys(arr), CHUNK_DIGEST_FILE, facts)
     if facts["checksums"] == "not recorded" and checksums:
         report.problem(f"{name}: its chunk checksum table {CHUNK_DIGEST_FILE} is missing")
     if quick or missing:
@@ -550,7 +543,7 @@ def _check_keyframe_image(report: VerifyReport, store: Path, name: str, facts: d
     facts.update(storage="keyframes", chunks=0)
     results = [_check_stored_chunks(report, group, TABLE, table, _expected_keys(table), "vidfilter_table_chunks.b2", facts)]
     try:
-        rows = np.asarray(table[:]) if results[0][1] else np.zeros((0, 4))
+        rows = np.asarray(table[:]) if _intact(results[0]) else np.zeros((0, 4))
     except Exception as e:
         report.problem(f"{name}: its table {name}/{TABLE} cannot be read ({' '.join(str(e).split())[:80]})")
         return
@@ -566,7 +559,7 @@ def _check_keyframe_image(report: VerifyReport, store: Path, name: str, facts: d
     facts["checksums"] = "mismatch" if "mismatch" in found else found[0]
     if facts["checksums"] == "not recorded" and checksums:
         report.problem(f"{name}: its chunk checksum tables are missing")
-    if quick or not all(ok for _, ok in results):
+    if quick or not all(_intact(r) for r in results):
         return
     for k in named.tolist():
         try:
@@ -579,16 +572,26 @@ def _check_keyframe_image(report: VerifyReport, store: Path, name: str, facts: d
 def _check_stored_chunks(
     report: VerifyReport, group: Path, array: str, arr: Any, keys: list[tuple[int, ...]], digest_file: str,
     facts: dict[str, Any],
-) -> tuple[str, bool]:
-    """The chunks ``keys`` of ``group``'s array ``array`` are present and match their digests:
-    ``(checksum finding, all present and matching)``."""
+) -> tuple[str, int]:
+    """Check that the chunks ``keys`` of ``group``'s array ``array`` are present (the first five
+    missing named, with their frame, then a count) and match their digests (table ``digest_file``):
+    ``(checksum finding, chunks missing)``."""
     present = _present_chunk_files(group / array)
     missing = [k for k in keys if arr.metadata.encode_chunk_key(k) not in present]
+    label = "" if array == "0" else f"{array}/"
     for k in missing[:5]:
-        report.problem(f"{group.name}: chunk {array}/{arr.metadata.encode_chunk_key(k)} is missing")
+        frame = f" (frame {k[0]})" if arr.chunks[0] == 1 else ""  # one frame per chunk along t
+        report.problem(f"{group.name}: chunk {label}{arr.metadata.encode_chunk_key(k)}{frame} is missing")
+    if len(missing) > 5:
+        report.problem(f"{group.name}: {len(missing) - 5} more chunks missing")
     facts["chunks"] += len(keys)
     found = _check_chunk_digests(report, group, arr, keys, set(missing), array=array, digest_file=digest_file)
-    return found, not missing and found != "mismatch"
+    return found, len(missing)
+
+
+def _intact(result: tuple[str, int]) -> bool:
+    """A :func:`_check_stored_chunks` result with every chunk present and matching."""
+    return not result[1] and result[0] != "mismatch"
 
 
 def _check_input(

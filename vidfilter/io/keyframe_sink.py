@@ -9,13 +9,14 @@ from typing import Any
 import numpy as np
 
 from vidfilter.io.keyframe_store import KEYFRAMES, RULE, STORAGE, TABLE, TABLE_CHUNK, KeyRecord, blend
+from vidfilter.io.sink import check_frame
 from vidfilter.io.zarr_sink import ZarrImageSink, _chunk_grid, _fsync_file, array_options
 
 __all__ = ["KeyframeImageSink"]
 
 
 class KeyframeImageSink(ZarrImageSink):
-    """The sink of an image stored at keyframes (``OmeZarrWriter.image(..., keyframes=True)``).
+    """The sink of an image stored at keyframes (``OmeZarrWriter.image(..., sink_class=KeyframeImageSink)``).
 
     ``write(t, record)`` takes a :class:`KeyRecord`: a keyframe's background goes to the
     ``keyframes`` array at ``t``, every frame's row to the table, which is written (a chunk of rows
@@ -50,16 +51,11 @@ class KeyframeImageSink(ZarrImageSink):
 
     def write(self, t: int, record: KeyRecord) -> None:  # type: ignore[override]
         """Write frame ``t``'s record: its keyframe background, if it is one, and its table row."""
-        from vidfilter.io.sink import check_frame
-
-        if self._finished:
-            raise ValueError(f"image {self.name!r} is closed; open the writer again with resume=True to continue")
-        t = int(t)
-        if not 0 <= t < self.n_frames:
-            raise IndexError(f"frame {t} out of range for image {self.name!r} of {self.n_frames} frames")
+        t = self._writable(t)
         if record.key is not None:
             self._put(t, check_frame(record.key, self.frame_shape, self.dtype))
-        self._rows[t] = (record.t0, record.t1, record.weight, record.offset)
+        if t >= self._durable:  # a resumed run rewrites a few frames whose rows are durable already
+            self._rows[t] = (record.t0, record.t1, record.weight, record.offset)
         self._mark(t)
 
     def checkpoint(self) -> None:

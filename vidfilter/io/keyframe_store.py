@@ -73,7 +73,7 @@ def shift(background: np.ndarray, offset: int) -> np.ndarray:
     off = int(offset)
     if off == 0:
         return background
-    if _tiny(background):
+    if _tiny(background) or (background.ndim == 3 and background.shape[-1] > 4):  # beyond OpenCV's scalars
         info = np.iinfo(background.dtype)
         return np.clip(background.astype(np.int64) + off, info.min, info.max).astype(background.dtype)
     scalar = (float(abs(off)),) * 4
@@ -171,7 +171,7 @@ class KeyframeBackgroundSource(FrameSource):
         if k in self._cache:
             self._cache.move_to_end(k)
             return self._cache[k]
-        key = f"{KEYFRAMES}/c/{k}" + "/0" * (self._keys.ndim - 1)
+        key = f"{KEYFRAMES}/" + self._keys.metadata.encode_chunk_key((k,) + (0,) * (self._keys.ndim - 1))
         if self.missing_chunks == "error" and not os.path.exists(os.path.join(self.path, key)):
             reason = f"keyframe {k} is missing from the store (chunk file {key} not found)"
             raise DamagedInputError(f"{self.path}: {reason}; restore the store from a copy or rerun with --overwrite",

@@ -372,12 +372,16 @@ class ZarrImageSink(FrameSink):
 
     def write(self, t: int, frame: np.ndarray) -> None:
         """Write frame ``t`` (0 <= t < n_frames), in any order."""
+        self._append_at(self._writable(t), check_frame(frame, self.frame_shape, self.dtype))
+
+    def _writable(self, t: int) -> int:
+        """``t`` as an int, checked: the sink is open and ``t`` is one of its frames."""
         if self._finished:
             raise ValueError(f"image {self.name!r} is closed; open the writer again with resume=True to continue")
         t = int(t)
         if not 0 <= t < self.n_frames:
             raise IndexError(f"frame {t} out of range for image {self.name!r} of {self.n_frames} frames")
-        self._append_at(t, check_frame(frame, self.frame_shape, self.dtype))
+        return t
 
     def _append(self, frame: np.ndarray) -> None:  # pragma: no cover - append is overridden
         self._append_at(self._frames_written, frame)
