@@ -632,10 +632,11 @@ def decode_costs(path: Path, n: int | None = None, max_seconds: float | None = N
 
 
 class ChunkCodec:
-    """The Zarr codec pipeline of :func:`vidfilter.io.zarr_sink.array_options` for a one-frame chunk
-    (frames up to ``SPATIAL_SPLIT_ABOVE`` a side are one chunk each): encode, nothing stored."""
+    """The Zarr codec pipeline of :func:`vidfilter.io.zarr_sink.array_options` for a chunk of
+    ``frames`` frames (frames up to ``SPATIAL_SPLIT_ABOVE`` a side are one chunk each): encode,
+    nothing stored."""
 
-    def __init__(self, frame_shape: tuple[int, ...], dtype: Any) -> None:
+    def __init__(self, frame_shape: tuple[int, ...], dtype: Any, frames: int = 1) -> None:
         import asyncio
 
         import zarr
@@ -643,17 +644,17 @@ class ChunkCodec:
 
         from vidfilter.io.zarr_sink import SPATIAL_SPLIT_ABOVE, array_options
 
-        assert max(frame_shape) <= SPATIAL_SPLIT_ABOVE, "one chunk per frame only up to SPATIAL_SPLIT_ABOVE"
-        shape = (1, *frame_shape)
-        a = zarr.create_array(zarr.storage.MemoryStore(), shape=shape, chunks=shape, dtype=dtype, **array_options())
+        assert max(frame_shape) <= SPATIAL_SPLIT_ABOVE, "one chunk per run of frames only up to SPATIAL_SPLIT_ABOVE"
+        shape = (frames, *frame_shape)
+        a = zarr.create_array(zarr.storage.MemoryStore(), shape=shape, chunks=shape, dtype=dtype, **array_options(frames))
         self.array = a._async_array
         self.proto = default_buffer_prototype()
         self.spec = self.array.metadata.get_chunk_spec((0,) * len(shape), self.array.config, self.proto)
         self.loop = asyncio.new_event_loop()
 
-    def encode(self, frame: np.ndarray) -> np.ndarray:
-        """The bytes of the chunk file of ``frame``."""
-        nd = self.proto.nd_buffer.from_numpy_array(frame[None])
+    def encode(self, frames: np.ndarray) -> np.ndarray:
+        """The bytes of the chunk file of ``frames`` (a run, stacked on the first axis)."""
+        nd = self.proto.nd_buffer.from_numpy_array(np.ascontiguousarray(frames))
         (buf,) = self.loop.run_until_complete(self.array.codec_pipeline.encode([(nd, self.spec)]))
         return buf.as_numpy_array()
 
@@ -662,19 +663,24 @@ class ChunkCodec:
 
 
 def chunk_costs(arrays: list[dict[str, np.ndarray]]) -> dict[str, dict[str, float]]:
-    """Per group: codec encode of one frame's chunk and the chunk checksum the store computes on it
-    (``chunk_digest``), wall and CPU ms (median over the frames), and the bytes stored per frame."""
+    """Per group: codec encode of the chunks a store writes (runs of ``frames_per_chunk`` frames)
+    and the chunk checksum the store computes on each (``chunk_digest``), wall and CPU ms per
+    frame (medians over the chunks, over the frames of a chunk), and the bytes stored per frame."""
     from vidfilter.io.integrity import chunk_digest
+    from vidfilter.io.zarr_sink import frames_per_chunk
 
     out: dict[str, dict[str, float]] = {}
     for g, first in arrays[0].items():
-        codec = ChunkCodec(first.shape, first.dtype)
-        chunks = [codec.encode(a[g]) for a in arrays]
-        enc = _median_ms(codec.encode, [(a[g],) for a in arrays])
+        k = frames_per_chunk(first.nbytes, len(arrays))
+        runs = [np.stack([a[g] for a in arrays[i : i + k]]) for i in range(0, len(arrays) - k + 1, k)]
+        codec = ChunkCodec(first.shape, first.dtype, k)
+        chunks = [codec.encode(r) for r in runs]
+        enc = _median_ms(codec.encode, [(r,) for r in runs])
         dig = _median_ms(chunk_digest, [(c.data,) for c in chunks])
         codec.close()
-        size = float(np.median([c.nbytes for c in chunks]))
-        out[g] = {"encode_ms": enc.wall, "encode_cpu_ms": enc.cpu, "checksum_ms": dig.wall, "checksum_cpu_ms": dig.cpu,
+        size = float(np.median([c.nbytes for c in chunks])) / k
+        out[g] = {"frames_per_chunk": k, "encode_ms": enc.wall / k, "encode_cpu_ms": enc.cpu / k,
+                  "checksum_ms": dig.wall / k, "checksum_cpu_ms": dig.cpu / k,
                   "bytes_per_frame": size, "raw_bytes_per_frame": float(first.nbytes), "ratio": float(first.nbytes / size)}
     return out
 

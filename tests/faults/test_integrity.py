@@ -24,7 +24,7 @@ from vidfilter.io import zarr_sink
 from vidfilter.io.array_source import ArrayFrameSource
 from vidfilter.io.integrity import DIGEST_FILE, content_hash, frame_digest, verify
 from vidfilter.io.registry import open as vf_open
-from vidfilter.io.zarr_sink import OmeZarrWriter
+from vidfilter.io.zarr_sink import OmeZarrWriter, frames_per_chunk
 
 
 def _sha256(path: Path) -> str:
@@ -78,16 +78,18 @@ def test_verify_cli_complete_and_damaged_stores(made, media, tmp_path, capsys):
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert ok.stdout.startswith("complete: ") and "input matches" in ok.stdout.splitlines()[0]
 
+    k = zarr.open_array(str(made / "foreground" / "0"), mode="r").chunks[0]  # frames per chunk
+    assert 1 < k < 60
     lost = _copy(made, tmp_path / "lost.zarr")
-    (lost / "foreground" / "0" / "c" / "5" / "0" / "0").unlink()
+    (lost / "foreground" / "0" / "c" / "1" / "0" / "0").unlink()
     rc, text = _verify_main(capsys, str(lost))
     assert rc == 1 and text.startswith("INCOMPLETE: ")
-    assert "foreground: chunk c/5/0/0 (frame 5) is missing" in text
+    assert f"foreground: chunk c/1/0/0 (frames {k}-{2 * k - 1}) is missing" in text
 
     garbled = _copy(made, tmp_path / "garbled.zarr")
-    (garbled / "foreground" / "0" / "c" / "7" / "0" / "0").write_bytes(b"\x00garbage" * 10)
+    (garbled / "foreground" / "0" / "c" / "1" / "0" / "0").write_bytes(b"\x00garbage" * 10)
     rc, text = _verify_main(capsys, str(garbled))
-    assert rc == 1 and "foreground: frame 7 cannot be read" in text
+    assert rc == 1 and f"foreground: frame {k} cannot be read" in text
 
     rc, text = _verify_main(capsys, str(made), "--input", str(media["mp4"]))  # same scene, lossy: other frames
     assert rc == 1 and "frames differ" in text and "first differing frame: 0" in text
@@ -167,8 +169,10 @@ def test_partial_output_of_the_same_input_is_resumed(tmp_path, monkeypatch):
     with pytest.raises(DiskFullError):
         run(ArrayFrameSource(frames), tmp_path / "o.zarr", method="median", config=cfg)
     monkeypatch.setattr(zarr_sink.ZarrImageSink, "_append_at", real)
-    # the failed run recorded its 30 written frames when it stopped: the rerun does the other 10
-    assert run(ArrayFrameSource(frames), tmp_path / "o.zarr", method="median", config=cfg).frames_this_run == 10
+    # the failed run recorded the 16 frames of its whole chunks when it stopped (16 frames a chunk;
+    # the frames of the chunk being filled are lost): the rerun does the other 24
+    assert frames_per_chunk(8 * 8, 40) == 16
+    assert run(ArrayFrameSource(frames), tmp_path / "o.zarr", method="median", config=cfg).frames_this_run == 24
 
 
 def test_resumed_run_stores_all_zero_frames(tmp_path, monkeypatch):
@@ -214,14 +218,16 @@ def test_property_writer_round_trip_and_verify_finds_any_lost_chunk(tmp_path_fac
         got = back[k] if c is None else np.moveaxis(back[k], 0, -1)
         assert frame_digest(got) == frame_digest(frames[k])
     files = sorted(p for p in (out / "img" / "0" / "c").rglob("*") if p.is_file())
-    assert len(files) == t  # one chunk per frame, all-zero frames included
+    k = back.chunks[0]
+    assert len(files) == -(-t // k)  # one chunk per run of frames, all-zero frames included
     lost = data.draw(st.sampled_from(files))
     lost.unlink()
     key = "/".join(lost.relative_to(out / "img" / "0").parts)
+    lo = int(lost.relative_to(out / "img" / "0" / "c").parts[0]) * k
+    frames_of = f"frame {lo}" if min(lo + k, t) - 1 == lo else f"frames {lo}-{min(lo + k, t) - 1}"
     report = verify(out, quick=True)
     assert not report.complete
-    assert any(f"chunk {key} (frame {lost.relative_to(out / 'img' / '0' / 'c').parts[0]}) is missing" in p
-               for p in report.problems), report.problems
+    assert any(f"chunk {key} ({frames_of}) is missing" in p for p in report.problems), report.problems
 
 
 def test_verify_json(made, capsys):

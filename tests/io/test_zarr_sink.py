@@ -69,7 +69,7 @@ def test_round_trip_zarr_and_ome_zarr(tmp_path: Path, dtype: type, frame_shape: 
     expected = np.moveaxis(frames, -1, 1) if len(frame_shape) == 3 else frames
     assert stored.dtype == np.dtype(dtype)
     np.testing.assert_array_equal(stored, expected)
-    assert arr.chunks == (1,) + expected.shape[1:]
+    assert arr.chunks == (len(frames),) + expected.shape[1:]  # fewer frames than a chunk holds
 
     data, meta = read_with_ome_zarr(path / "background")
     np.testing.assert_array_equal(data, expected)
@@ -141,12 +141,12 @@ def test_block_store_writes_the_same_ngff_block(tmp_path: Path) -> None:
 
 
 def test_large_frames_split_into_spatial_blocks(tmp_path: Path) -> None:
-    """Frames over 2048 px on a side are chunked in 1024 px blocks, still one frame per chunk."""
+    """Frames over 2048 px on a side are chunked in 1024 px blocks."""
     frames = make_frames(2, (2100, 40), np.uint8)
     path = tmp_path / "big.zarr"
     write_all(path, "bg", frames)
     arr = zarr.open_group(str(path), mode="r")["bg/0"]
-    assert arr.chunks == (1, 1024, 40)
+    assert arr.chunks == (2, 1024, 40)
     np.testing.assert_array_equal(arr[:], frames)
 
 
@@ -382,3 +382,73 @@ def test_stale_lock_is_taken_over(tmp_path: Path) -> None:
         s.append(np.ones((2, 2), np.uint8))
         assert json.loads((part / LOCK_NAME).read_text())["pid"] == os.getpid()
     assert path.exists() and not part.exists()
+
+
+# -- runs of frames per chunk -------------------------------------------------------------------
+def test_frames_per_chunk_follows_frame_size() -> None:
+    """Up to 16 frames a chunk and at most 32 MiB of frames held: 8 at 2048² uint8, 1 at 4096² uint16."""
+    from vidfilter.io.zarr_sink import frames_per_chunk
+
+    assert frames_per_chunk(480 * 640, 10_000) == 16
+    assert frames_per_chunk(2048 * 2048, 10_000) == 8
+    assert frames_per_chunk(4096 * 4096 * 2, 10_000) == 1
+    assert frames_per_chunk(64, 5) == 5
+    assert frames_per_chunk(64, 0) == 1
+
+
+def test_frames_count_as_written_when_their_chunk_is(tmp_path: Path) -> None:
+    """Frames written in any order land once their chunk is whole; an abort keeps only whole chunks
+    (the frames of a chunk being filled are lost, as in a kill); the resumed store is bit-exact."""
+    frames = make_frames(40, (6, 5), np.uint8, seed=3)
+    path = tmp_path / "runs.zarr"
+    w = OmeZarrWriter(path, checkpoint_every=1)
+    s = w.image("fg", (6, 5), np.uint8, n_frames=40)
+    assert s.array.chunks[0] == 16
+    order = list(range(16))[::-1] + [16, 17, 18]
+    for i, t in enumerate(order):
+        s.write(t, frames[t])
+        assert s.frames_written == (16 if i >= 15 else 0)
+        np.testing.assert_array_equal(s.read(t), frames[t])  # held or written, it reads back
+    w.abort()
+
+    with OmeZarrWriter(path, resume=True) as w:
+        s = w.image("fg", (6, 5), np.uint8, n_frames=40)
+        assert s.frames_written == 16
+        for t in range(16, 40):
+            s.append(frames[t])
+    np.testing.assert_array_equal(zarr.open_group(str(path), mode="r")["fg/0"][:], frames)
+
+
+def test_a_short_store_keeps_the_frames_of_its_last_chunk(tmp_path: Path) -> None:
+    """finalise(allow_short=True) writes the frames held for a chunk that never filled."""
+    frames = make_frames(21, (4, 4), np.uint16, seed=5)
+    path = tmp_path / "short.zarr"
+    with OmeZarrWriter(path) as w:
+        s = w.image("bg", (4, 4), np.uint16, n_frames=40)
+        for fr in frames:
+            s.append(fr)
+        assert s.frames_written == 16
+        w.finalise(allow_short=True)
+    arr = zarr.open_group(str(path), mode="r")["bg/0"]
+    assert arr.shape == (21, 4, 4)
+    np.testing.assert_array_equal(arr[:], frames)
+
+
+def test_runs_of_frames_store_what_repeats_once(tmp_path: Path) -> None:
+    """A recording whose frames share a static part costs a fraction of one chunk per frame."""
+    rng = np.random.default_rng(0)
+    static = rng.integers(0, 255, (96, 128), dtype=np.uint8)
+    frames = np.repeat(static[None], 64, axis=0)
+    for t, fr in enumerate(frames):  # a small moving object over the static part
+        fr[40:50, t : t + 10] = 255
+    write_all(tmp_path / "runs.zarr", "fg", frames)
+    one = zarr.create_array(str(tmp_path / "one.zarr"), shape=frames.shape, chunks=(1, 96, 128), dtype=np.uint8,
+                            compressors=zarr.codecs.BloscCodec(cname="zstd", clevel=1, shuffle="shuffle"))
+    one[:] = frames
+
+    def size(p: Path) -> int:
+        return sum(f.stat().st_size for f in (p / "c").rglob("*") if f.is_file())
+
+    runs, per_frame = size(tmp_path / "runs.zarr" / "fg" / "0"), size(tmp_path / "one.zarr")
+    assert runs * 8 < per_frame, (runs, per_frame)
+    np.testing.assert_array_equal(zarr.open_group(str(tmp_path / "runs.zarr"), mode="r")["fg/0"][:], frames)

@@ -162,3 +162,29 @@ def test_property_zarr_and_array_agree(tmp_path_factory: pytest.TempPathFactory,
         np.testing.assert_array_equal(np.stack(list(src.iter())), want)
         np.testing.assert_array_equal(src.to_dask().compute(), want)
         np.testing.assert_array_equal(src.to_dask(2).compute(), want)
+
+
+def test_frames_of_a_chunk_are_decompressed_once(tmp_path: Path) -> None:
+    """Reading frames in order reads each chunk along t once, wherever the t axis lies; random
+    access still returns the right frames."""
+    data = _frames(t=11, h=9, w=8)
+    moved = np.ascontiguousarray(np.moveaxis(data, 0, 1))  # (y, t, x)
+    path = tmp_path / "ytx.zarr"
+    zarr.create_array(str(path), data=moved, chunks=(9, 4, 8), dimension_names=["y", "t", "x"])
+    with ZarrFrameSource(path) as src:
+        assert src.shape == data.shape
+
+        class Counting:
+            def __init__(self, array: object) -> None:
+                self.array, self.reads = array, 0
+                self.chunks, self.shape = array.chunks, array.shape
+
+            def __getitem__(self, sel: object) -> np.ndarray:
+                self.reads += 1
+                return self.array[sel]
+
+        counting = src._run.array = Counting(src._run.array)
+        np.testing.assert_array_equal(np.stack(list(src.iter())), data)
+        assert counting.reads == 3  # chunks of 4, 4 and 3 frames
+        for t in (10, 0, 7, 3, 3):
+            np.testing.assert_array_equal(src[t], data[t])

@@ -396,7 +396,7 @@ def _check_chunk_digests(
             bad += 1
             if bad <= 5:
                 report.problem(
-                    f"{group.name}: chunk {key} (frame {k[0]}) does not match the checksum recorded when it was "
+                    f"{group.name}: chunk {key}{_frames_of(arr, k)} does not match the checksum recorded when it was "
                     f"written ({len(data)} bytes on disk): damaged or replaced; rerun with --overwrite to rewrite it"
                 )
     if bad > 5:
@@ -569,6 +569,16 @@ def _check_keyframe_image(report: VerifyReport, store: Path, name: str, facts: d
             break
 
 
+def _frames_of(arr: Any, k: tuple[int, ...]) -> str:
+    """`` (frame t)`` or `` (frames a-b)``: the frames of chunk ``k`` where the array's first axis is time."""
+    names = getattr(arr.metadata, "dimension_names", None)
+    if not names or names[0] != "t":
+        return ""
+    lo = k[0] * arr.chunks[0]
+    hi = min(lo + arr.chunks[0], arr.shape[0]) - 1
+    return f" (frame {lo})" if hi <= lo else f" (frames {lo}-{hi})"
+
+
 def _check_stored_chunks(
     report: VerifyReport, group: Path, array: str, arr: Any, keys: list[tuple[int, ...]], digest_file: str,
     facts: dict[str, Any],
@@ -580,8 +590,7 @@ def _check_stored_chunks(
     missing = [k for k in keys if arr.metadata.encode_chunk_key(k) not in present]
     label = "" if array == "0" else f"{array}/"
     for k in missing[:5]:
-        frame = f" (frame {k[0]})" if arr.chunks[0] == 1 else ""  # one frame per chunk along t
-        report.problem(f"{group.name}: chunk {label}{arr.metadata.encode_chunk_key(k)}{frame} is missing")
+        report.problem(f"{group.name}: chunk {label}{arr.metadata.encode_chunk_key(k)}{_frames_of(arr, k)} is missing")
     if len(missing) > 5:
         report.problem(f"{group.name}: {len(missing) - 5} more chunks missing")
     facts["chunks"] += len(keys)

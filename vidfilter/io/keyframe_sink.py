@@ -34,8 +34,9 @@ class KeyframeImageSink(ZarrImageSink):
         group.attrs.update({"vidfilter": {**state, "storage": STORAGE, "rule": RULE, "fps": fps}})
         n = shape[0]
         return {
-            KEYFRAMES: group.create_array(KEYFRAMES, shape=shape, chunks=chunks, dtype=dtype, dimension_names=dims,
-                                          **array_options()),
+            # one frame per chunk: only the keyframes' chunks are written
+            KEYFRAMES: group.create_array(KEYFRAMES, shape=shape, chunks=(1, *chunks[1:]), dtype=dtype,
+                                          dimension_names=dims, **array_options()),
             TABLE: group.create_array(TABLE, shape=(n, 4), chunks=(min(TABLE_CHUNK, max(n, 1)), 4), dtype="float64",
                                       dimension_names=["t", "column"], **array_options()),
         }

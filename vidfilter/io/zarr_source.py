@@ -110,6 +110,7 @@ class ZarrFrameSource(FrameSource):
         self.dtype = resolve_dtype(self._native_dtype, spec)
         self.shape = policy_shape(native, self.color)
         self.fps = float(fps) if fps else self._fps_meta
+        self._run = _ChunkRunReader(node, names, int(np.prod(frame_native)) * self._native_dtype.itemsize)
 
     def _resolve_group(self, group: Any, spec: str) -> tuple[Any, list[str] | None]:
         import zarr
@@ -190,7 +191,7 @@ class ZarrFrameSource(FrameSource):
                     frame=t, reason=reason,
                 )
         try:
-            frame = np.asarray(self._array[self._select(t)])
+            frame = self._run.frame(t, self._select) if self._run.frames > 1 else np.asarray(self._array[self._select(t)])
         except Exception as exc:
             raise DamagedInputError.unreadable_frame(
                 self.path, t, " ".join(str(exc).split())[:100], "the store is damaged, restore it from a copy"
@@ -221,6 +222,43 @@ class ZarrFrameSource(FrameSource):
             ome_zarr=self.ngff,
         )
         return d
+
+
+class _ChunkRunReader:
+    """Frames of an array that holds several frames per chunk along ``t``: the chunk of the last
+    frame read is kept, so reading frames in order decompresses each chunk once, not once a frame.
+    Chunks of more than :attr:`MAX_BYTES` of frames are not kept (``frames`` is then 1)."""
+
+    MAX_BYTES = 256 << 20
+
+    def __init__(self, array: Any, names: list[str], frame_bytes: int) -> None:
+        import threading
+
+        self.array = array
+        k = int(array.chunks[names.index("t")]) if "t" in names else 1
+        self.frames = k if 1 < k and k * frame_bytes <= self.MAX_BYTES else 1
+        self.axis = [a for a in names if a != "z"].index("t") if "t" in names else 0
+        self.n = int(array.shape[names.index("t")]) if "t" in names else 1
+        self._held: tuple[int, np.ndarray] | None = None
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_held": None, "_lock": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        import threading
+
+        self.__dict__.update(state, _lock=threading.Lock())
+
+    def frame(self, t: int, select: Any) -> np.ndarray:
+        """Frame ``t`` as ``array[select(t)]`` gives it, from its chunk's frames."""
+        c = t // self.frames
+        with self._lock:
+            held = self._held
+            if held is None or held[0] != c:
+                lo = c * self.frames
+                held = self._held = (c, np.asarray(self.array[select(slice(lo, min(lo + self.frames, self.n)))]))
+        return np.take(held[1], t - c * self.frames, axis=self.axis)
 
 
 def _fps_from_ngff(m: dict[str, Any], names: list[str] | None) -> float | None:
