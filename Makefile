@@ -13,7 +13,7 @@ PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) "$(TORCH)"
-	$(PIP) -e ".[dev]"
+	$(PIP) -e ".[dev,napari]"
 	@touch $@
 
 venv: $(VENV)/.installed

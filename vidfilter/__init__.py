@@ -10,8 +10,10 @@ Package map (one concept per folder):
 - ``synth/``       synthetic recordings; static mode: crop extraction and crop-pasting pair synthesis
 - ``eval/``        metrics of the paper, foreground masks, ground truth readers, ``vidfilter eval``
 - ``baselines/``   classical backgrounds: median, running median, min / max, MOG2, KNN
+- ``track/``       tracks of the moving objects: per-frame objects of a mask, linked (trackpy)
 - ``distributed/`` dask.distributed fan-out over recordings and blocks
-- ``cli.py``       the ``vidfilter`` command; ``config.py`` typed configuration; ``errors.py`` exceptions
+- ``napari_plugin/`` the napari reader and widgets (optional extra ``vidfilter[napari]``; nothing else imports it)
+- ``cli/``         the ``vidfilter`` command; ``config.py`` typed configuration; ``errors.py`` exceptions
 
 The public surface is re-exported here lazily so ``import vidfilter`` stays cheap.
 """
@@ -27,13 +29,14 @@ try:
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0+unknown"
 
-__all__ = ["open", "load_model", "train", "run", "RunResult", "Config", "__version__"]
+__all__ = ["open", "load_model", "train", "run", "track", "RunResult", "Config", "__version__"]
 
 _LAZY = {
     "open": ("vidfilter.io.registry", "open"),
     "load_model": ("vidfilter.models.bundle", "load_model"),
     "train": ("vidfilter.train.loop", "train"),
     "run": ("vidfilter.api", "run"),
+    "track": ("vidfilter.track.api", "track"),
     "RunResult": ("vidfilter.infer.result", "RunResult"),
     "Config": ("vidfilter.config", "Config"),
 }

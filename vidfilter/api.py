@@ -13,7 +13,7 @@ The command line's ``vidfilter run`` is this function; so is ``vidfilter.run`` i
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, overload
 
@@ -44,7 +44,7 @@ def run(
     config: Config | None = None,
     scheduler: str | None = None,
     retries: int = 2,
-    progress: bool = False,
+    progress: bool | Callable[[int, int], None] = False,
 ) -> RunResult | list[RunResult]:
     """Separate background and foreground of ``inputs``.
 
@@ -67,7 +67,10 @@ def run(
     retries
         Dask retries of a task that failed for a reason other than its input.
     progress
-        Show progress bars.
+        Show progress bars; or a callable, called as ``progress(frames done, frames in all)`` after
+        each stored frame of a video-mode run (model or baseline, without ``scheduler``): an
+        exception it raises stops the run, leaving the resumable ``OUT.zarr.partial``, and is
+        raised to the caller.
 
     Returns
     -------

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from vidfilter.config import Config
-from vidfilter.errors import VidfilterError
+from vidfilter.errors import ConfigError, VidfilterError
 
 #: The config fields set by the flags of ``train`` and ``run``: ``section.name`` takes ``--name`` or a value derived from it.
 TRAIN_FIELDS = ("model.preset model.width sampling.mode sampling.lag sampling.lag_unit sampling.crop train.steps train.minutes "
@@ -149,6 +149,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(report.table())
     if args.json:
         report.write_json(args.json)
+    return 0
+
+
+def cmd_track(args: argparse.Namespace) -> int:
+    from vidfilter.track.api import summary, track
+
+    if not args.out and not args.into_store:
+        raise ConfigError("nothing to write: give --out tracks.csv (or .parquet), or --into-store")
+    limits = {k: v for k, v in (("min_area", args.min_area), ("max_distance", args.max_distance), ("max_gap", args.max_gap))
+              if v is not None}
+    df = track(args.store, args.out, source=args.source, threshold=args.threshold, into_store=args.into_store,
+               overwrite=args.overwrite, **limits)
+    where = [str(args.out)] if args.out else []
+    if args.into_store:
+        where.append(f"{args.store}/tracks")
+    print(summary(df, " and ".join(where)))
     return 0
 
 

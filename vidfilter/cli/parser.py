@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("synth", commands.cmd_synth, _synth_args, "static mode: write a grid of example synthetic training pairs"),
         ("verify", commands.cmd_verify, _verify_args, "check an output store is complete (every frame, every chunk) and matches its input"),
         ("eval", commands.cmd_eval, _eval_args, "score an output store or a background against ground-truth masks, boxes or points"),
+        ("track", commands.cmd_track, _track_args, "link the objects of an output store's mask (or foreground) into tracks: CSV, Parquet or the store"),
     ):
         p = sub.add_parser(name, help=text)
         p.set_defaults(func=func)
@@ -175,3 +176,16 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--point-class", help="only ground-truth points of this class")
     p.add_argument("--box-inclusive", action="store_true", help="box CSV gives the last pixel as x1, y1")
     p.add_argument("--json", metavar="OUT.json", help="also write the scores as JSON")
+
+
+def _track_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("store", help="OUT.zarr written by `vidfilter run` (with --mask, or its foreground above --threshold)")
+    p.add_argument("--out", help="table to write: tracks.csv, or tracks.parquet (needs pyarrow)")
+    p.add_argument("--into-store", action="store_true", help="also write the table into the store as its group `tracks` (replacing an earlier one)")
+    p.add_argument("--source", choices=["auto", "mask", "foreground"], default="auto",
+                   help="objects of the stored mask, or of foreground > --threshold (default auto: the mask where the store has one)")
+    p.add_argument("--threshold", type=float, help="with the foreground: grey levels on the 8-bit scale (default: the run's mask threshold, else 10)")
+    p.add_argument("--min-area", type=int, help="smallest object in px (default 50)")
+    p.add_argument("--max-distance", type=float, help="largest move of an object between frames, in px (default 30)")
+    p.add_argument("--max-gap", type=int, help="frames an object may be missing and keep its track (default 30)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")

@@ -178,9 +178,13 @@ def run(
     model: str | Path | Any | None = None,
     method: str = "model",
     config: Config | None = None,
-    progress: bool = False,
+    progress: bool | Callable[[int, int], None] = False,
 ) -> RunResult:
     """Write background and foreground of one recording to ``out`` (an OME-Zarr store).
+
+    ``progress``: ``True`` shows a progress bar; a callable is called as ``progress(frames done,
+    frames in all)`` after each frame is stored, and an exception it raises stops the run like any
+    other error: the frames durably written stay in ``OUT.zarr.partial`` and the same call resumes.
 
     Returns
     -------
@@ -251,7 +255,8 @@ def _run_meta(
 
 
 def _write_store(
-    out: Path, meta: dict[str, Any], src: FrameSource, est: BackgroundEstimator, config: Config, progress: bool, close: bool,
+    out: Path, meta: dict[str, Any], src: FrameSource, est: BackgroundEstimator, config: Config,
+    progress: bool | Callable[[int, int], None], close: bool,
     setup: FrameSource,
 ) -> tuple[int, int, list[int]]:
     """Stream ``src`` into a new or resumed store ``out`` (closing ``src`` when ``close``); the
@@ -412,7 +417,7 @@ def _resume_point(done: int, n: int, every: int) -> int:
 
 def _stream(
     src: FrameSource, est: BackgroundEstimator, sinks: dict[str, Any], start: int, n: int,
-    config: Config, keyframes: list[int], progress: bool,
+    config: Config, keyframes: list[int], progress: bool | Callable[[int, int], None],
 ) -> None:
     """Decode, look-ahead (keyframes), estimate and write threads around the caller's thread."""
     from tqdm.auto import tqdm
@@ -424,7 +429,8 @@ def _stream(
     match = oc.match_exposure == "on" or (oc.match_exposure == "auto" and est.name == "model")
     keyed = sinks["background"].storage == STORAGE
     outputs = FrameOutputs(src.dtype, oc, mask="mask" in sinks, match_exposure=match, keyed=keyed)
-    bar = tqdm(total=n, initial=start, unit="frame", disable=not progress, desc=Path(str(src.path)).name[:30])
+    bar = (_Report(progress, n, start) if callable(progress)
+           else tqdm(total=n, initial=start, unit="frame", disable=not progress, desc=Path(str(src.path)).name[:30]))
     writer = _Stage(lambda: _write(q_out, stop, sinks, outputs, bar), "vidfilter-write")
     stages = [_Stage(lambda: _decode(src, start, n, q_in, stop), "vidfilter-decode"), writer]
     if ic.every > 1 and not est.stateful:  # keyframe mode
@@ -441,6 +447,20 @@ def _stream(
         _pump(items, stages, writer, q_out, stop)
     finally:
         bar.close()
+
+
+class _Report:
+    """A progress bar's ``update`` / ``close`` calling ``fn(frames done, frames in all)`` instead of drawing."""
+
+    def __init__(self, fn: Callable[[int, int], None], total: int, initial: int) -> None:
+        self.fn, self.total, self.done = fn, total, initial
+
+    def update(self, k: int = 1) -> None:
+        self.done += k
+        self.fn(self.done, self.total)
+
+    def close(self) -> None:
+        pass
 
 
 def _decode(src: FrameSource, start: int, n: int, q: queue.Queue, stop: threading.Event) -> None:
@@ -542,7 +562,7 @@ def run_many(
     out: str | Path | None = None,
     out_dir: str | Path | None = None,
     config: Config | None = None,
-    progress: bool = False,
+    progress: bool | Callable[[int, int], None] = False,
 ) -> list[RunResult]:
     """Process several inputs one after another; one bad input is reported and the others still finish."""
     config = config or Config()
