@@ -646,7 +646,8 @@ class ChunkCodec:
 
         assert max(frame_shape) <= SPATIAL_SPLIT_ABOVE, "one chunk per run of frames only up to SPATIAL_SPLIT_ABOVE"
         shape = (frames, *frame_shape)
-        a = zarr.create_array(zarr.storage.MemoryStore(), shape=shape, chunks=shape, dtype=dtype, **array_options(frames))
+        options = array_options(frames) if frames > 1 else array_options()  # a revision of one frame a chunk: no argument
+        a = zarr.create_array(zarr.storage.MemoryStore(), shape=shape, chunks=shape, dtype=dtype, **options)
         self.array = a._async_array
         self.proto = default_buffer_prototype()
         self.spec = self.array.metadata.get_chunk_spec((0,) * len(shape), self.array.config, self.proto)
@@ -667,7 +668,12 @@ def chunk_costs(arrays: list[dict[str, np.ndarray]]) -> dict[str, dict[str, floa
     and the chunk checksum the store computes on each (``chunk_digest``), wall and CPU ms per
     frame (medians over the chunks, over the frames of a chunk), and the bytes stored per frame."""
     from vidfilter.io.integrity import chunk_digest
-    from vidfilter.io.zarr_sink import frames_per_chunk
+
+    try:
+        from vidfilter.io.zarr_sink import frames_per_chunk
+    except ImportError:  # a revision that stores one frame a chunk
+        def frames_per_chunk(frame_bytes: int, n_frames: int) -> int:
+            return 1
 
     out: dict[str, dict[str, float]] = {}
     for g, first in arrays[0].items():
@@ -1026,11 +1032,16 @@ def per_frame_costs(workdir: Path, height: int, width: int | None, p: dict[str, 
 
 
 def revision() -> dict[str, str]:
-    """The checked-out commit and the uncommitted changes under vidfilter/ (``git status --porcelain``)."""
+    """The commit of the vidfilter that is imported (a worktree on ``PYTHONPATH`` measures an
+    earlier revision) and its uncommitted changes under vidfilter/ (``git status --porcelain``)."""
     import subprocess
 
+    import vidfilter
+
+    where = Path(vidfilter.__file__).resolve().parents[1]
+
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        return subprocess.run(["git", *args], cwd=where, capture_output=True, text=True).stdout.strip()
 
     return {"commit": git("rev-parse", "HEAD"), "vidfilter_uncommitted": git("status", "--porcelain", "--", "vidfilter")}
 

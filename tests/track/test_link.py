@@ -85,3 +85,11 @@ def test_bad_settings():
         track_masks([np.zeros((4, 4))], min_area=0)
     with pytest.raises(ConfigError, match="max_distance"):
         link(pd.DataFrame({"frame": [0], "y": [1.0], "x": [1.0]}), max_distance=-1)
+
+
+def test_linking_is_repeatable(scene):
+    """The same objects give the same tracks on every call (trackpy's sets otherwise follow memory addresses)."""
+    _, masks, imgs = scene
+    ids = [track_masks(masks, imgs)["track_id"].tolist() for _ in range(6)]
+    assert all(i == ids[0] for i in ids[1:])
+    assert track_masks(masks)["track_id"].tolist() == ids[0]

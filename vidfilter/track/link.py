@@ -47,8 +47,9 @@ continues the other's track), the other 299 are short-lived mask fragments and s
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -73,6 +74,25 @@ def _check(min_area: Any, max_distance: Any, max_gap: Any) -> None:
         raise ConfigError(f"max_distance must be more than 0 pixels, got {max_distance}")
     if int(max_gap) < 0:
         raise ConfigError(f"max_gap must be 0 or more frames, got {max_gap}")
+
+
+@contextlib.contextmanager
+def _repeatable() -> Iterator[None]:
+    """trackpy keeps the objects it links in sets, hashed by their address in memory, so the order
+    it visits them in, and which of two equally good links it takes, changed from call to call
+    (measured: two different results in ten calls on the same table). Its objects carry a counter
+    of creation order, reset by every ``link``: hashing by it makes the result the same every time."""
+    from trackpy.linking.utils import Point
+
+    had = Point.__dict__.get("__hash__")
+    Point.__hash__ = lambda self: self.uuid  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        if had is None:
+            del Point.__hash__
+        else:
+            Point.__hash__ = had  # type: ignore[method-assign]
 
 
 def link(objects: Any, *, max_distance: float = MAX_DISTANCE, max_gap: int = MAX_GAP) -> Any:
@@ -102,7 +122,7 @@ def link(objects: Any, *, max_distance: float = MAX_DISTANCE, max_gap: int = MAX
         return pd.DataFrame({c: np.zeros(0, np.float64 if c in ("y", "x", "mean_intensity") else np.int64) for c in COLUMNS})
     trackpy.quiet()
     try:
-        with warnings.catch_warnings():  # trackpy's own use of pandas features pandas deprecates
+        with warnings.catch_warnings(), _repeatable():  # trackpy's own use of pandas features pandas deprecates
             warnings.simplefilter("ignore", FutureWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
             linked = trackpy.link(df, search_range=float(max_distance), memory=int(max_gap), pos_columns=["y", "x"],
