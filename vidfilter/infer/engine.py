@@ -140,8 +140,8 @@ class TiledEngine:
         self.border = -(-b // self.multiple) * self.multiple  # a multiple of the alignment: same pooling grid
         self.precision = precision
         self.autocast = autocast_dtype(precision, self.device)
-        # channels-last convolutions: on CUDA, and on the CPU too (oneDNN; the fast preset at
-        # 1024^2 on 2 cores: 4.9 -> 3.0 s a tile, docs/performance.md)
+        # channels-last convolutions: on CUDA, and on the CPU too (oneDNN; one 1024^2 tile on 2 cores:
+        # fast preset 1.30 -> 0.99 s, paper preset 4.43 -> 3.89 s, benchmarks/cpu_layout.py)
         self.channels_last = self.device.type in ("cuda", "cpu")
         self.in_channels = getattr(model, "in_channels", None)
         if isinstance(model, nn.Module):
