@@ -65,6 +65,27 @@ def test_run_widget_equals_vidfilter_run(clip, store, tmp_path, viewer):
                                   vidfilter.open(str(store / "foreground"))[20])
 
 
+def test_run_widget_tracks_from_napari_alone(clip, tmp_path, viewer):
+    """The tracks box: run, then link the mask's objects; the tracks layer holds exactly the rows
+    ``vidfilter.track`` gives for the same store, and the store still verifies."""
+    from vidfilter.io.integrity import verify
+
+    w = RunWidget(viewer)
+    w.files.value = str(clip)
+    w.method.value = "median"
+    w.tracks.value = True  # the mask is asked for with it
+    w.out.value = str(tmp_path / "tracked.zarr")
+    w.start()
+    assert w.wait() == "done", w.status.value
+    assert [type(x).__name__ for x in viewer.layers][-2:] == ["Labels", "Tracks"]
+    ref = vidfilter.track(tmp_path / "tracked.zarr")
+    assert len(ref) and ref["track_id"].nunique() >= 1
+    want = ref[["track_id", "frame", "y", "x"]].to_numpy(np.float64)
+    got = viewer.layers[-1].data
+    np.testing.assert_allclose(got[np.lexsort((got[:, 1], got[:, 0]))], want[np.lexsort((want[:, 1], want[:, 0]))])
+    assert verify(tmp_path / "tracked.zarr").complete
+
+
 def test_run_widget_bundle_file_on_the_current_layer(clip, tmp_path, viewer, tiny_bundle):
     """A bundle file, run on the selected image layer's recording, into the default output beside it."""
     src = tmp_path / "rec.mp4"

@@ -81,10 +81,11 @@ def _config(config: Any, over: dict[str, Any]) -> Any:
 
 def run_store(
     source: str | os.PathLike[str], out: str | os.PathLike[str], choice: str, *, bundle_file: Any = None,
-    config: Any = None, mask: bool = False, overwrite: bool = False,
+    config: Any = None, mask: bool = False, overwrite: bool = False, tracks: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> Any:
-    """Run ``vidfilter.run`` on ``source`` into the store ``out``, as the run widget does.
+    """Run ``vidfilter.run`` on ``source`` into the store ``out``, as the run widget does; with
+    ``tracks``, then ``vidfilter.track`` into the store's ``tracks`` group.
 
     Parameters
     ----------
@@ -111,7 +112,12 @@ def run_store(
 
     method, model = parse_method(choice, bundle_file)
     cfg = _config(config, {"output.mask": True if mask else None, "output.overwrite": True if overwrite else None})
-    return run(os.fspath(source), os.fspath(out), model=model, method=method, config=cfg, progress=progress or False)
+    result = run(os.fspath(source), os.fspath(out), model=model, method=method, config=cfg, progress=progress or False)
+    if tracks and result.status != "failed":
+        from vidfilter.track import track
+
+        track(result.output or out, into_store=True)
+    return result
 
 
 @dataclass

@@ -215,8 +215,10 @@ class RunWidget(_JobWidget):
         self.out = FileEdit(label="output (.zarr)", mode="w", filter="*.zarr", nullable=True)
         self.config = FileEdit(label="config (.yaml)", mode="r", filter="*.yaml *.yml", nullable=True)
         self.mask = CheckBox(label="mask", value=False)
+        self.tracks = CheckBox(label="tracks", value=False, tooltip="then link the mask's objects into tracks (vidfilter track)")
         self.overwrite = CheckBox(label="overwrite", value=False)
-        super().__init__(napari_viewer, [self.method, self.bundle, self.out, self.config, self.mask, self.overwrite])
+        super().__init__(napari_viewer, [self.method, self.bundle, self.out, self.config, self.mask, self.tracks,
+                                         self.overwrite])
 
     def output(self, source: str) -> Path:
         """The chosen output store, else ``<recording name>.zarr`` beside the recording."""
@@ -229,8 +231,9 @@ class RunWidget(_JobWidget):
         if out.resolve() == Path(source).resolve():
             raise ValueError(f"the output {out} is the input; choose another output")
         jobs.parse_method(self.method.value, _path(self.bundle.value))  # a missing bundle is said now
-        kw = {"bundle_file": _path(self.bundle.value), "config": _path(self.config.value), "mask": self.mask.value,
-              "overwrite": self.overwrite.value}
+        # tracks come from the mask: asking for them asks for the mask
+        kw = {"bundle_file": _path(self.bundle.value), "config": _path(self.config.value),
+              "mask": self.mask.value or self.tracks.value, "tracks": self.tracks.value, "overwrite": self.overwrite.value}
         self._target = out
         return lambda report: jobs.run_store(source, out, self.method.value, progress=report, **kw)
 
