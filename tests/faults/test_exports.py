@@ -41,9 +41,9 @@ from vidfilter.io.registry import open as vf_open
 from vidfilter.io.sink import partial_path
 
 #: Frames of the test input: random, so no writer compresses them away.
-T, H, W = 40, 48, 64
+T, H, W = 80, 48, 64
 #: A per-file size limit above every file of the formats that split into small files (one frame
-#: is ~3 KiB, a Zarr chunk of 16 frames ~48 KiB) and below every single-file output (~120 KiB and more).
+#: is ~3 KiB, a Zarr chunk of 16 frames ~48 KiB) and below every single-file output (~100 KiB and more).
 FSIZE_LIMIT = 64 * 1024
 MEDIAN = ("--method", "median")
 

@@ -264,3 +264,25 @@ def test_resume_over_a_zarr_input_changed_in_place_starts_afresh(tmp_path, monke
     assert rep.complete and rep.facts["input_check"] == "match", rep.problems
     rep = verify(out, input=ArrayFrameSource(frames))
     assert not rep.complete and f"first differing frame: {changed}" in rep.problems[-1]
+
+
+@pytest.mark.parametrize("changed", [20, 36])
+def test_a_changed_frame_past_the_written_ones_is_caught_when_the_background_used_it(tmp_path, monkeypatch, changed):
+    """Killed with 16 frames durable, then a later frame of the Zarr input changed in place: the
+    median of the interrupted run was computed from every frame (its setup), so its 16 stored
+    frames depend on the changed one. The rerun starts afresh and equals a clean run on the input
+    as it is now (frame 20 was also streamed before the kill; frame 36 only read by the setup)."""
+    frames = np.random.default_rng(6).integers(0, 255, (40, 8, 8), dtype=np.uint8)
+    store = tmp_path / "in.zarr"
+    z = zarr.create_array(str(store), shape=frames.shape, chunks=(1, 8, 8), dtype="uint8")
+    z[:] = frames
+    out = tmp_path / "o.zarr"
+    cfg = Config().override({"infer.every": 1, "infer.queue_size": 1})
+    real = _fail_writes_from(monkeypatch, 30)
+    with pytest.raises(DiskFullError):
+        run(store, out, method="median", config=cfg)
+    monkeypatch.setattr(zarr_sink.ZarrImageSink, "_append_at", real)
+    z[changed] = 255 - frames[changed]
+    assert run(store, out, method="median", config=cfg).frames_this_run == 40
+    run(ArrayFrameSource(np.asarray(z[:])), tmp_path / "ref.zarr", method="median", config=cfg)
+    assert_same_output(out, tmp_path / "ref.zarr")

@@ -282,6 +282,7 @@ def _write_store(
         if start:
             log.info("resuming %s at frame %d of %d", out, start, n)
         src.record_digests(writer.partial)
+        src.note_digests(setup.served_frames())  # read before the store existed: a resume checks them too
         with setup:
             est.prepare(setup)
         if est.stateful and start:  # replay so the estimator's state matches an uninterrupted run

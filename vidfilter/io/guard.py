@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +98,13 @@ class CheckedSource(FrameSource):
         if self._digests is not None:
             self._digests.close()
         self._digests = FrameDigests(folder, len(self))
+
+    def note_digests(self, frames: Iterable[tuple[int, np.ndarray]]) -> None:
+        """Record the digests of frames read before :meth:`record_digests` (``(index, frame)`` pairs:
+        a run's setup frames, read before its output store exists)."""
+        if self._digests is not None:
+            for t, frame in frames:
+                self._digests.put(int(t), frame)
 
     def integrity(self) -> dict[str, Any]:
         """The input record for the output's metadata: frames read, their content hash, damage.

@@ -246,17 +246,25 @@ def made_by_same_run(store: str | os.PathLike[str], meta: dict[str, Any]) -> boo
 
 
 def _first_changed_frame(src: Any, stored: bytes, done: int, *, sampled: bool) -> int | None:
-    """The first of the frames ``0..done-1`` whose digest differs from the one recorded, or None.
+    """The first frame whose digest differs from the one recorded, or None.
 
-    A file input whose SHA-256 matched already has identical frames, so three frames are enough
-    (first, middle, last: a cheap guard against a different decoder). Any other input (a Zarr
-    store, an image folder, an array) can change in place without a file hash to show it, so
-    every frame the output was computed from is read again, sequentially.
+    A file input whose SHA-256 matched already has identical frames, so three of the frames
+    ``0..done-1`` are enough (first, middle, last: a cheap guard against a different decoder). Any
+    other input (a Zarr store, an image folder, an array) can change in place without a file hash
+    to show it, so every frame the output was computed from is read again: the frames ``0..done-1``
+    in order, then every later frame with a recorded digest (the setup's frames, which every
+    background of the output depends on, and frames read ahead of the written ones).
     """
-    frames = sorted({0, done // 2, done - 1}) if sampled else range(done)
-    if done <= 0:
-        return None
-    it = ((t, src[t]) for t in frames) if sampled else zip(frames, src.iter(0, done))
+    if sampled:
+        if done <= 0:
+            return None
+        frames = sorted({0, done // 2, done - 1})
+        it = ((t, src[t]) for t in frames)
+    else:
+        zero = bytes(DIGEST_SIZE)
+        later = [t for t in range(max(done, 0), min(len(stored) // DIGEST_SIZE, len(src)))
+                 if stored[DIGEST_SIZE * t : DIGEST_SIZE * (t + 1)] != zero]
+        it = itertools.chain(zip(range(done), src.iter(0, done)) if done > 0 else (), ((t, src[t]) for t in later))
     for t, frame in it:
         if frame_digest(frame) != stored[DIGEST_SIZE * t : DIGEST_SIZE * (t + 1)]:
             return t
@@ -269,9 +277,9 @@ def resume_compatible(out: str | os.PathLike[str], meta: dict[str, Any], src: An
     A partial store made from another input (the file was re-copied or re-exported), another
     method or model, or other output-changing settings must not be continued: its frames would be
     mixed with this run's. The recorded metadata are compared and, when ``src`` is given, the
-    frames already processed are re-read and compared with their recorded digests: all of them
-    for inputs without a file hash (a Zarr store, an image folder or an array changed in place),
-    the first, middle and last for a file whose SHA-256 matched.
+    frames already processed are re-read and compared with their recorded digests: all of them,
+    and the setup's frames, for inputs without a file hash (a Zarr store, an image folder or an
+    array changed in place), the first, middle and last for a file whose SHA-256 matched.
     On a difference ``False`` is returned (and logged) and the caller starts afresh.
     """
     from vidfilter.io.sink import partial_path

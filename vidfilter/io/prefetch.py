@@ -140,6 +140,12 @@ class PrefetchedSource(FrameSource):
             return (self._read(t) for t in ts)
         return self.inner.iter(start, stop, step)
 
+    def served_frames(self) -> Iterator[tuple[int, np.ndarray]]:
+        """``(frame index, pixels)`` of every frame read so far: the frames served, by their own
+        index (a substitute's, where a wanted frame was snapped to its GOP's start)."""
+        for t, frame in (self._held or {}).items():
+            yield self.substitutes.get(t, t), frame
+
     def reopen(self) -> FrameSource:
         return self.inner.reopen()
 
