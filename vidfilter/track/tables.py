@@ -43,6 +43,16 @@ def _need_pyarrow() -> None:
         raise ConfigError("writing Parquet needs pyarrow; install it with `pip install pyarrow`, or write a .csv") from None
 
 
+def _table_suffix(p: Path, hint: str = "") -> str:
+    """``.csv`` or ``.parquet`` (with pyarrow importable), from ``p``'s suffix; else a one-line error."""
+    suffix = p.suffix.lower()
+    if suffix not in TABLE_SUFFIXES:
+        raise ConfigError(f"cannot write a track table to {p}: give a .csv or .parquet path{hint}")
+    if suffix == ".parquet":
+        _need_pyarrow()
+    return suffix
+
+
 def check_table_path(path: str | os.PathLike[str], *, overwrite: bool = False, store: Any = None) -> Path:
     """Check, before any work, that a table can be written to ``path``.
 
@@ -56,11 +66,7 @@ def check_table_path(path: str | os.PathLike[str], *, overwrite: bool = False, s
         ``path`` is a folder, lies inside ``store``, or its folder cannot be written.
     """
     p = Path(path).expanduser()
-    suffix = p.suffix.lower()
-    if suffix not in TABLE_SUFFIXES:
-        raise ConfigError(f"cannot write a track table to {path}: give a .csv or .parquet path (or --into-store)")
-    if suffix == ".parquet":
-        _need_pyarrow()
+    _table_suffix(p, " (or --into-store)")
     if store is not None and Path(store).expanduser().resolve() in p.resolve().parents:
         raise OutputNotWritableError(f"{path} lies inside the store {store}; write the table outside it, or use --into-store")
     if p.is_dir():
@@ -80,11 +86,7 @@ def write_table(df: Any, path: str | os.PathLike[str]) -> Path:
     from vidfilter.io.sink import atomic_path
 
     p = Path(path).expanduser()
-    suffix = p.suffix.lower()
-    if suffix not in TABLE_SUFFIXES:
-        raise ConfigError(f"cannot write a track table to {path}: give a .csv or .parquet path")
-    if suffix == ".parquet":
-        _need_pyarrow()
+    suffix = _table_suffix(p)
     try:
         with atomic_path(p) as tmp:
             if suffix == ".csv":
