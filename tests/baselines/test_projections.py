@@ -19,11 +19,13 @@ def test_temporal_median_equals_numpy(dtype, t):
     got = temporal_median(stack)
     assert got.dtype == np.float64
     np.testing.assert_array_equal(got, np.median(stack, axis=0))
+    np.testing.assert_array_equal(temporal_median(list(stack)), got)  # a list of frames, never stacked whole
 
 
 def test_temporal_median_of_colour_and_float_frames():
     rng = np.random.default_rng(3)
     colour = rng.integers(0, 256, (9, 20, 30, 3)).astype(np.uint8)
     np.testing.assert_array_equal(temporal_median(colour), np.median(colour, axis=0))
+    np.testing.assert_array_equal(temporal_median(list(colour)), np.median(colour, axis=0))
     floats = rng.random((6, 11, 13), dtype=np.float32)
     np.testing.assert_array_equal(temporal_median(floats), np.median(floats, axis=0))
