@@ -320,6 +320,17 @@ class PolarityEvidence:
         return f"{self.polarity} ({odds}, {share:.2g} % of pixels changed)"
 
 
+def _plate_median(img: np.ndarray, size: int) -> np.ndarray:
+    """Median filter of a float image in ``[0, 1]`` with a ``size`` window (edges replicated), on
+    8-bit levels: OpenCV's histogram median (0.01 s at 256² with a 21 px window, where scipy's
+    takes 0.29 s). The plate level it gives is compared with the extremes of pixels that changed
+    by more than 2 x 5 noise sigmas, far above the 1/255 it rounds to."""
+    import cv2
+
+    levels = np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
+    return cv2.medianBlur(levels, size).astype(np.float32) / np.float32(255.0)
+
+
 def polarity_evidence(
     sources: FrameSource | list[FrameSource], n: int = POLARITY_FRAMES, k: float = 5.0, max_side: int = 512
 ) -> PolarityEvidence:
@@ -364,7 +375,7 @@ def polarity_evidence(
         changed = change > 2 * thr  # the range of n noisy samples reaches ~ 4-6 sigma
         size = max(9, min(med.shape) // 12) | 1  # >> an animal's width, << the plate's shading
         if size >= 21:  # the plate is smooth at this scale: filter at half resolution (4x fewer pixels, 4x smaller window)
-            half = ndimage.median_filter(med[::2, ::2], size=(size // 2) | 1, mode="nearest")
+            half = _plate_median(med[::2, ::2], (size // 2) | 1)
             plate = np.repeat(np.repeat(half, 2, axis=0), 2, axis=1)[: med.shape[0], : med.shape[1]]
         else:
             plate = ndimage.median_filter(med, size=size, mode="nearest")
