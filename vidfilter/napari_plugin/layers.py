@@ -18,7 +18,6 @@ the contrast limits.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 from pathlib import Path
@@ -202,11 +201,13 @@ def read_tracks(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
 
         group = zarr.open_group(str(p), mode="r")
         cols = {name: np.asarray(arr[:]) for name, arr in group.arrays() if arr.ndim == 1}
-    else:
-        with p.open(newline="") as fh:
-            rows = list(csv.DictReader(fh))
-            names = list(rows[0]) if rows else []
-        cols = {name: np.array([_number(r[name]) for r in rows], dtype=np.float64) for name in names if name}
+    else:  # the reader of vidfilter track's own tables; a cell that is not a number reads as NaN
+        import pandas as pd
+
+        from vidfilter.track.tables import read_table
+
+        df = read_table(p)
+        cols = {str(name): pd.to_numeric(df[name], errors="coerce").to_numpy(np.float64) for name in df.columns}
     missing = [c for c in _TRACK_REQUIRED if c not in cols]
     if missing:
         raise UnreadableInputError(f"{p}: not a tracks table, it lacks the column(s) {', '.join(missing)}; "
@@ -214,13 +215,6 @@ def read_tracks(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     if len({len(v) for v in cols.values()}) > 1:
         raise UnreadableInputError(f"{p}: the columns of the tracks table differ in length; write it again")
     return cols
-
-
-def _number(text: str | None) -> float:
-    try:
-        return float(text) if text not in (None, "") else np.nan
-    except ValueError:
-        return np.nan
 
 
 def tracks_layer(cols: dict[str, np.ndarray], name: str, metadata: dict[str, Any]) -> LayerData:

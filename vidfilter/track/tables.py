@@ -73,10 +73,10 @@ def check_table_path(path: str | os.PathLike[str], *, overwrite: bool = False, s
         raise OutputNotWritableError(f"{path} is a folder; give a file name ending in .csv or .parquet")
     if p.exists() and not overwrite:
         raise OutputExistsError(f"{path} exists; pass --overwrite to replace it or choose another --out")
-    anc = p.resolve().parent
-    while not anc.exists() and anc != anc.parent:
-        anc = anc.parent
-    if not anc.is_dir() or not os.access(anc, os.W_OK | os.X_OK):
+    from vidfilter.io.sink import _can_write_in, _existing_ancestor
+
+    anc = _existing_ancestor(p.resolve().parent)
+    if not _can_write_in(anc):
         raise OutputNotWritableError(f"cannot write to {anc} (not a writable folder); choose another --out")
     return p
 
