@@ -39,6 +39,9 @@ __all__ = ["AnnotatedImage", "extract_crops", "list_inputs", "pair_annotations",
 
 log = logging.getLogger(__name__)
 
+#: a background with more than this share zeroed gets a warning
+_ZEROED_WARN = 0.5
+
 _ANN_SUFFIXES = {
     "points": (".png", ".tif", ".tiff"),
     "labels": (".png", ".tif", ".tiff"),
@@ -121,7 +124,7 @@ def pair_annotations(
         raise ConfigError(f"the {recipe} recipe needs --annotations (a file or a folder of per-image files)")
     ann = Path(annotations)
     if not ann.exists():
-        raise InputNotFoundError(f"annotations {ann} do not exist; check the path")
+        raise InputNotFoundError(f"annotations {ann}: no such file or folder; check the --annotations path")
     by_stem: dict[str, Path] = {}
     for p in images:
         if p.stem in by_stem:
@@ -211,8 +214,14 @@ class _Harvest:
         self.backgrounds.append(got.background)
         self.sources.append({
             "image": str(item.image), "annotation": item.source, "shape": list(raw.shape), "dtype": str(raw.dtype),
-            "crops": len(got.crops), "discarded": got.discarded,
+            "crops": len(got.crops), "discarded": got.discarded, "zeroed_share": round(got.zeroed_share, 6),
         })
+        log.info("%s: %d crops, %d objects discarded, %.1f %% of the background zeroed", item.image, len(got.crops),
+                 got.discarded, 100 * got.zeroed_share)
+        if got.zeroed_share > _ZEROED_WARN:
+            log.warning("%s: %.0f %% of its background is zeroed as foreground; the threshold takes background for "
+                        "objects: set static.extract.flatten (a radius above the largest object's) or check the threshold",
+                        item.image, 100 * got.zeroed_share)
 
 
 def _shared_gain(item: AnnotatedImage, raw: np.ndarray, pre: PreprocessConfig, harvest: _Harvest) -> float:
@@ -297,7 +306,8 @@ def extract_crops(
     Returns
     -------
     dict
-        ``output, images, targets, unwanted, backgrounds, discarded, seconds``.
+        ``output, images, targets, unwanted, backgrounds, discarded, zeroed_share`` (per background,
+        the share of its image zeroed; also in the manifest's ``sources``), ``seconds``.
 
     Raises
     ------
@@ -310,8 +320,8 @@ def extract_crops(
     pre, cfg = config.static.preprocess, config.static.extract
     images = list_inputs(inputs)
     out = Path(out)
-    check_output_path(out, inputs=[*images, *([annotations] if annotations else [])], overwrite=overwrite)
     items = pair_annotations(images, annotations, cfg.recipe, cfg)
+    check_output_path(out, inputs=[*images, *([annotations] if annotations else [])], overwrite=overwrite)
     rng = np.random.default_rng(cfg.seed)
     got = _harvest(items, pre, cfg, rng, progress)
     crops, focus_bounds = got.crops, None
@@ -329,7 +339,8 @@ def extract_crops(
     )
     summary = {
         "output": str(out), "images": len(items), "targets": len(by_role["target"]), "unwanted": len(by_role["unwanted"]),
-        "backgrounds": len(got.backgrounds), "discarded": got.discarded, "seconds": round(time.perf_counter() - t0, 3),
+        "backgrounds": len(got.backgrounds), "discarded": got.discarded,
+        "zeroed_share": [src["zeroed_share"] for src in got.sources], "seconds": round(time.perf_counter() - t0, 3),
     }
     log.info("crop bank %s: %d target, %d unwanted crops, %d backgrounds (%d objects discarded)", out,
              summary["targets"], summary["unwanted"], summary["backgrounds"], got.discarded)

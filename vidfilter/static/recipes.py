@@ -24,10 +24,12 @@ _EIGHT = np.ones((3, 3), bool)
 
 @dataclass
 class Extracted:
-    """What one image gave: crops (Ot and Ou), its background, and how many objects were discarded."""
+    """What one image gave: crops (Ot and Ou), its background, the share of the image zeroed in
+    that background, and how many objects were discarded."""
 
     crops: list[Crop] = field(default_factory=list)
     background: np.ndarray | None = None
+    zeroed_share: float = 0.0
     discarded: int = 0
 
 
@@ -59,30 +61,52 @@ def _remove_small(mask: np.ndarray, min_area: int) -> np.ndarray:
     return keep[lab]
 
 
-def foreground_mask(lin: np.ndarray, cfg: ExtractConfig, gain: float, *, min_area: int | None = None) -> np.ndarray:
-    """Objects of a linear image: the configured threshold (Otsu or local, on the log image when
-    ``threshold_on_log``, after a Gaussian of sigma ``smooth``), an opening of radius ``opening``,
-    then components of at least ``min_area`` px (default ``cfg.min_area``)."""
+def _levels(lin: np.ndarray, cfg: ExtractConfig, gain: float) -> np.ndarray:
+    """The image the foreground threshold sees: :func:`_threshold_image`, minus its background
+    estimate when ``cfg.flatten`` (a grey opening of that radius, box-smoothed over the same window)."""
+    img = _threshold_image(lin, cfg, gain)
+    if cfg.flatten > 0:
+        size = (2 * cfg.flatten + 1,) * 2
+        img = img - ndimage.uniform_filter(ndimage.grey_opening(img, size=size), size)
+    return img
+
+
+def _threshold_level(img: np.ndarray, cfg: ExtractConfig) -> float | np.ndarray:
+    """The configured threshold of ``img``: Otsu's value, or the local threshold per pixel."""
     from skimage.filters import threshold_local, threshold_otsu
 
-    img = _threshold_image(lin, cfg, gain)
+    if cfg.threshold == "otsu":
+        return float(threshold_otsu(img))
+    block = min(cfg.local_block, 2 * (min(img.shape) // 2) - 1)
+    return threshold_local(img, block_size=max(block, 3), method="gaussian", offset=-cfg.local_offset)
+
+
+def _threshold_mask(img: np.ndarray, cfg: ExtractConfig, min_area: int, level: float | np.ndarray | None = None) -> np.ndarray:
+    """``img`` above ``level`` (default the configured threshold), opened, components of at least ``min_area`` px."""
     if float(img.max()) == float(img.min()):
         return np.zeros(img.shape, bool)
-    if cfg.threshold == "otsu":
-        mask = img > threshold_otsu(img)
-    else:
-        block = min(cfg.local_block, 2 * (min(img.shape) // 2) - 1)
-        mask = img > threshold_local(img, block_size=max(block, 3), method="gaussian", offset=-cfg.local_offset)
+    mask = img > (_threshold_level(img, cfg) if level is None else level)
     if cfg.opening > 0:
         mask = ndimage.binary_opening(mask, structure=_disk(cfg.opening))
-    return _remove_small(mask, cfg.min_area if min_area is None else min_area)
+    return _remove_small(mask, min_area)
 
 
-def _background(lin: np.ndarray, foreground: np.ndarray, dilate: int) -> np.ndarray:
+def foreground_mask(lin: np.ndarray, cfg: ExtractConfig, gain: float, *, min_area: int | None = None) -> np.ndarray:
+    """Objects of a linear image: the configured threshold (Otsu or local, on the log image when
+    ``threshold_on_log``, after a Gaussian of sigma ``smooth`` and, when ``flatten``, minus the
+    background estimate), an opening of radius ``opening``, then components of at least
+    ``min_area`` px (default ``cfg.min_area``)."""
+    return _threshold_mask(_levels(lin, cfg, gain), cfg, cfg.min_area if min_area is None else min_area)
+
+
+def _set_background(out: Extracted, lin: np.ndarray, foreground: np.ndarray, dilate: int) -> None:
+    """``out.background``: ``lin`` with ``foreground`` (grown by ``dilate`` px) zeroed;
+    ``out.zeroed_share``: the share of the image so zeroed."""
     fg = ndimage.binary_dilation(foreground, structure=_disk(dilate)) if dilate > 0 else foreground
     bg = lin.copy()
     bg[fg] = 0.0
-    return bg
+    out.background = bg
+    out.zeroed_share = float(fg.mean()) if fg.size else 0.0
 
 
 def _touches_border(sl: tuple[slice, slice], shape: tuple[int, ...]) -> bool:
@@ -151,34 +175,92 @@ def extract_labels(lin: np.ndarray, labels: np.ndarray, cfg: ExtractConfig, *, s
         lab, _ = ndimage.label(mask, structure=_EIGHT)
         for k, sl in _components(lab, cfg, out):
             out.crops.append(_component_crop(lin, lab, k, sl, role, source))
-    out.background = _background(lin, labels != 0, cfg.background_dilate)
+    _set_background(out, lin, labels != 0, cfg.background_dilate)
     return out
+
+
+def _point_markers(points: dict[str, list[tuple[int, int]]], fg: np.ndarray) -> tuple[np.ndarray, list[str], int]:
+    """Watershed markers: one id per point on ``fg`` (``roles[id - 1]`` its role), and how many
+    points could not seed (off the image or off ``fg``). Points of different roles on one pixel
+    make it a discard marker."""
+    markers = np.zeros(fg.shape, np.int32)
+    roles: list[str] = []
+    off = 0
+    for role in ("target", "unwanted", "discard"):
+        for y, x in points.get(role, []):
+            y, x = int(round(y)), int(round(x))
+            if not (0 <= y < fg.shape[0] and 0 <= x < fg.shape[1]) or not fg[y, x]:
+                off += 1
+            elif markers[y, x]:
+                if roles[markers[y, x] - 1] != role:
+                    roles[markers[y, x] - 1] = "discard"
+            else:
+                roles.append(role)
+                markers[y, x] = len(roles)
+    return markers, roles, off
+
+
+def _unmarked(fg: np.ndarray, markers: np.ndarray) -> int:
+    """Components of ``fg`` that hold no marker."""
+    lab, n = ndimage.label(fg, structure=_EIGHT)
+    return n - int(np.count_nonzero(np.unique(lab[markers > 0])))
+
+
+def _grow(img: np.ndarray, fg: np.ndarray, markers: np.ndarray, compactness: float) -> np.ndarray:
+    """Regions of ``markers`` over ``fg``: a compact watershed of ``-img`` scaled to the objects'
+    contrast (their 1st-99th percentile range), so ``compactness`` is per px whatever the units."""
+    from skimage.segmentation import watershed
+
+    lo, hi = np.percentile(img[fg], (1, 99))
+    scale = float(hi - lo) if hi > lo else 1.0
+    return watershed(-img / scale, markers, mask=fg, connectivity=2, compactness=compactness)
+
+
+def _rescue(img: np.ndarray, fg: np.ndarray, points: dict[str, list[tuple[int, int]]], cfg: ExtractConfig) -> np.ndarray:
+    """Annotated objects the threshold missed: components of ``img`` above a lower level
+    (``point_rescue`` of the way from the image's median to the threshold) that hold a point off
+    ``fg``, each no larger than the largest component of ``fg``."""
+    missed = _point_markers(points, ~fg)[0] > 0
+    if cfg.point_rescue <= 0 or not missed.any() or float(img.max()) == float(img.min()):
+        return np.zeros(fg.shape, bool)
+    med = float(np.median(img))
+    weak = _threshold_mask(img, cfg, 1, med + cfg.point_rescue * (_threshold_level(img, cfg) - med))
+    lab, _ = ndimage.label(weak, structure=_EIGHT)
+    sizes = np.bincount(lab.ravel())
+    largest = int(np.bincount(ndimage.label(fg, structure=_EIGHT)[0].ravel())[1:].max(initial=0))
+    keep = np.zeros(sizes.size, bool)
+    keep[np.unique(lab[missed])] = True
+    keep[0] = False
+    keep &= sizes <= max(largest, cfg.min_area)
+    return keep[lab]
 
 
 def extract_points(
     lin: np.ndarray, points: dict[str, list[tuple[int, int]]], cfg: ExtractConfig, gain: float, *, source: int = -1
 ) -> Extracted:
-    """Components of the thresholded image, classed by the points inside them (BBBC026).
+    """One object per annotated point (BBBC026), grown over the foreground by a seeded watershed.
 
-    ``points``: ``{"target": [(y, x)], "unwanted": [...], "discard": [...]}``. A component with
-    only target points is Ot, only unwanted points Ou; mixed, discard-coloured or unmarked
-    components are discarded.
+    ``points``: ``{"target": [(y, x)], "unwanted": [...], "discard": [...]}``. The foreground is
+    :func:`foreground_mask`; each point on it seeds a compact watershed of the inverted thresholded
+    image confined to the foreground (:func:`_grow`, ``point_compactness``), so touching objects
+    are split between their points instead of being lost. The region of a target point is Ot, of
+    an unwanted point Ou, each crop holding its region's pixels only; regions of discard points,
+    regions under ``min_area``, points off the foreground and foreground components without a
+    point are discarded.
     """
-    from vidfilter.eval.objects import points_per_object
-
-    everything = foreground_mask(lin, cfg, gain, min_area=1)  # backgrounds lose small objects (debris) too
+    img = _levels(lin, cfg, gain)
+    everything = _threshold_mask(img, cfg, 1)  # backgrounds lose small objects (debris) too
+    everything |= _rescue(img, _remove_small(everything, cfg.min_area), points, cfg)
     fg = _remove_small(everything, cfg.min_area)
-    lab, n = ndimage.label(fg, structure=_EIGHT)
-    counts = {role: points_per_object(lab, points.get(role, [])) for role in ("target", "unwanted", "discard")}
-    out = Extracted()
-    for k, sl in _components(lab, cfg, out):
-        t, u, d = (int(counts[r][k]) if k < len(counts[r]) else 0 for r in ("target", "unwanted", "discard"))
-        role = "target" if t and not u and not d else "unwanted" if u and not t and not d else None
-        if role is None:
+    markers, roles, off = _point_markers(points, fg)
+    out = Extracted(discarded=off + _unmarked(fg, markers))
+    regions = _grow(img, fg, markers, cfg.point_compactness) if roles else np.zeros(fg.shape, np.int32)
+    for k, sl in _components(regions, cfg, out):
+        if roles[k - 1] == "discard" or np.count_nonzero(regions[sl] == k) < cfg.min_area:
             out.discarded += 1
             continue
-        out.crops.append(_component_crop(lin, lab, k, sl, role, source))
-    out.background = _background(lin, everything, cfg.background_dilate)
+        out.crops.append(_component_crop(lin, regions, k, sl, roles[k - 1], source))
+    _set_background(out, lin, everything, cfg.background_dilate)
     return out
 
 
@@ -228,7 +310,7 @@ def extract_boxes(
                     out.crops.append(crop)
                 break
     fg = foreground_mask(lin, cfg, gain, min_area=1) | covered
-    out.background = _background(lin, fg, cfg.background_dilate)
+    _set_background(out, lin, fg, cfg.background_dilate)
     return out
 
 
@@ -244,7 +326,7 @@ def focus_candidates(lin: np.ndarray, cfg: ExtractConfig, gain: float, *, source
         crop = _component_crop(lin, lab, k, sl, "", source)
         crop.focus = float(log_abs[sl][lab[sl] == k].mean())
         out.crops.append(crop)
-    out.background = _background(lin, fg, cfg.background_dilate)
+    _set_background(out, lin, fg, cfg.background_dilate)
     return out
 
 
