@@ -175,3 +175,24 @@ def test_missing_foreign_and_mismatched_banks(tmp_path, bank):
 
     with pytest.raises(ConfigError, match="temporal_channel: none"):
         make_static_samplers([bank], cfg)
+
+
+def test_both_images_of_a_pair_share_one_illumination(bank):
+    """gain, offset and gradient act on input and target alike: a fixed gain and level scale and shift
+    both composites exactly; a ramp divides out to one plane of the configured peak to peak."""
+    fixed = synth(bank, targets=(2, 3), unwanted=(2, 3), gain=(1.5, 1.5), offset=(0.05, 0.05))
+    plain = synth(bank, targets=(2, 3), unwanted=(2, 3))
+    for i in range(3):
+        p, q = fixed.pair(i, seed=1, layers=True), plain.pair(i, seed=1, layers=True)
+        np.testing.assert_allclose(p.targets, q.targets)  # the same objects: the light draws nothing
+        np.testing.assert_allclose(p.input[0], np.clip(1.5 * (p.background1 + p.unwanted1 + p.targets) + 0.05, 0, 1), atol=1e-6)
+        np.testing.assert_allclose(p.target[0], np.clip(1.5 * (p.background2 + p.unwanted2 + p.targets) + 0.05, 0, 1), atol=1e-6)
+    ramped = synth(bank, targets=(0, 0), unwanted=(0, 0), gradient=0.4)
+    for i in range(3):
+        p = ramped.pair(i, seed=2, layers=True)
+        light_in = p.input[0] / p.background1
+        light_out = p.target[0] / p.background2
+        np.testing.assert_allclose(light_in, light_out, atol=1e-5)
+        assert np.ptp(light_in) == pytest.approx(0.4, abs=1e-4) and light_in.mean() == pytest.approx(1.0, abs=1e-4)
+        gy, gx = np.gradient(light_in)
+        assert np.ptp(gy) < 1e-5 and np.ptp(gx) < 1e-5  # a plane

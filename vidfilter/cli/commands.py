@@ -57,10 +57,18 @@ def versions() -> str:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    from vidfilter.errors import UnsupportedInputError
     from vidfilter.io.registry import describe
+    from vidfilter.io.zarr_info import describe_static_image
 
     for path in args.inputs:
-        facts = describe(path, color=args.color)
+        try:
+            facts = describe(path, color=args.color)
+        except UnsupportedInputError:  # not a recording; a Zarr image without a time axis is a static image
+            static = describe_static_image(path)
+            if static is None:
+                raise
+            facts = static
         if args.json:
             print(json.dumps(facts, default=str))
         else:
@@ -85,13 +93,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     from vidfilter.train.loop import train
     from vidfilter.train.report import summary_line
 
-    cfg = _config(args, TRAIN_FIELDS, lag_unit=args.lag_unit or ("frames" if args.lag else None))
+    cfg = _static_for_banks(args, _config(args, TRAIN_FIELDS, lag_unit=args.lag_unit or ("frames" if args.lag else None)))
     out = train(args.inputs, args.out, cfg, resume=args.resume, progress=_progress(args), init_bundle=args.init)
     print(out)
     summary = "" if args.quiet else summary_line(report_dir(out))
     if summary:
         print(summary, file=sys.stderr)
     return 0
+
+
+def _static_for_banks(args: argparse.Namespace, cfg: Config) -> Config:
+    """``cfg`` in static mode when every INPUT is a crop bank and no mode was chosen (said in one
+    line on stderr; :func:`vidfilter.static.bank.static_for_banks`)."""
+    from vidfilter.static.bank import static_for_banks
+
+    cfg, note = static_for_banks(args.inputs, cfg)
+    if note and not args.quiet:
+        print(f"vidfilter: {note}", file=sys.stderr)
+    return cfg
 
 
 def cmd_run(args: argparse.Namespace) -> int:

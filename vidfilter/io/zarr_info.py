@@ -1,7 +1,8 @@
 """What a vidfilter OME-Zarr output holds, read from its metadata: :func:`read_ome_zarr_info`.
 
 Works on a finished store and on the ``PATH.partial`` of an interrupted one (see
-:mod:`vidfilter.io.zarr_sink` for the layout).
+:mod:`vidfilter.io.zarr_sink` for the layout). :func:`describe_static_image` describes a Zarr
+array that holds one image (no time axis), the input of static-mode models.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from vidfilter.errors import InputNotFoundError, UnreadableInputError
 from vidfilter.io.keyframe_store import KEYFRAMES, STORAGE
 from vidfilter.io.sink import partial_path
 
-__all__ = ["read_ome_zarr_info"]
+__all__ = ["describe_static_image", "read_ome_zarr_info"]
 
 
 def read_ome_zarr_info(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -87,4 +88,31 @@ def read_ome_zarr_info(path: str | os.PathLike[str]) -> dict[str, Any]:
         "format_version": vf.get("format_version"),
         "attrs": attrs,
         "groups": groups,
+    }
+
+
+def describe_static_image(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """What ``vidfilter info`` shows of a Zarr / OME-Zarr array holding one image: axes ``y, x``
+    or ``y, x, c`` and no time axis, read window by window as :func:`vidfilter.io.registry.open_array`
+    reads it for static-mode models. ``None`` when ``path`` is no such array (not Zarr, unreadable,
+    or with a time axis: a recording, described by its frame source)."""
+    from vidfilter.errors import VidfilterError
+    from vidfilter.io import windowed
+    from vidfilter.io.registry import windowed_kind
+
+    spec = os.path.expanduser(os.fspath(path))
+    if windowed_kind(spec) != "zarr":
+        return None
+    try:
+        arr, names = windowed.open_zarr(spec)
+        _, axes = windowed.with_axes(arr, names, spec)
+    except VidfilterError:
+        return None
+    if "t" in axes:
+        return None
+    return {
+        "path": spec, "kind": "static image (Zarr array, no time axis)", "shape": list(arr.shape), "dtype": str(arr.dtype),
+        "axes": "".join(n.lower() for n in names) if names else axes, "chunks": list(getattr(arr, "chunks", arr.shape)),
+        "zarr_format": getattr(getattr(arr, "metadata", None), "zarr_format", None), "ome_zarr": names is not None,
+        "use": "one image: `vidfilter run` filters it with a static-mode model (--model STATIC.vfm), block by block",
     }

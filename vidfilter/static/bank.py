@@ -35,7 +35,8 @@ import numpy as np
 from vidfilter.errors import ConfigError, InputNotFoundError, TrainingInputError, UnreadableInputError
 from vidfilter.static.config import PreprocessConfig
 
-__all__ = ["BANK_FORMAT", "BANK_KIND", "BANK_VERSION", "CLASS_DIRS", "Crop", "CropBank", "contact_sheet",
+__all__ = ["BANK_FORMAT", "BANK_KIND", "BANK_VERSION", "CLASS_DIRS", "Crop", "CropBank", "contact_sheet", "is_crop_bank",
+           "static_for_banks",
     "load_banks", "write_bank"]
 
 BANK_FORMAT = "vidfilter-crops"
@@ -312,3 +313,34 @@ def load_banks(paths: Sequence[str | os.PathLike[str]]) -> CropBank:
     for p in paths[1:]:
         bank = bank.merge(CropBank.load(p))
     return bank
+
+
+def is_crop_bank(path: Any) -> bool:
+    """Whether ``path`` is a folder written by ``vidfilter extract-crops`` (its manifest names the bank format)."""
+    if not isinstance(path, (str, os.PathLike)):
+        return False
+    try:
+        return json.loads((Path(path) / "manifest.json").read_text()).get("format") == BANK_FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def static_for_banks(inputs: Any, config: Any) -> tuple[Any, str | None]:
+    """``config`` in static mode when every input is a crop bank and no mode was chosen, with the
+    one line that says so (``None`` when nothing changed).
+
+    Raises
+    ------
+    TrainingInputError
+        A crop bank among recordings, or in a run whose config chose the video mode.
+    """
+    items = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    banks = [p for p in items if is_crop_bank(p)]
+    if not banks or config.sampling.mode == "static":
+        return config, None
+    if "mode" in config.sampling.model_fields_set or len(banks) < len(items):
+        raise TrainingInputError(f"{banks[0]} is a crop bank, which trains in static mode (synthetic pairs, no lags); "
+                                 "pass only crop banks, with --mode static or --config NAME of a static config")
+    note = (f"{banks[0]}{' ...' if len(banks) > 1 else ''} is a crop bank: training in static mode with the "
+            "static defaults (--config NAME for an application's settings)")
+    return config.override({"sampling.mode": "static"}), note

@@ -17,7 +17,7 @@ objects (Ot) and unwanted objects (Ou) on background patches. Four groups of set
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -72,6 +72,10 @@ class ExtractConfig(_Section):
     threshold: Literal["otsu", "local"] = Field("otsu", description="foreground threshold: global Otsu or local (adaptive)")
     threshold_on_log: bool = Field(True, description="threshold the log of the linear image (BBBC026: Otsu on the log image)")
     smooth: float = Field(2.0, ge=0, description="Gaussian sigma (px) before thresholding")
+    flatten: int = Field(
+        0, ge=0, description="foreground: subtract a background estimate (grey opening of this radius (px), box-smoothed) "
+        "before thresholding, for uneven illumination; above the largest object's radius; 0 = off",
+    )
     local_block: int = Field(101, ge=3, description="window side (px, odd) of the local threshold")
     local_offset: float = Field(0.0, description="local threshold: pixels > local mean + offset (log/linear units) are foreground")
     opening: int = Field(1, ge=0, description="radius (px) of a binary opening of the foreground mask")
@@ -83,6 +87,15 @@ class ExtractConfig(_Section):
     target_labels: list[int] = Field([1], description="label-image values that are target objects")
     unwanted_labels: list[int] = Field([2], description="label-image values that are unwanted objects")
     # -- points ----------------------------------------------------------------------------------
+    point_rescue: float = Field(
+        0.5, ge=0, lt=1, description="points: an annotated point off the foreground grows its object over the image above "
+        "this fraction of the way from the image's median to the threshold (dim objects); 0 = such points are discarded",
+    )
+    point_compactness: float = Field(
+        0.05, ge=0, description="points: compactness of the seeded watershed that grows each point's object (per px, the "
+        "image scaled to the objects' contrast): 0 follows the dimmest line between touching objects, higher splits them "
+        "nearer the midline between their points",
+    )
     target_colors: list[RGB] = Field([(255, 0, 0)], description="point colours of the target class (BBBC026: hepatocytes red)")
     unwanted_colors: list[RGB] = Field([(0, 255, 0)], description="point colours of the unwanted class (BBBC026: fibroblasts green)")
     discard_colors: list[RGB] = Field([(0, 0, 255)], description="point colours whose objects are discarded (BBBC026: debris blue)")
@@ -154,6 +167,15 @@ class SynthConfig(_Section):
     )
     background_intensity: tuple[float, float] = Field((1.0, 1.0), description="multiply each background patch by a factor in this range")
     noise: tuple[float, float] = Field((0.0, 0.0), description="Gaussian noise sigma range (linear [0, 1] units), independent per image")
+    gain: tuple[float, float] = Field(
+        (1.0, 1.0), description="illumination shared by both images of a pair: one factor, drawn log-uniformly in this range"
+    )
+    gradient: float = Field(
+        0.0, ge=0, lt=2, description="illumination shared by both images: a linear ramp across the patch, peak to peak (0.4 = x0.8-1.2)"
+    )
+    offset: tuple[float, float] = Field(
+        (0.0, 0.0), description="a level added to both images of a pair (linear units; drawn in this range)"
+    )
     oversize: Literal["error", "skip", "shrink"] = Field(
         "error", description="crops larger than the patch: refuse, leave out, or shrink to fit"
     )
@@ -170,14 +192,14 @@ class SynthConfig(_Section):
     def _quantiles(cls, v: tuple[float, float]) -> tuple[float, float]:
         return _ordered("a quantile range", v, 0.0, 1.0)
 
-    @field_validator("intensity", "zoom", "background_intensity")
+    @field_validator("intensity", "zoom", "background_intensity", "gain")
     @classmethod
     def _positive(cls, v: tuple[float, float]) -> tuple[float, float]:
         if v[0] <= 0:
             raise ValueError(f"factors must be > 0, got {list(v)}")
         return _ordered("a factor range", v)
 
-    @field_validator("rotation", "noise")
+    @field_validator("rotation", "noise", "offset")
     @classmethod
     def _range(cls, v: tuple[float, float]) -> tuple[float, float]:
         return _ordered("a range", v)
@@ -204,4 +226,20 @@ class StaticConfig(_Section):
     extract: ExtractConfig = ExtractConfig()
     synth: SynthConfig = SynthConfig()
     score: ScoreConfig = ScoreConfig()
-    block: int = Field(4096, ge=64, description="inference: images are processed in blocks of this side (out of core)")
+    block: Annotated[int, Field(ge=64)] | Literal["auto"] = Field(
+        "auto", description="inference: images are processed in blocks of this side (out of core); auto = the largest "
+        "block (and, on the CPU, tile and batch) whose estimated working memory fits memory_gb"
+    )
+    memory_gb: float = Field(
+        0.8, gt=0, description="inference with block auto: working memory of a run in GiB (blocks, tiles and the network's "
+        "activations), on top of the ~0.3 GiB that Python, torch and the readers take"
+    )
+
+    @field_validator("block", mode="before")
+    @classmethod
+    def _block(cls, v: object) -> object:
+        if isinstance(v, str) and v.strip().isdigit():
+            v = int(v)
+        if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v >= 64):
+            return v
+        raise ValueError("block must be 'auto' or a side of at least 64 px")

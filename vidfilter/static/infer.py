@@ -24,8 +24,10 @@ through :func:`vidfilter.open` (one image at a time). One image gives ``(y, x)``
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +39,8 @@ from vidfilter.errors import ConfigError, UnsupportedInputError
 from vidfilter.infer.result import RunResult
 from vidfilter.static.preprocess import encode, linearise, resolve_gain
 
-__all__ = ["StaticView", "filter_image", "is_static", "load_static_model", "open_static_input", "run_static", "run_static_many"]
+__all__ = ["BlockPlan", "StaticView", "activation_bytes", "filter_image", "is_static", "load_static_model", "open_static_input",
+           "plan_blocks", "run_static", "run_static_many"]
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +139,104 @@ def open_static_input(src: Any, pre: PreprocessConfig, gain: float | None = None
 
 
 # ---------------------------------------------------------------------------------------------
+# memory: block side, tile and batch from static.memory_gb
+
+#: Host bytes per pixel of a block's region besides the network, when the region runs as one pass:
+#: the window read and converted to float32, the engine's reflect-padded copy, its output and the
+#: output's copy, the target and residual crops and their compressed chunks (about ten float32 copies).
+HOST_BYTES_PER_PIXEL = 48
+#: The same when the engine cuts the region into tiles (an explicit infer.tile, or a CUDA device):
+#: the tile accumulator and the blend-weight sums it keeps for up to nine region shapes come on top.
+TILED_HOST_BYTES_PER_PIXEL = 96
+#: The convolution library's workspace and layout copies on top of the counted activations: the
+#: peak RSS growth of one CPU forward pass of a 1024² tile measured 1.14x (width 48) to 1.27x
+#: (width 16) :func:`activation_bytes`' count without it.
+ACTIVATION_ALLOWANCE = 1.3
+
+
+def activation_bytes(net: Any) -> float:
+    """Bytes per input pixel that one forward pass of ``net`` holds at its peak (float32), counted
+    from its channel widths, times :data:`ACTIVATION_ALLOWANCE`.
+
+    For the U-Net of :mod:`vidfilter.models.unet` the peak is in its last decoder stage, at full
+    resolution: the input and its padded copy (``c_in`` channels each), the up-sampled tensor from
+    below and its concatenation with the input (``k - c_in`` and ``k`` channels, ``k`` the first
+    head convolution's input), and that convolution's output and its LeakyReLU (``h1`` each).
+    Every other stage holds fewer bytes per input pixel (it runs at a quarter of the resolution or
+    less, or with fewer channels). Another network counts twice its widest convolution's input and
+    output channels.
+    """
+    import torch.nn as nn
+
+    head = getattr(net, "dec", None)
+    first = head[-1][0] if head is not None and len(head) and isinstance(head[-1][0], nn.Conv2d) else None
+    if first is not None:
+        c_in = int(getattr(net, "in_channels", 1))
+        channels = c_in + 2 * first.in_channels + 2 * first.out_channels
+    else:
+        convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)] if isinstance(net, nn.Module) else []
+        channels = 2 * max((m.in_channels for m in convs), default=64) + 2 * max((m.out_channels for m in convs), default=64)
+    return 4.0 * channels * ACTIVATION_ALLOWANCE
+
+
+@dataclass(frozen=True)
+class BlockPlan:
+    """Block side, engine tile and batch of a static run, the reflect border added at the image's
+    edges (:func:`_edge_pad`), the halo read around each block (the model's margin, or the border
+    when that is wider, so an edge block holds every pixel its reflection needs), and the working
+    memory they are estimated to take (``estimate_bytes``, without the interpreter and libraries;
+    0 for an integer ``static.block``)."""
+
+    block: int
+    tile: int
+    batch_size: int
+    border: int
+    halo: int
+    estimate_bytes: int
+
+    def describe(self) -> str:
+        size = f"about {self.estimate_bytes / 2**30:.2f} GiB" if self.estimate_bytes else "static.block as set"
+        return f"blocks of {self.block} px, tile {self.tile}, batch {self.batch_size}: {size}"
+
+
+def plan_blocks(net: Any, config: Config, device: Any) -> BlockPlan:
+    """The block side, tile and batch of a static run with ``net`` on ``device``.
+
+    An integer ``config.static.block`` is used as given, with ``config.infer``'s tile and batch.
+    With ``auto`` the block follows ``config.static.memory_gb``, whatever the image size:
+
+    * on the CPU (or MPS, whose memory the process shares), unless ``infer.tile`` or
+      ``infer.batch_size`` was set, each block's region (the block and its halos of the model's
+      margin, or the reflect border at the image's edges) runs as one pass, batch 1; the largest
+      region whose :func:`activation_bytes` plus :data:`HOST_BYTES_PER_PIXEL` fit the budget sets
+      the block;
+    * on CUDA (the activations live on the GPU) or with an explicit tile or batch, the engine keeps
+      ``config.infer``'s tile and batch and the budget bounds the host side of a block
+      (:data:`TILED_HOST_BYTES_PER_PIXEL`).
+    """
+    infer = config.infer
+    mult = int(getattr(net, "multiple", 1) or 1)
+    margin = -(-max(int(getattr(net, "margin", 0) or 0), int(infer.overlap or 0)) // mult) * mult
+    border = -(-(mult if infer.border is None else int(infer.border)) // mult) * mult
+    halo = max(margin, border)  # each side of a region: a halo, or the border at the image's edge
+    if config.static.block != "auto":
+        return BlockPlan(int(config.static.block), infer.tile, infer.batch_size, border, halo, 0)
+    budget = config.static.memory_gb * 2**30
+    whole = getattr(device, "type", str(device)) != "cuda" and not ({"tile", "batch_size"} & infer.model_fields_set)
+    per_px = activation_bytes(net) + HOST_BYTES_PER_PIXEL if whole else TILED_HOST_BYTES_PER_PIXEL
+    side = math.isqrt(int(budget / per_px))
+    block = (side - 2 * halo) // mult * mult
+    if block < mult:
+        need = (mult + 2 * halo) ** 2 * per_px / 2**30
+        raise ConfigError(f"static.memory_gb {config.static.memory_gb} is too small for this model: one block of {mult} px with "
+                          f"its {halo} px halos needs about {need:.2f} GiB; raise static.memory_gb or set static.block")
+    estimate = int((block + 2 * halo) ** 2 * per_px)
+    if whole:
+        return BlockPlan(block, block + 2 * halo, 1, border, halo, estimate)
+    return BlockPlan(block, infer.tile, infer.batch_size, border, halo, estimate)
+
+
+# ---------------------------------------------------------------------------------------------
 # running
 
 
@@ -180,7 +281,8 @@ def run_static(
         A static-mode bundle (path or loaded).
     config
         ``config.infer`` sets the engine (tile, batch, device, precision), ``config.static.block``
-        the block side, ``config.output.overwrite`` whether an existing output is replaced.
+        the block side (``auto``: block, and on the CPU tile and batch, from ``config.static.memory_gb``,
+        see :func:`plan_blocks`), ``config.output.overwrite`` whether an existing output is replaced.
 
     Returns
     -------
@@ -189,6 +291,7 @@ def run_static(
     """
 
     from vidfilter.infer.blocks import BlockLayout, BlockStore, drive_blocks
+    from vidfilter.infer.device import resolve_device
     from vidfilter.infer.engine import TiledEngine
     from vidfilter.io.sink import check_output_path
 
@@ -201,10 +304,14 @@ def run_static(
         out = out.with_name(out.name + ".zarr")
     in_paths = [input] if isinstance(input, (str, os.PathLike)) else []
     check_output_path(out, inputs=in_paths, overwrite=True)  # existence is checked by the store (resume)
-    layout = BlockLayout.for_model(view.shape, net, config.static.block, None, config.infer.overlap)
+    plan = plan_blocks(net, config, resolve_device(config.infer.device))
+    log.info("%s: %s", view.name, plan.describe())
+    layout = BlockLayout.for_model(view.shape, net, plan.block, plan.halo, config.infer.overlap)
     store = BlockStore(out, layout, np.float32, key=f"static:{bundle.sha256}:{view.gain}", attrs=_store_attrs(view, bundle, config),
                        overwrite=config.output.overwrite, groups=GROUPS)
-    block = _block_writer(view, layout, store, TiledEngine.from_config(net, config.infer))
+    # the border is added by _edge_pad at the image's edges only, not around every block
+    infer = config.infer.model_copy(update={"tile": plan.tile, "batch_size": plan.batch_size, "border": 0})
+    block = _block_writer(view, layout, store, TiledEngine.from_config(net, infer), plan.border)
     try:
         return drive_blocks(store, layout, block, progress=progress, input=view.name, shape=list(view.shape))
     finally:
@@ -225,14 +332,32 @@ def _store_attrs(view: StaticView, bundle: Any, config: Config) -> dict[str, Any
     }
 
 
-def _block_writer(view: StaticView, layout: Any, store: Any, engine: Any) -> Any:
-    """``block(t, iy, ix)``: filter one block of ``view`` (with its halo) into the store's groups."""
+def _edge_pad(region: np.ndarray, layout: Any, iy: int, ix: int, border: int) -> tuple[np.ndarray, tuple[slice, slice]]:
+    """``(padded region, where the region sits in it)``: the region reflect-padded by ``border`` on
+    the sides where it meets the image's edge, as the engine pads the whole image (when the image's
+    shorter side exceeds the border); interior sides are halos of real pixels and get nothing.
+
+    The padded region is a window of the whole image's padded frame starting on its pooling grid
+    (``border`` and block origins are multiples of ``model.multiple``), so the engine without a
+    border of its own gives the whole image's output on the block."""
+    (ys, xs), _ = layout.region(iy, ix)
+    b = border if min(layout.height, layout.width) > border else 0
+    pads = ((b if ys.start == 0 else 0, b if ys.stop == layout.height else 0),
+            (b if xs.start == 0 else 0, b if xs.stop == layout.width else 0))
+    inner = (slice(pads[0][0], pads[0][0] + region.shape[0]), slice(pads[1][0], pads[1][0] + region.shape[1]))
+    return (np.pad(region, pads, mode="reflect") if b else region), inner
+
+
+def _block_writer(view: StaticView, layout: Any, store: Any, engine: Any, border: int) -> Any:
+    """``block(t, iy, ix)``: filter one block of ``view`` (with its halo, and ``border`` px of
+    reflection at the image's edges) into the store's groups."""
     from vidfilter.infer.blocks import read_region, write_block
 
     def block(t: int, iy: int, ix: int) -> None:
         region, crop = read_region(view, layout, t, iy, ix)
-        y = engine(np.ascontiguousarray(region, dtype=np.float32))
-        y = y[0] if y.ndim == 3 else y
+        padded, inner = _edge_pad(region, layout, iy, ix, border)
+        y = engine(np.ascontiguousarray(padded, dtype=np.float32))
+        y = (y[0] if y.ndim == 3 else y)[inner]
         target = np.ascontiguousarray(y[crop])
         write_block(store.arrays["target"], layout, t, iy, ix, target)
         write_block(store.arrays["residual"], layout, t, iy, ix, region[crop] - target)

@@ -18,7 +18,12 @@ placed with up to ``attempts`` tries at positions that let it hang over the bord
 ``overhang`` of its side, refused when more than ``max_overlap`` of it, or of an object already
 placed, would be covered. Per background: a random ``crop``-sized patch of a random background,
 rotated by a multiple of 90 degrees and flipped, its zeros filled with one constant drawn between
-the ``background_fill`` quantiles of its other pixels, times ``background_intensity``.
+the ``background_fill`` quantiles of its other pixels, times ``background_intensity``. Both images
+of a pair share one illumination: a gain (``gain``), a linear ramp (``gradient``) and an added level
+(``offset``), so the network learns to carry the light of its input through and to tell objects
+apart by what light does not change (shape, size, texture)::
+
+    input = clip(light * (bg1 + Ou1 + Ot) + level)      (and the same light and level for the target)
 
 Determinism: pair ``i`` of a stream seeded ``s`` depends only on ``(s, i)``; a batch ``b`` holds
 pairs ``b*B .. b*B + B - 1``. So the stream is the same in-process and with any number of
@@ -295,6 +300,20 @@ class PairSynthesizer:
             return 0.0
         return rng.normal(0.0, sigma, (self.patch, self.patch)).astype(np.float32)
 
+    def _illumination(self, rng: np.random.Generator) -> tuple[np.ndarray | np.float32, np.float32]:
+        """The illumination both images of a pair share: a gain (``gain``, log-uniform) times a linear
+        ramp of ``gradient`` peak to peak in a random direction, and an added level (``offset``)."""
+        cfg = self.cfg
+        gain = np.float32(_uniform(rng, cfg.gain, log_uniform=True))
+        level = np.float32(_uniform(rng, cfg.offset))
+        if cfg.gradient <= 0:
+            return gain, level
+        theta = rng.uniform(0.0, 2 * math.pi)
+        axis = (np.arange(self.patch, dtype=np.float32) - (self.patch - 1) / 2.0) / max(self.patch - 1, 1)
+        ramp = np.float32(math.sin(theta)) * axis[:, None] + np.float32(math.cos(theta)) * axis[None, :]
+        ramp *= np.float32(cfg.gradient / max(float(np.ptp(ramp)), 1e-6))
+        return gain * (1.0 + ramp), level
+
     # -- pairs ----------------------------------------------------------------------------------
     def pair(self, index: int, seed: int = 0, *, layers: bool = False) -> tuple[np.ndarray, np.ndarray] | SynthPair:
         """Pair ``index`` of the stream seeded ``seed``: ``(input, target)`` ``(1, P, P)`` float32 as the
@@ -309,8 +328,9 @@ class PairSynthesizer:
             _place(c1, self.unwanted, _count(rng, cfg.unwanted), cfg, rng)
             _place(c2, self.unwanted, _count(rng, cfg.unwanted), cfg, rng)
         bg1, bg2 = self.background_patch(rng), self.background_patch(rng)
-        x1 = np.clip(bg1 + c1.layer + self._noise(rng), 0.0, 1.0)
-        x2 = np.clip(bg2 + c2.layer + self._noise(rng), 0.0, 1.0)
+        light, level = self._illumination(rng)
+        x1 = np.clip(light * (bg1 + c1.layer) + level + self._noise(rng), 0.0, 1.0)
+        x2 = np.clip(light * (bg2 + c2.layer) + level + self._noise(rng), 0.0, 1.0)
         pre, g = self.bank.preprocess, self.bank.log_gain
         inp, tgt = encode(x1, pre, g)[None], encode(x2, pre, g)[None]
         if not layers:

@@ -489,7 +489,13 @@ def train(inputs: str | Path | Sequence[Any], out: str | Path, config: Config, *
     """Train a background model and save it as a bundle at ``out``: ``Trainer(...).fit()``.
 
     ``options`` are :class:`Trainer`'s: ``resume``, ``progress``, ``init_bundle``, ``targets``.
+    Crop banks (``vidfilter extract-crops``) train in static mode when the config chose no mode.
     Returns the bundle's path."""
+    from vidfilter.static.bank import static_for_banks
+
+    config, note = static_for_banks(inputs, config)
+    if note:
+        logger.info(note)
     return Trainer(inputs, out, config, **options).fit()
 
 
