@@ -32,9 +32,19 @@ __all__ = ["summary_line", "verdict", "write_report"]
 SAMPLE_ROWS = 4
 
 
-def verdict(state: TrainResult, supervised: bool = False) -> str:
+#: a model whose identity score exceeds this many times the ideal one changes more than the moving
+#: objects: where frame and target differ, a background model's output can move at most what
+#: differs (the ideal, 50 % for time-lag pairs, 100 % for clean targets, takes half or all of it)
+OVER_FACTOR = 2.0
+
+
+def verdict(state: TrainResult, supervised: bool = False, static: bool = False) -> str:
     """One plain-English line about the final validation. ``supervised``: the targets were clean
-    backgrounds (a generated corpus), so the ideal output moves all of what differs, not half."""
+    backgrounds (a generated corpus), so the ideal output moves all of what differs, not half.
+    ``static``: the pairs were synthesised from crop banks (static mode), and the line speaks of
+    synthetic pairs, crops and backgrounds instead of frames and lags."""
+    if static:
+        return _static_verdict(state)
     if not state.val:
         return "not checked: no validation pairs (give more frames or recordings, or set train.val_fraction > 0)"
     last = state.val[-1]
@@ -47,7 +57,32 @@ def verdict(state: TrainResult, supervised: bool = False) -> str:
         return (
             f"identity: the model removes nothing (its output moves only {pct:.0f} % of {what}); try sampling.mine_fraction 0.5, train.change_weight 6, model.residual true, longer lags or more steps"
         )
+    ideal = 1.0 if supervised else 0.5
+    if score > OVER_FACTOR * ideal:
+        return (f"over: the model's output moves {pct:.0f} % of {what}, more than a background can ({100 * ideal:.0f} % is "
+                "ideal): it changes the plate itself (blur, a shift or a brightness change); look at samples.png, and try a "
+                "lower train.lr, more steps, or registration for a moving camera")
     return f"ok: the model's output moves {pct:.0f} % of {what} ({'100' if supervised else 'about 50'} % is ideal)"
+
+
+def _static_verdict(state: TrainResult) -> str:
+    """:func:`verdict` for static mode: input and target of a synthetic pair share the target
+    objects and differ by independently drawn backgrounds and unwanted objects."""
+    from vidfilter.train.loop import IDENTITY_THRESHOLD
+
+    if not state.val:
+        return "not checked: no validation pairs (set train.val_pairs > 0)"
+    last = state.val[-1]
+    score = last.get("identity_score")
+    if score is None:
+        return ("not checked: input and target of the synthetic validation pairs did not differ (check the bank has "
+                "unwanted crops and more than one background, and static.synth.unwanted)")
+    pct = 100 * score
+    what = "what differs between input and target of held-out synthetic pairs (backgrounds and unwanted objects)"
+    if last.get("identity_suspected"):
+        return (f"identity: the model removes nothing (its output moves only {pct:.0f} % of {what}); try train.change_weight 6, "
+                "more unwanted crops or backgrounds in the bank, or more steps")
+    return f"ok: the model's output moves {pct:.0f} % of {what} (below {100 * IDENTITY_THRESHOLD:.0f} % it would remove nothing)"
 
 
 def _smooth(x: np.ndarray, k: int) -> np.ndarray:
@@ -75,7 +110,7 @@ def write_report(folder: str | os.PathLike[str], state: TrainResult, model: torc
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     mark_folder(folder, "training-report")
-    text = verdict(state, supervised)
+    text = verdict(state, supervised, static=config.sampling.mode == "static")
     _write_log(folder / "log.json", state, config, text, registration, init)
     _plot_loss(plt, folder / "loss.png", state, text)
     _plot_samples(plt, folder / "samples.png", model, pairs, device, config.train.batch_size)
@@ -168,6 +203,8 @@ def summary_line(report_dir: str | os.PathLike[str]) -> str:
     moved = log.get("registration") or {}
     init = log.get("init")
     start = f"fine-tuned from {Path(init['path']).name}: " if init else ""
+    steps = f"{start}{log.get('steps')} steps in {log.get('elapsed_s', 0) / 60:.1f} min"
+    if (cfg.get("sampling") or {}).get("mode") == "static":
+        return f"{steps}; static mode, {preset} network on {crop} px synthetic pairs (crops pasted on backgrounds); {log.get('verdict')}"
     reg = f"camera moved (up to {max(r['largest_shift_px'] for r in moved.values())} px): pairs registered; " if moved else ""
-    return (f"{start}{log.get('steps')} steps in {log.get('elapsed_s', 0) / 60:.1f} min; polarity {pol}, "
-            f"{preset} network on {crop} px crops; {reg}{log.get('verdict')}")
+    return f"{steps}; polarity {pol}, {preset} network on {crop} px crops; {reg}{log.get('verdict')}"
