@@ -7,7 +7,7 @@ this prints, for every case, the expected polarity, the verdict and the dark:bri
 verdict needs 1.5:1):
 
 - real recordings in ``../shared/data`` (worms, the full mouse video, 10 s windows of it, flies, the
-  bundled demo clip, the zebrafish larva, which barely moves and is not scored);
+  bundled demo clip, the zebrafish larva, dark on a light dish, which barely moves);
 - generated recordings (``vidfilter.synth``) of both polarities: crawling, never-moving and slow
   animals, plate tracks, a camera shift, exposure drift, an open arena with a rim and a wall, and one
   animal resting against a wall of its own sign.
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:32s} {want or '-':7s} {ok:9s} {ev.describe()}", flush=True)
 
     root = data_root(args.data).resolve()
-    real = [("worms_yolo_640/frames", "dark"), ("flies_sleap/clip.mp4", "bright"), ("zebrafish_larva", None),
+    real = [("worms_yolo_640/frames", "dark"), ("flies_sleap/clip.mp4", "bright"), ("zebrafish_larva", "dark"),
             ("mouse_tracktor/mouse_video.mp4", "dark")]
     for rel, want in real:
         path = root / rel

@@ -12,6 +12,8 @@ The command line's ``vidfilter run`` is this function; so is ``vidfilter.run`` i
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,7 +23,9 @@ from vidfilter.config import Config
 from vidfilter.errors import ConfigError
 from vidfilter.infer.result import RunResult
 
-__all__ = ["RunResult", "run"]
+__all__ = ["RunResult", "auto_model", "run"]
+
+logger = logging.getLogger(__name__)
 
 
 def _single(inputs: Any) -> bool:
@@ -57,7 +61,8 @@ def run(
     out_dir
         One output per input under this folder (named after the inputs).
     model
-        A bundle path, a loaded bundle or a shipped setup name, with ``method="model"``.
+        A bundle path, a loaded bundle or a shipped setup name, with ``method="model"``; ``"auto"``:
+        the shipped bundle that fits the inputs, or one trained on them (:func:`auto_model`).
     method
         ``model`` or a baseline (``median``, ``mog2``, ...).
     config
@@ -84,6 +89,8 @@ def run(
         raise ConfigError(f"--model is used only with --method model, not with the baseline {method!r}; drop one of them")
     if out is not None and len(many) > 1:
         raise ConfigError("--out names one output but several inputs were given; use --out-dir DIR")
+    if method == "model" and model == "auto":
+        model = auto_model(many, out, out_dir, config, say=logger.info)
     if method == "model" and isinstance(model, (str, os.PathLike)) and not scheduler:
         from vidfilter.models.bundle import load_model
 
@@ -100,6 +107,40 @@ def run(
 
         results = run_many(many, model=model, method=method, out=out, out_dir=out_dir, config=config, progress=progress)
     return results[0] if _single(inputs) else results
+
+
+def auto_model(inputs: Sequence[Any], out: Any, out_dir: Any, config: Config, *,
+               say: Callable[[str], None] = logger.info, progress: Any = False) -> str | Path:
+    """``--model auto``: the shipped bundle whose setup fits ``inputs`` (:mod:`vidfilter.models.auto`),
+    or, when none does, a model trained on them with ``config`` beside the output (``OUT.model.vfm``,
+    or ``auto-model.vfm`` in ``out_dir``; one already there is used again). ``say`` gets the one line
+    that tells which and why."""
+    from vidfilter.io.registry import open as vf_open
+    from vidfilter.models.auto import choose, measure
+    from vidfilter.models.shipped import shipped_names
+
+    with contextlib.ExitStack() as stack:
+        srcs = [stack.enter_context(vf_open(os.fspath(i))) if isinstance(i, (str, os.PathLike)) else i for i in inputs]
+        choice = choose(measure(srcs), shipped_names())
+    if choice.name is not None:
+        say(f"--model auto: {choice.reason}")
+        return choice.name
+    if out is not None:
+        where = Path(out).with_name(Path(out).name.removesuffix(".zarr") + ".model.vfm")
+    elif out_dir is not None:
+        where = Path(out_dir) / "auto-model.vfm"
+    else:
+        raise ConfigError("--model auto trains a model when no shipped bundle fits and needs --out or --out-dir to put it")
+    if where.is_file():
+        say(f"--model auto: {choice.reason}; using the model trained for it before, {where} (delete it to train anew)")
+        return where
+    budget = f"{config.train.minutes:g} min" if config.train.minutes else f"{config.train.steps} steps"
+    say(f"--model auto: {choice.reason}; training one on the input{'s' if len(inputs) > 1 else ''} ({budget}) into {where}")
+    from vidfilter.train.loop import train
+
+    where.parent.mkdir(parents=True, exist_ok=True)
+    return train([os.fspath(i) if isinstance(i, (str, os.PathLike)) else i for i in inputs], where, config,
+                 progress=progress if isinstance(progress, bool) else False)
 
 
 def _static_bundle(model: Any, method: str) -> Any | None:

@@ -283,6 +283,11 @@ def object_mask(
 #: at least this share of the sampled pixels must change (animals cover ~1 % of a worm plate).
 POLARITY_MARGIN = 1.5
 POLARITY_MIN_SHARE = 2e-4
+#: below POLARITY_MIN_SHARE (but at least POLARITY_MIN_PIXELS changed pixels) one side must outweigh
+#: the other this many times: a nearly still animal (a zebrafish larva resting in a 1024² dish, 50
+#: changed pixels at 512²) is decided when its votes agree, a few flickering pixels are not
+POLARITY_SMALL_MARGIN = 10.0
+POLARITY_MIN_PIXELS = 25
 
 
 @dataclass(frozen=True)
@@ -302,11 +307,12 @@ class PolarityEvidence:
     @property
     def polarity(self) -> str:
         """``"dark"``, ``"bright"`` or ``"absolute"`` (too little change, or no side outweighs the other)."""
-        if self.changed < max(POLARITY_MIN_SHARE * self.pixels, 25):
+        if self.changed < POLARITY_MIN_PIXELS:
             return "absolute"
-        if self.dark > POLARITY_MARGIN * self.bright:
+        margin = POLARITY_MARGIN if self.changed >= POLARITY_MIN_SHARE * self.pixels else POLARITY_SMALL_MARGIN
+        if self.dark > margin * self.bright:
             return "dark"
-        if self.bright > POLARITY_MARGIN * self.dark:
+        if self.bright > margin * self.dark:
             return "bright"
         return "absolute"
 
@@ -396,7 +402,8 @@ def detect_polarity(sources: FrameSource | list[FrameSource], n: int = POLARITY_
     """Are the animals darker or lighter than the plate? ``"dark"``, ``"bright"`` or ``"absolute"``.
 
     The verdict of :func:`polarity_evidence`: one side must outweigh the other by
-    :data:`POLARITY_MARGIN`, and at least :data:`POLARITY_MIN_SHARE` of the pixels must change
-    (else nothing moves); otherwise ``"absolute"``.
+    :data:`POLARITY_MARGIN` when at least :data:`POLARITY_MIN_SHARE` of the pixels change, by
+    :data:`POLARITY_SMALL_MARGIN` when fewer do, and at least :data:`POLARITY_MIN_PIXELS` must
+    change (else nothing moves); otherwise ``"absolute"``.
     """
     return polarity_evidence(sources, n=n, k=k, max_side=max_side).polarity

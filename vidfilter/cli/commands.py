@@ -117,9 +117,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     lossless = {"background": "full", "foreground_floor": 0.0} if args.lossless else {}
     cfg = _config(args, RUN_FIELDS, salvage=args.salvage or None, mask=args.mask or None, formats=args.format,
                   overwrite=args.overwrite or None, **lossless)
-    from vidfilter.api import run
+    from vidfilter.api import auto_model, run
 
-    results = run(args.inputs, args.out, out_dir=args.out_dir, model=args.model, method=args.method, config=cfg,
+    model = args.model
+    if model == "auto" and args.method == "model":
+        def say(line: str) -> None:
+            print(f"vidfilter: {line}", file=sys.stderr)
+
+        model = auto_model(args.inputs, args.out, args.out_dir, cfg, say=say, progress=_progress(args))
+    results = run(args.inputs, args.out, out_dir=args.out_dir, model=model, method=args.method, config=cfg,
                   scheduler=args.scheduler, retries=args.retries, progress=_progress(args))
     failed = [r for r in results if not r.ok]
     if args.scheduler:

@@ -89,7 +89,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT")
     p.add_argument("--model", help="model bundle from `vidfilter train` (needed for --method model), or the name of a "
-                   "shipped one (worm-plate, open-arena: trained on generated recordings of that setup, no training needed)")
+                   "shipped one (worm-plate, open-arena: trained on generated recordings of that setup, no training needed), "
+                   "or auto: the shipped one that fits the input (polarity, animal size, arena), else one trained on it")
     p.add_argument("--method", default="model", help="model (default) or a baseline: median, running-median, max, min, mog2, knn, median-registered, max-registered, min-registered")
     p.add_argument("--out", help="output store for a single input (OUT.zarr)")
     p.add_argument("--out-dir", help="folder for one output per input")

@@ -1,0 +1,81 @@
+"""``--model auto``: each shipped setup's own kind of recording picks its bundle, bright animals and
+still recordings pick none, the real recordings pick what a person would, and the command line
+falls back to training (once) and says why in one line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from vidfilter.io.array_source import ArrayFrameSource
+from vidfilter.models.auto import choose, measure
+from vidfilter.synth import SyntheticRecording, write_video
+from vidfilter.train.pretrain import SETUPS
+
+SHIPPED = ["open-arena", "worm-plate"]
+
+
+def _sampled(setup: str, seed: int, polarity: str = "dark", n: int = 300) -> ArrayFrameSource:
+    """16 frames spread over ``n`` of a recording drawn like ``setup``'s corpus (a seed its bundle never saw)."""
+    s = SETUPS[setup]
+    h, w = (s.size, s.size) if isinstance(s.size, int) else s.size
+    rec = SyntheticRecording(n, h, w, s.draw(np.random.default_rng(1000 + seed)), polarity=polarity, seed=seed)
+    return ArrayFrameSource(np.stack([rec.frame(int(t)).frame for t in np.linspace(0, n - 1, 16).round()]))
+
+
+@pytest.mark.parametrize("setup", sorted(SETUPS))
+def test_each_setup_picks_its_own_bundle(setup):
+    for seed in range(3):
+        choice = choose(measure(_sampled(setup, seed)), SHIPPED)
+        assert choice.name == setup, choice.reason
+        assert choice.reason.startswith(f"{setup}: dark") and "px thick" in choice.reason
+
+
+def test_bright_animals_and_still_recordings_pick_none():
+    bright = choose(measure(_sampled("worm-plate", 0, polarity="bright")), SHIPPED)
+    assert bright.name is None and "bright animals" in bright.reason
+    rng = np.random.default_rng(0)
+    still = np.clip(150 + rng.normal(0, 2, (16, 128, 128)), 0, 255).astype(np.uint8)
+    none = choose(measure(ArrayFrameSource(still)), SHIPPED)
+    assert none.name is None and "no clear polarity" in none.reason
+    only_worms = choose(measure(_sampled("open-arena", 0)), ["worm-plate"])
+    assert only_worms.name is None and "no shipped bundle fits the dark animals" in only_worms.reason
+
+
+def test_real_recordings(shared_data):
+    import vidfilter
+
+    want = {
+        shared_data / "worms_yolo_640" / "frames": "worm-plate",
+        shared_data / "zebrafish_larva": "worm-plate",  # a thin dark larva in a dish
+        shared_data / "mouse_tracktor" / "mouse_video.mp4": "open-arena",
+        shared_data / "flies_sleap" / "clip.mp4": None,  # bright flies: no bundle holds them
+    }
+    for path, name in want.items():
+        with vidfilter.open(str(path)) as src:
+            choice = choose(measure(src), SHIPPED)
+        assert choice.name == name, (path, choice.reason)
+
+
+def test_the_command_line_trains_when_nothing_fits_and_reuses_that_model(tmp_path):
+    clip = write_video(tmp_path / "bright.mp4", SyntheticRecording(40, 64, 64, n_animals=2, polarity="bright", seed=2))
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("model: {preset: fast, width: 4}\nsampling: {crop: 32}\n"
+                   "train: {steps: 3, batch_size: 2, device: cpu, threads: 1, val_every: 100, checkpoint_every: 100}\n")
+
+    def run(out: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "vidfilter", "run", str(clip), "--model", "auto", "--config", str(cfg),
+                               "--out", str(tmp_path / out)], capture_output=True, text=True)
+
+    first = run("a.zarr")
+    assert first.returncode == 0, first.stderr
+    line = [x for x in first.stderr.splitlines() if "--model auto" in x]
+    assert len(line) == 1 and "bright animals" in line[0] and "training one on the input (3 steps)" in line[0]
+    assert (tmp_path / "a.model.vfm").is_file() and (tmp_path / "a.zarr").is_dir()
+    (tmp_path / "a.model.vfm").rename(tmp_path / "b.model.vfm")
+    second = run("b.zarr")
+    assert second.returncode == 0, second.stderr
+    assert "using the model trained for it before" in second.stderr and (tmp_path / "b.zarr").is_dir()
