@@ -26,7 +26,9 @@ on real frames without labels:
 Methods: the baselines (max, median, MOG2, KNN) on the window; ``model``: ``vidfilter train WINDOW
 --minutes M`` (the defaults) then ``vidfilter run`` (defaults, keyframes included); ``open-arena`` /
 ``worm-plate``: the shipped bundles through ``vidfilter run`` with no training; ``open-arena+ft``:
-``vidfilter train --init open-arena`` for the same minutes. Ratios are against the best baseline in
+``vidfilter train --init open-arena`` for the same minutes (the defaults replay half of each batch
+from the bundle's own corpus, ``train.replay``); ``open-arena+ft-noreplay``: the same with
+``train.replay: 0``. Ratios are against the best baseline in
 the same window and mask.
 
 The reference is a long-range median, not labels: where the mouse is light (ears, tail) or sits on
@@ -243,10 +245,10 @@ def main(argv: list[str] | None = None) -> int:
             if row in ("open-arena", "worm-plate"):
                 (work / row).mkdir(exist_ok=True)
                 methods[row] = run_method(row, work / row)
-            elif row in ("model", "open-arena+ft") and (args.train_minutes or args.train_steps):
-                init = "open-arena" if row == "open-arena+ft" else None
+            elif row in ("model", "open-arena+ft", "open-arena+ft-noreplay") and (args.train_minutes or args.train_steps):
+                init = None if row == "model" else "open-arena"
                 info = train_default_model(path, args.train_minutes, work / f"{path.stem}_{row}.vfm", init,
-                                           args.train_steps)
+                                           args.train_steps, {"train.replay": 0} if row.endswith("noreplay") else None)
                 w["training"][row] = info
                 print(f"  {w['kind']}@{w['start']} {row}: {info['steps']} steps, {info['verdict']}")
                 (work / row).mkdir(exist_ok=True)

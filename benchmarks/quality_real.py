@@ -392,9 +392,10 @@ def fmt(x: float | None, nd: int = 3) -> str:
 
 
 def train_default_model(frames_dir: Path, minutes: float | None, out: Path, init: str | None = None,
-                        steps: int | None = None) -> dict[str, Any]:
+                        steps: int | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """What ``vidfilter train FRAMES --out OUT --minutes M [--init INIT]`` does: ``Config()`` with the
-    time budget; or with ``steps`` (``--steps N``) a fixed number of steps, the same on any machine."""
+    time budget; or with ``steps`` (``--steps N``) a fixed number of steps, the same on any machine.
+    ``overrides``: config settings on top (e.g. ``{"train.replay": 0}``)."""
     from vidfilter.config import Config
     from vidfilter.train.loop import train
 
@@ -402,11 +403,11 @@ def train_default_model(frames_dir: Path, minutes: float | None, out: Path, init
         stale.unlink(missing_ok=True)
     t0 = time.perf_counter()
     budget = {"train.steps": steps, "train.minutes": 10.0**6} if steps else {"train.minutes": minutes, "train.steps": 10**9}
-    train([str(frames_dir)], out, Config().override(budget), progress=False, init_bundle=init)
+    train([str(frames_dir)], out, Config().override({**budget, **(overrides or {})}), progress=False, init_bundle=init)
     log = json.loads((out.with_suffix(".report") / "log.json").read_text())
     return {"bundle": str(out), "minutes": minutes, "seconds": round(time.perf_counter() - t0, 1), "steps": log["steps"],
             "identity_score": log["identity_score"], "verdict": log["verdict"], "config": "Config() + train.steps" if steps else "Config() + train.minutes",
-            "init": init}
+            "init": init, "overrides": overrides or {}}
 
 
 def main(argv: list[str] | None = None) -> int:

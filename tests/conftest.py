@@ -19,6 +19,13 @@ class _SharedData(type(Path())):  # type: ignore[misc]
         return p
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Caches (the replayed corpora of fine-tuning) go to a folder of the test session, not the
+    user's home; subprocesses inherit it."""
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The shared example recordings (``$VIDFILTER_SHARED_DATA`` or ``<repo>/../shared/data``); skip when absent."""

@@ -161,6 +161,12 @@ class TrainConfig(_Section):
     val_fraction: float = Field(0.1, ge=0, lt=1, description="share of frames held out for validation")
     early_stop_patience: int | None = Field(None, ge=1, description="validations without improvement")
     num_workers: int = Field(0, ge=0)
+    replay: float | None = Field(
+        None, ge=0, lt=1,
+        description="fine-tuning a shipped bundle (--init SETUP): share of each batch drawn from clean-target pairs of "
+        "the setup's own generated corpus, so that what the bundle learned (a resting animal is not plate) is kept while "
+        "it learns the recording; None = 0.5 for a shipped bundle, 0 otherwise (with train.num_workers 0)",
+    )
     threads: int | None = Field(None, ge=1, description="torch CPU threads; None = all cores")
 
     def resolved_lr(self) -> float:

@@ -255,3 +255,42 @@ def test_pretraining_on_clean_targets_records_them(tmp_path, monkeypatch):
                           work=tmp_path / "corpus", overrides=quick, targets="pairs")
     with pytest.raises(ConfigError, match="targets"):
         pretrain.pretrain("tiny", tmp_path / "x.vfm", targets="labels")
+
+
+@shipped
+def test_fine_tuning_a_shipped_bundle_replays_its_corpus(tmp_path):
+    """Half of each batch comes from the setup's own generated corpus with its clean backgrounds,
+    cached once under XDG_CACHE_HOME; a resume must match; replay needs a shipped bundle."""
+    import os
+
+    import torch
+
+    from vidfilter.synth import SyntheticRecording, write_video
+    from vidfilter.train.loop import Trainer, _batches, train
+    from vidfilter.train.pretrain import replay_corpus
+
+    video = write_video(tmp_path / "plate.mkv", SyntheticRecording(20, 96, 96, n_animals=2, seed=5), codec="ffv1")
+    cfg = Config().override({"train.steps": 2, "train.val_every": 2, "train.checkpoint_every": 2,
+                             "sampling.crop": 64, "train.batch_size": 4})
+    trainer = Trainer([str(video)], tmp_path / "ft.vfm", cfg, init_bundle="worm-plate")
+    try:
+        samplers, n = trainer.replay
+        assert n == 2 and all(str(s.path).startswith(os.environ["XDG_CACHE_HOME"]) for s in samplers.sources)
+        paths, backgrounds = replay_corpus("worm-plate")
+        assert [str(p) for p in paths] == [s.path for s in samplers.sources] and all(b.exists() for b in backgrounds)
+        state = samplers.train.get_state()
+        want_inp, want_tgt = samplers.train.batch(2)  # the replayed half, drawn the same way as in training
+        samplers.train.set_state(state)
+        inp, tgt = next(_batches(trainer.sset, trainer.inputs, trainer.config, 0, trainer.replay))
+        assert inp.shape[0] == 4 and torch.equal(inp[2:], torch.from_numpy(want_inp)) and torch.equal(tgt[2:], torch.from_numpy(want_tgt))
+    finally:
+        trainer.sset.close()
+        trainer.replay[0].close()
+    out = train([str(video)], tmp_path / "ft.vfm", cfg, progress=False, init_bundle="worm-plate")
+    assert load_model(out).provenance["replay"]["pairs_per_batch"] == 2
+    with pytest.raises(ConfigError, match="replayed corpus pairs"):
+        train([str(video)], tmp_path / "ft.vfm", cfg.override({"train.replay": 0, "train.steps": 4}), progress=False,
+              init_bundle="worm-plate", resume=True)
+    own = train([str(video)], tmp_path / "own.vfm", cfg, progress=False)
+    with pytest.raises(ConfigError, match="not a shipped bundle"):
+        train([str(video)], tmp_path / "x.vfm", cfg.override({"train.replay": 0.5}), progress=False, init_bundle=own)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["SETUP_NAMES", "SHIPPED_DIR", "resolve_bundle", "resolve_init", "shipped_names", "shipped_path"]
+__all__ = ["SETUP_NAMES", "SHIPPED_DIR", "resolve_bundle", "resolve_init", "setup_of", "shipped_names", "shipped_path"]
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "pretrained"
 #: The setups :mod:`vidfilter.train.pretrain` builds a bundle for.
@@ -53,3 +53,11 @@ def resolve_init(init: str | os.PathLike[str] | None) -> Path | None:
         raise ConfigError(f"the pretrained bundle of {init!r} is not installed ({shipped_path(str(init))}); "
                           f"rebuild it with `python -m vidfilter.train.pretrain {init}`")
     raise ConfigError(f"--init {init}: no such bundle file, and not a setup name ({', '.join(SETUP_NAMES)})")
+
+
+def setup_of(path: str | os.PathLike[str] | None) -> str | None:
+    """The setup whose shipped bundle ``path`` is (``None`` for any other file)."""
+    if path is None:
+        return None
+    here = Path(path).resolve()
+    return next((name for name in SETUP_NAMES if shipped_path(name).resolve() == here), None)

@@ -111,11 +111,18 @@ def _lr_factor(cfg: TrainConfig, step: int, elapsed_s: float) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * p))
 
 
-def _batches(sset: SamplerSet, inputs: Sequence[Any], config: Config, start_step: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def _batches(sset: SamplerSet, inputs: Sequence[Any], config: Config, start_step: int,
+             replay: tuple[SamplerSet, int] | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Training batches; ``replay = (samplers, n)``: the last ``n`` pairs of each batch come from
+    those samplers (a shipped setup's corpus with clean targets, :func:`_replay_samplers`)."""
     bs = config.train.batch_size
     if config.train.num_workers == 0:
         while True:
-            inp, tgt = sset.train.batch(bs)
+            if replay is None:
+                inp, tgt = sset.train.batch(bs)
+            else:
+                (a, at), (b, bt) = sset.train.batch(bs - replay[1]), replay[0].train.batch(replay[1])
+                inp, tgt = np.concatenate([a, b]), np.concatenate([at, bt])
             yield torch.from_numpy(inp), torch.from_numpy(tgt)
     if hasattr(sset, "make_dataset"):  # static mode: the synthesiser's own (order-preserving) dataset
         dataset = sset.make_dataset(bs, start_step)
@@ -127,6 +134,35 @@ def _batches(sset: SamplerSet, inputs: Sequence[Any], config: Config, start_step
         persistent_workers=False,
     )
     yield from loader
+
+
+def _replay_samplers(init_bundle: Path | None, config: Config) -> tuple[SamplerSet, int] | None:
+    """Fine-tuning a shipped bundle: samplers of clean-target pairs of its setup's corpus
+    (:func:`vidfilter.train.pretrain.replay_corpus`) and how many pairs of each batch they give
+    (``train.replay`` of the batch, at least one; None = half for a shipped bundle)."""
+    from vidfilter.models.shipped import setup_of
+
+    setup = setup_of(init_bundle)
+    share = config.train.replay if config.train.replay is not None else (0.5 if setup is not None else 0.0)
+    if share <= 0 or config.sampling.mode == "static":
+        return None
+    if setup is None:
+        raise ConfigError(f"train.replay {share} replays a shipped setup's corpus; --init {init_bundle} is not a shipped "
+                          "bundle (use --init SETUP, or set train.replay 0)")
+    if config.train.num_workers > 0:
+        logger.warning("train.replay is used with train.num_workers 0 only; fine-tuning without replay")
+        return None
+    from vidfilter.train.pretrain import replay_corpus
+
+    paths, backgrounds = replay_corpus(setup)
+    n = min(config.train.batch_size - 1, max(1, round(share * config.train.batch_size)))
+    if n < 1:
+        logger.warning("train.batch_size %d leaves no room for replayed pairs; fine-tuning without replay",
+                       config.train.batch_size)
+        return None
+    logger.info("replaying %d of %d pairs of each batch from %d recordings of the %s corpus (clean targets)",
+                n, config.train.batch_size, len(paths), setup)
+    return make_samplers([str(p) for p in paths], config, validation=False, targets=[str(b) for b in backgrounds]), n
 
 
 def _target_paths(sset: SamplerSet) -> list[str] | None:
@@ -260,6 +296,11 @@ class Trainer:
             self.sset = make_samplers(self.inputs, config, targets=targets)
             config = self.sset.config or config  # polarity detected, temporal channel settled
         self.config, self.tcfg = config, config.train
+        try:
+            self.replay = _replay_samplers(self.init_bundle, config)
+        except BaseException:
+            self.sset.close()
+            raise
         self.supervised = bool(getattr(self.sset, "targets", None))  # clean backgrounds as targets
         self.ckpt_path = checkpoint_path(self.out)
         self.state = TrainResult()
@@ -285,6 +326,8 @@ class Trainer:
                 self.finish()
         finally:
             self.sset.close()
+            if self.replay is not None:
+                self.replay[0].close()
         return self.out
 
     def prepare(self) -> None:
@@ -334,6 +377,11 @@ class Trainer:
                 self.scaler.load_state_dict(ck["scaler"])
             if ck.get("sampler") is not None and self.tcfg.num_workers == 0:
                 self.sset.train.set_state(ck["sampler"])
+            if (ck.get("replay_sampler") is None) != (self.replay is None):
+                raise ConfigError(f"{path} was written {'with' if ck.get('replay_sampler') is not None else 'without'} "
+                                  "replayed corpus pairs; resume it with the same train.replay or start anew (delete it)")
+            if self.replay is not None:
+                self.replay[0].train.set_state(ck["replay_sampler"])
             torch.set_rng_state(ck["torch_rng"])
             if self.device.type == "cuda" and ck.get("cuda_rng") is not None:
                 torch.cuda.set_rng_state(ck["cuda_rng"], self.device)
@@ -357,6 +405,7 @@ class Trainer:
             "scheduler": {"kind": self.tcfg.lr_schedule, "base_lr": self.base_lr, "lr": self.optimiser.param_groups[0]["lr"]},
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "sampler": self.sset.train.get_state() if self.tcfg.num_workers == 0 else None,
+            "replay_sampler": self.replay[0].train.get_state() if self.replay is not None else None,
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
             "step": self.state.step,
@@ -428,7 +477,7 @@ class Trainer:
         tcfg, state = self.tcfg, self.state
         bar = _progress_bar(tcfg.steps, state.step, self.progress)
         self.model.train()
-        batches = _batches(self.sset, self.inputs, self.config, state.step)
+        batches = _batches(self.sset, self.inputs, self.config, state.step, self.replay)
         try:
             while not self._done():
                 t0 = time.perf_counter()
@@ -470,6 +519,8 @@ class Trainer:
         }
         provenance = _provenance(sset, config, state, self.device, identity)
         provenance["init"] = self.init_info  # the bundle fine-tuned (None: random weights)
+        if self.replay is not None:  # pairs of each batch replayed from the bundle's own corpus
+            provenance["replay"] = {"pairs_per_batch": self.replay[1], "recordings": [s.path for s in self.replay[0].sources]}
         # what the network was taught to output: a later frame (time-lag pairs) or the true background
         provenance["targets"] = "clean backgrounds" if self.supervised else "time-lag pairs"
         save_bundle(self.out, model.to(memory_format=torch.contiguous_format), config,

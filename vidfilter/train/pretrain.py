@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -49,7 +50,8 @@ from vidfilter.synth import RecordingParams, SyntheticRecording, write_video
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SETUPS", "Setup", "TARGETS", "background_path", "corpus", "pretrain", "pretrained_path", "resolve_init"]
+__all__ = ["REPLAY_RECORDINGS", "SETUPS", "Setup", "TARGETS", "background_path", "corpus", "pretrain", "pretrained_path",
+           "replay_corpus", "resolve_init"]
 
 #: What a corpus recording is paired with in training: ``pairs``, a later frame of the same
 #: recording (the paper's time-lag pairs, as ``vidfilter train`` does on a user's recording), or
@@ -188,6 +190,20 @@ def corpus(name: str, folder: str | Path, *, recordings: int = 8, seed: int = 0,
                 _write_background(background_path(path), rec)
         paths.append(path)
     return paths
+
+
+#: recordings of a setup's corpus replayed while a user fine-tunes its bundle (train.replay)
+REPLAY_RECORDINGS = 4
+
+
+def replay_corpus(name: str, recordings: int = REPLAY_RECORDINGS) -> tuple[list[Path], list[Path]]:
+    """The first ``recordings`` of setup ``name``'s corpus (seed 0: recordings its shipped bundle was
+    trained on) and their clean backgrounds, generated once into the user's cache
+    (``$XDG_CACHE_HOME/vidfilter/replay``, else ``~/.cache/vidfilter/replay``); files are written
+    atomically, so a cache cut short is completed, not trusted."""
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vidfilter" / "replay" / name
+    paths = corpus(name, root, recordings=recordings, seed=0, backgrounds=True)
+    return paths, [background_path(p) for p in paths]
 
 
 def pretrain(
