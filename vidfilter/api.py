@@ -90,7 +90,7 @@ def run(
     if out is not None and len(many) > 1:
         raise ConfigError("--out names one output but several inputs were given; use --out-dir DIR")
     if method == "model" and model == "auto":
-        model = auto_model(many, out, out_dir, config, say=logger.info)
+        model, config = auto_model(many, out, out_dir, config, say=logger.info)
     if method == "model" and isinstance(model, (str, os.PathLike)) and not scheduler:
         from vidfilter.models.bundle import load_model
 
@@ -110,11 +110,12 @@ def run(
 
 
 def auto_model(inputs: Sequence[Any], out: Any, out_dir: Any, config: Config, *,
-               say: Callable[[str], None] = logger.info, progress: Any = False) -> str | Path:
+               say: Callable[[str], None] = logger.info, progress: Any = False) -> tuple[str | Path, Config]:
     """``--model auto``: the shipped bundle whose setup fits ``inputs`` (:mod:`vidfilter.models.auto`),
     or, when none does, a model trained on them with ``config`` beside the output (``OUT.model.vfm``,
-    or ``auto-model.vfm`` in ``out_dir``; one already there is used again). ``say`` gets the one line
-    that tells which and why."""
+    or ``auto-model.vfm`` in ``out_dir``; one already there is used again). Returns the model and the
+    config to run it with (``infer.invert`` for bright animals and a bundle of dark ones). ``say``
+    gets the one line that tells which and why."""
     from vidfilter.io.registry import open as vf_open
     from vidfilter.models.auto import choose, measure
     from vidfilter.models.shipped import shipped_names
@@ -124,7 +125,7 @@ def auto_model(inputs: Sequence[Any], out: Any, out_dir: Any, config: Config, *,
         choice = choose(measure(srcs), shipped_names())
     if choice.name is not None:
         say(f"--model auto: {choice.reason}")
-        return choice.name
+        return choice.name, config.override({"infer.invert": choice.invert})
     if out is not None:
         where = Path(out).with_name(Path(out).name.removesuffix(".zarr") + ".model.vfm")
     elif out_dir is not None:
@@ -133,14 +134,15 @@ def auto_model(inputs: Sequence[Any], out: Any, out_dir: Any, config: Config, *,
         raise ConfigError("--model auto trains a model when no shipped bundle fits and needs --out or --out-dir to put it")
     if where.is_file():
         say(f"--model auto: {choice.reason}; using the model trained for it before, {where} (delete it to train anew)")
-        return where
+        return where, config
     budget = f"{config.train.minutes:g} min" if config.train.minutes else f"{config.train.steps} steps"
     say(f"--model auto: {choice.reason}; training one on the input{'s' if len(inputs) > 1 else ''} ({budget}) into {where}")
     from vidfilter.train.loop import train
 
     where.parent.mkdir(parents=True, exist_ok=True)
-    return train([os.fspath(i) if isinstance(i, (str, os.PathLike)) else i for i in inputs], where, config,
-                 progress=progress if isinstance(progress, bool) else False)
+    model = train([os.fspath(i) if isinstance(i, (str, os.PathLike)) else i for i in inputs], where, config,
+                  progress=progress if isinstance(progress, bool) else False)
+    return model, config
 
 
 def _static_bundle(model: Any, method: str) -> Any | None:

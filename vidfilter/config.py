@@ -193,6 +193,10 @@ class InferConfig(_Section):
     adaptive_bound: float = Field(0.005, gt=0, description="rise of the median |frame - background| above its level at the last keyframe (0.005 = 1.3 grey levels of 255)")
     queue_size: int = Field(8, ge=1)
     threads: int | None = Field(None, ge=1)
+    invert: bool = Field(
+        False, description="run a model of dark animals on bright ones (or the reverse): the network sees the inverted "
+        "frame (1 - x) and its background is inverted back; the run's polarity is the opposite of the model's"
+    )
     salvage: bool = Field(
         False, description="damaged input: process the frames before the damage and record it, instead of refusing"
     )

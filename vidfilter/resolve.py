@@ -30,6 +30,8 @@ __all__ = ["UNBOUNDED_STEPS", "polarity_frames", "resolve"]
 UNBOUNDED_STEPS = 10**9
 #: The temporal statistic that shows the plate, not the animals, for each polarity.
 _TEMPORAL = {"dark": "max", "bright": "min", "absolute": "none"}
+#: the polarity of a recording whose frames are inverted
+_OPPOSITE = {"dark": "bright", "bright": "dark"}
 
 
 def resolve(config: Config, sources: FrameSource | Sequence[FrameSource] | None = None, device: torch.device | None = None,
@@ -100,7 +102,10 @@ def _polarity(
         return config
     found = bundle.config.output.polarity.value if bundle is not None else "auto"
     if found != "auto":
-        if run:
+        if run and config.infer.invert:
+            found = _OPPOSITE.get(found, found)
+            logger.info("polarity: %s (the model's, inverted with the frames; set --polarity to override)", found)
+        elif run:
             logger.info("polarity: %s (the model's; set --polarity to override)", found)
         return config.override({"output.polarity": found})
     if sources is None:

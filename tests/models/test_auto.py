@@ -1,6 +1,6 @@
-"""``--model auto``: each shipped setup's own kind of recording picks its bundle, bright animals and
-still recordings pick none, the real recordings pick what a person would, and the command line
-falls back to training (once) and says why in one line."""
+"""``--model auto``: each shipped setup's own kind of recording picks its bundle, bright animals pick
+it on inverted frames, still recordings pick none, the real recordings pick what a person would,
+and the command line falls back to training (once) and says why in one line."""
 
 from __future__ import annotations
 
@@ -34,9 +34,14 @@ def test_each_setup_picks_its_own_bundle(setup):
         assert choice.reason.startswith(f"{setup}: dark") and "px thick" in choice.reason
 
 
-def test_bright_animals_and_still_recordings_pick_none():
-    bright = choose(measure(_sampled("worm-plate", 0, polarity="bright")), SHIPPED)
-    assert bright.name is None and "bright animals" in bright.reason
+@pytest.mark.parametrize("setup", sorted(SETUPS))
+def test_bright_animals_take_the_bundle_on_inverted_frames(setup):
+    choice = choose(measure(_sampled(setup, 0, polarity="bright")), SHIPPED)
+    assert choice.name == setup and choice.invert, choice.reason
+    assert choice.reason.startswith(f"{setup} on inverted frames: bright")
+
+
+def test_still_recordings_and_unfit_sizes_pick_none():
     rng = np.random.default_rng(0)
     still = np.clip(150 + rng.normal(0, 2, (16, 128, 128)), 0, 255).astype(np.uint8)
     none = choose(measure(ArrayFrameSource(still)), SHIPPED)
@@ -52,16 +57,22 @@ def test_real_recordings(shared_data):
         shared_data / "worms_yolo_640" / "frames": "worm-plate",
         shared_data / "zebrafish_larva": "worm-plate",  # a thin dark larva in a dish
         shared_data / "mouse_tracktor" / "mouse_video.mp4": "open-arena",
-        shared_data / "flies_sleap" / "clip.mp4": None,  # bright flies: no bundle holds them
+        shared_data / "flies_sleap" / "clip.mp4": "worm-plate",  # bright flies, as thin as worms: inverted frames
     }
     for path, name in want.items():
         with vidfilter.open(str(path)) as src:
             choice = choose(measure(src), SHIPPED)
-        assert choice.name == name, (path, choice.reason)
+        assert choice.name == name and choice.invert == ("flies" in str(path)), (path, choice.reason)
 
 
 def test_the_command_line_trains_when_nothing_fits_and_reuses_that_model(tmp_path):
-    clip = write_video(tmp_path / "bright.mp4", SyntheticRecording(40, 64, 64, n_animals=2, polarity="bright", seed=2))
+    rng = np.random.default_rng(3)  # nothing moves: no polarity, so no bundle fits
+    still = SyntheticRecording(1, 64, 64, n_animals=0, seed=2).frame(0).frame
+    clip = tmp_path / "still.mkv"
+    from vidfilter.io.export import write_frames
+
+    write_frames((np.clip(still + rng.normal(0, 2, still.shape), 0, 255).astype(np.uint8) for _ in range(40)), clip,
+                 frame_shape=still.shape, dtype=np.uint8, n_frames=40)
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text("model: {preset: fast, width: 4}\nsampling: {crop: 32}\n"
                    "train: {steps: 3, batch_size: 2, device: cpu, threads: 1, val_every: 100, checkpoint_every: 100}\n")
@@ -73,7 +84,7 @@ def test_the_command_line_trains_when_nothing_fits_and_reuses_that_model(tmp_pat
     first = run("a.zarr")
     assert first.returncode == 0, first.stderr
     line = [x for x in first.stderr.splitlines() if "--model auto" in x]
-    assert len(line) == 1 and "bright animals" in line[0] and "training one on the input (3 steps)" in line[0]
+    assert len(line) == 1 and "no clear polarity" in line[0] and "training one on the input (3 steps)" in line[0]
     assert (tmp_path / "a.model.vfm").is_file() and (tmp_path / "a.zarr").is_dir()
     (tmp_path / "a.model.vfm").rename(tmp_path / "b.model.vfm")
     second = run("b.zarr")

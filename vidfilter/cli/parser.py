@@ -121,6 +121,8 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lossless", action="store_true",
                    help="store every frame's background and the exact foreground (--background full --foreground-floor 0)")
     p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--invert", action="store_true", default=None,
+                   help="run a model of dark animals on bright ones (or the reverse): the network sees the inverted frames")
     p.add_argument("--scheduler", help="run on Dask: local, local:N (N worker processes) or tcp://HOST:PORT (needs --out-dir)")
     p.add_argument("--retries", type=int, default=2, help="with --scheduler: extra attempts for a failed recording")
     p.add_argument("--salvage", action="store_true",

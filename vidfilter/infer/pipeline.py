@@ -44,7 +44,11 @@ _STOP = object()
 
 
 class ModelBackground(BackgroundEstimator):
-    """Background from a trained bundle through the tiled engine (optionally with a temporal channel)."""
+    """Background from a trained bundle through the tiled engine (optionally with a temporal channel).
+
+    With ``config.infer.invert`` the network sees ``1 - frame`` (and the statistic of the inverted
+    frames: ``1 - min`` for a ``max`` channel) and its background is inverted back, so a model of
+    dark animals serves bright ones."""
 
     name = "model"
 
@@ -54,6 +58,7 @@ class ModelBackground(BackgroundEstimator):
 
         self.bundle = bundle
         self.engine = TiledEngine.from_config(bundle.model, config.infer)
+        self.invert = bool(config.infer.invert)
         self.temporal = bundle.config.model.temporal_channel
         self.temporal_frames = int(bundle.normalisation.get("temporal_frames", 32))  # as in training
         self._stat: np.ndarray | None = None
@@ -71,13 +76,18 @@ class ModelBackground(BackgroundEstimator):
             from vidfilter.temporal import statistic_and_registration
 
             sc = self.bundle.config.sampling
+            kind = {"max": "min", "min": "max"}.get(self.temporal, self.temporal) if self.invert else self.temporal
             self._stat, self.registration = statistic_and_registration(
-                src, self.temporal, self.temporal_frames, sc.registration, sc.registration_max_shift,
+                src, kind, self.temporal_frames, sc.registration, sc.registration_max_shift,
                 what="the temporal channel follows each network frame",
             )
+            if self.invert:
+                self._stat = 1.0 - self._stat
 
     def background(self, t: int, frame: np.ndarray) -> np.ndarray:
         x = frame[None] if frame.ndim == 2 else np.moveaxis(frame, -1, 0)
+        if self.invert:
+            x = 1.0 - x
         if self._stat is not None:
             stat = self._stat
             if self.registration is not None:
@@ -88,7 +98,7 @@ class ModelBackground(BackgroundEstimator):
         y = self.engine(np.ascontiguousarray(x, dtype=np.float32))
         if y.ndim == 3:
             y = y[0] if y.shape[0] == 1 else np.moveaxis(y, 0, -1)
-        return y
+        return 1.0 - y if self.invert else y
 
 
 def make_estimator(method: str, model: str | Path | Any | None, config: Config) -> BackgroundEstimator:

@@ -3,7 +3,8 @@
 Three things are measured on frames spread over the recordings (:func:`measure`):
 
 - the polarity (:func:`vidfilter.polarity.polarity_evidence`): the shipped bundles were trained on
-  dark animals on a light plate;
+  dark animals on a light plate, and run on bright animals with the frames inverted
+  (``infer.invert``);
 - the animals' width: each sampled frame, its global offset removed (flicker, exposure), minus the
   per-pixel median of the samples, turned to the polarity, above 5 robust sigmas (at least 8 grey
   levels); each connected component of at least 20 px (scikit-image ``regionprops``) gives its
@@ -12,8 +13,9 @@ Three things are measured on frames spread over the recordings (:func:`measure`)
   little only its moving parts differ from the median, and those are as thick as the animal but
   shorter;
 - whether the view is an arena: the share of the frame's border band (its outer 8 %) darker than
-  half the plate's median level (a wall, a dish rim, an open field's surround). It decides only
-  between setups that both hold the measured thickness.
+  half the plate's median level (a wall, a dish rim, an open field's surround; measured on the
+  frames as they are, whatever the polarity). It decides only between setups that both hold the
+  measured thickness.
 
 :func:`choose` compares them with each shipped setup's corpus (``vidfilter.train.pretrain.SETUPS``):
 ``worm-plate`` holds thin animals (worms 5-9 px wide), ``open-arena`` rodent-sized bodies (16-48 px
@@ -63,6 +65,7 @@ class Choice:
 
     name: str | None
     reason: str
+    invert: bool = False  # bright animals: the bundle of dark ones runs on inverted frames (infer.invert)
 
 
 def _frames(src: FrameSource) -> tuple[np.ndarray, int]:
@@ -139,9 +142,8 @@ def choose(m: Measures, available: Sequence[str]) -> Choice:
     """The shipped bundle among ``available`` whose setup fits ``m`` (see the module), or ``None``."""
     seen = (f"{m.width:.0f} px thick, {m.area:.0f} px² in {m.components} moving parts; "
             f"{100 * m.border_dark:.0f} % of the border dark")
-    if m.polarity != "dark":
-        why = "bright animals" if m.polarity == "bright" else f"no clear polarity ({m.polarity_line})"
-        return Choice(None, f"no shipped bundle fits: {why}; the shipped bundles hold dark animals on a light plate")
+    if m.polarity not in ("dark", "bright"):
+        return Choice(None, f"no shipped bundle fits: no clear polarity ({m.polarity_line})")
     if not m.components or not np.isfinite(m.width):
         return Choice(None, "no shipped bundle fits: no moving animal was measured in the sampled frames")
     fits = [name for name, fit in _FITS.items() if name in available and _within(m.width, fit["width"])]
@@ -149,5 +151,8 @@ def choose(m: Measures, available: Sequence[str]) -> Choice:
         arena = m.border_dark >= ARENA_SHARE
         fits = [name for name in fits if _FITS[name]["arena"] == arena] or fits
     if not fits:
-        return Choice(None, f"no shipped bundle fits the dark animals measured ({seen})")
-    return Choice(fits[0], f"{fits[0]}: dark {_FITS[fits[0]]['what']} ({seen})")
+        return Choice(None, f"no shipped bundle fits the {m.polarity} animals measured ({seen})")
+    what = _FITS[fits[0]]["what"]
+    if m.polarity == "bright":  # the shipped bundles hold dark animals: they see the inverted frames
+        return Choice(fits[0], f"{fits[0]} on inverted frames: bright {what} ({seen})", invert=True)
+    return Choice(fits[0], f"{fits[0]}: dark {what} ({seen})")
