@@ -161,11 +161,18 @@ class TrainConfig(_Section):
     val_fraction: float = Field(0.1, ge=0, lt=1, description="share of frames held out for validation")
     early_stop_patience: int | None = Field(None, ge=1, description="validations without improvement")
     num_workers: int = Field(0, ge=0)
-    replay: float | None = Field(
-        None, ge=0, lt=1,
+    anchor: bool | None = Field(
+        None,
+        description="fine-tuning (--init): where the starting bundle sees an animal in the input frame (its background "
+        "differs from the frame by more than change_threshold, in the polarity's direction), the target is that "
+        "bundle's own background, so fine-tuning adapts the plate without learning to keep the animals the bundle "
+        "removes (still ones above all); None = on when fine-tuning",
+    )
+    replay: float = Field(
+        0.0, ge=0, lt=1,
         description="fine-tuning a shipped bundle (--init SETUP): share of each batch drawn from clean-target pairs of "
-        "the setup's own generated corpus, so that what the bundle learned (a resting animal is not plate) is kept while "
-        "it learns the recording; None = 0.5 for a shipped bundle, 0 otherwise (with train.num_workers 0)",
+        "the setup's own generated corpus (with train.num_workers 0); off by default: alone it did not keep still "
+        "animals, and with train.anchor it added nothing measurable (docs/benchmarks.md)",
     )
     threads: int | None = Field(None, ge=1, description="torch CPU threads; None = all cores")
 

@@ -259,8 +259,9 @@ def test_pretraining_on_clean_targets_records_them(tmp_path, monkeypatch):
 
 @shipped
 def test_fine_tuning_a_shipped_bundle_replays_its_corpus(tmp_path):
-    """Half of each batch comes from the setup's own generated corpus with its clean backgrounds,
-    cached once under XDG_CACHE_HOME; a resume must match; replay needs a shipped bundle."""
+    """With train.replay 0.5, half of each batch comes from the setup's own generated corpus with its
+    clean backgrounds, cached once under XDG_CACHE_HOME; a resume must match; replay needs a shipped
+    bundle; by default nothing is replayed."""
     import os
 
     import torch
@@ -271,7 +272,10 @@ def test_fine_tuning_a_shipped_bundle_replays_its_corpus(tmp_path):
 
     video = write_video(tmp_path / "plate.mkv", SyntheticRecording(20, 96, 96, n_animals=2, seed=5), codec="ffv1")
     cfg = Config().override({"train.steps": 2, "train.val_every": 2, "train.checkpoint_every": 2,
-                             "sampling.crop": 64, "train.batch_size": 4})
+                             "sampling.crop": 64, "train.batch_size": 4, "train.replay": 0.5})
+    plain = Trainer([str(video)], tmp_path / "plain.vfm", cfg.override({"train.replay": 0.0}), init_bundle="worm-plate")
+    assert plain.replay is None
+    plain.sset.close()
     trainer = Trainer([str(video)], tmp_path / "ft.vfm", cfg, init_bundle="worm-plate")
     try:
         samplers, n = trainer.replay
@@ -291,6 +295,61 @@ def test_fine_tuning_a_shipped_bundle_replays_its_corpus(tmp_path):
     with pytest.raises(ConfigError, match="replayed corpus pairs"):
         train([str(video)], tmp_path / "ft.vfm", cfg.override({"train.replay": 0, "train.steps": 4}), progress=False,
               init_bundle="worm-plate", resume=True)
-    own = train([str(video)], tmp_path / "own.vfm", cfg, progress=False)
+    own = train([str(video)], tmp_path / "own.vfm", cfg.override({"train.replay": 0.0}), progress=False)
     with pytest.raises(ConfigError, match="not a shipped bundle"):
         train([str(video)], tmp_path / "x.vfm", cfg.override({"train.replay": 0.5}), progress=False, init_bundle=own)
+
+
+def _still_case(setup: str, polarity: str = "dark", n_frames: int = 24):
+    """A recording drawn like ``setup``'s corpus (a seed the bundle never saw) where most animals never move."""
+    import dataclasses
+
+    from vidfilter.synth import SyntheticRecording
+
+    n, n_still, _, _ = STILL_CASE[setup]
+    params = SETUPS[setup].draw(np.random.default_rng(12345))
+    params = dataclasses.replace(params, n_animals=n, tracks=False, illumination_drift=0.0)
+    return SyntheticRecording(n_frames, 256, 256, params, n_still=n_still, polarity=polarity, seed=987)
+
+
+@each_shipped_setup()
+def test_a_bundle_on_inverted_frames_removes_bright_animals_that_never_move(setup):
+    """Bright animals (the setup's recording with its polarity turned) through the bundle of dark
+    ones with infer.invert: the still animals leave the background as they do in the dark case."""
+    from vidfilter.eval.score import score_recording
+    from vidfilter.infer.pipeline import ModelBackground
+
+    rec = _still_case(setup, polarity="bright")
+    bundle = load_model(resolve_init(setup))
+    cfg = bundle.config.override({"infer.invert": True, "output.polarity": "bright"})
+    model = score_recording(rec, ModelBackground(bundle, cfg), polarity="bright", min_area=40)
+    print(f"{setup}, bright: still recall {model.still_recall:.3f}, pixel IoU {model.pixel.iou:.3f}")
+    assert model.still_recall >= 0.95 and model.pixel.iou > STILL_CASE[setup][2]
+
+
+@pytest.mark.slow
+@each_shipped_setup()
+def test_fine_tuning_never_drops_below_the_bundle(setup, tmp_path):
+    """300 steps of `vidfilter train --init SETUP` (the defaults) on a recording where most animals
+    never move score within .01 pixel IoU of the bundle alone and keep its still recall; the same
+    fine-tuning without the anchor (time-lag pairs alone teach keeping the still animals) drops."""
+    from vidfilter.eval.score import score_recording
+    from vidfilter.infer.pipeline import ModelBackground
+    from vidfilter.synth import write_video
+    from vidfilter.train.loop import train
+
+    rec = _still_case(setup, n_frames=60)
+    video = write_video(tmp_path / "still.mkv", rec, codec="ffv1")
+
+    def scored(bundle):
+        return score_recording(rec, ModelBackground(bundle, bundle.config), polarity="dark", min_area=40)
+
+    alone = scored(load_model(resolve_init(setup)))
+    cfg = Config().override({"train.steps": 300, "train.val_every": 10**6, "train.checkpoint_every": 10**6})
+    tuned = scored(load_model(train([str(video)], tmp_path / "ft.vfm", cfg, progress=False, init_bundle=setup)))
+    loose = scored(load_model(train([str(video)], tmp_path / "loose.vfm", cfg.override({"train.anchor": False}),
+                                    progress=False, init_bundle=setup)))
+    print(f"{setup}: pixel IoU bundle {alone.pixel.iou:.3f}, fine-tuned {tuned.pixel.iou:.3f}, unanchored "
+          f"{loose.pixel.iou:.3f}; still recall {alone.still_recall:.3f} / {tuned.still_recall:.3f} / {loose.still_recall:.3f}")
+    assert tuned.pixel.iou >= alone.pixel.iou - 0.01 and tuned.still_recall >= alone.still_recall - 0.02
+    assert loose.pixel.iou < alone.pixel.iou - 0.05  # the failure the anchor prevents

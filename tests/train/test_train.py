@@ -245,3 +245,25 @@ def test_ema_bundle_is_the_moving_average_of_the_weights(tmp_path) -> None:
                              resume=True, progress=False)).model.state_dict()
     for k, v in full.items():
         assert torch.equal(v, split[k]), k
+
+
+@pytest.mark.parametrize("polarity", ["dark", "bright", "absolute"])
+def test_anchored_target_takes_the_reference_where_it_sees_an_animal(polarity) -> None:
+    """A still animal in frame and target (a time-lag pair teaches to keep it): where the starting
+    bundle's background differs from the frame in the polarity's direction, the target becomes that
+    background; elsewhere (plate, and the other sign) it stays the time-lag target."""
+    from vidfilter.train.loop import anchored_target
+
+    sign = -1.0 if polarity in ("dark", "absolute") else 1.0
+    plate = torch.full((1, 1, 16, 16), 0.5)
+    frame = plate.clone()
+    frame[..., 4:8, 4:8] += sign * 0.3  # the still animal, in the frame ...
+    target = frame.clone()  # ... and in the later frame
+    target[..., 12, 12] += 0.01  # plate noise
+    reference = plate.clone()  # the bundle removes the animal
+    reference[..., 0, 0] += sign * 0.2  # and errs once in the other direction
+    out = anchored_target(target, frame, reference, polarity, 0.04)
+    assert torch.equal(out[..., 4:8, 4:8], plate[..., 4:8, 4:8])
+    assert out[..., 12, 12] == target[..., 12, 12]
+    want_00 = reference[..., 0, 0] if polarity == "absolute" else target[..., 0, 0]
+    assert out[..., 0, 0] == want_00

@@ -14,6 +14,7 @@ different stream from an uninterrupted run).
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import platform
@@ -84,6 +85,16 @@ def pair_loss(
     return (per_px * weight).sum() / weight.sum()
 
 
+def anchored_target(target: torch.Tensor, frame: torch.Tensor, reference: torch.Tensor, polarity: str,
+                    threshold: float) -> torch.Tensor:
+    """``target`` with ``reference`` (the starting bundle's background of ``frame``) where that
+    reference sees an animal in the frame: ``reference - frame > threshold`` for dark animals,
+    ``frame - reference`` for bright ones, the absolute difference otherwise (``train.anchor``)."""
+    d = reference - frame
+    seen = d > threshold if polarity == "dark" else (-d > threshold if polarity == "bright" else d.abs() > threshold)
+    return torch.where(seen, reference, target)
+
+
 def identity_score(output: torch.Tensor, frame: torch.Tensor, target: torch.Tensor, threshold: float) -> float | None:
     """``mean |output - frame| / mean |target - frame|`` over pixels where frame and target differ.
 
@@ -137,15 +148,15 @@ def _batches(sset: SamplerSet, inputs: Sequence[Any], config: Config, start_step
 
 
 def _replay_samplers(init_bundle: Path | None, config: Config) -> tuple[SamplerSet, int] | None:
-    """Fine-tuning a shipped bundle: samplers of clean-target pairs of its setup's corpus
-    (:func:`vidfilter.train.pretrain.replay_corpus`) and how many pairs of each batch they give
-    (``train.replay`` of the batch, at least one; None = half for a shipped bundle)."""
+    """Fine-tuning a shipped bundle with ``train.replay``: samplers of clean-target pairs of its
+    setup's corpus (:func:`vidfilter.train.pretrain.replay_corpus`) and how many pairs of each batch
+    they give (that share of the batch, at least one)."""
     from vidfilter.models.shipped import setup_of
 
-    setup = setup_of(init_bundle)
-    share = config.train.replay if config.train.replay is not None else (0.5 if setup is not None else 0.0)
+    share = config.train.replay
     if share <= 0 or config.sampling.mode == "static":
         return None
+    setup = setup_of(init_bundle)
     if setup is None:
         raise ConfigError(f"train.replay {share} replays a shipped setup's corpus; --init {init_bundle} is not a shipped "
                           "bundle (use --init SETUP, or set train.replay 0)")
@@ -347,6 +358,10 @@ class Trainer:
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
+        self.anchor = None  # the starting bundle, frozen: its backgrounds anchor the targets (train.anchor)
+        if self.start is not None and self.tcfg.anchor is not False and self.config.sampling.mode != "static":
+            self.anchor = copy.deepcopy(model).eval().requires_grad_(False)
+            logger.info("anchoring the targets to %s where it sees an animal", self.init_bundle)
         self.base_lr = self.tcfg.resolved_lr()
         self.optimiser = torch.optim.Adam(model.parameters(), lr=self.base_lr)
         self.ema = None  # exponential moving average of the weights: what is validated and saved
@@ -455,6 +470,10 @@ class Trainer:
         for group in self.optimiser.param_groups:
             group["lr"] = lr
         ctx = torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype is not None else nullcontext()
+        if self.anchor is not None:
+            with torch.no_grad(), ctx:
+                reference = self.anchor(inp).float()
+            tgt = anchored_target(tgt, inp[:, :1], reference, self.config.output.polarity.value, self.tcfg.change_threshold)
         with ctx:
             output = self.model(inp)
         loss = pair_loss(output, tgt, inp[:, :1], self.tcfg, self.config.output.polarity.value)
@@ -519,6 +538,7 @@ class Trainer:
         }
         provenance = _provenance(sset, config, state, self.device, identity)
         provenance["init"] = self.init_info  # the bundle fine-tuned (None: random weights)
+        provenance["anchor"] = self.anchor is not None  # targets anchored to that bundle where it saw animals
         if self.replay is not None:  # pairs of each batch replayed from the bundle's own corpus
             provenance["replay"] = {"pairs_per_batch": self.replay[1], "recordings": [s.path for s in self.replay[0].sources]}
         # what the network was taught to output: a later frame (time-lag pairs) or the true background
