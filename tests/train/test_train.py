@@ -97,28 +97,24 @@ def test_verdict_flags_identity() -> None:
     assert verdict(state).startswith("ok")
 
 
-def test_verdict_flags_a_model_that_changes_the_plate() -> None:
+def test_verdict_explains_a_high_identity_score() -> None:
     """A background at the wrong level (the plate brightened by 0.8) moves more where frame and
-    target differ than any background can: the identity score is above twice the ideal and the
-    verdict says so, not "ok"."""
+    target differ than the ideal background does: above twice the ideal the verdict says what to
+    look for; near the ideal it does not."""
     g = torch.Generator().manual_seed(0)
     plate = torch.nn.functional.avg_pool2d(torch.rand(1, 1, 70, 70, generator=g), 3, 1)[..., :64, :64]
     frame, target = plate.clone(), plate.clone()
     frame[..., 10:16, 10:16] += 0.5
     target[..., 40:46, 40:46] += 0.5
-    brightened = plate + 0.8
-    background = plate  # the ideal output: the plate, without the object of the frame
-    ideal = identity_score(background, frame, target, 0.04)
+    ideal = identity_score(plate, frame, target, 0.04)
     assert ideal == pytest.approx(0.5, abs=0.05)
     state = TrainResult(val=[{"step": 1, "loss": 0.1, "identity_score": ideal, "identity_suspected": False}])
-    assert verdict(state).startswith("ok")
-    over = identity_score(brightened, frame, target, 0.04)
-    state.val[-1].update(identity_score=over)
-    assert over > 1.0 and verdict(state).startswith("over:") and "samples.png" in verdict(state)
+    assert verdict(state).startswith("ok") and "samples.png" not in verdict(state)
+    high = identity_score(plate + 0.8, frame, target, 0.04)
+    state.val[-1].update(identity_score=high)
+    assert high > 1.0 and verdict(state).startswith("ok") and "samples.png" in verdict(state)
     state.val[-1].update(identity_score=1.5)
-    assert verdict(state, supervised=True).startswith("ok") and verdict(state).startswith("over:")
-    state.val[-1].update(identity_score=2.5)
-    assert verdict(state, supervised=True).startswith("over:")
+    assert "samples.png" not in verdict(state, supervised=True)
 
 
 def test_checkpoint_is_atomic_and_round_trips(tmp_path) -> None:
