@@ -261,5 +261,9 @@ def test_anchored_target_takes_the_reference_where_it_sees_an_animal(polarity) -
     out = anchored_target(target, frame, reference, polarity, 0.04)
     assert torch.equal(out[..., 4:8, 4:8], plate[..., 4:8, 4:8])
     assert out[..., 12, 12] == target[..., 12, 12]
+    assert out[..., 0, 0] == target[..., 0, 0]  # the crop's edge band: the reference lacked context there
+    inner = anchored_target(target, frame, reference, polarity, 0.04, edge=0.0)
     want_00 = reference[..., 0, 0] if polarity == "absolute" else target[..., 0, 0]
-    assert out[..., 0, 0] == want_00
+    assert inner[..., 0, 0] == want_00
+    frame[..., 0:4, 4:8] += sign * 0.3  # an animal in the edge band keeps its time-lag target
+    assert torch.equal(anchored_target(target, frame, reference, polarity, 0.04)[..., 0:4, 4:8], target[..., 0:4, 4:8])

@@ -85,14 +85,25 @@ def pair_loss(
     return (per_px * weight).sum() / weight.sum()
 
 
+#: the anchor leaves a band of this share of the crop side along its edges alone: there the starting
+#: bundle saw the crop without the context beyond it (a dark wall at the edge of a crop read as an
+#: animal on the floor, mouse_tracktor frames 9490-9789), unlike on the whole frame it was made for
+ANCHOR_EDGE = 0.25
+
+
 def anchored_target(target: torch.Tensor, frame: torch.Tensor, reference: torch.Tensor, polarity: str,
-                    threshold: float) -> torch.Tensor:
+                    threshold: float, edge: float = ANCHOR_EDGE) -> torch.Tensor:
     """``target`` with ``reference`` (the starting bundle's background of ``frame``) where that
     reference sees an animal in the frame: ``reference - frame > threshold`` for dark animals,
-    ``frame - reference`` for bright ones, the absolute difference otherwise (``train.anchor``)."""
+    ``frame - reference`` for bright ones, the absolute difference otherwise (``train.anchor``);
+    not within ``edge`` of the crop side from its edges."""
     d = reference - frame
     seen = d > threshold if polarity == "dark" else (-d > threshold if polarity == "bright" else d.abs() > threshold)
-    return torch.where(seen, reference, target)
+    h, w = seen.shape[-2:]
+    by, bx = int(edge * h), int(edge * w)
+    inner = torch.zeros_like(seen)
+    inner[..., by : h - by, bx : w - bx] = True
+    return torch.where(seen & inner, reference, target)
 
 
 def identity_score(output: torch.Tensor, frame: torch.Tensor, target: torch.Tensor, threshold: float) -> float | None:
