@@ -1,0 +1,174 @@
+"""Bright animals on a real recording: how much of each fly stays in the background, and how far the
+background strays from the plate (``flies_sleap/clip.mp4``, 1500 frames of 1024², light flies on a
+dark arena).
+
+In this clip two flies rest in one place for frames 0-1000 and walk from about frame 1050 on; a third
+fly near the top never moves. Without labels, each scored frame is compared with a reference made
+from the *other* part of the clip: the per-pixel median of every 10th frame of frames >= 1050 for
+frames < 1000 (the walking flies have left their resting places), and of frames < 1000 for frames
+>= 1050. Fly pixels are where the frame exceeds that reference by more than 25 grey levels. Per
+method and part:
+
+- **kept**: the share of the flies' contrast that stays in the background, mean over fly pixels of
+  ``(background - reference) / (frame - reference)`` (0 = the fly is removed, 1 = kept whole);
+- **plate error**: the mean ``|background - reference|`` over the pixels farther than 8 px from any
+  fly pixel (grey levels).
+
+The fly that never moves is in both references, so it is not scored: look at the preview PNG.
+Every 25th frame of each part is scored. Methods: the baselines ``min`` and ``median`` of the whole
+clip; the shipped bundles with the frames inverted (``infer.invert``: the network of dark animals
+sees ``255 - frame``); ``--model auto`` (what it picks); and, with ``--train-minutes M``, ``vidfilter
+train`` with the defaults.
+
+    python benchmarks/quality_flies.py [--data DIR] [--train-minutes 3] [--out benchmarks/results/quality_flies.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from _common import machine
+from quality_real import data_root
+
+REPO = Path(__file__).resolve().parents[1]
+VIDEO = "flies_sleap/clip.mp4"
+RESTING, WALKING = (0, 1000), (1050, 1500)
+FLY_LEVEL, MARGIN, SCORE_STEP = 25.0, 8, 25
+
+
+def references(src: Any) -> dict[str, np.ndarray]:
+    """Per part, the median of every 10th frame of the other part (float32 grey levels)."""
+    from vidfilter.io.source import to_gray
+
+    def med(lo: int, hi: int) -> np.ndarray:
+        return np.median(np.stack([to_gray(np.asarray(src[t])) for t in range(lo, hi, 10)]), axis=0).astype(np.float32)
+
+    return {"resting": med(*WALKING), "walking": med(*RESTING)}
+
+
+def score_part(src: Any, background: Any, ref: np.ndarray, frames: range) -> dict[str, float]:
+    """kept and plate error (see the module) over ``frames``; ``background(t)`` gives a frame's background."""
+    from vidfilter.io.source import to_gray
+
+    num = den = err = n_err = 0.0
+    for t in frames:
+        f = to_gray(np.asarray(src[t])).astype(np.float32)
+        b = np.asarray(background(t), np.float32)
+        fly = (f - ref) > FLY_LEVEL
+        num += float(np.clip(b - ref, 0, None)[fly].sum())
+        den += float((f - ref)[fly].sum())
+        far = ~ndimage.binary_dilation(fly, iterations=MARGIN)
+        err += float(np.abs(b - ref)[far].sum())
+        n_err += float(far.sum())
+    return {"kept": num / den if den else float("nan"), "plate_error": err / n_err if n_err else float("nan")}
+
+
+def run_and_score(video: Path, out: Path, model: Any, method: str, config: Any, src: Any, refs: dict) -> dict[str, Any]:
+    import zarr
+
+    from vidfilter.api import run
+
+    t0 = time.perf_counter()
+    result = run(str(video), out, model=model, method=method, config=config)
+    secs = time.perf_counter() - t0
+    if not result.ok:
+        return {"error": result.error}
+    import vidfilter
+
+    bg = vidfilter.open(str(out / "background"))
+    row = {"seconds": round(secs, 1)}
+    for part, (lo, hi) in (("resting", RESTING), ("walking", WALKING)):
+        row[part] = score_part(src, lambda t: np.asarray(bg[t]).squeeze(), refs[part], range(lo, hi, SCORE_STEP))
+    del zarr
+    return row
+
+
+def preview(src: Any, out_dirs: dict[str, Path], path: Path, t: int = 500) -> None:
+    """One frame and each method's background side by side (downsampled), for the fly that never moves."""
+    import cv2
+
+    import vidfilter
+    from vidfilter.io.source import to_gray
+
+    tiles = [to_gray(np.asarray(src[t]))]
+    for label, d in out_dirs.items():
+        tiles.append(np.asarray(vidfilter.open(str(d / "background"))[t]).squeeze())
+    small = [cv2.resize(np.ascontiguousarray(x), (384, 384), interpolation=cv2.INTER_AREA) for x in tiles]
+    img = np.hstack(small)
+    for k, label in enumerate(["frame", *out_dirs]):
+        cv2.putText(img, label[:40], (4 + 384 * k, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, 255, 1, cv2.LINE_AA)
+    cv2.imwrite(str(path), img)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", help="shared data folder holding flies_sleap/")
+    ap.add_argument("--train-minutes", type=float, default=0.0, help="also train a model with the defaults for M minutes")
+    ap.add_argument("--work", default="/tmp/vidfilter_quality_flies")
+    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "quality_flies.json"))
+    args = ap.parse_args(argv)
+
+    import vidfilter
+    from vidfilter.config import Config
+
+    video = data_root(args.data).resolve() / VIDEO
+    if not video.is_file():
+        print(f"{video} not found; skipping")
+        return 0
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    src = vidfilter.open(str(video))
+    refs = references(src)
+    methods: dict[str, tuple[Any, str, Any]] = {
+        "min": (None, "min", Config()),
+        "median": (None, "median", Config()),
+        "worm-plate, inverted": ("worm-plate", "model", Config().override({"infer.invert": True})),
+        "open-arena, inverted": ("open-arena", "model", Config().override({"infer.invert": True})),
+    }
+    from vidfilter.api import auto_model
+
+    lines: list[str] = []
+    auto, auto_cfg = auto_model([str(video)], work / "auto.zarr", None, Config(), say=lines.append)
+    methods[f"--model auto ({auto})"] = (auto, "model", auto_cfg)
+    if args.train_minutes:
+        from vidfilter.train.loop import train
+
+        cfg = Config().override({"train.minutes": args.train_minutes, "train.steps": 10**9})
+        model = train([str(video)], work / "trained.vfm", cfg, progress=False)
+        methods[f"vidfilter train, {args.train_minutes:g} min"] = (model, "model", Config())
+    result: dict[str, Any] = {
+        "benchmark": "quality_flies", "video": VIDEO, "auto_line": lines[0],
+        "protocol": {"resting": RESTING, "walking": WALKING, "fly_level": FLY_LEVEL, "margin": MARGIN, "every": SCORE_STEP},
+        "machine": machine(),
+        "rows": {},
+    }
+    dirs: dict[str, Path] = {}
+    for label, (model, method, cfg) in methods.items():
+        d = work / (label.split(" (")[0].replace(" ", "_").replace(",", "") + ".zarr")
+        cfg = cfg.override({"output.overwrite": True})
+        result["rows"][label] = run_and_score(video, d, model, method, cfg, src, refs)
+        dirs[label] = d
+        print(label, json.dumps(result["rows"][label]), flush=True)
+    preview(src, dirs, Path(args.out).with_suffix(".png"))
+    Path(args.out).write_text(json.dumps(result, indent=1))
+    print("\n| method | resting flies kept | walking flies kept | plate error, resting / walking |")
+    print("|---|---|---|---|")
+    for label, r in result["rows"].items():
+        if "error" in r:
+            print(f"| {label} | {r['error']} | | |")
+            continue
+        print(f"| {label} | {r['resting']['kept']:.3f} | {r['walking']['kept']:.3f} | "
+              f"{r['resting']['plate_error']:.2f} / {r['walking']['plate_error']:.2f} |")
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
