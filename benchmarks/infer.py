@@ -1085,10 +1085,46 @@ def bench_target(workdir: Path, quick: bool) -> dict[str, Any]:
         r["setup_s"] = r["wall_s"] - r["streaming_s"]
         res["runs"][name] = r
         log(f"  {json.dumps(r, default=float)}")
+    res["setup_readers"] = setup_readers(path, 2 if quick else 5)
     res["stages"] = target_stages(path, 12 if quick else 30)
     res["mouse"] = mouse_size(workdir, quick)
     res["revision_at_end"] = revision()
     return res
+
+
+def setup_readers(path: Path, repeats: int) -> dict[str, Any]:
+    """The median run's setup alone (open and guard the input, hash it, read the setup frames for
+    the polarity detection and the median, resolve, ``prepare``), with the setup frames read by one
+    decoder and by two in threads (``io.prefetch.TWO_DECODERS_FROM_PX``), ``repeats`` times each,
+    interleaved: seconds of every repeat and the medians."""
+    import statistics
+
+    from vidfilter.config import Config
+    from vidfilter.infer.pipeline import _file_fingerprint, make_estimator
+    from vidfilter.io import prefetch
+    from vidfilter.io.guard import guard_input
+    from vidfilter.io.registry import open as vf_open
+    from vidfilter.resolve import polarity_frames, resolve
+
+    cfg, default = Config().override({"infer.device": "cpu"}), prefetch.TWO_DECODERS_FROM_PX
+    seconds: dict[str, list[float]] = {"one_decoder": [], "two_decoders": []}
+    try:
+        for _ in range(repeats):
+            for name in seconds:
+                prefetch.TWO_DECODERS_FROM_PX = default if name == "two_decoders" else 1 << 62
+                t0 = time.perf_counter()
+                src = guard_input(vf_open(str(path)))
+                _file_fingerprint(str(path))
+                est = make_estimator("median", None, cfg)
+                setup = prefetch.PrefetchedSource(src, np.union1d(polarity_frames(cfg, len(src), None), est.setup_frames(len(src))))
+                resolve(cfg, setup, bundle=None, run=True)
+                with setup:
+                    est.prepare(setup)
+                seconds[name].append(time.perf_counter() - t0)
+                src.close()
+    finally:
+        prefetch.TWO_DECODERS_FROM_PX = default
+    return {"repeats": seconds, **{f"{k}_median_s": statistics.median(v) for k, v in seconds.items()}}
 
 
 def target_stages(path: Path, n: int) -> dict[str, Any]:
@@ -1198,6 +1234,12 @@ def target_table(r: dict[str, Any]) -> str:
         rows.append(["mouse: default foreground vs exact", f"inside mask: {fl['inside_mask_pixels_differing']} px differ; outside: "
                      f"{100 * fl['outside_share_changed']:.1f} % changed, max {fl['outside_max_error']}, mean {fl['outside_mean_error']:.2f} levels",
                      "", "", ""])
+    if "setup_readers" in r:
+        sr = r["setup_readers"]
+        rows.append(["median setup alone, one decoder / two in threads", f"{sr['one_decoder_median_s']:.2f} / "
+                     f"{sr['two_decoders_median_s']:.2f} s (medians of {len(sr['repeats']['one_decoder'])})",
+                     f"{sr['two_decoders_median_s'] / sr['one_decoder_median_s']:.2f}x", f"<= {T_SETUP_S} s",
+                     _flag(sr["two_decoders_median_s"] <= T_SETUP_S)])
     head = f"{r['video']}, {r['machine']['cpu']}, {r['machine']['cores']} cores, {r['date']}"
     table_head = md_head("| figure | value | ratio | target | |")
     out = head + "\n" + text_table(table_head, rows, lambda x: "| " + " | ".join(x) + " |")

@@ -14,6 +14,7 @@ import pytest
 from io_media import decode_index, write_video
 from vidfilter.io.array_source import ArrayFrameSource
 from vidfilter.io.guard import guard_input
+from vidfilter.io import prefetch
 from vidfilter.io.prefetch import PrefetchedSource, cheap_substitutes
 from vidfilter.io.video_source import VideoFrameSource
 from vidfilter.temporal import statistic_frames
@@ -93,8 +94,16 @@ def long_gop_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_video(d / "gop50.mp4", 400, options={"bf": "3", "g": "50", "keyint_min": "50", "sc_threshold": "0"})
 
 
+@pytest.mark.parametrize("two_decoders", [False, True], ids=["one-decoder", "two-decoders"])
 @pytest.mark.parametrize("n_wanted", [8, 16, 51])
-def test_h264_setup_decodes_about_the_wanted_frames(long_gop_video: Path, decodes: list[int], n_wanted: int) -> None:
+def test_h264_setup_decodes_about_the_wanted_frames(long_gop_video: Path, decodes: list[int], n_wanted: int,
+                                                    two_decoders: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large frames are read by two decoders in threads (every other GOP each), small ones by one:
+    the same pixels and the same decode count either way."""
+    monkeypatch.setattr(prefetch, "TWO_DECODERS_FROM_PX", 0 if two_decoders else 10**12)
+    opened = []
+    real_reopen = VideoFrameSource.reopen
+    monkeypatch.setattr(VideoFrameSource, "reopen", lambda self: opened.append(1) or real_reopen(self))
     wanted = statistic_frames(400, n_wanted)
     with VideoFrameSource(long_gop_video) as src:
         keys = src.keyframe_indices()
@@ -107,6 +116,7 @@ def test_h264_setup_decodes_about_the_wanted_frames(long_gop_video: Path, decode
         served = {int(t): setup[int(t)] for t in wanted}
         assert len(decodes) <= len(wanted) + len(gops)
         assert len(setup._held) == len(wanted)  # only the wanted frames are held
+        assert len(opened) == (1 if two_decoders and len(gops) > 1 else 0)
         truth = _gray_frames(long_gop_video)
         for t, img in served.items():
             assert decode_index(img) == subs[t]

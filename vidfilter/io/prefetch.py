@@ -14,12 +14,20 @@ was asked for.
 from __future__ import annotations
 
 import bisect
+import os
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
 from vidfilter.io.source import FrameSource
+
+
+#: frames of at least this many pixels are read by two decoders in threads, each taking every other
+#: GOP (a decoder spends most of a short run after a seek filling its own thread pipeline); smaller
+#: ones by one, where opening a second decoder costs about what it saves
+TWO_DECODERS_FROM_PX = 1024 * 1024
 
 
 def cheap_substitutes(wanted: Iterable[int], keyframes: Sequence[int], n_frames: int) -> dict[int, int]:
@@ -102,7 +110,8 @@ class PrefetchedSource(FrameSource):
     ``self[t]`` of a wanted ``t`` gives the pixels of its substitute ``self.substitutes[t]``, a
     frame at most one GOP before ``t``. A wanted frame in the middle of a GOP would cost decoding
     the GOP up to it; the substitutes of each GOP are decoded in one run after one seek to its
-    keyframe (``src.iter``), about one decoded frame per wanted frame. The sample is clustered at
+    keyframe (``src.iter``; on large frames two decoders in threads, :data:`TWO_DECODERS_FROM_PX`),
+    about one decoded frame per wanted frame. The sample is clustered at
     GOP starts. ``iter`` serves memory only over frames served by themselves; elsewhere it reads ``src``.
     Other sources (arrays, Zarr, images, all-intra videos) are served the wanted frames themselves.
     """
@@ -121,10 +130,22 @@ class PrefetchedSource(FrameSource):
         if not self._snapped:
             return {s: self.inner[s] for s in sorted(self._wanted)}
         wanted_of = {s: t for t, s in self.substitutes.items()}
-        held: dict[int, np.ndarray] = {}
-        for start, stop in _runs(wanted_of):
-            for s, frame in zip(range(start, stop), self.inner.iter(start, stop)):
-                held[wanted_of[s]] = frame
+        runs = _runs(wanted_of)
+
+        def read(src: FrameSource, lane: list[tuple[int, int]]) -> dict[int, np.ndarray]:
+            return {wanted_of[s]: frame for start, stop in lane for s, frame in zip(range(start, stop), src.iter(start, stop))}
+
+        if len(runs) < 2 or (os.cpu_count() or 1) < 2 or int(np.prod(self.shape[1:3])) < TWO_DECODERS_FROM_PX:
+            return read(self.inner, runs)
+        second = self.inner.reopen()  # an independent decoder: the GOPs are read by two at once
+        try:
+            with ThreadPoolExecutor(1, thread_name_prefix="vidfilter-setup-read") as pool:
+                other = pool.submit(read, second, runs[1::2])
+                held = read(self.inner, runs[0::2])
+                held.update(other.result())
+        finally:
+            if second is not self.inner:
+                second.close()
         return held
 
     def _read(self, t: int) -> np.ndarray:
