@@ -247,7 +247,8 @@ def test_ema_bundle_is_the_moving_average_of_the_weights(tmp_path) -> None:
 def test_anchored_target_takes_the_reference_where_it_sees_an_animal(polarity) -> None:
     """A still animal in frame and target (a time-lag pair teaches to keep it): where the starting
     bundle's background differs from the frame in the polarity's direction, the target becomes that
-    background; elsewhere (plate, and the other sign) it stays the time-lag target."""
+    background; elsewhere (plate, and the other sign) it stays the time-lag target. A detection the
+    crop's border cuts is left out of the loss, wherever it reaches."""
     from vidfilter.train.loop import anchored_target
 
     sign = -1.0 if polarity in ("dark", "absolute") else 1.0
@@ -258,12 +259,48 @@ def test_anchored_target_takes_the_reference_where_it_sees_an_animal(polarity) -
     target[..., 12, 12] += 0.01  # plate noise
     reference = plate.clone()  # the bundle removes the animal
     reference[..., 0, 0] += sign * 0.2  # and errs once in the other direction
-    out = anchored_target(target, frame, reference, polarity, 0.04)
+    out, ignored = anchored_target(target, frame, reference, polarity, 0.04)
     assert torch.equal(out[..., 4:8, 4:8], plate[..., 4:8, 4:8])
     assert out[..., 12, 12] == target[..., 12, 12]
-    assert out[..., 0, 0] == target[..., 0, 0]  # the crop's edge band: the reference lacked context there
-    inner = anchored_target(target, frame, reference, polarity, 0.04, edge=0.0)
-    want_00 = reference[..., 0, 0] if polarity == "absolute" else target[..., 0, 0]
-    assert inner[..., 0, 0] == want_00
-    frame[..., 0:4, 4:8] += sign * 0.3  # an animal in the edge band keeps its time-lag target
-    assert torch.equal(anchored_target(target, frame, reference, polarity, 0.04)[..., 0:4, 4:8], target[..., 0:4, 4:8])
+    assert out[..., 0, 0] == target[..., 0, 0]
+    assert int(ignored.sum()) == (1 if polarity == "absolute" else 0)  # (0, 0): seen at the border, in absolute only
+    frame[..., 0:3, 12:14] += sign * 0.3  # an animal cut by the border ...
+    frame[..., 3:10, 13] += sign * 0.3  # ... reaching the middle of the crop: left out, all of it
+    out, ignored = anchored_target(target, frame, reference, polarity, 0.04)
+    cut = torch.zeros_like(ignored)
+    cut[..., 0:3, 12:14] = cut[..., 3:10, 13] = True
+    cut[..., 0, 0] = polarity == "absolute"
+    assert torch.equal(ignored, cut)
+    assert torch.equal(out[cut], target[cut]) and not ignored[..., 4:8, 4:8].any()  # the whole one is taken
+
+
+def test_pair_loss_leaves_ignored_pixels_out() -> None:
+    """With ``ignore`` the loss is that of the other pixels alone (computed here on them directly),
+    whatever the ignored pixels hold."""
+    from vidfilter.train.loop import pair_loss
+
+    g = torch.Generator().manual_seed(0)
+    out, tgt, frame = (torch.rand(2, 1, 12, 12, generator=g) for _ in range(3))
+    ignore = torch.rand(2, 1, 12, 12, generator=g) > 0.7
+    cfg = Config().train
+    keep = ~ignore
+    changed = ((frame - tgt).abs() > cfg.change_threshold)[keep]
+    per_px = torch.nn.functional.smooth_l1_loss(out[keep], tgt[keep], reduction="none", beta=cfg.beta)
+    w = 1.0 + (cfg.change_weight - 1.0) * changed.float()
+    want = (per_px * w).sum() / w.sum()
+    wild = torch.where(ignore, torch.full_like(tgt, 1e6), tgt)
+    assert torch.allclose(pair_loss(out, wild, frame, cfg, ignore=ignore), want)
+
+
+def test_cut_by_border_matches_connected_components() -> None:
+    """The pixels 8-connected to the crop's border, against scipy's labelling of random masks."""
+    from scipy import ndimage
+
+    from vidfilter.train.loop import _cut_by_border
+
+    seen = torch.from_numpy(np.random.default_rng(3).random((3, 1, 40, 33)) > 0.55)
+    got = _cut_by_border(seen).numpy()
+    for i in range(3):
+        labels, _ = ndimage.label(seen[i, 0].numpy(), structure=np.ones((3, 3)))
+        on_border = np.setdiff1d(np.unique(np.r_[labels[0], labels[-1], labels[:, 0], labels[:, -1]]), [0])
+        assert np.array_equal(got[i, 0], np.isin(labels, on_border))

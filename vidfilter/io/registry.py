@@ -31,6 +31,7 @@ import numpy as np
 
 from vidfilter.errors import InputNotFoundError, UnreadableInputError, UnsupportedInputError
 from vidfilter.io import windowed
+from vidfilter.io.windowed import is_zarr_dir, windowed_kind
 from vidfilter.io.array_source import ArrayFrameSource
 from vidfilter.io.hdf5_source import HDF5_SUFFIXES, Hdf5FrameSource
 from vidfilter.io.images_source import _GLOB_CHARS, ImageSequenceFrameSource, TiffFrameSource, list_images
@@ -105,10 +106,6 @@ def supported_suffixes() -> list[str]:
     return sorted(READERS)
 
 
-def _is_zarr_dir(p: Path) -> bool:
-    return p.is_dir() and any((p / m).is_file() for m in ("zarr.json", ".zarray", ".zgroup"))
-
-
 def open(path_or_array: Any, *, color: str = "gray", **kw: Any) -> FrameSource:  # noqa: A001
     """Open a recording for reading and return its :class:`FrameSource`.
 
@@ -148,7 +145,7 @@ def _open(path_or_array: Any, *, color: str, **kw: Any) -> FrameSource:
     spec = os.path.expanduser(os.fspath(path_or_array))
     p = Path(spec)
     # Zarr: a .zarr component anywhere in the path, or a folder with Zarr metadata
-    if any(c.suffix.lower() == ".zarr" and c.is_dir() for c in [p, *p.parents]) or _is_zarr_dir(p):
+    if any(c.suffix.lower() == ".zarr" and c.is_dir() for c in [p, *p.parents]) or is_zarr_dir(p):
         from vidfilter.io.keyframe_store import KeyframeBackgroundSource, is_keyframe_group
 
         if is_keyframe_group(p):  # a background stored at keyframes, rebuilt frame by frame
@@ -171,15 +168,6 @@ def _open(path_or_array: Any, *, color: str, **kw: Any) -> FrameSource:
         raise UnsupportedInputError(f"{spec}: unknown file type {p.suffix or '(no suffix)'!r}; supported: "
                                     f"{', '.join(supported_suffixes())}, or a folder of images")
     return reader(spec, color=color, **kw)
-
-
-def windowed_kind(path: str | os.PathLike[str]) -> str | None:
-    """``"zarr"`` (a ``.zarr`` component or a folder with Zarr metadata), ``"tiff"`` (a TIFF file)
-    or ``None``: how :func:`open_array` reads ``path`` window by window."""
-    p = Path(path)
-    if any(c.suffix.lower() == ".zarr" for c in [p, *p.parents]) or _is_zarr_dir(p):
-        return "zarr"
-    return "tiff" if p.suffix.lower() in (".tif", ".tiff") and p.is_file() else None
 
 
 def open_array(src: Any, *, check: Callable[[tuple[int, ...]], None] | None = None) -> tuple[Any, str]:

@@ -8,11 +8,26 @@ axes dropped lazily by :class:`Squeezed`) or guesses it from the shape (:func:`g
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from vidfilter.errors import InputNotFoundError, UnreadableInputError, UnsupportedInputError
+
+
+def is_zarr_dir(p: Path) -> bool:
+    """Whether ``p`` is a folder with Zarr metadata (v2 or v3)."""
+    return p.is_dir() and any((p / m).is_file() for m in ("zarr.json", ".zarray", ".zgroup"))
+
+
+def windowed_kind(path: str | os.PathLike[str]) -> str | None:
+    """``"zarr"`` (a ``.zarr`` component or a folder with Zarr metadata), ``"tiff"`` (a TIFF file)
+    or ``None``: how :func:`vidfilter.io.registry.open_array` reads ``path`` window by window."""
+    p = Path(path)
+    if any(c.suffix.lower() == ".zarr" for c in [p, *p.parents]) or is_zarr_dir(p):
+        return "zarr"
+    return "tiff" if p.suffix.lower() in (".tif", ".tiff") and p.is_file() else None
 
 
 def open_zarr(spec: str, node: Any = None) -> tuple[Any, list[str] | None]:

@@ -98,7 +98,7 @@ def describe_static_image(path: str | os.PathLike[str]) -> dict[str, Any] | None
     or with a time axis: a recording, described by its frame source)."""
     from vidfilter.errors import VidfilterError
     from vidfilter.io import windowed
-    from vidfilter.io.registry import windowed_kind
+    from vidfilter.io.windowed import windowed_kind
 
     spec = os.path.expanduser(os.fspath(path))
     if windowed_kind(spec) != "zarr":

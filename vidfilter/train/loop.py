@@ -36,12 +36,10 @@ from vidfilter.sampling.pairs import TEMPORAL_FRAMES, PairDataset, SamplerSet, m
 from vidfilter.resolve import resolve
 from vidfilter.train.result import TrainResult, predict
 from vidfilter.train.checkpoint import TRAINING_KEYS, checkpoint_path, load_checkpoint, report_dir, save_checkpoint
+from vidfilter.train.report import IDENTITY_THRESHOLD, write_report
 
 logger = logging.getLogger(__name__)
 
-#: A model whose output moves less than this share of what changes between held-out pairs is
-#: flagged as (near) identity. A perfect background model scores about 0.5 (see identity_score).
-IDENTITY_THRESHOLD = 0.2
 
 __all__ = ["Trainer", "train", "pair_loss", "polarity_target", "identity_score", "IDENTITY_THRESHOLD"]
 
@@ -63,12 +61,13 @@ def polarity_target(target: torch.Tensor, frame: torch.Tensor, polarity: str, th
 
 
 def pair_loss(
-    output: torch.Tensor, target: torch.Tensor, frame: torch.Tensor, cfg: TrainConfig, polarity: str = "absolute"
+    output: torch.Tensor, target: torch.Tensor, frame: torch.Tensor, cfg: TrainConfig, polarity: str = "absolute",
+    ignore: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Loss between ``output`` and ``target``, weighted ``change_weight`` where ``|frame - target|``
-    exceeds ``change_threshold`` (1 elsewhere) and normalised by the weight sum. With
-    ``cfg.polarity_target`` and a dark or bright ``polarity`` the target first goes through
-    :func:`polarity_target`, so only the pixels where the *input* shows an animal are weighted."""
+    exceeds ``change_threshold`` (1 elsewhere), 0 where ``ignore`` is set, and normalised by the
+    weight sum. With ``cfg.polarity_target`` and a dark or bright ``polarity`` the target first goes
+    through :func:`polarity_target`, so only the pixels where the *input* shows an animal are weighted."""
     output = output.float()
     if cfg.polarity_target:
         target = polarity_target(target, frame, polarity, cfg.change_threshold)
@@ -78,32 +77,44 @@ def pair_loss(
         per_px = (output - target).abs()
     else:
         per_px = (output - target) ** 2
-    if cfg.change_weight == 1.0:
+    if cfg.change_weight == 1.0 and ignore is None:
         return per_px.mean()
     changed = (frame - target).abs() > cfg.change_threshold
     weight = 1.0 + (cfg.change_weight - 1.0) * changed.float()
-    return (per_px * weight).sum() / weight.sum()
+    if ignore is not None:
+        weight = weight * (~ignore).float()
+    return (per_px * weight).sum() / weight.sum().clamp_min(1.0)
 
 
-#: the anchor leaves a band of this share of the crop side along its edges alone: there the starting
-#: bundle saw the crop without the context beyond it (a dark wall at the edge of a crop read as an
-#: animal on the floor, mouse_tracktor frames 9490-9789), unlike on the whole frame it was made for
-ANCHOR_EDGE = 0.25
+def _cut_by_border(seen: torch.Tensor) -> torch.Tensor:
+    """The pixels of ``seen`` (boolean, ``(..., H, W)``) 8-connected to the crop's outer row or column."""
+    shape = seen.shape
+    m = seen.reshape(-1, 1, *shape[-2:]).float()
+    ring = torch.ones_like(m)
+    ring[..., 1:-1, 1:-1] = 0
+    cut = m * ring
+    while True:  # geodesic dilation from the border, inside `seen`, until it stops growing
+        grown = F.max_pool2d(cut, 3, stride=1, padding=1) * m
+        if torch.equal(grown, cut):
+            return cut.bool().reshape(shape)
+        cut = grown
 
 
 def anchored_target(target: torch.Tensor, frame: torch.Tensor, reference: torch.Tensor, polarity: str,
-                    threshold: float, edge: float = ANCHOR_EDGE) -> torch.Tensor:
+                    threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
     """``target`` with ``reference`` (the starting bundle's background of ``frame``) where that
-    reference sees an animal in the frame: ``reference - frame > threshold`` for dark animals,
-    ``frame - reference`` for bright ones, the absolute difference otherwise (``train.anchor``);
-    not within ``edge`` of the crop side from its edges."""
+    reference sees an animal in the frame that the crop holds whole, and the pixels to leave out of
+    the loss: the detections the crop's border cuts (``train.anchor``).
+
+    A detection is ``reference - frame > threshold`` for dark animals, ``frame - reference`` for
+    bright ones, the absolute difference otherwise. One cut by the border the bundle made without
+    the context beyond the crop, unlike on the whole frame it was made for: a dark wall at the edge
+    of a crop read as an animal on the floor (mouse_tracktor frames 9490-9789) would teach removing
+    the wall, and the time-lag target keeping a still animal, so neither is taught there."""
     d = reference - frame
     seen = d > threshold if polarity == "dark" else (-d > threshold if polarity == "bright" else d.abs() > threshold)
-    h, w = seen.shape[-2:]
-    by, bx = int(edge * h), int(edge * w)
-    inner = torch.zeros_like(seen)
-    inner[..., by : h - by, bx : w - bx] = True
-    return torch.where(seen & inner, reference, target)
+    cut = _cut_by_border(seen)
+    return torch.where(seen & ~cut, reference, target), cut
 
 
 def identity_score(output: torch.Tensor, frame: torch.Tensor, target: torch.Tensor, threshold: float) -> float | None:
@@ -160,7 +171,7 @@ def _batches(sset: SamplerSet, inputs: Sequence[Any], config: Config, start_step
 
 def _replay_samplers(init_bundle: Path | None, config: Config) -> tuple[SamplerSet, int] | None:
     """Fine-tuning a shipped bundle with ``train.replay``: samplers of clean-target pairs of its
-    setup's corpus (:func:`vidfilter.train.pretrain.replay_corpus`) and how many pairs of each batch
+    setup's corpus (:func:`vidfilter.train.corpus.replay_corpus`) and how many pairs of each batch
     they give (that share of the batch, at least one)."""
     from vidfilter.models.shipped import setup_of
 
@@ -174,7 +185,7 @@ def _replay_samplers(init_bundle: Path | None, config: Config) -> tuple[SamplerS
     if config.train.num_workers > 0:
         logger.warning("train.replay is used with train.num_workers 0 only; fine-tuning without replay")
         return None
-    from vidfilter.train.pretrain import replay_corpus
+    from vidfilter.train.corpus import replay_corpus
 
     paths, backgrounds = replay_corpus(setup)
     n = min(config.train.batch_size - 1, max(1, round(share * config.train.batch_size)))
@@ -484,10 +495,12 @@ class Trainer:
         if self.anchor is not None:
             with torch.no_grad(), ctx:
                 reference = self.anchor(inp).float()
-            tgt = anchored_target(tgt, inp[:, :1], reference, self.config.output.polarity.value, self.tcfg.change_threshold)
+            tgt, ignored = anchored_target(tgt, inp[:, :1], reference, self.config.output.polarity.value, self.tcfg.change_threshold)
+        else:
+            ignored = None
         with ctx:
             output = self.model(inp)
-        loss = pair_loss(output, tgt, inp[:, :1], self.tcfg, self.config.output.polarity.value)
+        loss = pair_loss(output, tgt, inp[:, :1], self.tcfg, self.config.output.polarity.value, ignore=ignored)
         self.optimiser.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
@@ -557,7 +570,6 @@ class Trainer:
         save_bundle(self.out, model.to(memory_format=torch.contiguous_format), config,
                     normalisation=normalisation, provenance=provenance)
         try:
-            from vidfilter.train.report import write_report
 
             moved = {sset.sources[i].path: r.summary() for i, r in getattr(sset, "registrations", {}).items()}
             pairs = self.val_batch if self.val_batch is not None else _some_pairs(sset)

@@ -39,6 +39,11 @@ SAMPLE_ROWS = 4
 HIGH_FACTOR = 2.0
 
 
+#: A model whose output moves less than this share of what changes between held-out pairs is
+#: flagged as (near) identity. A perfect background model scores about 0.5 (see
+#: :func:`vidfilter.train.loop.identity_score`).
+IDENTITY_THRESHOLD = 0.2
+
 def verdict(state: TrainResult, supervised: bool = False, static: bool = False) -> str:
     """One plain-English line about the final validation. ``supervised``: the targets were clean
     backgrounds (a generated corpus), so the ideal output moves all of what differs, not half.
@@ -69,7 +74,6 @@ def verdict(state: TrainResult, supervised: bool = False, static: bool = False) 
 def _static_verdict(state: TrainResult) -> str:
     """:func:`verdict` for static mode: input and target of a synthetic pair share the target
     objects and differ by independently drawn backgrounds and unwanted objects."""
-    from vidfilter.train.loop import IDENTITY_THRESHOLD
 
     if not state.val:
         return "not checked: no validation pairs (set train.val_pairs > 0)"
