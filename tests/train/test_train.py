@@ -248,7 +248,7 @@ def test_anchored_target_takes_the_reference_where_it_sees_an_animal(polarity) -
     """A still animal in frame and target (a time-lag pair teaches to keep it): where the starting
     bundle's background differs from the frame in the polarity's direction, the target becomes that
     background; elsewhere (plate, and the other sign) it stays the time-lag target. A detection the
-    crop's border cuts is left out of the loss, wherever it reaches."""
+    crop's border cuts is left out of the loss within the crop's edge band, and taken inside it."""
     from vidfilter.train.loop import anchored_target
 
     sign = -1.0 if polarity in ("dark", "absolute") else 1.0
@@ -264,14 +264,18 @@ def test_anchored_target_takes_the_reference_where_it_sees_an_animal(polarity) -
     assert out[..., 12, 12] == target[..., 12, 12]
     assert out[..., 0, 0] == target[..., 0, 0]
     assert int(ignored.sum()) == (1 if polarity == "absolute" else 0)  # (0, 0): seen at the border, in absolute only
-    frame[..., 0:3, 12:14] += sign * 0.3  # an animal cut by the border ...
-    frame[..., 3:10, 13] += sign * 0.3  # ... reaching the middle of the crop: left out, all of it
+    frame[..., 0:10, 10] += sign * 0.3  # an animal cut by the border, reaching the middle of the crop
     out, ignored = anchored_target(target, frame, reference, polarity, 0.04)
-    cut = torch.zeros_like(ignored)
-    cut[..., 0:3, 12:14] = cut[..., 3:10, 13] = True
-    cut[..., 0, 0] = polarity == "absolute"
-    assert torch.equal(ignored, cut)
-    assert torch.equal(out[cut], target[cut]) and not ignored[..., 4:8, 4:8].any()  # the whole one is taken
+    band = torch.zeros_like(ignored)
+    band[..., 0:4, 10] = True  # its part in the edge band (a quarter of the side): left out
+    band[..., 0, 0] = polarity == "absolute"
+    assert torch.equal(ignored, band) and torch.equal(out[..., 0:4, 10], target[..., 0:4, 10])
+    assert torch.equal(out[..., 4:10, 10], plate[..., 4:10, 10])  # its inner part is taken
+    frame[..., 1:3, 13:15] += sign * 0.3  # one in the band that the border does not cut: seen whole, taken
+    out, ignored = anchored_target(target, frame, reference, polarity, 0.04)
+    assert torch.equal(out[..., 1:3, 13:15], plate[..., 1:3, 13:15]) and not ignored[..., 1:3, 13:15].any()
+    out, ignored = anchored_target(target, frame, reference, polarity, 0.04, edge=0.0)
+    assert not ignored.any() and torch.equal(out[..., 0:4, 10], plate[..., 0:4, 10])  # no band: all taken
 
 
 def test_pair_loss_leaves_ignored_pixels_out() -> None:

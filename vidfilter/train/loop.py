@@ -100,21 +100,30 @@ def _cut_by_border(seen: torch.Tensor) -> torch.Tensor:
         cut = grown
 
 
+#: a detection of the starting bundle that the training crop's border cuts is taken where it lies
+#: farther than this share of the crop side from the crop's edges, and left out of the loss nearer
+#: them (a detection the crop holds whole is taken everywhere)
+ANCHOR_EDGE = 0.25
+
+
 def anchored_target(target: torch.Tensor, frame: torch.Tensor, reference: torch.Tensor, polarity: str,
-                    threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+                    threshold: float, edge: float = ANCHOR_EDGE) -> tuple[torch.Tensor, torch.Tensor]:
     """``target`` with ``reference`` (the starting bundle's background of ``frame``) where that
-    reference sees an animal in the frame that the crop holds whole, and the pixels to leave out of
-    the loss: the detections the crop's border cuts (``train.anchor``).
+    reference sees an animal in the frame (``train.anchor``), and the pixels to leave out of the loss.
 
     A detection is ``reference - frame > threshold`` for dark animals, ``frame - reference`` for
-    bright ones, the absolute difference otherwise. One cut by the border the bundle made without
-    the context beyond the crop, unlike on the whole frame it was made for: a dark wall at the edge
+    bright ones, the absolute difference otherwise. Within ``edge`` of the crop side from the crop's
+    edges, a detection the crop's border cuts is left out of the loss: the bundle made it without
+    the context beyond the crop, unlike on the whole frame it was made for. A dark wall at the edge
     of a crop read as an animal on the floor (mouse_tracktor frames 9490-9789) would teach removing
     the wall, and the time-lag target keeping a still animal, so neither is taught there."""
     d = reference - frame
     seen = d > threshold if polarity == "dark" else (-d > threshold if polarity == "bright" else d.abs() > threshold)
-    cut = _cut_by_border(seen)
-    return torch.where(seen & ~cut, reference, target), cut
+    h, w = seen.shape[-2:]
+    by, bx = int(edge * h), int(edge * w)
+    trusted = ~_cut_by_border(seen)
+    trusted[..., by : h - by, bx : w - bx] = True
+    return torch.where(seen & trusted, reference, target), seen & ~trusted
 
 
 def identity_score(output: torch.Tensor, frame: torch.Tensor, target: torch.Tensor, threshold: float) -> float | None:
