@@ -247,8 +247,9 @@ def test_ema_bundle_is_the_moving_average_of_the_weights(tmp_path) -> None:
 def test_anchored_target_takes_the_reference_where_it_sees_an_animal(polarity) -> None:
     """A still animal in frame and target (a time-lag pair teaches to keep it): where the starting
     bundle's background differs from the frame in the polarity's direction, the target becomes that
-    background; elsewhere (plate, and the other sign) it stays the time-lag target. A detection the
-    crop's border cuts is left out of the loss within the crop's edge band, and taken inside it."""
+    background; elsewhere (plate, and the other sign) it stays the time-lag target. A detection
+    that spans the crop (touching two of its sides, as a wall does) is taken only inside the crop's
+    edge band; one cut by a single side (an animal entering the crop) is taken everywhere."""
     from vidfilter.train.loop import anchored_target
 
     sign = -1.0 if polarity in ("dark", "absolute") else 1.0
@@ -257,54 +258,35 @@ def test_anchored_target_takes_the_reference_where_it_sees_an_animal(polarity) -
     frame[..., 4:8, 4:8] += sign * 0.3  # the still animal, in the frame ...
     target = frame.clone()  # ... and in the later frame
     target[..., 12, 12] += 0.01  # plate noise
-    reference = plate.clone()  # the bundle removes the animal
-    reference[..., 0, 0] += sign * 0.2  # and errs once in the other direction
-    out, ignored = anchored_target(target, frame, reference, polarity, 0.04)
+    reference = plate.clone()  # the bundle removes what it sees
+    reference[..., 15, 0] += sign * 0.2  # and errs once in the other direction, in a corner
+    out = anchored_target(target, frame, reference, polarity, 0.04)
     assert torch.equal(out[..., 4:8, 4:8], plate[..., 4:8, 4:8])
     assert out[..., 12, 12] == target[..., 12, 12]
-    assert out[..., 0, 0] == target[..., 0, 0]
-    assert int(ignored.sum()) == (1 if polarity == "absolute" else 0)  # (0, 0): seen at the border, in absolute only
-    frame[..., 0:10, 10] += sign * 0.3  # an animal cut by the border, reaching the middle of the crop
-    out, ignored = anchored_target(target, frame, reference, polarity, 0.04)
-    band = torch.zeros_like(ignored)
-    band[..., 0:4, 10] = True  # its part in the edge band (a quarter of the side): left out
-    band[..., 0, 0] = polarity == "absolute"
-    assert torch.equal(ignored, band) and torch.equal(out[..., 0:4, 10], target[..., 0:4, 10])
-    assert torch.equal(out[..., 4:10, 10], plate[..., 4:10, 10])  # its inner part is taken
-    frame[..., 1:3, 13:15] += sign * 0.3  # one in the band that the border does not cut: seen whole, taken
-    out, ignored = anchored_target(target, frame, reference, polarity, 0.04)
-    assert torch.equal(out[..., 1:3, 13:15], plate[..., 1:3, 13:15]) and not ignored[..., 1:3, 13:15].any()
-    out, ignored = anchored_target(target, frame, reference, polarity, 0.04, edge=0.0)
-    assert not ignored.any() and torch.equal(out[..., 0:4, 10], plate[..., 0:4, 10])  # no band: all taken
+    assert out[..., 15, 0] == target[..., 15, 0]  # seen in absolute only, and touching two sides there
+    frame[..., 0:3, 12:14] += sign * 0.3  # an animal entering from the top: taken, band included
+    frame[..., 0:16, 10] += sign * 0.3  # a wall across the crop, top to bottom
+    out = anchored_target(target, frame, reference, polarity, 0.04)
+    assert torch.equal(out[..., 0:3, 12:14], plate[..., 0:3, 12:14])
+    assert torch.equal(out[..., 4:12, 10], plate[..., 4:12, 10])  # the wall inside the band: taken
+    assert torch.equal(out[..., 0:4, 10], target[..., 0:4, 10]) and torch.equal(out[..., 12:16, 10], target[..., 12:16, 10])
+    no_band = anchored_target(target, frame, reference, polarity, 0.04, edge=0.0)
+    assert torch.equal(no_band[..., :, 10], plate[..., :, 10])
 
 
-def test_pair_loss_leaves_ignored_pixels_out() -> None:
-    """With ``ignore`` the loss is that of the other pixels alone (computed here on them directly),
-    whatever the ignored pixels hold."""
-    from vidfilter.train.loop import pair_loss
+def test_sides_touched_matches_connected_components() -> None:
+    """How many crop sides each pixel's 8-connected component touches, against scikit-image's
+    labelling of random masks and each component's bounding box."""
+    from skimage.measure import label, regionprops
 
-    g = torch.Generator().manual_seed(0)
-    out, tgt, frame = (torch.rand(2, 1, 12, 12, generator=g) for _ in range(3))
-    ignore = torch.rand(2, 1, 12, 12, generator=g) > 0.7
-    cfg = Config().train
-    keep = ~ignore
-    changed = ((frame - tgt).abs() > cfg.change_threshold)[keep]
-    per_px = torch.nn.functional.smooth_l1_loss(out[keep], tgt[keep], reduction="none", beta=cfg.beta)
-    w = 1.0 + (cfg.change_weight - 1.0) * changed.float()
-    want = (per_px * w).sum() / w.sum()
-    wild = torch.where(ignore, torch.full_like(tgt, 1e6), tgt)
-    assert torch.allclose(pair_loss(out, wild, frame, cfg, ignore=ignore), want)
-
-
-def test_cut_by_border_matches_connected_components() -> None:
-    """The pixels 8-connected to the crop's border, against scipy's labelling of random masks."""
-    from scipy import ndimage
-
-    from vidfilter.train.loop import _cut_by_border
+    from vidfilter.train.loop import _sides_touched
 
     seen = torch.from_numpy(np.random.default_rng(3).random((3, 1, 40, 33)) > 0.55)
-    got = _cut_by_border(seen).numpy()
+    got = _sides_touched(seen).numpy()
     for i in range(3):
-        labels, _ = ndimage.label(seen[i, 0].numpy(), structure=np.ones((3, 3)))
-        on_border = np.setdiff1d(np.unique(np.r_[labels[0], labels[-1], labels[:, 0], labels[:, -1]]), [0])
-        assert np.array_equal(got[i, 0], np.isin(labels, on_border))
+        labels = label(seen[i, 0].numpy(), connectivity=2)
+        want = np.zeros(labels.shape)
+        for r in regionprops(labels):
+            y0, x0, y1, x1 = r.bbox
+            want[labels == r.label] = (y0 == 0) + (x0 == 0) + (y1 == 40) + (x1 == 33)
+        assert np.array_equal(got[i, 0], want)

@@ -61,13 +61,12 @@ def polarity_target(target: torch.Tensor, frame: torch.Tensor, polarity: str, th
 
 
 def pair_loss(
-    output: torch.Tensor, target: torch.Tensor, frame: torch.Tensor, cfg: TrainConfig, polarity: str = "absolute",
-    ignore: torch.Tensor | None = None,
+    output: torch.Tensor, target: torch.Tensor, frame: torch.Tensor, cfg: TrainConfig, polarity: str = "absolute"
 ) -> torch.Tensor:
     """Loss between ``output`` and ``target``, weighted ``change_weight`` where ``|frame - target|``
-    exceeds ``change_threshold`` (1 elsewhere), 0 where ``ignore`` is set, and normalised by the
-    weight sum. With ``cfg.polarity_target`` and a dark or bright ``polarity`` the target first goes
-    through :func:`polarity_target`, so only the pixels where the *input* shows an animal are weighted."""
+    exceeds ``change_threshold`` (1 elsewhere) and normalised by the weight sum. With
+    ``cfg.polarity_target`` and a dark or bright ``polarity`` the target first goes through
+    :func:`polarity_target`, so only the pixels where the *input* shows an animal are weighted."""
     output = output.float()
     if cfg.polarity_target:
         target = polarity_target(target, frame, polarity, cfg.change_threshold)
@@ -77,53 +76,58 @@ def pair_loss(
         per_px = (output - target).abs()
     else:
         per_px = (output - target) ** 2
-    if cfg.change_weight == 1.0 and ignore is None:
+    if cfg.change_weight == 1.0:
         return per_px.mean()
     changed = (frame - target).abs() > cfg.change_threshold
     weight = 1.0 + (cfg.change_weight - 1.0) * changed.float()
-    if ignore is not None:
-        weight = weight * (~ignore).float()
-    return (per_px * weight).sum() / weight.sum().clamp_min(1.0)
+    return (per_px * weight).sum() / weight.sum()
 
 
-def _cut_by_border(seen: torch.Tensor) -> torch.Tensor:
-    """The pixels of ``seen`` (boolean, ``(..., H, W)``) 8-connected to the crop's outer row or column."""
+def _sides_touched(seen: torch.Tensor) -> torch.Tensor:
+    """For each pixel of ``seen`` (boolean, ``(..., H, W)``), how many of the crop's four sides its
+    8-connected component touches (0 for a component the crop holds whole, and off ``seen``)."""
+    from scipy import ndimage
+
     shape = seen.shape
-    m = seen.reshape(-1, 1, *shape[-2:]).float()
-    ring = torch.ones_like(m)
-    ring[..., 1:-1, 1:-1] = 0
-    cut = m * ring
-    while True:  # geodesic dilation from the border, inside `seen`, until it stops growing
-        grown = F.max_pool2d(cut, 3, stride=1, padding=1) * m
-        if torch.equal(grown, cut):
-            return cut.bool().reshape(shape)
-        cut = grown
+    crops = seen.detach().cpu().numpy().reshape(-1, *shape[-2:])
+    out = np.zeros(crops.shape, np.float32)
+    for i, crop in enumerate(crops):
+        if not crop.any():
+            continue
+        labels, n = ndimage.label(crop, structure=np.ones((3, 3), bool))
+        sides = np.zeros(n + 1, np.float32)
+        for edge in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
+            sides[np.unique(edge)] += 1
+        sides[0] = 0
+        out[i] = sides[labels]
+    return torch.from_numpy(out).reshape(shape).to(seen.device)
 
 
-#: a detection of the starting bundle that the training crop's border cuts is taken where it lies
-#: farther than this share of the crop side from the crop's edges, and left out of the loss nearer
-#: them (a detection the crop holds whole is taken everywhere)
+#: a detection of the starting bundle that spans the training crop (its component touches two or
+#: more of the crop's sides: a wall, a dark border) is taken where it lies farther than this share
+#: of the crop side from the crop's edges, and nearer them the time-lag target stays
 ANCHOR_EDGE = 0.25
 
 
 def anchored_target(target: torch.Tensor, frame: torch.Tensor, reference: torch.Tensor, polarity: str,
-                    threshold: float, edge: float = ANCHOR_EDGE) -> tuple[torch.Tensor, torch.Tensor]:
+                    threshold: float, edge: float = ANCHOR_EDGE) -> torch.Tensor:
     """``target`` with ``reference`` (the starting bundle's background of ``frame``) where that
-    reference sees an animal in the frame (``train.anchor``), and the pixels to leave out of the loss.
+    reference sees an animal in the frame (``train.anchor``).
 
     A detection is ``reference - frame > threshold`` for dark animals, ``frame - reference`` for
-    bright ones, the absolute difference otherwise. Within ``edge`` of the crop side from the crop's
-    edges, a detection the crop's border cuts is left out of the loss: the bundle made it without
-    the context beyond the crop, unlike on the whole frame it was made for. A dark wall at the edge
-    of a crop read as an animal on the floor (mouse_tracktor frames 9490-9789) would teach removing
-    the wall, and the time-lag target keeping a still animal, so neither is taught there."""
+    bright ones, the absolute difference otherwise. One that the crop holds whole, or that enters
+    it from one side (an animal cut by the crop), is taken everywhere. One that spans the crop
+    (touching two or more of its sides) is taken only farther than ``edge`` of the crop side from
+    its edges: there the bundle saw the crop without the context beyond it, unlike on the whole
+    frame it was made for, and a dark wall along the edge of a crop read as an animal on the floor
+    (mouse_tracktor frames 9490-9789) would teach removing the wall."""
     d = reference - frame
     seen = d > threshold if polarity == "dark" else (-d > threshold if polarity == "bright" else d.abs() > threshold)
     h, w = seen.shape[-2:]
     by, bx = int(edge * h), int(edge * w)
-    trusted = ~_cut_by_border(seen)
+    trusted = _sides_touched(seen) < 2
     trusted[..., by : h - by, bx : w - bx] = True
-    return torch.where(seen & trusted, reference, target), seen & ~trusted
+    return torch.where(seen & trusted, reference, target)
 
 
 def identity_score(output: torch.Tensor, frame: torch.Tensor, target: torch.Tensor, threshold: float) -> float | None:
@@ -504,12 +508,10 @@ class Trainer:
         if self.anchor is not None:
             with torch.no_grad(), ctx:
                 reference = self.anchor(inp).float()
-            tgt, ignored = anchored_target(tgt, inp[:, :1], reference, self.config.output.polarity.value, self.tcfg.change_threshold)
-        else:
-            ignored = None
+            tgt = anchored_target(tgt, inp[:, :1], reference, self.config.output.polarity.value, self.tcfg.change_threshold)
         with ctx:
             output = self.model(inp)
-        loss = pair_loss(output, tgt, inp[:, :1], self.tcfg, self.config.output.polarity.value, ignore=ignored)
+        loss = pair_loss(output, tgt, inp[:, :1], self.tcfg, self.config.output.polarity.value)
         self.optimiser.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
