@@ -166,8 +166,8 @@ class TrainConfig(_Section):
         description="fine-tuning (--init): where the starting bundle sees an animal in the input frame (its background "
         "differs from the frame by more than change_threshold, in the polarity's direction), the target is that "
         "bundle's own background, so fine-tuning adapts the plate without learning to keep the animals the bundle "
-        "removes (still ones above all); near the training crop's edges a detection its border cuts is left out "
-        "of the loss (the bundle made it without the context beyond the crop); None = on when fine-tuning",
+        "removes (still ones above all); near the training crop's edges a detection that spans the crop (a wall) "
+        "keeps the time-lag target (the bundle made it without the context beyond the crop); None = on when fine-tuning",
     )
     replay: float = Field(
         0.0, ge=0, lt=1,
