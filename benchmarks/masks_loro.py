@@ -192,18 +192,24 @@ def generated(setup: str, seed: int, n_frames: int, step: int, size: int | None,
     return Recording(f"{setup}/{seed}", polarity, GEN_MIN_AREA, True, items, info)
 
 
+def _open_video(video: Path) -> Any:
+    """The opened recording at ``video``, or why it is skipped."""
+    from vidfilter.io.registry import open as open_source
+
+    return open_source(video) if video.is_file() else f"{video} not found"
+
+
 def mouse(root: Path, step: int, mode: str) -> Recording | str:
     from quality_arena import MIN_AREA, VIDEO, WINDOW, box_of, choose_windows, mouse_mask, reference
 
     from vidfilter.infer.pipeline import ModelBackground
     from vidfilter.io.array_source import ArrayFrameSource
-    from vidfilter.io.registry import open as open_source
     from vidfilter.io.scaling import to_float
 
-    video = root / VIDEO
-    if not video.is_file():
-        return f"{video} not found"
-    src = open_source(video)
+    src = _open_video(root / VIDEO)
+    if isinstance(src, str):
+        return src
+    video = src.path
     ref = reference(src)
     windows = choose_windows(src, ref, MOUSE_STILL, MOUSE_MOVING)
     bundle, path = _bundle("open-arena")
@@ -239,13 +245,12 @@ def flies(root: Path, step: int, mode: str) -> Recording | str:
 
     from vidfilter.eval.metrics import mask_to_boxes
     from vidfilter.infer.pipeline import ModelBackground
-    from vidfilter.io.registry import open as open_source
     from vidfilter.io.scaling import to_float
 
-    video = root / VIDEO
-    if not video.is_file():
-        return f"{video} not found"
-    src = open_source(video)
+    src = _open_video(root / VIDEO)
+    if isinstance(src, str):
+        return src
+    video = src.path
     refs = references(src)
     bundle, path = _bundle("open-arena")
     cfg = bundle.config.override({"infer.invert": True, "output.polarity": "bright"})

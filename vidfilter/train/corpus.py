@@ -14,18 +14,18 @@ from typing import Any, Callable
 import numpy as np
 
 from vidfilter.errors import ConfigError
-from vidfilter.models.shipped import SETUP_NAMES, resolve_init, shipped_path
+from vidfilter.models.shipped import SETUP_NAMES, shipped_path
 from vidfilter.synth import RecordingParams, SyntheticRecording, write_video
 
-
 __all__ = ["REPLAY_RECORDINGS", "SETUPS", "Setup", "TARGETS", "background_path", "corpus", "pretrained_path",
-           "replay_corpus", "resolve_init"]
+           "replay_corpus"]
 
 #: What a corpus recording is paired with in training: ``pairs``, a later frame of the same
 #: recording (the paper's time-lag pairs, as ``vidfilter train`` does on a user's recording), or
 #: ``clean``, the generator's own background of the same frame (supervised: the corpus is generated,
 #: so its true background is known, and a slow animal's overlap with itself is never taught as plate).
 TARGETS = ("pairs", "clean")
+
 
 @dataclass(frozen=True)
 class Setup:

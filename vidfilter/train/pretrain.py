@@ -41,8 +41,9 @@ from pathlib import Path
 from typing import Any
 
 from vidfilter.errors import ConfigError
+from vidfilter.models.shipped import resolve_init
 from vidfilter.train.corpus import (
-    REPLAY_RECORDINGS, SETUPS, TARGETS, Setup, _setup, background_path, corpus, pretrained_path, replay_corpus, resolve_init,
+    REPLAY_RECORDINGS, SETUPS, TARGETS, Setup, _setup, background_path, corpus, pretrained_path, replay_corpus,
 )
 
 __all__ = ["REPLAY_RECORDINGS", "SETUPS", "Setup", "TARGETS", "background_path", "corpus", "pretrain", "pretrained_path",
