@@ -26,6 +26,12 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
 
 
+@pytest.fixture(autouse=True)
+def _private_setup_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test has its own setup cache (an input generated alike by two tests is set up by each)."""
+    monkeypatch.setenv("VIDFILTER_SETUP_CACHE_DIR", str(tmp_path_factory.mktemp("setup-cache")))
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The shared example recordings (``$VIDFILTER_SHARED_DATA`` or ``<repo>/../shared/data``); skip when absent."""

@@ -205,6 +205,10 @@ class InferConfig(_Section):
         False, description="run a model of dark animals on bright ones (or the reverse): the network sees the inverted "
         "frame (1 - x) and its background is inverted back; the run's polarity is the opposite of the model's"
     )
+    setup_cache: bool = Field(
+        True, description="keep each input file's setup (detected polarity, median or temporal statistic) by its "
+        "content, so that another run on the same file reads no setup frames (vidfilter.infer.setup_cache)",
+    )
     salvage: bool = Field(
         False, description="damaged input: process the frames before the damage and record it, instead of refusing"
     )

@@ -5,6 +5,10 @@
   number of sampled frames, or a running reduction);
 - ``setup_frames(n)``: the frames ``prepare`` reads one by one from a recording of ``n`` frames,
   so that the pipeline can read them once together with the other setup reads;
+- ``setup_params()`` / ``setup_state()`` / ``restore_setup(state)``: what ``prepare`` depends on
+  besides the frames, its result as float32 images, and how to take that result back, so that a
+  run can keep the setup of an input and skip it next time (:mod:`vidfilter.infer.setup_cache`);
+  ``setup_params() is None`` (the default): nothing kept, ``prepare`` runs every time;
 - ``background(t, frame)``: the background of frame ``t`` as float32 ``[0, 1]``, same shape as
   ``frame`` (which is float32 ``[0, 1]`` too).
 
@@ -14,6 +18,8 @@ asked for any frame in any order.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
@@ -38,6 +44,18 @@ class BackgroundEstimator:
 
     def prepare(self, src: FrameSource) -> None:  # pragma: no cover - overridden
         """Pre-pass over the recording (default: nothing)."""
+
+    def setup_params(self) -> dict[str, Any] | None:
+        """What ``prepare``'s result depends on besides the frames (``None``: nothing to keep)."""
+        return None
+
+    def setup_state(self) -> dict[str, np.ndarray] | None:
+        """``prepare``'s result as float32 images (``None`` where it cannot be restored)."""
+        return {"background": self._bg} if self._bg is not None and self._bg.dtype == np.float32 else None
+
+    def restore_setup(self, state: dict[str, np.ndarray]) -> None:
+        """Take back a result of ``prepare`` that :meth:`setup_state` gave (instead of calling ``prepare``)."""
+        self._bg = state["background"]
 
     def background(self, t: int, frame: np.ndarray) -> np.ndarray:
         """The background of frame ``t`` (float32 [0, 1])."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -34,6 +35,9 @@ class MedianProjection(BackgroundEstimator):
 
     def setup_frames(self, n_frames: int) -> np.ndarray:
         return sample_indices(n_frames, self.n_frames)
+
+    def setup_params(self) -> dict[str, Any]:
+        return {"estimator": self.name, "n_frames": self.n_frames}
 
     def prepare(self, src: FrameSource) -> None:
         frames = [src[int(t)] for t in self.setup_frames(len(src))]  # n_frames of H x W in the source dtype
@@ -98,6 +102,9 @@ class ExtremeProjection(BackgroundEstimator):
 
     def setup_frames(self, n_frames: int) -> np.ndarray:
         return np.arange(0) if self.n_frames is None else sample_indices(n_frames, self.n_frames)
+
+    def setup_params(self) -> dict[str, Any]:
+        return {"estimator": self.kind, "n_frames": self.n_frames}  # n_frames None: every frame (a pass kept)
 
     def prepare(self, src: FrameSource) -> None:
         reduce = np.maximum if self.kind == "max" else np.minimum

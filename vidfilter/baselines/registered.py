@@ -46,6 +46,17 @@ class RegisteredProjection(BackgroundEstimator):
 
         return statistic_frames(n_frames, self.n_frames)
 
+    def setup_params(self) -> dict[str, Any]:
+        return {"estimator": "registered", "kind": self.kind, "n_frames": self.n_frames, "mode": self.mode,
+                "max_shift": self.max_shift}
+
+    def setup_state(self) -> dict[str, np.ndarray] | None:
+        return super().setup_state() if self.registration is None else None  # shifts are not kept: set up again
+
+    def restore_setup(self, state: dict[str, np.ndarray]) -> None:
+        super().restore_setup(state)
+        self.registration = None
+
     def prepare(self, src: FrameSource) -> None:
         from vidfilter.temporal import statistic_and_registration
 

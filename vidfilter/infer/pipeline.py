@@ -70,19 +70,39 @@ class ModelBackground(BackgroundEstimator):
 
         return statistic_frames(n_frames, self.temporal_frames) if self.temporal != "none" else np.arange(0)
 
+    def _statistic_kind(self) -> str:
+        """The statistic of the frames as stored (the inverted frames' ``max`` is the ``min`` of these)."""
+        return {"max": "min", "min": "max"}.get(self.temporal, self.temporal) if self.invert else self.temporal
+
     def prepare(self, src: FrameSource) -> None:
         self.registration = None
         if self.temporal != "none":  # registration only matters for the statistic channel here
             from vidfilter.temporal import statistic_and_registration
 
             sc = self.bundle.config.sampling
-            kind = {"max": "min", "min": "max"}.get(self.temporal, self.temporal) if self.invert else self.temporal
             self._stat, self.registration = statistic_and_registration(
-                src, kind, self.temporal_frames, sc.registration, sc.registration_max_shift,
+                src, self._statistic_kind(), self.temporal_frames, sc.registration, sc.registration_max_shift,
                 what="the temporal channel follows each network frame",
             )
             if self.invert:
                 self._stat = 1.0 - self._stat
+
+    def setup_params(self) -> dict[str, Any] | None:
+        """The temporal statistic's settings (any bundle with the same ones shares it); none without that channel."""
+        if self.temporal == "none":
+            return None
+        sc = self.bundle.config.sampling
+        return {"estimator": "model-statistic", "kind": self._statistic_kind(), "frames": self.temporal_frames,
+                "registration": str(sc.registration), "max_shift": sc.registration_max_shift, "invert": self.invert}
+
+    def setup_state(self) -> dict[str, np.ndarray] | None:
+        stat = self._stat
+        if stat is None or self.registration is not None or stat.dtype != np.float32:
+            return None  # shifts are not kept: a moving camera is set up again
+        return {"statistic": stat}
+
+    def restore_setup(self, state: dict[str, np.ndarray]) -> None:
+        self._stat, self.registration = state["statistic"], None
 
     def background(self, t: int, frame: np.ndarray) -> np.ndarray:
         x = frame[None] if frame.ndim == 2 else np.moveaxis(frame, -1, 0)
@@ -225,25 +245,56 @@ def run(
             return _missing_exports_only(out, meta, exports, oc, in_path, len(src))
         finally:
             src.close() if own else None
-    from vidfilter.io.prefetch import PrefetchedSource
-    from vidfilter.resolve import polarity_frames, resolve
+    from vidfilter.infer.setup_cache import SetupCache
 
-    bundle = getattr(est, "bundle", None)  # the setup (polarity, prepare) reads its frames in one pass
-    setup = PrefetchedSource(src, np.union1d(polarity_frames(config, len(src), bundle), est.setup_frames(len(src))))
-    config = resolve(config, setup, bundle=bundle, run=True)  # polarity: the model's, else detected
+    cache = SetupCache.for_input(meta["input"], src.shape, src.dtype, oc.color, enabled=config.infer.setup_cache)
+    config, setup, restored = _settle_setup(src, est, config, cache)
     meta["config"] = config.to_dict()
     if config.infer.threads:
         import torch
 
         torch.set_num_threads(config.infer.threads)
     t_start = time.perf_counter()
-    n, start, keyframes = _write_store(out, meta, src, est, config, progress, close=own, setup=setup)
+    n, start, keyframes = _write_store(out, meta, src, est, config, progress, close=own, setup=setup,
+                                       cache=cache, restored=restored)
     result = _result(in_path, out, n, n - start, keyframes, time.perf_counter() - t_start, est, src)
     if exports:
         from vidfilter.io.export import export_outputs
 
         export_outputs(out, src_path=in_path, formats=exports, color=oc.color, overwrite=oc.overwrite)
     return result
+
+
+def _settle_setup(src: FrameSource, est: BackgroundEstimator, config: Config, cache: Any) -> tuple[Config, Any, bool]:
+    """The run's polarity (the model's, else detected) and the estimator's setup, taken from the setup
+    cache where it holds them; what is left is read from ``src`` in one pass (the frames of the
+    returned source, which ``prepare`` is given when the estimator was not restored).
+
+    Returns the resolved config, the setup source and whether the estimator was restored."""
+    from vidfilter.io.prefetch import PrefetchedSource
+    from vidfilter.resolve import polarity_frames, resolve
+
+    bundle = getattr(est, "bundle", None)
+    n = len(src)
+    detect = polarity_frames(config, n, bundle)
+    kept = cache.polarity() if len(detect) and cache is not None else None
+    params = est.setup_params() if cache is not None else None
+    state = cache.state(params) if params is not None else None
+    if state is not None:
+        est.restore_setup(state)
+        log.info("setup of %s taken from the setup cache %s (%s)", est.name, cache.root, params)
+    # whatever is left is read as if nothing were kept: on a video the frames served for a wanted
+    # one depend on the whole wanted set (GOP snapping), so a partial set would change the sample
+    left = (len(detect) and kept is None) or state is None
+    setup = PrefetchedSource(src, np.union1d(detect, est.setup_frames(n)) if left else detect[:0])
+    if kept is not None:
+        log.info("polarity: %s (detected from this input's frames by an earlier run, kept in %s; set --polarity "
+                 "to override)", kept, cache.root)
+        config = config.override({"output.polarity": kept})
+    config = resolve(config, setup, bundle=bundle, run=True)
+    if len(detect) and kept is None and cache is not None:
+        cache.save_polarity(config.output.polarity.value)
+    return config, setup, state is not None
 
 
 def _run_meta(
@@ -267,10 +318,12 @@ def _run_meta(
 def _write_store(
     out: Path, meta: dict[str, Any], src: FrameSource, est: BackgroundEstimator, config: Config,
     progress: bool | Callable[[int, int], None], close: bool,
-    setup: FrameSource,
+    setup: FrameSource, cache: Any = None, restored: bool = False,
 ) -> tuple[int, int, list[int]]:
     """Stream ``src`` into a new or resumed store ``out`` (closing ``src`` when ``close``); the
-    estimator is prepared from ``setup``, ``src`` with its setup frames held (released after).
+    estimator is prepared from ``setup``, ``src`` with its setup frames held (released after), and
+    its prepared state kept in ``cache`` (a :class:`~vidfilter.infer.setup_cache.SetupCache`, or
+    ``None``); ``restored``: the estimator's state was taken from the cache and it is not prepared.
 
     Returns the frame count, the first frame computed by this call and the keyframes.
     """
@@ -294,7 +347,11 @@ def _write_store(
         src.record_digests(writer.partial)
         src.note_digests(setup.served_frames())  # read before the store existed: a resume checks them too
         with setup:
-            est.prepare(setup)
+            if not restored:
+                est.prepare(setup)
+                params, state = est.setup_params(), est.setup_state()
+                if cache is not None and params is not None and state is not None:
+                    cache.save_state(params, state)
         if est.stateful and start:  # replay so the estimator's state matches an uninterrupted run
             for t, frame in zip(range(start), src.iter(0, start)):
                 est.background(t, to_float(frame))

@@ -59,7 +59,7 @@ CONTENT_HASH = "blake2b-256 over the per-frame xxh3-128 digests (see docs/reliab
 #: Config keys that do not change the output, so a partial output made with other values resumes.
 _VOLATILE_CONFIG = {
     ("output", "overwrite"), ("output", "formats"), ("infer", "threads"), ("infer", "queue_size"),
-    ("infer", "salvage"), ("infer", "missing_chunks"),
+    ("infer", "salvage"), ("infer", "missing_chunks"), ("infer", "setup_cache"),
 }
 
 
