@@ -171,3 +171,20 @@ def test_the_folder_is_pruned_to_its_limit_least_recently_used_first(tmp_path, c
 def test_inputs_without_a_file_hash_are_not_cached(tmp_path, cache_dir):
     assert setup_cache.SetupCache.for_input({"path": str(tmp_path / "frames")}, (5, 8, 8), np.uint8, "gray") is None
     assert setup_cache.SetupCache.for_input({"sha256": "ab"}, (5, 8, 8), np.uint8, "gray", enabled=False) is None
+
+
+def test_the_command_line_switch(tmp_path, cache_dir):
+    import subprocess
+    import sys
+
+    video = _video(tmp_path / "in.mkv", seed=5)
+
+    def cli(*extra: str) -> None:
+        r = subprocess.run([sys.executable, "-m", "vidfilter", "-q", "run", str(video), "--method", "median",
+                            "--out", str(tmp_path / f"o{len(extra)}.zarr"), *extra], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+
+    cli("--no-setup-cache")
+    assert not cache_dir.exists()
+    cli()
+    assert len(list(cache_dir.glob("*.npz"))) == 1

@@ -285,8 +285,9 @@ def _settle_setup(src: FrameSource, est: BackgroundEstimator, config: Config, ca
         log.info("setup of %s taken from the setup cache %s (%s)", est.name, cache.root, params)
     # whatever is left is read as if nothing were kept: on a video the frames served for a wanted
     # one depend on the whole wanted set (GOP snapping), so a partial set would change the sample
-    left = (len(detect) and kept is None) or state is None
-    setup = PrefetchedSource(src, np.union1d(detect, est.setup_frames(n)) if left else detect[:0])
+    own = est.setup_frames(n)
+    left = (len(detect) and kept is None) or (state is None and len(own))
+    setup = PrefetchedSource(src, np.union1d(detect, own) if left else detect[:0])
     if kept is not None:
         log.info("polarity: %s (detected from this input's frames by an earlier run, kept in %s; set --polarity "
                  "to override)", kept, cache.root)
