@@ -45,3 +45,40 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "loadavg_at_start": load,
     }
+
+
+def bundle_methods(polarity: str) -> dict[str, tuple[Any, str, Any]]:
+    """A row per shipped bundle for a recording of ``polarity`` animals: ``label -> (model, method,
+    config)``; a bundle of the other polarity runs on inverted frames (``infer.invert``)."""
+    from vidfilter.config import Config
+    from vidfilter.models.shipped import shipped_names
+    from vidfilter.train.corpus import SETUPS
+
+    rows: dict[str, tuple[Any, str, Any]] = {}
+    for name in shipped_names():
+        if SETUPS[name].polarity == polarity:
+            rows[name] = (name, "model", Config())
+        else:
+            rows[f"{name}, inverted"] = (name, "model", Config().override({"infer.invert": True}))
+    return rows
+
+
+def training_methods(inputs: list[str], work: Path, auto: Any, auto_cfg: Any, *, init_minutes: float = 0.0,
+                     train_minutes: float = 0.0) -> dict[str, tuple[Any, str, Any]]:
+    """The rows of models trained on ``inputs`` with the defaults: ``vidfilter train --init AUTO`` for
+    ``init_minutes`` (the bundle ``--model auto`` picked; not when it runs on inverted frames, since
+    training sees the frames as they are) and ``vidfilter train`` for ``train_minutes``."""
+    from vidfilter.config import Config
+    from vidfilter.models.shipped import resolve_bundle
+    from vidfilter.train.loop import train
+
+    rows: dict[str, tuple[Any, str, Any]] = {}
+    if init_minutes and auto and not auto_cfg.infer.invert:
+        cfg = Config().override({"train.minutes": init_minutes, "train.steps": 10**9})
+        model = train(inputs, work / "init.vfm", cfg, progress=False, init_bundle=resolve_bundle(auto))
+        rows[f"vidfilter train --init {auto}, {init_minutes:g} min"] = (model, "model", auto_cfg)
+    if train_minutes:
+        cfg = Config().override({"train.minutes": train_minutes, "train.steps": 10**9})
+        model = train(inputs, work / "trained.vfm", cfg, progress=False)
+        rows[f"vidfilter train, {train_minutes:g} min"] = (model, "model", Config())
+    return rows

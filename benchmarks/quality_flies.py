@@ -16,11 +16,12 @@ method and part:
 
 The fly that never moves is in both references, so it is not scored: look at the preview PNG.
 Every 25th frame of each part is scored. Methods: the baselines ``min`` and ``median`` of the whole
-clip; the shipped bundles with the frames inverted (``infer.invert``: the network of dark animals
-sees ``255 - frame``); ``--model auto`` (what it picks); and, with ``--train-minutes M``, ``vidfilter
-train`` with the defaults.
+clip; each shipped bundle (those of dark animals with the frames inverted, ``infer.invert``: the
+network sees ``255 - frame``; ``bright-arena`` as it is); ``--model auto`` (what it picks); with
+``--init-minutes M`` that bundle fine-tuned on the clip (``vidfilter train --init``) for M minutes;
+with ``--train-minutes M``, ``vidfilter train`` with the defaults; with ``--bundle PATH``, any bundle file.
 
-    python benchmarks/quality_flies.py [--data DIR] [--train-minutes 3] [--out benchmarks/results/quality_flies.json]
+    python benchmarks/quality_flies.py [--data DIR] [--init-minutes 2] [--train-minutes 3] [--out benchmarks/results/quality_flies.json]
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from _common import machine
+from _common import bundle_methods, machine, training_methods
 from quality_real import data_root
 
 REPO = Path(__file__).resolve().parents[1]
@@ -111,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", help="shared data folder holding flies_sleap/")
     ap.add_argument("--train-minutes", type=float, default=0.0, help="also train a model with the defaults for M minutes")
+    ap.add_argument("--init-minutes", type=float, default=0.0,
+                    help="also fine-tune the bundle --model auto picks (vidfilter train --init) for M minutes")
+    ap.add_argument("--bundle", action="append", default=[], help="also score this bundle file (repeatable)")
     ap.add_argument("--work", default="/tmp/vidfilter_quality_flies")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "quality_flies.json"))
     args = ap.parse_args(argv)
@@ -126,23 +130,16 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     src = vidfilter.open(str(video))
     refs = references(src)
-    methods: dict[str, tuple[Any, str, Any]] = {
-        "min": (None, "min", Config()),
-        "median": (None, "median", Config()),
-        "worm-plate, inverted": ("worm-plate", "model", Config().override({"infer.invert": True})),
-        "open-arena, inverted": ("open-arena", "model", Config().override({"infer.invert": True})),
-    }
     from vidfilter.api import auto_model
 
+    methods = {"min": (None, "min", Config()), "median": (None, "median", Config()), **bundle_methods("bright")}
+    for path in args.bundle:
+        methods[Path(path).name] = (path, "model", Config())
     lines: list[str] = []
     auto, auto_cfg = auto_model([str(video)], work / "auto.zarr", None, Config(), say=lines.append)
     methods[f"--model auto ({auto})"] = (auto, "model", auto_cfg)
-    if args.train_minutes:
-        from vidfilter.train.loop import train
-
-        cfg = Config().override({"train.minutes": args.train_minutes, "train.steps": 10**9})
-        model = train([str(video)], work / "trained.vfm", cfg, progress=False)
-        methods[f"vidfilter train, {args.train_minutes:g} min"] = (model, "model", Config())
+    methods.update(training_methods([str(video)], work, auto, auto_cfg, init_minutes=args.init_minutes,
+                                    train_minutes=args.train_minutes))
     result: dict[str, Any] = {
         "benchmark": "quality_flies", "video": VIDEO, "auto_line": lines[0],
         "protocol": {"resting": RESTING, "walking": WALKING, "fly_level": FLY_LEVEL, "margin": MARGIN, "every": SCORE_STEP},

@@ -1,5 +1,5 @@
 """``--model auto``: each shipped setup's own kind of recording picks its bundle, bright animals pick
-it on inverted frames, still recordings pick none, the real recordings pick what a person would,
+the bright bundle (without it, a dark one on inverted frames), still recordings pick none, the real recordings pick what a person would,
 and the command line falls back to training (once) and says why in one line."""
 
 from __future__ import annotations
@@ -15,30 +15,36 @@ from vidfilter.models.auto import choose, measure
 from vidfilter.synth import SyntheticRecording, write_video
 from vidfilter.train.pretrain import SETUPS
 
-SHIPPED = ["open-arena", "worm-plate"]
+DARK = ["open-arena", "worm-plate"]  # the bundles of dark animals
+SHIPPED = [*DARK, "bright-arena"]
 
 
 def _sampled(setup: str, seed: int, polarity: str = "dark", n: int = 300) -> ArrayFrameSource:
-    """16 frames spread over ``n`` of a recording drawn like ``setup``'s corpus (a seed its bundle never saw)."""
+    """16 frames spread over ``n`` of a recording drawn like ``setup``'s corpus (a seed its bundle never
+    saw), every animal moving (the measure sizes what moves; a recording where nothing does picks none)."""
     s = SETUPS[setup]
     h, w = (s.size, s.size) if isinstance(s.size, int) else s.size
-    rec = SyntheticRecording(n, h, w, s.draw(np.random.default_rng(1000 + seed)), polarity=polarity, seed=seed)
+    rec = SyntheticRecording(n, h, w, s.draw(np.random.default_rng(1000 + seed)), polarity=polarity, n_still=0, seed=seed)
     return ArrayFrameSource(np.stack([rec.frame(int(t)).frame for t in np.linspace(0, n - 1, 16).round()]))
 
 
 @pytest.mark.parametrize("setup", sorted(SETUPS))
 def test_each_setup_picks_its_own_bundle(setup):
+    polarity = SETUPS[setup].polarity
     for seed in range(3):
-        choice = choose(measure(_sampled(setup, seed)), SHIPPED)
-        assert choice.name == setup, choice.reason
-        assert choice.reason.startswith(f"{setup}: dark") and "px thick" in choice.reason
+        choice = choose(measure(_sampled(setup, seed, polarity=polarity)), SHIPPED)
+        assert choice.name == setup and not choice.invert, choice.reason
+        assert choice.reason.startswith(f"{setup}: {polarity}") and "px thick" in choice.reason
 
 
-@pytest.mark.parametrize("setup", sorted(SETUPS))
-def test_bright_animals_take_the_bundle_on_inverted_frames(setup):
-    choice = choose(measure(_sampled(setup, 0, polarity="bright")), SHIPPED)
+@pytest.mark.parametrize("setup", sorted(DARK))
+def test_bright_animals_take_the_bright_bundle_else_a_dark_one_on_inverted_frames(setup):
+    sampled = measure(_sampled(setup, 0, polarity="bright"))
+    choice = choose(sampled, DARK)
     assert choice.name == setup and choice.invert, choice.reason
     assert choice.reason.startswith(f"{setup} on inverted frames: bright")
+    bright = choose(sampled, SHIPPED)
+    assert bright.name == "bright-arena" and not bright.invert, bright.reason
 
 
 def test_still_recordings_and_unfit_sizes_pick_none():
@@ -57,12 +63,15 @@ def test_real_recordings(shared_data):
         shared_data / "worms_yolo_640" / "frames": "worm-plate",
         shared_data / "zebrafish_larva": "worm-plate",  # a thin dark larva in a dish
         shared_data / "mouse_tracktor" / "mouse_video.mp4": "open-arena",
-        shared_data / "flies_sleap" / "clip.mp4": "worm-plate",  # bright flies, as thin as worms: inverted frames
+        shared_data / "flies_sleap" / "clip.mp4": "bright-arena",  # light flies on a dark floor
     }
     for path, name in want.items():
         with vidfilter.open(str(path)) as src:
             choice = choose(measure(src), SHIPPED)
-        assert choice.name == name and choice.invert == ("flies" in str(path)), (path, choice.reason)
+        assert choice.name == name and not choice.invert, (path, choice.reason)
+    with vidfilter.open(str(shared_data / "flies_sleap" / "clip.mp4")) as src:
+        choice = choose(measure(src), DARK)  # without the bright bundle: one of dark animals, inverted
+    assert choice.name == "worm-plate" and choice.invert, choice.reason
 
 
 def test_the_command_line_trains_when_nothing_fits_and_reuses_that_model(tmp_path):

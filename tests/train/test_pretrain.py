@@ -72,8 +72,10 @@ def test_shipped_bundles_are_small_and_match_the_cpu_defaults(setup):
     bundle = load_model(path)
     cfg = Config()
     assert bundle.config.output.polarity.value == SETUPS[setup].polarity
-    assert bundle.model.width == 16 and bundle.model.in_channels == 2  # the frame and the max projection
-    assert bundle.model.config["preset"] == "fast" and bundle.model.config["temporal_channel"] == "max"
+    # the frame and the projection that holds the plate: max for dark animals, min for light ones
+    assert bundle.model.width == 16 and bundle.model.in_channels == 2
+    statistic = {"dark": "max", "bright": "min"}[SETUPS[setup].polarity]
+    assert bundle.model.config["preset"] == "fast" and bundle.model.config["temporal_channel"] == statistic
     assert bundle.model.config["depth"] == cfg.model.depth and bundle.model.config["gate"] is cfg.model.gate
 
 
@@ -82,7 +84,8 @@ def test_shipped_bundles_are_small_and_match_the_cpu_defaults(setup):
 #: .045 (the time-lag bundle before it: .874); open-arena .958 / .052 on the setup's draw, whose animals
 #: may rest against the wall (the time-lag bundle before it: .798; clean targets without wall-resting
 #: animals in the corpus: .314, still recall .5). The floors fail every one of those earlier bundles.
-STILL_CASE = {"worm-plate": (5, 3, 0.9, 0.3), "open-arena": (3, 2, 0.9, 0.3)}
+STILL_CASE = {"worm-plate": (5, 3, 0.9, 0.3), "open-arena": (3, 2, 0.9, 0.3), "bright-arena": (3, 2, 0.9, 0.3)}
+OPPOSITE = {"dark": "bright", "bright": "dark"}
 
 
 @each_shipped_setup()
@@ -100,10 +103,11 @@ def test_shipped_bundle_removes_animals_that_never_move_in_a_new_recording(setup
     n, n_still, iou_model, iou_median = STILL_CASE[setup]
     params = SETUPS[setup].draw(np.random.default_rng(12345))
     params = dataclasses.replace(params, n_animals=n, tracks=False, illumination_drift=0.0)
-    rec = SyntheticRecording(24, 256, 256, params, n_still=n_still, polarity=SETUPS[setup].polarity, seed=987)
+    polarity = SETUPS[setup].polarity
+    rec = SyntheticRecording(24, 256, 256, params, n_still=n_still, polarity=polarity, seed=987)
     bundle = load_model(resolve_init(setup))
-    model = score_recording(rec, ModelBackground(bundle, bundle.config), polarity="dark", min_area=40)
-    median = score_recording(rec, MedianProjection(), polarity="dark", min_area=40)
+    model = score_recording(rec, ModelBackground(bundle, bundle.config), polarity=polarity, min_area=40)
+    median = score_recording(rec, MedianProjection(), polarity=polarity, min_area=40)
     print(f"{setup}: still recall {model.still_recall:.3f} vs median {median.still_recall:.3f}, "
           f"pixel IoU {model.pixel.iou:.3f} vs {median.pixel.iou:.3f}")
     assert median.still_recall <= 0.5
@@ -300,8 +304,10 @@ def test_fine_tuning_a_shipped_bundle_replays_its_corpus(tmp_path):
         train([str(video)], tmp_path / "x.vfm", cfg.override({"train.replay": 0.5}), progress=False, init_bundle=own)
 
 
-def _still_case(setup: str, polarity: str = "dark", n_frames: int = 24):
-    """A recording drawn like ``setup``'s corpus (a seed the bundle never saw) where most animals never move."""
+def _still_case(setup: str, polarity: str | None = None, n_frames: int = 24):
+    """A recording drawn like ``setup``'s corpus (a seed the bundle never saw) where most animals never
+    move; with the other ``polarity`` a light floor turns dark and a dark one light (255 - level), so
+    that the turned animals keep their contrast."""
     import dataclasses
 
     from vidfilter.synth import SyntheticRecording
@@ -309,21 +315,26 @@ def _still_case(setup: str, polarity: str = "dark", n_frames: int = 24):
     n, n_still, _, _ = STILL_CASE[setup]
     params = SETUPS[setup].draw(np.random.default_rng(12345))
     params = dataclasses.replace(params, n_animals=n, tracks=False, illumination_drift=0.0)
+    polarity = polarity or SETUPS[setup].polarity
+    if polarity != SETUPS[setup].polarity and params.level is not None:
+        params = dataclasses.replace(params, level=255.0 - params.level)
     return SyntheticRecording(n_frames, 256, 256, params, n_still=n_still, polarity=polarity, seed=987)
 
 
 @each_shipped_setup()
-def test_a_bundle_on_inverted_frames_removes_bright_animals_that_never_move(setup):
-    """Bright animals (the setup's recording with its polarity turned) through the bundle of dark
-    ones with infer.invert: the still animals leave the background as they do in the dark case."""
+def test_a_bundle_on_inverted_frames_removes_animals_of_the_other_polarity_that_never_move(setup):
+    """The setup's recording with its polarity turned (bright animals for a bundle of dark ones, and
+    the reverse) through the bundle with infer.invert: the still animals leave the background as
+    they do with the bundle's own polarity."""
     from vidfilter.eval.score import score_recording
     from vidfilter.infer.pipeline import ModelBackground
 
-    rec = _still_case(setup, polarity="bright")
+    other = OPPOSITE[SETUPS[setup].polarity]
+    rec = _still_case(setup, polarity=other)
     bundle = load_model(resolve_init(setup))
-    cfg = bundle.config.override({"infer.invert": True, "output.polarity": "bright"})
-    model = score_recording(rec, ModelBackground(bundle, cfg), polarity="bright", min_area=40)
-    print(f"{setup}, bright: still recall {model.still_recall:.3f}, pixel IoU {model.pixel.iou:.3f}")
+    cfg = bundle.config.override({"infer.invert": True, "output.polarity": other})
+    model = score_recording(rec, ModelBackground(bundle, cfg), polarity=other, min_area=40)
+    print(f"{setup}, {other}: still recall {model.still_recall:.3f}, pixel IoU {model.pixel.iou:.3f}")
     assert model.still_recall >= 0.95 and model.pixel.iou > STILL_CASE[setup][2]
 
 
@@ -342,7 +353,7 @@ def test_fine_tuning_never_drops_below_the_bundle(setup, tmp_path):
     video = write_video(tmp_path / "still.mkv", rec, codec="ffv1")
 
     def scored(bundle):
-        return score_recording(rec, ModelBackground(bundle, bundle.config), polarity="dark", min_area=40)
+        return score_recording(rec, ModelBackground(bundle, bundle.config), polarity=SETUPS[setup].polarity, min_area=40)
 
     alone = scored(load_model(resolve_init(setup)))
     cfg = Config().override({"train.steps": 300, "train.val_every": 10**6, "train.checkpoint_every": 10**6})

@@ -2,9 +2,10 @@
 
 Three things are measured on frames spread over the recordings (:func:`measure`):
 
-- the polarity (:func:`vidfilter.polarity.polarity_evidence`): the shipped bundles were trained on
-  dark animals on a light plate, and run on bright animals with the frames inverted
-  (``infer.invert``);
+- the polarity (:func:`vidfilter.polarity.polarity_evidence`): ``worm-plate`` and ``open-arena`` were
+  trained on dark animals on a light plate, ``bright-arena`` on light animals on a dark floor; a
+  bundle of the other polarity runs with the frames inverted (``infer.invert``) when no bundle of
+  the animals' own polarity fits;
 - the animals' width: each sampled frame, its global offset removed (flicker, exposure), minus the
   per-pixel median of the samples, turned to the polarity, above 5 robust sigmas (at least 8 grey
   levels); each connected component of at least 20 px (scikit-image ``regionprops``) gives its
@@ -17,12 +18,14 @@ Three things are measured on frames spread over the recordings (:func:`measure`)
   frames as they are, whatever the polarity). It decides only between setups that both hold the
   measured thickness.
 
-:func:`choose` compares them with each shipped setup's corpus (``vidfilter.train.pretrain.SETUPS``):
-``worm-plate`` holds thin animals (worms 5-9 px wide), ``open-arena`` rodent-sized bodies (16-48 px
-wide), most of them inside a dark wall; both are dark on a light plate. A setup fits when the
-measured thickness lies within its range widened by :data:`TOLERANCE`; where both fit (10-14 px),
-a view whose border band is at least :data:`ARENA_SHARE` dark is an arena. When none fits the
-choice is ``None`` with the reason, and the caller trains a model instead.
+:func:`choose` compares them with each shipped setup's corpus (``vidfilter.train.corpus.SETUPS``):
+``worm-plate`` holds thin dark animals (worms 5-9 px wide), ``open-arena`` dark rodent-sized bodies
+(16-48 px wide), most of them inside a dark wall, ``bright-arena`` light animals 4-55 px wide
+(insect-sized bodies, and thin ones). A setup fits when the measured thickness lies within its
+range widened by :data:`TOLERANCE`; the setups of the animals' polarity are tried first, then the
+others on inverted frames; where two fit (10-14 px), a view whose border band is at least
+:data:`ARENA_SHARE` dark is an arena. When none fits the choice is ``None`` with the reason, and
+the caller trains a model instead.
 """
 
 from __future__ import annotations
@@ -129,8 +132,9 @@ def measure(sources: FrameSource | Sequence[FrameSource]) -> Measures:
 #: per shipped setup: the corpus's animal widths (recording pixels), whether it is the arena setup,
 #: and what its animals look like
 _FITS: dict[str, dict[str, Any]] = {
-    "worm-plate": {"width": (5.0, 9.0), "arena": False, "what": "thin animals"},
-    "open-arena": {"width": (16.0, 48.0), "arena": True, "what": "rodent-sized bodies"},
+    "worm-plate": {"width": (5.0, 9.0), "arena": False, "polarity": "dark", "what": "thin animals"},
+    "open-arena": {"width": (16.0, 48.0), "arena": True, "polarity": "dark", "what": "rodent-sized bodies"},
+    "bright-arena": {"width": (4.0, 55.0), "arena": None, "polarity": "bright", "what": "insect-sized bodies or thin animals"},
 }
 
 
@@ -147,12 +151,17 @@ def choose(m: Measures, available: Sequence[str]) -> Choice:
     if not m.components or not np.isfinite(m.width):
         return Choice(None, "no shipped bundle fits: no moving animal was measured in the sampled frames")
     fits = [name for name, fit in _FITS.items() if name in available and _within(m.width, fit["width"])]
-    if len(fits) > 1:  # a thickness both setups hold: the view decides
+    own = [name for name in fits if _FITS[name]["polarity"] == m.polarity]
+    if own:  # a bundle of animals of this polarity
+        fits, invert = own, False
+    else:  # a bundle of the other polarity sees the inverted frames
+        invert = True
+    if len(fits) > 1:  # a thickness two setups hold: the view decides
         arena = m.border_dark >= ARENA_SHARE
         fits = [name for name in fits if _FITS[name]["arena"] == arena] or fits
     if not fits:
         return Choice(None, f"no shipped bundle fits the {m.polarity} animals measured ({seen})")
     what = _FITS[fits[0]]["what"]
-    if m.polarity == "bright":  # the shipped bundles hold dark animals: they see the inverted frames
-        return Choice(fits[0], f"{fits[0]} on inverted frames: bright {what} ({seen})", invert=True)
-    return Choice(fits[0], f"{fits[0]}: dark {what} ({seen})")
+    if invert:
+        return Choice(fits[0], f"{fits[0]} on inverted frames: {m.polarity} {what} ({seen})", invert=True)
+    return Choice(fits[0], f"{fits[0]}: {m.polarity} {what} ({seen})")

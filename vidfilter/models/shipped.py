@@ -15,7 +15,7 @@ __all__ = ["SETUP_NAMES", "SHIPPED_DIR", "resolve_bundle", "resolve_init", "setu
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "pretrained"
 #: The setups :mod:`vidfilter.train.pretrain` builds a bundle for.
-SETUP_NAMES = ("worm-plate", "open-arena")
+SETUP_NAMES = ("worm-plate", "open-arena", "bright-arena")
 
 
 def shipped_path(name: str) -> Path:

@@ -88,6 +88,32 @@ def _open_arena(rng: np.random.Generator) -> RecordingParams:
     return replace(params, edge_gap=params.animal_width * gap if hug else None)  # type: ignore[operator]
 
 
+def _bright_arena(rng: np.random.Generator) -> RecordingParams:
+    if rng.random() < 0.25:  # thin bright animals (larvae, worms under dark-field light)
+        length = float(rng.uniform(50, 120))
+        width = float(rng.uniform(4, 9))
+    else:  # insect-sized bodies: flies, beetles, bees seen from above
+        length = float(rng.uniform(35, 110))
+        width = length * float(rng.uniform(0.3, 0.5))
+    lo = float(rng.uniform(60, 150))
+    n = int(rng.integers(1, 5))
+    return RecordingParams(
+        n_animals=n,
+        # an animal that rests through the whole recording is still an animal (clean targets teach it)
+        n_still=int(rng.random() < 0.4),
+        animal_length=length,
+        animal_width=width,
+        contrast=(lo, lo + float(rng.uniform(10, 50))),
+        level=float(rng.uniform(10, 60)),
+        texture=float(rng.uniform(1, 6)),
+        rim=bool(rng.random() < 0.3),
+        noise_sigma=float(rng.uniform(0.5, 2.5)),
+        vignette=float(rng.uniform(0.0, 0.3)),
+        illumination_drift=float(rng.choice([0.0, 0.0, 0.03])),
+        speed=float(rng.uniform(0.5, 4.0)),
+    )
+
+
 SETUPS: dict[str, Setup] = {
     "worm-plate": Setup(
         "dark", 512, 60, _worm_plate,
@@ -99,6 +125,13 @@ SETUPS: dict[str, Setup] = {
         "a dark arena wall (thin, or 30-140 px wide, often running off the image, with a ragged darker or "
         "brighter surround in the corners); sharp or soft edges, off-centre arenas, vignetting, slow drift; "
         "half the recordings H.264-compressed",
+        lossy=0.5,
+    ),
+    "bright-arena": Setup(
+        "bright", 512, 60, _bright_arena,
+        "1-4 light animals on a dark floor (10-60): insect-sized bodies (35-110 px long, 30-50 % as wide) or, in a "
+        "quarter of the recordings, thin ones (4-9 px wide); contrast 60-200, up to one animal resting throughout, "
+        "a dish rim in 30 %; half the recordings H.264-compressed",
         lossy=0.5,
     ),
 }

@@ -15,7 +15,10 @@ texture ~10 levels std after smoothing); its generated recordings are 512 px squ
 (640x480 frames: the mouse ~900 px in area, ~45 px across, ~100 grey levels darker than a smooth floor that falls from ~157 in the middle
 to ~125 at the rim; the rim at ~0.44 of the shorter side; a wall at ~0.32 of the floor level that
 runs off the image, with a light cloth at ~1.2-1.3x the floor in the corners; one animal, resting
-for seconds between runs).
+for seconds between runs). ``bright-arena`` (512 px) holds light animals on a dark floor, sized
+after the flies of ``flies_sleap`` (1024 px frames: flies ~95 px long and ~35 px wide at ~170-200
+grey levels on a floor of ~15) and widened to other insect-sized bodies and, in a quarter of the
+recordings, thin bright animals; up to one animal rests through a whole recording.
 
 Training targets: the corpus is generated, so each frame's true background is known, and by default
 (``targets="clean"``) the network is taught to output it. Time-lag pairs of the corpus (``--targets
@@ -29,6 +32,7 @@ The shipped bundles live in ``vidfilter/models/pretrained/<setup>.vfm`` (found b
 
     python -m vidfilter.train.pretrain worm-plate --steps 2065 --minutes 1000
     python -m vidfilter.train.pretrain open-arena --steps 4204 --minutes 1000 --recordings 12
+    python -m vidfilter.train.pretrain bright-arena --minutes 40 --recordings 12   # one thread: 9442 steps
 
 (what the shipped file's provenance records: its ``config``, ``inputs`` and ``targets`` say how it was made).
 """
