@@ -34,6 +34,10 @@ ratios are taken under the same machine load:
   and the setup of a median and a temporal-model run as ``pipeline.run`` reads it, with the
   frames each decodes. And the decoder's rate on the real recordings of ``../shared/data``.
   It carries its own machine description and date.
+- ``threads`` (only with ``--sections threads``): the fast model's keyframe run at 2048² (1500
+  frames) with torch's intra-op threads left at the core count against one thread (``infer.threads
+  1``: the network on one core beside the decoder), interleaved, the setup cached so that only the
+  streaming differs; wall fps and its ratio to decode fps, CPU seconds.
 
 Usage::
 
@@ -1063,6 +1067,50 @@ T_END_TO_END, T_STREAMING, T_SETUP_S, T_SIZE = 0.5, 0.8, 3.0, 20.0
 MOUSE = ROOT.parent / "shared" / "data" / "mouse_tracktor" / "mouse_video.mp4"
 
 
+def bench_threads(workdir: Path, quick: bool, repeats: int = 2) -> dict[str, Any]:
+    """The ``threads`` section (see the module): torch threads at the default against one."""
+    import torch
+
+    from vidfilter.config import Config
+    from vidfilter.infer import pipeline
+
+    size, n = (512, 150) if quick else (2048, 1500)
+    path, bundle = make_video(workdir, size, n), str(fast_bundle(workdir))
+    res: dict[str, Any] = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+                           "video": f"{size}x{size}, {n} frames, H.264", "revision": revision()}
+    res["decode_fps"] = max(decode_costs(path)["fps"] for _ in range(2))
+    default = torch.get_num_threads()
+    runs: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(dir=workdir) as cache_dir:
+        os.environ["VIDFILTER_SETUP_CACHE_DIR"] = cache_dir
+        try:
+            for rep in range(repeats + 1):  # the first, unrecorded, fills the setup cache
+                for threads in (None, 1):
+                    torch.set_num_threads(default)
+                    cfg = Config().override({"infer.device": "cpu", "output.overwrite": True, "infer.threads": threads})
+                    with tempfile.TemporaryDirectory(dir=workdir) as d:
+                        t0, c0 = time.perf_counter(), time.process_time()
+                        r = pipeline.run(str(path), Path(d) / "o.zarr", model=bundle, method="model", config=cfg)
+                        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+                    if rep:
+                        row = {"torch_threads": threads or default, "wall_s": wall, "cpu_s": cpu, "fps": n / wall,
+                               "over_decode": n / wall / res["decode_fps"], "keyframes": r.keyframes}
+                        runs.append(row)
+                        log(f"  threads: {json.dumps(row)}")
+        finally:
+            os.environ.pop("VIDFILTER_SETUP_CACHE_DIR", None)
+            torch.set_num_threads(default)
+    res["runs"] = runs
+    return res
+
+
+def threads_table(r: dict[str, Any]) -> str:
+    rows = [[str(x["torch_threads"]), f"{x['fps']:.1f}", f"{x['over_decode']:.2f}x", f"{x['cpu_s']:.1f}"] for x in r["runs"]]
+    head = f"{r['video']}, {r['machine']['cpu']}, {r['machine']['cores']} cores; decode {r['decode_fps']:.1f} fps"
+    return head + "\n" + text_table(md_head("| torch threads | fps | over decode | CPU s |"), rows,
+                                     lambda x: "| " + " | ".join(x) + " |")
+
+
 def with_ratios(r: dict[str, Any], decode_fps: float) -> dict[str, Any]:
     """A :func:`pipeline_costs` record with its end-to-end fps, its ratios to decode fps and its setup seconds."""
     r["end_to_end_fps"] = r["frames"] / r["wall_s"]
@@ -1465,7 +1513,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="reduced sizes (~15-20 min on 2 cores)")
     ap.add_argument("--sections", nargs="+", default=["speed", "memory", "keyframe", "checksums"],
-                    choices=["speed", "memory", "keyframe", "checksums", "costs", "target"])
+                    choices=["speed", "memory", "keyframe", "checksums", "costs", "target", "threads"])
     ap.add_argument("--study-model", help="keyframe study with a network: a bundle path, or 'train' (~75 s); default: the oracle")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "infer.json"))
     ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "vidfilter-bench-infer"))
@@ -1478,7 +1526,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    legacy = [s for s in args.sections if s not in ("costs", "target")]  # these carry their own machine and date
+    own = ("costs", "target", "threads")  # these carry their own machine and date
+    legacy = [s for s in args.sections if s not in own]
 
     def save() -> None:  # after every section, so a long run leaves what it measured
         res["seconds"] = time.perf_counter() - t0
@@ -1490,7 +1539,7 @@ def main(argv: list[str] | None = None) -> int:
             merged = json.loads(out.read_text())
         except (OSError, ValueError):
             merged = {}
-        merged.update(res if legacy else {k: res[k] for k in ("costs", "target") if k in res})
+        merged.update(res if legacy else {k: res[k] for k in own if k in res})
         out.write_text(json.dumps(merged, indent=1, default=float))
 
     if "keyframe" in args.sections:
@@ -1509,6 +1558,8 @@ def main(argv: list[str] | None = None) -> int:
         res["costs"] = bench_costs(workdir, args.quick)
     if "target" in args.sections:
         res["target"] = bench_target(workdir, args.quick)
+    if "threads" in args.sections:
+        res["threads"] = bench_threads(workdir, args.quick)
     save()
     if legacy:
         print(table(res))
@@ -1516,6 +1567,8 @@ def main(argv: list[str] | None = None) -> int:
         print(costs_tables(res["costs"]))
     if "target" in res:
         print(target_table(res["target"]))
+    if "threads" in res:
+        print(threads_table(res["threads"]))
     print(f"\n({res['seconds']:.0f} s; JSON: {out})")
     return 0
 
