@@ -14,7 +14,11 @@ method and part:
 - **plate error**: the mean ``|background - reference|`` over the pixels farther than 8 px from any
   fly pixel (grey levels).
 
-The fly that never moves is in both references, so it is not scored: look at the preview PNG.
+The fly that never moves is in both references, so it is scored on its own, as **still fly kept**:
+its mask is the largest connected component, in the top eighth of the frame, of the min projection
+of every 30th frame exceeding its own 31 px median filter by more than 30 grey levels (107 px near
+(36, 773); a fly in every frame stays in the min projection); over every 100th frame, the share of
+its contrast over the frame's 31 px median filter (the plate around it) that stays in the background.
 Every 25th frame of each part is scored. Methods: the baselines ``min`` and ``median`` of the whole
 clip; each shipped bundle (those of dark animals with the frames inverted, ``infer.invert``: the
 network sees ``255 - frame``; ``bright-arena`` as it is); ``--model auto`` (what it picks); with
@@ -71,6 +75,39 @@ def score_part(src: Any, background: Any, ref: np.ndarray, frames: range) -> dic
     return {"kept": num / den if den else float("nan"), "plate_error": err / n_err if n_err else float("nan")}
 
 
+def still_fly(src: Any) -> np.ndarray:
+    """The mask of the fly that never moves (see the module)."""
+    import cv2
+
+    from vidfilter.io.source import to_gray
+
+    low = None
+    for t in range(0, len(src), 30):
+        f = to_gray(np.asarray(src[t]))
+        low = f.copy() if low is None else np.minimum(low, f)
+    bright = (low.astype(np.float32) - cv2.medianBlur(low, 31)) > 30
+    bright[low.shape[0] // 8:] = False
+    lab, n = ndimage.label(bright)
+    if not n:
+        return bright
+    return lab == 1 + int(np.argmax(ndimage.sum(bright, lab, range(1, n + 1))))
+
+
+def score_still(src: Any, background: Any, mask: np.ndarray) -> float:
+    """The share of the still fly's contrast (over the frame's 31 px median filter) kept in the background."""
+    import cv2
+
+    from vidfilter.io.source import to_gray
+
+    num = den = 0.0
+    for t in range(0, len(src), 100):
+        f = to_gray(np.asarray(src[t]))
+        plate = cv2.medianBlur(f, 31).astype(np.float32)
+        num += float(np.clip(np.asarray(background(t), np.float32) - plate, 0, None)[mask].sum())
+        den += float((f - plate)[mask].sum())
+    return num / den if den else float("nan")
+
+
 def run_and_score(video: Path, out: Path, model: Any, method: str, config: Any, src: Any, refs: dict) -> dict[str, Any]:
     import zarr
 
@@ -87,6 +124,7 @@ def run_and_score(video: Path, out: Path, model: Any, method: str, config: Any, 
     row = {"seconds": round(secs, 1)}
     for part, (lo, hi) in (("resting", RESTING), ("walking", WALKING)):
         row[part] = score_part(src, lambda t: np.asarray(bg[t]).squeeze(), refs[part], range(lo, hi, SCORE_STEP))
+    row["still_fly_kept"] = score_still(src, lambda t: np.asarray(bg[t]).squeeze(), refs["still_fly"])
     del zarr
     return row
 
@@ -129,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     src = vidfilter.open(str(video))
-    refs = references(src)
+    refs = {**references(src), "still_fly": still_fly(src)}
     from vidfilter.api import auto_model
 
     methods = {"min": (None, "min", Config()), "median": (None, "median", Config()), **bundle_methods("bright")}
@@ -142,7 +180,9 @@ def main(argv: list[str] | None = None) -> int:
                                     train_minutes=args.train_minutes))
     result: dict[str, Any] = {
         "benchmark": "quality_flies", "video": VIDEO, "auto_line": lines[0],
-        "protocol": {"resting": RESTING, "walking": WALKING, "fly_level": FLY_LEVEL, "margin": MARGIN, "every": SCORE_STEP},
+        "protocol": {"resting": RESTING, "walking": WALKING, "fly_level": FLY_LEVEL, "margin": MARGIN, "every": SCORE_STEP,
+                     "still_fly_pixels": int(refs["still_fly"].sum()),
+                     "still_fly_centre": [round(float(c)) for c in ndimage.center_of_mass(refs["still_fly"])]},
         "machine": machine(),
         "rows": {},
     }
@@ -155,13 +195,13 @@ def main(argv: list[str] | None = None) -> int:
         print(label, json.dumps(result["rows"][label]), flush=True)
     preview(src, dirs, Path(args.out).with_suffix(".png"))
     Path(args.out).write_text(json.dumps(result, indent=1))
-    print("\n| method | resting flies kept | walking flies kept | plate error, resting / walking |")
-    print("|---|---|---|---|")
+    print("\n| method | resting flies kept | walking flies kept | still fly kept | plate error, resting / walking |")
+    print("|---|---|---|---|---|")
     for label, r in result["rows"].items():
         if "error" in r:
-            print(f"| {label} | {r['error']} | | |")
+            print(f"| {label} | {r['error']} | | | |")
             continue
-        print(f"| {label} | {r['resting']['kept']:.3f} | {r['walking']['kept']:.3f} | "
+        print(f"| {label} | {r['resting']['kept']:.3f} | {r['walking']['kept']:.3f} | {r['still_fly_kept']:.3f} | "
               f"{r['resting']['plate_error']:.2f} / {r['walking']['plate_error']:.2f} |")
     print(f"\nwrote {args.out}")
     return 0
