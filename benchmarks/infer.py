@@ -1081,8 +1081,7 @@ def bench_threads(workdir: Path, quick: bool, repeats: int = 2) -> dict[str, Any
     res["decode_fps"] = max(decode_costs(path)["fps"] for _ in range(2))
     default = torch.get_num_threads()
     runs: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(dir=workdir) as cache_dir:
-        os.environ["VIDFILTER_SETUP_CACHE_DIR"] = cache_dir
+    with private_setup_cache(workdir):
         try:
             for rep in range(repeats + 1):  # the first, unrecorded, fills the setup cache
                 for threads in (None, 1):
@@ -1098,10 +1097,20 @@ def bench_threads(workdir: Path, quick: bool, repeats: int = 2) -> dict[str, Any
                         runs.append(row)
                         log(f"  threads: {json.dumps(row)}")
         finally:
-            os.environ.pop("VIDFILTER_SETUP_CACHE_DIR", None)
             torch.set_num_threads(default)
     res["runs"] = runs
     return res
+
+
+@contextmanager
+def private_setup_cache(workdir: Path) -> Iterator[None]:
+    """Runs inside the block keep their setup in an empty folder of ``workdir``, removed after."""
+    with tempfile.TemporaryDirectory(dir=workdir) as cache_dir:
+        os.environ["VIDFILTER_SETUP_CACHE_DIR"] = cache_dir
+        try:
+            yield
+        finally:
+            os.environ.pop("VIDFILTER_SETUP_CACHE_DIR", None)
 
 
 def threads_table(r: dict[str, Any]) -> str:
@@ -1134,22 +1143,19 @@ def bench_target(workdir: Path, quick: bool) -> dict[str, Any]:
     log(f"target: decode {path.name}")
     res["decode"] = max((decode_costs(path) for _ in range(2)), key=lambda d: d["fps"])
     res["runs"] = {}
-    for name, kw in (("median", {"method": "median"}), ("model_keyframe", {"method": "model", "model": str(fast_bundle(workdir))})):
+    methods = (("median", {"method": "median"}), ("model_keyframe", {"method": "model", "model": str(fast_bundle(workdir))}))
+    for name, kw in methods:
         log(f"target: {name} run")
         r = res["runs"][name] = with_ratios(pipeline_costs(path, workdir, **kw), res["decode"]["fps"])
         log(f"  {json.dumps(r, default=float)}")
     # a second run on the same file with the setup cache on (the first fills it): no setup frames read
-    with tempfile.TemporaryDirectory(dir=workdir) as cache_dir:
-        os.environ["VIDFILTER_SETUP_CACHE_DIR"] = cache_dir
-        try:
-            for name, kw in (("median", {"method": "median"}), ("model_keyframe", {"method": "model", "model": str(fast_bundle(workdir))})):
-                log(f"target: {name} run, setup cached")
-                pipeline_costs(path, workdir, setup_cache=True, **kw)
-                r = with_ratios(pipeline_costs(path, workdir, setup_cache=True, **kw), res["decode"]["fps"])
-                res["runs"][f"{name}_setup_cached"] = r
-                log(f"  {json.dumps(r, default=float)}")
-        finally:
-            os.environ.pop("VIDFILTER_SETUP_CACHE_DIR", None)
+    with private_setup_cache(workdir):
+        for name, kw in methods:
+            log(f"target: {name} run, setup cached")
+            pipeline_costs(path, workdir, setup_cache=True, **kw)
+            r = res["runs"][f"{name}_setup_cached"] = with_ratios(pipeline_costs(path, workdir, setup_cache=True, **kw),
+                                                                  res["decode"]["fps"])
+            log(f"  {json.dumps(r, default=float)}")
     res["setup_readers"] = setup_readers(path, 2 if quick else 5)
     res["stages"] = target_stages(path, 12 if quick else 30)
     res["mouse"] = mouse_size(workdir, quick)

@@ -24,7 +24,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -138,24 +137,17 @@ class SetupCache:
     # -- files ---------------------------------------------------------------------------------
 
     def _write(self, path: Path, write: Any) -> None:
-        """Write ``path`` atomically; a cache that cannot be written is not an error (the next run sets up again)."""
-        tmp = None
+        """Write ``path`` atomically (:func:`vidfilter.io.sink.atomic_path`, which also clears the
+        temporaries of killed writers); a cache that cannot be written is not an error (the next run
+        sets up again)."""
+        from vidfilter.io.sink import atomic_path
+
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".setup-", suffix=".tmp")
-            with os.fdopen(fd, "wb") as fh:
+            with atomic_path(path) as tmp, open(tmp, "wb") as fh:
                 write(fh)
-            os.replace(tmp, path)
-            tmp = None
             _prune(self.root, _limit_bytes(), keep=path)
         except OSError as e:
             log.info("setup cache not written (%s): the next run sets up again", e)
-        finally:
-            if tmp is not None:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
 
 
 def _touch(path: Path) -> None:
