@@ -12,7 +12,11 @@ method and part:
 - **kept**: the share of the flies' contrast that stays in the background, mean over fly pixels of
   ``(background - reference) / (frame - reference)`` (0 = the fly is removed, 1 = kept whole);
 - **plate error**: the mean ``|background - reference|`` over the pixels farther than 8 px from any
-  fly pixel (grey levels).
+  fly pixel (grey levels);
+- **plate error, resting places out**: the same without the places where the two references differ
+  by more than 25 levels (grown by 8 px): there the reference of the walking part still shows the
+  resting flies, so a background that removed them (as it should) is counted wrong by the plain
+  plate error of the walking part (13,613 px).
 
 The fly that never moves is in both references, so it is scored on its own, as **still fly kept**:
 a fly in every frame stays in the min projection (of every 30th frame), and its mask is the largest
@@ -60,11 +64,18 @@ def references(src: Any) -> dict[str, np.ndarray]:
     return {"resting": med(*WALKING), "walking": med(*RESTING)}
 
 
-def score_part(src: Any, background: Any, ref: np.ndarray, frames: range) -> dict[str, float]:
-    """kept and plate error (see the module) over ``frames``; ``background(t)`` gives a frame's background."""
+def resting_places(refs: dict[str, np.ndarray]) -> np.ndarray:
+    """Where the two references differ by more than ``FLY_LEVEL`` (the resting flies), grown by ``MARGIN``."""
+    return ndimage.binary_dilation(np.abs(refs["resting"] - refs["walking"]) > FLY_LEVEL, iterations=MARGIN)
+
+
+def score_part(src: Any, background: Any, ref: np.ndarray, frames: range, places: np.ndarray | None = None) -> dict[str, float]:
+    """kept and plate errors (see the module) over ``frames``; ``background(t)`` gives a frame's background."""
     from vidfilter.io.source import to_gray
 
-    num = den = err = n_err = 0.0
+    num = den = 0.0
+    err = np.zeros(2)
+    n_err = np.zeros(2)
     for t in frames:
         f = to_gray(np.asarray(src[t])).astype(np.float32)
         b = np.asarray(background(t), np.float32)
@@ -72,9 +83,11 @@ def score_part(src: Any, background: Any, ref: np.ndarray, frames: range) -> dic
         num += float(np.clip(b - ref, 0, None)[fly].sum())
         den += float((f - ref)[fly].sum())
         far = ~ndimage.binary_dilation(fly, iterations=MARGIN)
-        err += float(np.abs(b - ref)[far].sum())
-        n_err += float(far.sum())
-    return {"kept": num / den if den else float("nan"), "plate_error": err / n_err if n_err else float("nan")}
+        for k, region in enumerate((far, far & ~places if places is not None else far)):
+            err[k] += float(np.abs(b - ref)[region].sum())
+            n_err[k] += float(region.sum())
+    e = [float(x / n) if n else float("nan") for x, n in zip(err, n_err)]
+    return {"kept": num / den if den else float("nan"), "plate_error": e[0], "plate_error_places_out": e[1]}
 
 
 def still_fly(src: Any) -> np.ndarray:
@@ -124,7 +137,8 @@ def run_and_score(video: Path, out: Path, model: Any, method: str, config: Any, 
     bg = vidfilter.open(str(out / "background"))
     row = {"seconds": round(secs, 1)}
     for part, (lo, hi) in (("resting", RESTING), ("walking", WALKING)):
-        row[part] = score_part(src, lambda t: np.asarray(bg[t]).squeeze(), refs[part], range(lo, hi, SCORE_STEP))
+        row[part] = score_part(src, lambda t: np.asarray(bg[t]).squeeze(), refs[part], range(lo, hi, SCORE_STEP),
+                               refs["places"])
     row["still_fly_kept"] = score_still(src, lambda t: np.asarray(bg[t]).squeeze(), refs["still_fly"])
     del zarr
     return row
@@ -168,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     src = vidfilter.open(str(video))
-    refs = {**references(src), "still_fly": still_fly(src)}
+    refs = references(src)
+    refs.update(still_fly=still_fly(src), places=resting_places(refs))
     from vidfilter.api import auto_model
 
     methods = {"min": (None, "min", Config()), "median": (None, "median", Config()), **bundle_methods("bright")}
@@ -196,14 +211,16 @@ def main(argv: list[str] | None = None) -> int:
         print(label, json.dumps(result["rows"][label]), flush=True)
     preview(src, dirs, Path(args.out).with_suffix(".png"))
     Path(args.out).write_text(json.dumps(result, indent=1))
-    print("\n| method | resting flies kept | walking flies kept | still fly kept | plate error, resting / walking |")
-    print("|---|---|---|---|---|")
+    print("\n| method | resting flies kept | walking flies kept | still fly kept | plate error, resting / walking "
+          "| the same, resting places out |")
+    print("|---|---|---|---|---|---|")
     for label, r in result["rows"].items():
         if "error" in r:
-            print(f"| {label} | {r['error']} | | | |")
+            print(f"| {label} | {r['error']} | | | | |")
             continue
         print(f"| {label} | {r['resting']['kept']:.3f} | {r['walking']['kept']:.3f} | {r['still_fly_kept']:.3f} | "
-              f"{r['resting']['plate_error']:.2f} / {r['walking']['plate_error']:.2f} |")
+              f"{r['resting']['plate_error']:.2f} / {r['walking']['plate_error']:.2f} | "
+              f"{r['resting']['plate_error_places_out']:.2f} / {r['walking']['plate_error_places_out']:.2f} |")
     print(f"\nwrote {args.out}")
     return 0
 

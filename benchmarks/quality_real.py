@@ -91,6 +91,10 @@ def median_all(src: Any, frames: Sequence[int]) -> Iterator[np.ndarray]:
     return estimator_backgrounds(MedianProjection(n_frames=len(src)), src, frames)
 
 
+#: config overrides of every model row (``--no-refine``: ``{"infer.refine": False}``)
+MODEL_OVERRIDES: dict[str, Any] = {}
+
+
 def model_method(bundle_path: str) -> Method:
     """The trained model as a method (``ModelBackground(load_model(path), Config())``)."""
 
@@ -100,7 +104,7 @@ def model_method(bundle_path: str) -> Method:
         from vidfilter.infer.pipeline import ModelBackground
         from vidfilter.models.bundle import load_model
 
-        return estimator_backgrounds(ModelBackground(load_model(bundle_path), Config()), src, frames)
+        return estimator_backgrounds(ModelBackground(load_model(bundle_path), Config().override(MODEL_OVERRIDES)), src, frames)
 
     return method
 
@@ -115,7 +119,7 @@ def run_method(bundle_path: str, workdir: str | Path) -> Method:
         from vidfilter.io.registry import open as open_source
 
         out = Path(workdir) / "model_run.zarr"
-        run(src.path, out, model=bundle_path, config=Config().override({"output.overwrite": True}))
+        run(src.path, out, model=bundle_path, config=Config().override({"output.overwrite": True, **MODEL_OVERRIDES}))
         bg = open_source(f"{out}/background")
         return (to_float(bg[t]) for t in frames)
 
@@ -419,6 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", default="model,model-every1", help="which model rows to score: model (vidfilter run), model-every1")
     ap.add_argument("--init", help="with --train-minutes: fine-tune this bundle or setup name (e.g. worm-plate)")
     ap.add_argument("--work", default="/tmp/vidfilter_quality_real", help="where a trained bundle and run output go")
+    ap.add_argument("--no-refine", action="store_true", help="model rows without the refinement (infer.refine: false)")
     ap.add_argument("--methods", default="max,median,median-all,mog2,knn", help="comma list of baselines (+ labels-median, the ceiling)")
     ap.add_argument("--masks", default="fixed10,noise,object", help="comma list of mask methods")
     ap.add_argument("--no-tuned", action="store_true", help="skip the object-tuned row (grid on even frames, score on odd)")
@@ -429,6 +434,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="only the fixed protocol's ceiling from the labels (quality_real_ceiling.json, ~1 min)")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "quality_real.json"))
     args = ap.parse_args(argv)
+    if args.no_refine:
+        MODEL_OVERRIDES["infer.refine"] = False
 
     root = data_root(args.data).resolve()
     worms = root / "worms_yolo_640"

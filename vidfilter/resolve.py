@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["UNBOUNDED_STEPS", "polarity_frames", "resolve"]
+__all__ = ["UNBOUNDED_STEPS", "polarity_frames", "resolve", "run_polarity"]
 
 #: ``train.steps`` of a run given ``train.minutes`` and no step count: it stops when the time is up.
 UNBOUNDED_STEPS = 10**9
@@ -94,16 +94,24 @@ def _device_defaults(config: Config, device: torch.device) -> Config:
     return config.override(over) if over else config
 
 
+def run_polarity(config: Config, bundle: Bundle | None) -> str:
+    """The polarity a run of ``bundle`` takes before looking at its frames: ``output.polarity`` when
+    given, else the bundle's (the opposite with ``infer.invert``), else ``"auto"``."""
+    if config.output.polarity != Polarity.auto:
+        return config.output.polarity.value
+    found = bundle.config.output.polarity.value if bundle is not None else "auto"
+    return _OPPOSITE.get(found, found) if config.infer.invert else found
+
+
 def _polarity(
     config: Config, sources: FrameSource | Sequence[FrameSource] | None, bundle: Bundle | None, run: bool = False
 ) -> Config:
     """``output.polarity: auto``: the bundle's, else detected from ``sources`` (logged)."""
     if config.output.polarity != Polarity.auto:
         return config
-    found = bundle.config.output.polarity.value if bundle is not None else "auto"
+    found = run_polarity(config, bundle) if run else (bundle.config.output.polarity.value if bundle is not None else "auto")
     if found != "auto":
         if run and config.infer.invert:
-            found = _OPPOSITE.get(found, found)
             logger.info("polarity: %s (the model's, inverted with the frames; set --polarity to override)", found)
         elif run:
             logger.info("polarity: %s (the model's; set --polarity to override)", found)

@@ -1,6 +1,7 @@
 """The interface every background estimator shares (the baselines here and the model's
 ``vidfilter.infer.pipeline.ModelBackground``).
 
+- ``settle(config)``: the run's resolved config (its polarity), before the frames stream;
 - ``prepare(src)``: an optional pre-pass over the recording, in bounded memory (at most a fixed
   number of sampled frames, or a running reduction);
 - ``setup_frames(n)``: the frames ``prepare`` reads one by one from a recording of ``n`` frames,
@@ -41,6 +42,9 @@ class BackgroundEstimator:
     def setup_frames(self, n_frames: int) -> np.ndarray:
         """The frame indices ``prepare`` reads one by one from ``n_frames`` frames (default: none)."""
         return np.arange(0)
+
+    def settle(self, config: Any) -> None:
+        """Told the run's resolved config (its polarity) before the frames stream (default: nothing)."""
 
     def prepare(self, src: FrameSource) -> None:  # pragma: no cover - overridden
         """Pre-pass over the recording (default: nothing)."""

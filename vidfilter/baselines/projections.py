@@ -5,8 +5,6 @@ recording's length.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -15,6 +13,7 @@ from vidfilter.baselines.base import BackgroundEstimator, sample_indices
 from vidfilter.errors import ConfigError
 from vidfilter.io.scaling import dtype_scale, to_float
 from vidfilter.io.source import FrameSource
+from vidfilter.temporal.statistic import temporal_median
 
 __all__ = ["ExtremeProjection", "MedianProjection", "RunningMedian", "temporal_median"]
 
@@ -43,47 +42,6 @@ class MedianProjection(BackgroundEstimator):
         frames = [src[int(t)] for t in self.setup_frames(len(src))]  # n_frames of H x W in the source dtype
         # unrounded median (mean of the two middle values for an even count)
         self._bg = (temporal_median(frames) / dtype_scale(src.dtype)).astype(np.float32)
-
-
-def _kth_smallest(stack: np.ndarray, k: int) -> np.ndarray:
-    """The ``k``-th smallest (0-based) along axis 0 of unsigned integers, built bit by bit from the
-    top: the largest value with at most ``k`` elements below it."""
-    res = np.zeros(stack.shape[1:], stack.dtype)
-    for b in range(stack.dtype.itemsize * 8 - 1, -1, -1):
-        cand = res | stack.dtype.type(1 << b)
-        below = (stack < cand).sum(axis=0, dtype=np.uint32)
-        res = np.where(below <= k, cand, res)
-    return res
-
-
-#: rows of a frame whose median is taken at once (the comparisons of 51 frames stay in cache)
-_MEDIAN_ROWS = 64
-
-
-def temporal_median(stack: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
-    """Per-pixel median over axis 0 of an array, or over a list of frames of one shape and dtype
-    (float64; the mean of the two middle values for an even count), equal to
-    ``np.median(stack, axis=0)``. Unsigned integers take a bitwise selection, a few row blocks at a
-    time, in threads: 0.4 s for 51 frames of 2048² on 2 cores, where ``np.median`` takes 2.9 s. A
-    list is never stacked whole: each row block gathers its rows from the frames (no 200 MB copy)."""
-    first = stack[0] if len(stack) else np.asarray(stack)
-    if first.dtype not in (np.uint8, np.uint16) or first.ndim < 1:
-        return np.median(np.asarray(stack), axis=0)
-    from concurrent.futures import ThreadPoolExecutor
-
-    t = len(stack)
-    out = np.empty(first.shape, np.float64)
-
-    def rows(r: int) -> None:
-        block = stack[:, r : r + _MEDIAN_ROWS] if isinstance(stack, np.ndarray) else np.stack(
-            [f[r : r + _MEDIAN_ROWS] for f in stack])
-        hi = _kth_smallest(block, t // 2)
-        out[r : r + _MEDIAN_ROWS] = hi if t % 2 else (_kth_smallest(block, t // 2 - 1).astype(np.float64) + hi) / 2
-
-    # numpy releases the GIL in the comparisons and sums: row blocks on every core (0.8 -> 0.4 s on 2)
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        list(pool.map(rows, range(0, first.shape[0], _MEDIAN_ROWS)))
-    return out
 
 
 class ExtremeProjection(BackgroundEstimator):

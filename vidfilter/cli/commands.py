@@ -17,7 +17,7 @@ from vidfilter.errors import ConfigError, VidfilterError
 TRAIN_FIELDS = ("model.preset model.width sampling.mode sampling.lag sampling.lag_unit sampling.crop train.steps train.minutes "
                 "train.batch_size train.lr train.seed train.device train.threads output.polarity sampling.registration")
 RUN_FIELDS = ("infer.tile infer.overlap infer.batch_size infer.device infer.precision infer.every infer.adaptive infer.adaptive_bound "
-              "infer.threads infer.setup_cache infer.invert infer.salvage infer.missing_chunks output.polarity output.mask output.mask_threshold output.mask_method "
+              "infer.threads infer.refine infer.setup_cache infer.invert infer.salvage infer.missing_chunks output.polarity output.mask output.mask_threshold output.mask_method "
               "output.formats output.overwrite output.foreground_dtype output.background output.foreground_floor")
 
 

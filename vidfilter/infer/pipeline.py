@@ -63,46 +63,78 @@ class ModelBackground(BackgroundEstimator):
         self.temporal_frames = int(bundle.normalisation.get("temporal_frames", 32))  # as in training
         self._stat: np.ndarray | None = None
         self.registration: Any = None  # a Registration when the camera moved (the statistic follows it)
+        self.refine = bool(config.infer.refine)
+        self._refinement: Any = None  # a vidfilter.temporal.refine.Refinement once prepared
+        from vidfilter.resolve import run_polarity
+
+        self.polarity = run_polarity(config, bundle)
+
+    def settle(self, config: Config) -> None:
+        self.polarity = config.output.polarity.value
 
     def setup_frames(self, n_frames: int) -> np.ndarray:
         """The temporal statistic's frames (the registration surveys the same); none without that channel."""
         from vidfilter.temporal import statistic_frames
 
-        return statistic_frames(n_frames, self.temporal_frames) if self.temporal != "none" else np.arange(0)
+        return statistic_frames(n_frames, self.temporal_frames) if self.temporal != "none" or self.refine else np.arange(0)
 
     def _statistic_kind(self) -> str:
         """The statistic of the frames as stored (the inverted frames' ``max`` is the ``min`` of these)."""
         return {"max": "min", "min": "max"}.get(self.temporal, self.temporal) if self.invert else self.temporal
 
     def prepare(self, src: FrameSource) -> None:
-        self.registration = None
-        if self.temporal != "none":  # registration only matters for the statistic channel here
-            from vidfilter.temporal import statistic_and_registration
+        from vidfilter.temporal import statistic_and_registration
 
-            sc = self.bundle.config.sampling
-            self._stat, self.registration = statistic_and_registration(
-                src, self._statistic_kind(), self.temporal_frames, sc.registration, sc.registration_max_shift,
-                what="the temporal channel follows each network frame",
+        self.registration, self._refinement, raw = None, None, None
+        sc = self.bundle.config.sampling
+        if self.temporal != "none" or self.refine:  # the registration decides for the statistic and the refinement
+            raw, self.registration = statistic_and_registration(
+                src, self._statistic_kind() if self.temporal != "none" else "none", self.temporal_frames,
+                sc.registration, sc.registration_max_shift, what="the temporal channel follows each network frame",
             )
-            if self.invert:
-                self._stat = 1.0 - self._stat
+        if raw is not None:
+            self._stat = 1.0 - raw if self.invert else raw
+        if self.refine and self.registration is None:
+            self._refinement = self._refinement_of(src, {self._statistic_kind(): raw} if raw is not None else {})
+        elif self.refine:
+            log.info("%s: the camera moved: the background is not refined by the recording's projections", src.path)
+
+    def _refinement_of(self, src: FrameSource, have: dict[str, np.ndarray]) -> Any:
+        from vidfilter.temporal import temporal_statistics
+        from vidfilter.temporal.refine import Refinement
+
+        need = [k for k in ("median", "min", "max") if k not in have]
+        stats = {**have, **temporal_statistics(src, need, self.temporal_frames)}
+        return Refinement(stats["median"], stats["min"], stats["max"])
 
     def setup_params(self) -> dict[str, Any] | None:
-        """The temporal statistic's settings (any bundle with the same ones shares it); none without that channel."""
-        if self.temporal == "none":
+        """The temporal statistic's settings (any bundle with the same ones shares it); none without that
+        channel nor refinement."""
+        if self.temporal == "none" and not self.refine:
             return None
         sc = self.bundle.config.sampling
-        return {"estimator": "model-statistic", "kind": self._statistic_kind(), "frames": self.temporal_frames,
-                "registration": str(sc.registration), "max_shift": sc.registration_max_shift, "invert": self.invert}
+        return {"estimator": "model-statistic", "kind": self._statistic_kind() if self.temporal != "none" else "none",
+                "frames": self.temporal_frames, "registration": str(sc.registration),
+                "max_shift": sc.registration_max_shift, "invert": self.invert, "refine": self.refine}
 
     def setup_state(self) -> dict[str, np.ndarray] | None:
-        stat = self._stat
-        if stat is None or self.registration is not None or stat.dtype != np.float32:
+        if self.registration is not None:
             return None  # shifts are not kept: a moving camera is set up again
-        return {"statistic": stat}
+        state: dict[str, np.ndarray] = {}
+        if self._stat is not None:
+            state["statistic"] = self._stat
+        if self._refinement is not None:
+            r = self._refinement
+            state.update({"median": r.median, "low": r.low, "high": r.high})
+        if not state or any(a.dtype != np.float32 for a in state.values()):
+            return None
+        return state
 
     def restore_setup(self, state: dict[str, np.ndarray]) -> None:
-        self._stat, self.registration = state["statistic"], None
+        from vidfilter.temporal.refine import Refinement
+
+        self._stat, self.registration = state.get("statistic"), None
+        self._refinement = Refinement(state["median"], state["low"], state["high"]) if "median" in state else None
 
     def background(self, t: int, frame: np.ndarray) -> np.ndarray:
         x = frame[None] if frame.ndim == 2 else np.moveaxis(frame, -1, 0)
@@ -118,7 +150,8 @@ class ModelBackground(BackgroundEstimator):
         y = self.engine(np.ascontiguousarray(x, dtype=np.float32))
         if y.ndim == 3:
             y = y[0] if y.shape[0] == 1 else np.moveaxis(y, 0, -1)
-        return 1.0 - y if self.invert else y
+        y = 1.0 - y if self.invert else y
+        return self._refinement(y, self.polarity) if self._refinement is not None else y
 
 
 def make_estimator(method: str, model: str | Path | Any | None, config: Config) -> BackgroundEstimator:
@@ -249,6 +282,7 @@ def run(
 
     cache = SetupCache.for_input(meta["input"], src.shape, src.dtype, oc.color, enabled=config.infer.setup_cache)
     config, setup, restored = _settle_setup(src, est, config, cache)
+    est.settle(config)
     meta["config"] = config.to_dict()
     if config.infer.threads:
         import torch

@@ -6,7 +6,8 @@
 """
 
 from vidfilter.temporal.register import Registration, survey, translate
-from vidfilter.temporal.statistic import StatisticKind, statistic_and_registration, statistic_frames, temporal_statistic
+from vidfilter.temporal.statistic import (
+    StatisticKind, statistic_and_registration, statistic_frames, temporal_median, temporal_statistic, temporal_statistics)
 
 __all__ = ["Registration", "StatisticKind", "statistic_and_registration", "statistic_frames", "survey",
-    "temporal_statistic", "translate"]
+    "temporal_median", "temporal_statistic", "temporal_statistics", "translate"]

@@ -1,0 +1,167 @@
+"""The refinement of a network's background by the recording's own median and extreme projection,
+checked against a generated plate with exact truth: a textured plate, an animal that rests for most
+of the sample and then leaves, an animal that never moves, sensor noise, and a stand-in for the
+network's background that smooths the texture and keeps part of the resting animal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from vidfilter.config import Config
+from vidfilter.infer.pipeline import ModelBackground, run
+from vidfilter.io.array_source import ArrayFrameSource
+from vidfilter.models.shipped import shipped_path
+from vidfilter.models.bundle import load_model
+from vidfilter.temporal import temporal_statistics
+from vidfilter.temporal.refine import Refinement
+
+H, W, T = 96, 128, 32
+NOISE = 1.5 / 255
+
+
+def _disc(cy: int, cx: int, r: int) -> np.ndarray:
+    yy, xx = np.mgrid[:H, :W]
+    return ((yy - cy) ** 2 + (xx - cx) ** 2) <= r * r
+
+
+@pytest.fixture(scope="module")
+def scene() -> dict:
+    rng = np.random.default_rng(3)
+    plate = (0.2 + 0.1 * np.linspace(0, 1, W)[None, :] + rng.normal(0, 3 / 255, (H, W))).astype(np.float32)
+    resting, still = _disc(30, 40, 7), _disc(60, 95, 6)
+    frames = []
+    for t in range(T):
+        f = plate + rng.normal(0, NOISE, (H, W)).astype(np.float32)
+        if t < 22:  # rests for 22 of the 32 sampled frames (in the median), then walks off
+            f = f + 0.35 * resting
+        f = f + 0.3 * still
+        frames.append(np.clip(f, 0, 1).astype(np.float32))
+    stats = temporal_statistics(ArrayFrameSource(np.stack(frames)), ("median", "min", "max"), T)
+    # the network: plate texture smoothed away, 60 % of the resting animal kept, the still one removed
+    net = (ndimage.gaussian_filter(plate, 2.0) + 0.6 * 0.35 * resting).astype(np.float32)
+    return {"plate": plate, "resting": resting, "still": still, "frames": frames, "stats": stats, "net": net,
+            "refinement": Refinement(stats["median"], stats["min"], stats["max"])}
+
+
+def _plate_error(bg: np.ndarray, sc: dict) -> float:
+    far = ~ndimage.binary_dilation(sc["resting"] | sc["still"], iterations=3)
+    return float(np.abs(bg - sc["plate"])[far].mean() * 255)
+
+
+def _kept(bg: np.ndarray, sc: dict, where: str, contrast: float) -> float:
+    m = sc[where]
+    return float(np.clip(bg - sc["plate"], 0, None)[m].mean() / contrast)
+
+
+def test_refinement_restores_the_plate_and_removes_what_left_its_place(scene: dict) -> None:
+    sc, ref = scene, scene["refinement"]
+    out = ref(sc["net"], "bright")
+    # the plate: the network's smoothing error (~2.6 levels) down to the median's noise (< 1 level)
+    assert _plate_error(sc["net"], sc) > 2.0
+    assert _plate_error(out, sc) < 0.4 * _plate_error(sc["net"], sc)
+    # the resting animal: the min projection shows the plate there, so its 60 % goes
+    assert _kept(sc["net"], sc, "resting", 0.35) > 0.55
+    assert _kept(out, sc, "resting", 0.35) < 0.05
+    # the still animal, removed by the network, stays removed (in every projection, so nothing bounds it)
+    assert _kept(out, sc, "still", 0.3) < 0.05
+
+
+def test_absolute_polarity_snaps_without_bounding(scene: dict) -> None:
+    sc, ref = scene, scene["refinement"]
+    out = ref(sc["net"], "absolute")
+    np.testing.assert_array_equal(out, ref.snap(sc["net"]))
+    assert _kept(out, sc, "resting", 0.35) > 0.55  # nothing tells an absolute run which way an animal goes
+    assert _plate_error(out, sc) < 0.4 * _plate_error(sc["net"], sc)
+
+
+def test_an_exposure_change_does_not_undo_the_refinement(scene: dict) -> None:
+    """A background 12 levels lighter than the sampled frames (the lamp brightened since) is snapped to
+    the median shifted by the same offset, and bounded relative to the projection plus that offset."""
+    sc, ref = scene, scene["refinement"]
+    lift = np.float32(12 / 255)
+    out = ref(sc["net"] + lift, "bright")
+    np.testing.assert_allclose(out - lift, ref(sc["net"], "bright"), atol=2e-6)
+
+
+def test_dark_polarity_mirrors_bright(scene: dict) -> None:
+    sc, ref = scene, scene["refinement"]
+    mirrored = Refinement(1 - ref.median, 1 - ref.high, 1 - ref.low)
+    np.testing.assert_allclose(1 - mirrored(1 - sc["net"], "dark"), ref(sc["net"], "bright"), atol=2e-6)
+
+
+def test_colour_and_single_channel_backgrounds(scene: dict) -> None:
+    sc, ref = scene, scene["refinement"]
+    colour = np.repeat(sc["net"][..., None], 3, axis=-1)
+    assert ref(colour, "bright") is colour  # grey projections say nothing about each channel
+    np.testing.assert_array_equal(ref(sc["net"][..., None], "bright")[..., 0], ref(sc["net"], "bright"))
+
+
+def _worm_recording(tmp_path: Path) -> tuple[Path, dict]:
+    """A generated worm-plate recording (exact plate and masks) written as a lossless video."""
+    from vidfilter.synth import SyntheticRecording, write_video
+    from vidfilter.train.corpus import SETUPS
+
+    rec = SyntheticRecording(48, 256, 256, SETUPS["worm-plate"].draw(np.random.default_rng(11)), polarity="dark", seed=11)
+    path = write_video(tmp_path / "worms.mkv", rec, codec="ffv1")
+    return path, rec
+
+
+def test_a_run_with_a_shipped_bundle_is_closer_to_the_true_plate(tmp_path: Path) -> None:
+    """The worm-plate bundle on a recording it never saw: the refined background (the default) is
+    nearer the generated plate than the network's own, and keeps no more of the worms."""
+    import vidfilter
+
+    path, rec = _worm_recording(tmp_path)
+    errs, kept = {}, {}
+    for refine in (True, False):
+        out = tmp_path / f"r{refine}.zarr"
+        res = run(str(path), out, model=shipped_path("worm-plate"), config=Config().override({"infer.refine": refine}))
+        assert res.ok, res.error
+        bg = vidfilter.open(str(out / "background"))
+        e = k = 0.0
+        for t in range(0, 48, 6):
+            truth = rec.frame(t)
+            truth_bg, worms = truth.background, truth.mask
+            far = ~ndimage.binary_dilation(worms, iterations=3)
+            b = np.asarray(bg[t], np.float32).squeeze()
+            e += float(np.abs(b - truth_bg)[far].mean())
+            k += float(np.clip(truth_bg - b, 0, None)[worms].mean())
+        errs[refine], kept[refine] = e, k
+    print("plate error / worm contrast kept, refined vs not:", errs, kept)
+    assert errs[True] < 0.8 * errs[False], errs
+    assert kept[True] <= kept[False] + 0.5, kept
+
+
+def test_the_refinement_is_kept_by_the_setup_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second run restores the projections (no ``prepare``) and writes the same background."""
+    import vidfilter
+
+    monkeypatch.setenv("VIDFILTER_SETUP_CACHE_DIR", str(tmp_path / "cache"))
+    path, _ = _worm_recording(tmp_path)
+    prepared = []
+    prepare = ModelBackground.prepare
+    monkeypatch.setattr(ModelBackground, "prepare", lambda self, src: (prepared.append(1), prepare(self, src))[1])
+    outs = []
+    for k in range(2):
+        out = tmp_path / f"c{k}.zarr"
+        assert run(str(path), out, model=shipped_path("worm-plate")).ok
+        bg = vidfilter.open(str(out / "background"))
+        outs.append(np.stack(list(bg.iter(0, len(bg)))))
+    assert len(prepared) == 1
+    np.testing.assert_array_equal(outs[0], outs[1])
+
+
+def test_the_bundle_polarity_decides_before_a_run_settles(scene: dict) -> None:
+    """Used on its own (as the benchmarks do), the estimator takes the bundle's polarity, or the
+    opposite on inverted frames; a run's resolved polarity replaces it."""
+    bundle = load_model(shipped_path("worm-plate"))
+    assert ModelBackground(bundle, Config()).polarity == "dark"
+    assert ModelBackground(bundle, Config().override({"infer.invert": True})).polarity == "bright"
+    est = ModelBackground(bundle, Config().override({"output.polarity": "absolute"}))
+    assert est.polarity == "absolute"
+    est.settle(Config().override({"output.polarity": "bright"}))
+    assert est.polarity == "bright"
