@@ -93,6 +93,8 @@ def test_identity_score_extremes() -> None:
 def test_verdict_flags_identity() -> None:
     state = TrainResult(val=[{"step": 1, "loss": 0.1, "identity_score": 0.02, "identity_suspected": True}])
     assert verdict(state).startswith("identity: the model removes nothing")
+    state.val[-1].update(identity_score=0.18)  # flagged, but it removes part of what changes
+    assert verdict(state).startswith("weak: the model removes little (its output moves 18 %") and "samples.png" in verdict(state)
     state.val[-1].update(identity_score=0.45, identity_suspected=False)
     assert verdict(state).startswith("ok")
 
