@@ -50,7 +50,7 @@ def machine() -> dict[str, Any]:
 def bundle_methods(polarity: str, unrefined: bool = True) -> dict[str, tuple[Any, str, Any]]:
     """A row per shipped bundle for a recording of ``polarity`` animals: ``label -> (model, method,
     config)``; a bundle of the other polarity runs on inverted frames (``infer.invert``). With
-    ``unrefined``, each also runs with ``--no-refine`` (the network's background as it is)."""
+    ``unrefined``, each also runs with ``--refine off`` (the network's background as it is)."""
     from vidfilter.config import Config
     from vidfilter.models.shipped import shipped_names
     from vidfilter.train.corpus import SETUPS
@@ -62,7 +62,7 @@ def bundle_methods(polarity: str, unrefined: bool = True) -> dict[str, tuple[Any
             label, cfg = f"{name}, inverted", cfg.override({"infer.invert": True})
         rows[label] = (name, "model", cfg)
         if unrefined:
-            rows[f"{label}, --no-refine"] = (name, "model", cfg.override({"infer.refine": False}))
+            rows[f"{label}, --refine off"] = (name, "model", cfg.override({"infer.refine": "off"}))
     return rows
 
 
@@ -80,11 +80,11 @@ def training_methods(inputs: list[str], work: Path, auto: Any, auto_cfg: Any, *,
         cfg = Config().override({"train.minutes": init_minutes, "train.steps": 10**9})
         model = train(inputs, work / "init.vfm", cfg, progress=False, init_bundle=resolve_bundle(auto))
         rows[f"vidfilter train --init {auto}, {init_minutes:g} min"] = (model, "model", auto_cfg)
-        rows[f"vidfilter train --init {auto}, {init_minutes:g} min, --no-refine"] = (
-            model, "model", auto_cfg.override({"infer.refine": False}))
+        rows[f"vidfilter train --init {auto}, {init_minutes:g} min, --refine off"] = (
+            model, "model", auto_cfg.override({"infer.refine": "off"}))
     if train_minutes:
         cfg = Config().override({"train.minutes": train_minutes, "train.steps": 10**9})
         model = train(inputs, work / "trained.vfm", cfg, progress=False)
         rows[f"vidfilter train, {train_minutes:g} min"] = (model, "model", Config())
-        rows[f"vidfilter train, {train_minutes:g} min, --no-refine"] = (model, "model", Config().override({"infer.refine": False}))
+        rows[f"vidfilter train, {train_minutes:g} min, --refine off"] = (model, "model", Config().override({"infer.refine": "off"}))
     return rows

@@ -200,13 +200,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bundle", action="append", default=[], metavar="LABEL=PATH",
                     help="also score this bundle as row LABEL, no training (e.g. a candidate before it is shipped)")
     ap.add_argument("--work", default="/tmp/vidfilter_quality_arena")
-    ap.add_argument("--no-refine", action="store_true", help="model rows without the refinement (infer.refine: false)")
+    ap.add_argument("--refine", choices=["full", "snap", "off"], help="the model rows' infer.refine (default: the config's)")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "quality_arena.json"))
     args = ap.parse_args(argv)
-    if args.no_refine:
+    if args.refine:
         import quality_real
 
-        quality_real.MODEL_OVERRIDES["infer.refine"] = False
+        quality_real.MODEL_OVERRIDES["infer.refine"] = args.refine
 
     video = data_root(args.data).resolve() / VIDEO
     if not video.is_file():

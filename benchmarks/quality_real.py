@@ -91,7 +91,7 @@ def median_all(src: Any, frames: Sequence[int]) -> Iterator[np.ndarray]:
     return estimator_backgrounds(MedianProjection(n_frames=len(src)), src, frames)
 
 
-#: config overrides of every model row (``--no-refine``: ``{"infer.refine": False}``)
+#: config overrides of every model row (``--refine off``: ``{"infer.refine": "off"}``)
 MODEL_OVERRIDES: dict[str, Any] = {}
 
 
@@ -423,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", default="model,model-every1", help="which model rows to score: model (vidfilter run), model-every1")
     ap.add_argument("--init", help="with --train-minutes: fine-tune this bundle or setup name (e.g. worm-plate)")
     ap.add_argument("--work", default="/tmp/vidfilter_quality_real", help="where a trained bundle and run output go")
-    ap.add_argument("--no-refine", action="store_true", help="model rows without the refinement (infer.refine: false)")
+    ap.add_argument("--refine", choices=["full", "snap", "off"], help="the model rows' infer.refine (default: the config's)")
     ap.add_argument("--methods", default="max,median,median-all,mog2,knn", help="comma list of baselines (+ labels-median, the ceiling)")
     ap.add_argument("--masks", default="fixed10,noise,object", help="comma list of mask methods")
     ap.add_argument("--no-tuned", action="store_true", help="skip the object-tuned row (grid on even frames, score on odd)")
@@ -434,8 +434,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="only the fixed protocol's ceiling from the labels (quality_real_ceiling.json, ~1 min)")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "quality_real.json"))
     args = ap.parse_args(argv)
-    if args.no_refine:
-        MODEL_OVERRIDES["infer.refine"] = False
+    if args.refine:
+        MODEL_OVERRIDES["infer.refine"] = args.refine
 
     root = data_root(args.data).resolve()
     worms = root / "worms_yolo_640"

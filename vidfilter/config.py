@@ -205,9 +205,11 @@ class InferConfig(_Section):
         False, description="run a model of dark animals on bright ones (or the reverse): the network sees the inverted "
         "frame (1 - x) and its background is inverted back; the run's polarity is the opposite of the model's"
     )
-    refine: bool = Field(
-        True, description="a model's background snapped to the recording's median where they agree and bounded by its "
-        "min (bright animals) or max (dark) projection, from the setup's sampled frames (vidfilter.temporal.refine)",
+    refine: Literal["full", "snap", "off"] = Field(
+        "full", description="a model's background refined by the projections of the setup's sampled frames "
+        "(vidfilter.temporal.refine): snap: the recording's median where they agree; full: also bounded by the min "
+        "(bright animals) or max (dark) projection, so no more of an animal stays than in that projection; "
+        "off: the network's background as it is",
     )
     setup_cache: bool = Field(
         True, description="keep each input file's setup (detected polarity, median or temporal statistic) by its "

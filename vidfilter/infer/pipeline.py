@@ -63,7 +63,8 @@ class ModelBackground(BackgroundEstimator):
         self.temporal_frames = int(bundle.normalisation.get("temporal_frames", 32))  # as in training
         self._stat: np.ndarray | None = None
         self.registration: Any = None  # a Registration when the camera moved (the statistic follows it)
-        self.refine = bool(config.infer.refine)
+        self.refine = config.infer.refine != "off"
+        self.bound = config.infer.refine == "full"
         self._refinement: Any = None  # a vidfilter.temporal.refine.Refinement once prepared
         from vidfilter.resolve import run_polarity
 
@@ -151,7 +152,7 @@ class ModelBackground(BackgroundEstimator):
         if y.ndim == 3:
             y = y[0] if y.shape[0] == 1 else np.moveaxis(y, 0, -1)
         y = 1.0 - y if self.invert else y
-        return self._refinement(y, self.polarity) if self._refinement is not None else y
+        return self._refinement(y, self.polarity, frame, bound=self.bound) if self._refinement is not None else y
 
 
 def make_estimator(method: str, model: str | Path | Any | None, config: Config) -> BackgroundEstimator:
