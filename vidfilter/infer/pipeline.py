@@ -88,16 +88,18 @@ class ModelBackground(BackgroundEstimator):
 
         self.registration, self._refinement, raw = None, None, None
         sc = self.bundle.config.sampling
-        if self.temporal != "none" or self.refine:  # the registration decides for the statistic and the refinement
+        # grey projections say nothing about each colour channel: colour runs are not refined
+        refine = self.refine and not (len(src.shape) == 4 and src.shape[-1] > 1)
+        if self.temporal != "none" or refine:  # the registration decides for the statistic and the refinement
             raw, self.registration = statistic_and_registration(
                 src, self._statistic_kind() if self.temporal != "none" else "none", self.temporal_frames,
                 sc.registration, sc.registration_max_shift, what="the temporal channel follows each network frame",
             )
         if raw is not None:
             self._stat = 1.0 - raw if self.invert else raw
-        if self.refine and self.registration is None:
+        if refine and self.registration is None:
             self._refinement = self._refinement_of(src, {self._statistic_kind(): raw} if raw is not None else {})
-        elif self.refine:
+        elif refine:
             log.info("%s: the camera moved: the background is not refined by the recording's projections", src.path)
 
     def _refinement_of(self, src: FrameSource, have: dict[str, np.ndarray]) -> Any:
