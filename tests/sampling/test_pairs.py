@@ -227,7 +227,10 @@ def test_dataloader_workers_give_distinct_deterministic_streams() -> None:
     cfg = config(**{"sampling.lag": [1, 3], "train.batch_size": 3})
 
     def take(n: int) -> list[torch.Tensor]:
-        loader = torch.utils.data.DataLoader(PairDataset([arr], cfg), batch_size=None, num_workers=2)
+        # started as training starts them (spawn): a forked worker can inherit a lock held by one of
+        # the threads earlier tests left in this process, and wait on it forever
+        loader = torch.utils.data.DataLoader(PairDataset([arr], cfg), batch_size=None, num_workers=2,
+                                             multiprocessing_context="spawn")
         out = []
         for i, (inp, _tgt) in enumerate(loader):
             out.append(inp)

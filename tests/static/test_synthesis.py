@@ -125,7 +125,8 @@ def test_deterministic_and_the_same_with_dataloader_workers(bank):
     resumed = SynthSampler(s, seed=4)
     resumed.set_state({"index": 4})
     assert np.array_equal(resumed.batch(4)[0], first[1][0])
-    loader = torch.utils.data.DataLoader(SynthDataset(s, 4, seed=4), batch_size=None, num_workers=2)
+    loader = torch.utils.data.DataLoader(SynthDataset(s, 4, seed=4), batch_size=None, num_workers=2,
+                                         multiprocessing_context="spawn")  # as training starts them
     it = iter(loader)
     for k in range(3):
         inp, tgt = next(it)

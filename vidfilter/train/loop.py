@@ -175,9 +175,11 @@ def _batches(sset: SamplerSet, inputs: Sequence[Any], config: Config, start_step
     else:
         dataset = PairDataset(inputs, config, batch_size=bs, seed=config.train.seed + 7919 * start_step, statistics=sset.statistics,
                               targets=_target_paths(sset))
+    # workers are started fresh ("spawn"), not forked: a fork copies this process with its decoder,
+    # writer and OpenMP threads, and a lock one of them held at that moment stays locked in the child
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=None, num_workers=config.train.num_workers, pin_memory=torch.cuda.is_available(),
-        persistent_workers=False,
+        persistent_workers=False, multiprocessing_context="spawn",
     )
     yield from loader
 
