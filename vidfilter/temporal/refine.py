@@ -29,7 +29,7 @@ facts about its plate, from the frames the setup already samples:
 
 What it cannot change: an animal in every sampled frame is in the median and both projections,
 so removing it stays the network's work. Sigmas are ``1.4826 x`` the median absolute deviation of
-the difference on a sparse grid (the drift measure's), with a floor of ``1e-4`` (a thirtieth of an
+the difference on a sparse grid of about 65,536 points, with a floor of ``1e-4`` (a thirtieth of an
 8-bit level), so that a noise-free recording neither divides by zero nor snaps what differs.
 The two constants were chosen on the flies and zebrafish recordings and checked on the others
 (``docs/benchmarks.md``).
