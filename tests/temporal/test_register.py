@@ -15,6 +15,7 @@ from scipy import ndimage
 from vidfilter.config import Config
 from vidfilter.io.array_source import ArrayFrameSource
 from vidfilter.sampling.pairs import make_samplers
+from vidfilter.temporal.register import correlation_peak, hann_taper
 from vidfilter.temporal import Registration, statistic_and_registration, statistic_frames, survey, temporal_statistic, translate
 from vidfilter.synth import SyntheticRecording, write_video
 
@@ -25,6 +26,31 @@ def _frames(shift=(3.0, 2.0), n_animals=6, noise=2.0, n=40, size=(160, 192), see
     rec = SyntheticRecording(n, *size, n_animals=n_animals, shift_px=shift, shift_at=SHIFT_AT, noise_sigma=noise, seed=seed,
                              texture=texture)
     return np.stack([rec[t] for t in range(n)]), rec
+
+
+@pytest.mark.parametrize("shape", [(512, 512), (160, 192), (97, 64)])
+def test_taper_matches_scikit_image_window(shape):
+    from skimage.filters import window
+
+    np.testing.assert_allclose(hann_taper(shape), window("hann", shape), atol=1e-6)
+
+
+@pytest.mark.parametrize("shape,move", [((128, 128), (5, -9)), ((96, 160), (-30, 41)), ((64, 80), (32, -40)), ((64, 64), (0, 0))])
+def test_correlation_peak_matches_scikit_image(shape, move):
+    """The peak against scikit-image's phase_cross_correlation (unnormalised, whole pixels) on a
+    smoothed random texture moved circularly by a known shift plus noise, and on pure noise."""
+    from skimage.registration import phase_cross_correlation
+
+    rng = np.random.default_rng(sum(shape) + move[0])
+    ref = ndimage.gaussian_filter(rng.normal(size=shape), 2.0)
+    mov = np.roll(ref, move, axis=(0, 1)) + 0.05 * rng.normal(size=shape)
+    theirs = phase_cross_correlation(ref, mov, upsample_factor=1, normalization=None)[0]
+    assert correlation_peak(ref, mov) == tuple(int(v) for v in theirs)
+    undo = tuple((-m) % s for m, s in zip(move, shape))  # the circular move back, wrapped past half a side
+    assert correlation_peak(ref, mov) == tuple(u - s if u > s // 2 else u for u, s in zip(undo, shape))
+    noise = rng.normal(size=shape)
+    theirs = phase_cross_correlation(ref, noise, upsample_factor=1, normalization=None)[0]
+    assert correlation_peak(ref, noise) == tuple(int(v) for v in theirs)
 
 
 @pytest.mark.parametrize("dy,dx", [(3, 2), (-4, 1), (0, -5), (7, -7)])

@@ -7,7 +7,7 @@ channel) mixes two copies of the plate. With registration on:
 
 - every frame's shift ``s_t = (dy, dx)`` (where the plate appears relative to frame 0, whole
   pixels) comes from cross-correlation of a central window against the same window of frame 0
-  (scikit-image's ``phase_cross_correlation``);
+  (:func:`correlation_peak`, tapered by :func:`hann_taper`);
 - the temporal statistic is accumulated in frame 0's coordinates (each frame moved by ``-s_t``);
 - a training pair crops its target where the input's plate went (offset ``s_b - s_a``) and the
   statistic where the input's crop lies in frame 0's coordinates;
@@ -96,6 +96,33 @@ def _tile_medians(image: np.ndarray, side: int) -> np.ndarray:
     return np.median(tiles, axis=1)
 
 
+def hann_taper(shape: tuple[int, int]) -> np.ndarray:
+    """A radially symmetric Hann window of ``shape`` (float32): the symmetric 1-D Hann window of
+    ``max(shape)`` samples, read at each pixel's distance from the centre (pixel coordinates scaled
+    so that both sides span ``max(shape)``; linear between samples, 0 beyond the last). The same
+    values as scikit-image's ``filters.window("hann", shape)``; written with numpy because importing
+    that function imports ``scipy.signal``, a second of a run's setup on a cold start."""
+    n = max(shape)
+    samples = np.hanning(n)
+    centre = n / 2 - 0.5
+    ys, xs = ((np.arange(s, dtype=np.float32) * np.float32(n / s) - np.float32(centre)) for s in shape)
+    radius = np.sqrt(ys[:, None] ** 2 + xs[None, :] ** 2) + np.float32(centre)
+    return np.interp(radius, np.arange(n), samples, left=0.0, right=0.0).astype(np.float32)
+
+
+def correlation_peak(reference: np.ndarray, moving: np.ndarray) -> tuple[int, int]:
+    """The whole-pixel shift ``(dy, dx)`` that registers ``moving`` with ``reference``: the
+    maximum of their circular cross-correlation (by FFT, unnormalised), with shifts beyond half a
+    side wrapped to negative ones. ``moving`` moved by ``(dy, dx)`` matches ``reference``. Equals
+    scikit-image's ``phase_cross_correlation(reference, moving, upsample_factor=1,
+    normalization=None)`` (tested), in numpy alone for the same import cost as :func:`hann_taper`."""
+    shape = reference.shape
+    product = np.fft.rfft2(reference) * np.conj(np.fft.rfft2(moving))
+    corr = np.fft.irfft2(product, s=shape)
+    peak = np.unravel_index(int(np.argmax(np.abs(corr))), shape)
+    return tuple(int(p - s) if p > s // 2 else int(p) for p, s in zip(peak, shape))  # type: ignore[return-value]
+
+
 def _window_box(shape: tuple[int, int], side: int) -> tuple[slice, slice]:
     h, w = shape
     sh, sw = min(h, side), min(w, side)
@@ -118,12 +145,10 @@ class Registration:
     """
 
     def __init__(self, reference: np.ndarray, *, window: int = WINDOW, max_shift: int = 32) -> None:
-        from skimage.filters import window as make_window
-
         self.box = _window_box(np.asarray(reference).shape[:2], window)
         self.max_shift = int(max_shift)
         self.ref_raw = self._centred(self._prepare_raw(reference))
-        self._taper = make_window("hann", self.ref_raw.shape).astype(np.float32)
+        self._taper = hann_taper(self.ref_raw.shape)
         self.ref_clipped = self._clipped(self.ref_raw)
         self.ref = self._taper * self.ref_clipped
         self.cache: dict[int, tuple[int, int]] = {}
@@ -201,16 +226,14 @@ class Registration:
                 hit = self.cache.get(t)
             if hit is not None:
                 return hit
-        from skimage.registration import phase_cross_correlation
-
         mov = self._centred(self._prepare_raw(frame))
         if mov.shape != self.ref.shape:
             raise ValueError(f"frame window {mov.shape} differs from the reference window {self.ref.shape}")
         est = (0, 0)
         if float(mov.std()) > 1e-6 and float(self.ref.std()) > 1e-6:  # a flat frame (blank, saturated): nothing to correlate
             clipped = self._clipped(mov)
-            found = phase_cross_correlation(self.ref, self._taper * clipped, upsample_factor=1, normalization=None)[0]
-            cand = (-int(round(float(found[0]))), -int(round(float(found[1]))))  # it returns the shift that undoes the move
+            found = correlation_peak(self.ref, self._taper * clipped)
+            cand = (-found[0], -found[1])  # the peak is the shift that undoes the move
             if cand != (0, 0):
                 cand = self._refined(clipped, cand)
             if cand != (0, 0) and self._improves(mov, *cand):
