@@ -38,6 +38,9 @@ ratios are taken under the same machine load:
   frames) with torch's intra-op threads left at the core count against one thread (``infer.threads
   1``: the network on one core beside the decoder), interleaved, the setup cached so that only the
   streaming differs; wall fps and its ratio to decode fps, CPU seconds.
+- ``precision`` (only with ``--sections precision``): the same run in float32 against the default
+  precision (``auto``: bf16 on a CPU that computes it natively), interleaved the same way.
+  ``benchmarks/precision.py`` measures what bf16 changes in the shipped bundles' backgrounds.
 
 Usage::
 
@@ -765,7 +768,8 @@ def compute_costs(frames: list[np.ndarray], polarity: str, every: int, n_heavy: 
     return r, arrays
 
 
-def pipeline_costs(path: Path, workdir: Path, *, method: str, model: Any = None, setup_cache: bool = False) -> dict[str, Any]:
+def pipeline_costs(path: Path, workdir: Path, *, method: str, model: Any = None, setup_cache: bool = False,
+                   overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """One ``vidfilter.infer.pipeline.run`` with the default settings (device cpu; the setup cache
     off unless ``setup_cache``, so that every run sets up from the frames): wall and CPU
     time, the setup steps inside it (input hash, polarity detection, the estimator's ``prepare``;
@@ -779,7 +783,7 @@ def pipeline_costs(path: Path, workdir: Path, *, method: str, model: Any = None,
     from vidfilter.infer import pipeline
     from vidfilter.io import registry
 
-    cfg = Config().override({"infer.device": "cpu", "output.overwrite": True, "infer.setup_cache": setup_cache})
+    cfg = Config().override({"infer.device": "cpu", "output.overwrite": True, "infer.setup_cache": setup_cache, **(overrides or {})})
     targets = [(pipeline, "file_sha256", "input_hash"), (polarity, "polarity_evidence", "polarity"),
                (registry, "open", "open"), (MedianProjection, "prepare", "prepare"),
                (pipeline.ModelBackground, "prepare", "prepare"), (pipeline, "_stream", "stream")]
@@ -1067,8 +1071,10 @@ T_END_TO_END, T_STREAMING, T_SETUP_S, T_SIZE = 0.5, 0.8, 3.0, 20.0
 MOUSE = ROOT.parent / "shared" / "data" / "mouse_tracktor" / "mouse_video.mp4"
 
 
-def bench_threads(workdir: Path, quick: bool, repeats: int = 2) -> dict[str, Any]:
-    """The ``threads`` section (see the module): torch threads at the default against one."""
+def interleaved_runs(workdir: Path, quick: bool, variants: dict[str, dict[str, Any]], repeats: int = 2) -> dict[str, Any]:
+    """The fast model's keyframe run at 2048² (1500 frames; ``--quick`` 512², 150) once per
+    variant (config overrides), ``repeats`` rounds interleaved, setup kept by a private setup cache
+    (the first round, unrecorded, fills it): wall, CPU seconds and fps over decode of each."""
     import torch
 
     from vidfilter.config import Config
@@ -1083,22 +1089,40 @@ def bench_threads(workdir: Path, quick: bool, repeats: int = 2) -> dict[str, Any
     runs: list[dict[str, Any]] = []
     with private_setup_cache(workdir):
         try:
-            for rep in range(repeats + 1):  # the first, unrecorded, fills the setup cache
-                for threads in (None, 1):
+            for rep in range(repeats + 1):
+                for label, overrides in variants.items():
                     torch.set_num_threads(default)
-                    cfg = Config().override({"infer.device": "cpu", "output.overwrite": True, "infer.threads": threads})
+                    cfg = Config().override({"infer.device": "cpu", "output.overwrite": True, **overrides})
                     with tempfile.TemporaryDirectory(dir=workdir) as d:
                         t0, c0 = time.perf_counter(), time.process_time()
                         r = pipeline.run(str(path), Path(d) / "o.zarr", model=bundle, method="model", config=cfg)
                         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
                     if rep:
-                        row = {"torch_threads": threads or default, "wall_s": wall, "cpu_s": cpu, "fps": n / wall,
+                        row = {"variant": label, "overrides": overrides, "wall_s": wall, "cpu_s": cpu, "fps": n / wall,
                                "over_decode": n / wall / res["decode_fps"], "keyframes": r.keyframes}
                         runs.append(row)
-                        log(f"  threads: {json.dumps(row)}")
+                        log(f"  {json.dumps(row)}")
         finally:
             torch.set_num_threads(default)
     res["runs"] = runs
+    return res
+
+
+def bench_threads(workdir: Path, quick: bool) -> dict[str, Any]:
+    """The ``threads`` section (see the module): torch threads at the default against one."""
+    import torch
+
+    return interleaved_runs(workdir, quick, {f"{torch.get_num_threads()} torch threads (default)": {"infer.threads": None},
+                                             "1 torch thread": {"infer.threads": 1}})
+
+
+def bench_precision(workdir: Path, quick: bool) -> dict[str, Any]:
+    """The ``precision`` section (see the module): float32 against the default (``auto``: bf16 on
+    a CPU that computes it natively)."""
+    from vidfilter.infer.device import cpu_has_native_bf16
+
+    res = interleaved_runs(workdir, quick, {"fp32": {"infer.precision": "fp32"}, "auto (default)": {"infer.precision": "auto"}})
+    res["cpu_has_native_bf16"] = cpu_has_native_bf16()
     return res
 
 
@@ -1113,10 +1137,10 @@ def private_setup_cache(workdir: Path) -> Iterator[None]:
             os.environ.pop("VIDFILTER_SETUP_CACHE_DIR", None)
 
 
-def threads_table(r: dict[str, Any]) -> str:
-    rows = [[str(x["torch_threads"]), f"{x['fps']:.1f}", f"{x['over_decode']:.2f}x", f"{x['cpu_s']:.1f}"] for x in r["runs"]]
+def variants_table(r: dict[str, Any]) -> str:
+    rows = [[str(x["variant"]), f"{x['fps']:.1f}", f"{x['over_decode']:.2f}x", f"{x['cpu_s']:.1f}"] for x in r["runs"]]
     head = f"{r['video']}, {r['machine']['cpu']}, {r['machine']['cores']} cores; decode {r['decode_fps']:.1f} fps"
-    return head + "\n" + text_table(md_head("| torch threads | fps | over decode | CPU s |"), rows,
+    return head + "\n" + text_table(md_head("| variant | fps | over decode | CPU s |"), rows,
                                      lambda x: "| " + " | ".join(x) + " |")
 
 
@@ -1519,7 +1543,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="reduced sizes (~15-20 min on 2 cores)")
     ap.add_argument("--sections", nargs="+", default=["speed", "memory", "keyframe", "checksums"],
-                    choices=["speed", "memory", "keyframe", "checksums", "costs", "target", "threads"])
+                    choices=["speed", "memory", "keyframe", "checksums", "costs", "target", "threads", "precision"])
     ap.add_argument("--study-model", help="keyframe study with a network: a bundle path, or 'train' (~75 s); default: the oracle")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "infer.json"))
     ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "vidfilter-bench-infer"))
@@ -1532,7 +1556,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    own = ("costs", "target", "threads")  # these carry their own machine and date
+    own = ("costs", "target", "threads", "precision")  # these carry their own machine and date
     legacy = [s for s in args.sections if s not in own]
 
     def save() -> None:  # after every section, so a long run leaves what it measured
@@ -1566,6 +1590,8 @@ def main(argv: list[str] | None = None) -> int:
         res["target"] = bench_target(workdir, args.quick)
     if "threads" in args.sections:
         res["threads"] = bench_threads(workdir, args.quick)
+    if "precision" in args.sections:
+        res["precision"] = bench_precision(workdir, args.quick)
     save()
     if legacy:
         print(table(res))
@@ -1573,8 +1599,9 @@ def main(argv: list[str] | None = None) -> int:
         print(costs_tables(res["costs"]))
     if "target" in res:
         print(target_table(res["target"]))
-    if "threads" in res:
-        print(threads_table(res["threads"]))
+    for key in ("threads", "precision"):
+        if key in res:
+            print(variants_table(res[key]))
     print(f"\n({res['seconds']:.0f} s; JSON: {out})")
     return 0
 

@@ -191,7 +191,9 @@ class InferConfig(_Section):
         "image-like context); None = the model's alignment (32 px for depth 5), 0 = off",
     )
     device: str = "auto"
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="auto = bf16 on a GPU that has it and on a CPU that computes it natively (AVX-512 BF16, "
+        "AMX), float32 elsewhere; fp32 = the same output on every CPU")
     compile: bool = False
     # keyframe defaults from the study in docs/performance.md: K = 500 with the adaptive check at
     # 0.005 kept the mask F1 against per-frame inference >= 0.99 under drift and a camera shift,

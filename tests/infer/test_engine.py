@@ -147,7 +147,7 @@ def test_blur_tiled_equals_whole_frame(padding, shape, tile, radius):
     included (the frame border of every edge tile is the real frame border, padded the same way)."""
     frame = rng_frame(shape, seed=3)
     blur = Blur(radius, padding)
-    engine = TiledEngine(blur, tile=tile, batch_size=3, device="cpu")
+    engine = TiledEngine(blur, tile=tile, batch_size=3, device="cpu", precision="fp32")
     assert len(engine_grid(engine, shape)) > 1  # the test really cuts
     np.testing.assert_allclose(engine(frame), whole(blur, frame, engine.border)[0], atol=1e-6)
 
@@ -328,7 +328,8 @@ def test_resolve_device_and_precision():
         with pytest.raises(ConfigError, match="CUDA is not available"):
             resolve_device("cuda:1")
     cpu = torch.device("cpu")
-    assert autocast_dtype("auto", cpu) is None and autocast_dtype("fp32", cpu) is None
+    assert autocast_dtype("auto", cpu) is None and autocast_dtype("fp32", cpu) is None  # training: float32 on a CPU
+    assert autocast_dtype("fp32", cpu, inference=True) is None
     assert autocast_dtype("bf16", cpu) == torch.bfloat16
     with pytest.raises(ConfigError):
         autocast_dtype("int8", cpu)
@@ -337,6 +338,22 @@ def test_resolve_device_and_precision():
         assert torch.get_num_threads() == 1
     finally:
         set_threads(previous)
+
+
+def test_auto_precision_follows_the_cpus_bf16_support(monkeypatch):
+    """Inference's auto precision is bf16 exactly where the CPU reports native bf16 (asked of
+    torch, independently of vidfilter's helper), and float32 when that support is hidden."""
+    from vidfilter.infer import device
+
+    cpu = torch.device("cpu")
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    assert device.cpu_has_native_bf16() == native
+    assert TiledEngine(real_unet(3, 4), tile=64, device="cpu").autocast == (torch.bfloat16 if native else None)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert autocast_dtype("auto", cpu, inference=True) is None
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert autocast_dtype("auto", cpu, inference=True) == torch.bfloat16
 
 
 def test_bf16_autocast_close_to_fp32():
@@ -386,9 +403,9 @@ def test_border_gives_frame_edges_image_context():
     (a flat frame stays flat to the edge), and border=0 gives the plain whole-frame result."""
     blur = Blur(3, "zeros")
     flat = np.full((40, 56), 0.5, np.float32)
-    plain = TiledEngine(blur, tile=64, device="cpu", border=0)(flat)
+    plain = TiledEngine(blur, tile=64, device="cpu", border=0, precision="fp32")(flat)
     assert plain[0, 0] < 0.4 and np.allclose(plain, whole(blur, flat)[0], atol=1e-6)
-    bordered = TiledEngine(blur, tile=64, device="cpu", border=4)
+    bordered = TiledEngine(blur, tile=64, device="cpu", border=4, precision="fp32")
     np.testing.assert_allclose(bordered(flat), 0.5, atol=1e-6)
     frame = rng_frame((40, 56), seed=5)
     np.testing.assert_allclose(bordered(frame), whole(blur, frame, 4)[0], atol=1e-6)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from vidfilter.config import Config
@@ -69,6 +70,7 @@ def test_learning_is_real(tmp_path) -> None:
     assert err_out < 0.3 * err_frame, (err_out, err_frame)
 
 
+@pytest.mark.slow  # about a minute of training on 2 cores; the slow tier runs it
 def test_recipe_escapes_the_identity_trap_on_slow_animals(tmp_path) -> None:
     """Slow animals (0.7 px/frame): the default recipe's output differs from its input at animal
     pixels by a substantial share of the animals' contrast, and the identity flag stays off. The
@@ -86,6 +88,7 @@ def test_recipe_escapes_the_identity_trap_on_slow_animals(tmp_path) -> None:
     assert bundle.provenance["identity_suspected"] is False
 
 
+@pytest.mark.slow  # about a minute of training on 2 cores; the slow tier runs it
 def test_clean_targets_remove_the_slow_animals_that_time_lag_pairs_keep(tmp_path) -> None:
     """Animals at 0.3 px/frame overlap themselves in every time-lag pair, so those pairs teach the
     overlap as plate; with the recording's true background as the target (what a generated corpus

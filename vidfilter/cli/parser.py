@@ -99,7 +99,9 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overlap", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--device")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="the network's arithmetic (default auto: bf16 where the GPU or CPU computes it natively, "
+                        "else float32; fp32 gives the same output on every CPU)")
     p.add_argument("--every", type=int, help="keyframe mode: run the network every K frames")
     p.add_argument("--adaptive", action=argparse.BooleanOptionalAction, default=None,
                    help="add keyframes when the residual drifts (default: on)")

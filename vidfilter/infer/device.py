@@ -8,7 +8,7 @@ import torch
 
 from vidfilter.errors import ConfigError
 
-__all__ = ["autocast_dtype", "resolve_device", "set_threads"]
+__all__ = ["autocast_dtype", "cpu_has_native_bf16", "resolve_device", "set_threads"]
 
 log = logging.getLogger(__name__)
 
@@ -59,17 +59,34 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     raise ConfigError(f"unsupported device {device!r}; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
 
 
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+def cpu_has_native_bf16() -> bool:
+    """Does this CPU compute bf16 products in hardware (AVX-512 BF16 or AMX tiles)? Elsewhere
+    oneDNN emulates bf16 and autocast makes a network slower, not faster."""
+    cpu = getattr(torch, "cpu", None)
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    try:
+        return bool(torch.backends.mkldnn.is_available()) and any(bool(getattr(cpu, c, lambda: False)()) for c in checks)
+    except (RuntimeError, AttributeError):
+        return False
+
+
+def autocast_dtype(precision: str, device: torch.device, *, inference: bool = False) -> torch.dtype | None:
     """The autocast dtype for ``precision`` on ``device``, or ``None`` for plain float32.
 
-    ``auto``: bf16 on CUDA devices that support it (fp16 on older ones), float32 elsewhere.
-    ``bf16``/``fp16`` are honoured on CUDA and CPU (CPU autocast is slow for fp16 but correct).
+    ``auto``: bf16 on CUDA devices that support it (fp16 on older ones); for ``inference``, bf16
+    also on a CPU that computes it natively (:func:`cpu_has_native_bf16`: the network's time falls
+    to about 0.6x, its background moves by a few hundredths of a grey level on average,
+    docs/performance.md); float32 elsewhere, and for training on every CPU. ``fp32`` gives the
+    same output on every CPU. ``bf16``/``fp16`` are honoured on CUDA and CPU (CPU autocast is slow
+    for fp16 but correct).
     """
     if precision not in _PRECISIONS:
         raise ConfigError(f"unknown precision {precision!r}; use one of {', '.join(_PRECISIONS)}")
     if precision == "fp32":
         return None
     if precision == "auto":
+        if device.type == "cpu" and inference and cpu_has_native_bf16():
+            return torch.bfloat16
         if device.type != "cuda":
             return None
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16

@@ -139,7 +139,7 @@ class TiledEngine:
         b = self.multiple if border is None else int(border)
         self.border = -(-b // self.multiple) * self.multiple  # a multiple of the alignment: same pooling grid
         self.precision = precision
-        self.autocast = autocast_dtype(precision, self.device)
+        self.autocast = autocast_dtype(precision, self.device, inference=True)
         # channels-last convolutions: on CUDA, and on the CPU too (oneDNN; one 1024^2 tile on 2 cores:
         # fast preset 1.30 -> 0.99 s, paper preset 4.43 -> 3.89 s, benchmarks/cpu_layout.py)
         self.channels_last = self.device.type in ("cuda", "cpu")
