@@ -71,17 +71,27 @@ def training_methods(inputs: list[str], work: Path, auto: Any, auto_cfg: Any, *,
     """The rows of models trained on ``inputs`` with the defaults: ``vidfilter train --init AUTO`` for
     ``init_minutes`` (the bundle ``--model auto`` picked; not when it runs on inverted frames, since
     training sees the frames as they are) and ``vidfilter train`` for ``train_minutes``."""
+    import json
+
     from vidfilter.config import Config
+    from vidfilter.models.bundle import load_model
     from vidfilter.models.shipped import resolve_bundle
     from vidfilter.train.loop import train
 
     rows: dict[str, tuple[Any, str, Any]] = {}
     if init_minutes and auto and not auto_cfg.infer.invert:
-        cfg = Config().override({"train.minutes": init_minutes, "train.steps": 10**9})
+        # trained once with train.guard false: the tuned network's rows, and the check's verdict picks
+        # what `vidfilter train --init` (guard on) writes: that network, or the starting bundle's
+        cfg = Config().override({"train.minutes": init_minutes, "train.steps": 10**9, "train.guard": False})
         model = train(inputs, work / "init.vfm", cfg, progress=False, init_bundle=resolve_bundle(auto))
-        rows[f"vidfilter train --init {auto}, {init_minutes:g} min"] = (model, "model", auto_cfg)
-        rows[f"vidfilter train --init {auto}, {init_minutes:g} min, --refine off"] = (
-            model, "model", auto_cfg.override({"infer.refine": "off"}))
+        check = load_model(model).provenance.get("fine_tuning_check") or {}
+        print(f"fine-tuning check of {auto}: {json.dumps(check)}", flush=True)
+        tag = f"vidfilter train --init {auto}, {init_minutes:g} min"
+        rows[f"{tag}, the tuned network (train.guard false)"] = (model, "model", auto_cfg)
+        rows[f"{tag}, the tuned network, --refine off"] = (model, "model", auto_cfg.override({"infer.refine": "off"}))
+        kept = "tuned network" if check.get("accepted") else f"starting bundle ({check.get('reason')})"
+        rows[f"{tag}, defaults (the check keeps the {kept})"] = (
+            model if check.get("accepted") else resolve_bundle(auto), "model", auto_cfg)
     if train_minutes:
         cfg = Config().override({"train.minutes": train_minutes, "train.steps": 10**9})
         model = train(inputs, work / "trained.vfm", cfg, progress=False)

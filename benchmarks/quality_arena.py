@@ -65,6 +65,10 @@ VIDEO = "mouse_tracktor/mouse_video.mp4"
 FINE_TUNING: dict[str, dict[str, Any]] = {
     "open-arena+ft": {}, "open-arena+ft-unanchored": {"train.anchor": False}, "open-arena+ft-replay": {"train.replay": 0.5},
 }
+#: fine-tuning rows score the tuned network (train.guard false); a row "ROW (defaults)" beside each
+#: scores what `vidfilter train --init` writes: that network, or the starting bundle when the check
+#: at the end of fine-tuning (vidfilter.train.guard) finds the tuned one worse
+UNGUARDED = {"train.guard": False}
 SETTLED, REF_STEP = 450, 20  # exposure settles by frame ~450 (shared/data/README.md)
 WINDOW, SCORE_STEP = 300, 5
 GT_THRESHOLD, GT_MIN_AREA, MIN_AREA = 25.0, 200, 100
@@ -258,11 +262,15 @@ def main(argv: list[str] | None = None) -> int:
             elif (row in FINE_TUNING or row == "model") and (args.train_minutes or args.train_steps):
                 init = None if row == "model" else "open-arena"
                 info = train_default_model(path, args.train_minutes, work / f"{path.stem}_{row}.vfm", init,
-                                           args.train_steps, FINE_TUNING.get(row))
+                                           args.train_steps, None if init is None else {**FINE_TUNING[row], **UNGUARDED})
                 w["training"][row] = info
-                print(f"  {w['kind']}@{w['start']} {row}: {info['steps']} steps, {info['verdict']}")
+                print(f"  {w['kind']}@{w['start']} {row}: {info['steps']} steps, {info['verdict']}; check {info['check']}")
                 (work / row).mkdir(exist_ok=True)
                 methods[row] = run_method(info["bundle"], work / row)
+                if init is not None:
+                    (work / f"{row}-defaults").mkdir(exist_ok=True)
+                    accepted = (info["check"] or {}).get("accepted")
+                    methods[f"{row} (defaults)"] = run_method(info["bundle"] if accepted else init, work / f"{row}-defaults")
         for label, bundle in extra.items():
             (work / label).mkdir(exist_ok=True)
             methods[label] = run_method(bundle, work / label)

@@ -409,9 +409,11 @@ def train_default_model(frames_dir: Path, minutes: float | None, out: Path, init
     budget = {"train.steps": steps, "train.minutes": 10.0**6} if steps else {"train.minutes": minutes, "train.steps": 10**9}
     train([str(frames_dir)], out, Config().override({**budget, **(overrides or {})}), progress=False, init_bundle=init)
     log = json.loads((out.with_suffix(".report") / "log.json").read_text())
+    from vidfilter.models.bundle import load_model
+
     return {"bundle": str(out), "minutes": minutes, "seconds": round(time.perf_counter() - t0, 1), "steps": log["steps"],
             "identity_score": log["identity_score"], "verdict": log["verdict"], "config": "Config() + train.steps" if steps else "Config() + train.minutes",
-            "init": init, "overrides": overrides or {}}
+            "init": init, "overrides": overrides or {}, "check": load_model(out).provenance.get("fine_tuning_check")}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -169,6 +169,13 @@ class TrainConfig(_Section):
         "removes (still ones above all); near the training crop's edges a detection that spans the crop (a wall) "
         "keeps the time-lag target (the bundle made it without the context beyond the crop); None = on when fine-tuning",
     )
+    guard: bool = Field(
+        True,
+        description="fine-tuning (--init): after training, judge the tuned network against the starting bundle on frames "
+        "of the recording (vidfilter.train.guard) and write the starting bundle instead when the tuned one gives back "
+        "animals it removed, sees still plate as animals or finds fewer moving animals; false = always write the tuned "
+        "network (the check is still reported)",
+    )
     replay: float = Field(
         0.0, ge=0, lt=1,
         description="fine-tuning a shipped bundle (--init SETUP): share of each batch drawn from clean-target pairs of "

@@ -558,6 +558,26 @@ class Trainer:
             if close is not None:
                 close()
 
+    def _check_fine_tuning(self, tuned: Path) -> dict[str, Any]:
+        """Judge the tuned bundle at ``tuned`` against the starting one (:mod:`vidfilter.train.guard`) and
+        say so in one line. Returns the check's record; ``kept_start`` is true when ``train.guard``
+        and a verdict against the tuned network mean the starting network is to be written instead."""
+        from vidfilter.models.bundle import load_model
+        from vidfilter.train.guard import check_fine_tuning
+
+        check = check_fine_tuning(self.start, load_model(tuned, device=self.device), self.sset.sources, self.config)
+        record = {**check.to_dict(), "kept_start": bool(not check.accepted and self.tcfg.guard)}
+        if check.accepted:
+            logger.info("fine-tuning check: %s (gives back %.3f of what %s removes; still plate seen as animals %.3f)",
+                        check.reason, check.kept, self.init_bundle, check.extra)
+        elif record["kept_start"]:
+            logger.warning("fine-tuning did not beat %s on this recording: %s; %s holds the starting bundle's network "
+                           "(train.guard false keeps the tuned one)", self.init_bundle, check.reason, self.out.name)
+        else:
+            logger.warning("fine-tuning is worse than %s on this recording: %s (kept, as train.guard is false)",
+                           self.init_bundle, check.reason)
+        return record
+
     def finish(self) -> None:
         """The bundle (the averaged weights when there are any), then the report."""
         from vidfilter.models import save_bundle
@@ -580,6 +600,17 @@ class Trainer:
             provenance["replay"] = {"pairs_per_batch": self.replay[1], "recordings": [s.path for s in self.replay[0].sources]}
         # what the network was taught to output: a later frame (time-lag pairs) or the true background
         provenance["targets"] = "clean backgrounds" if self.supervised else "time-lag pairs"
+        check = None
+        if self.start is not None and config.sampling.mode != "static":  # judged before the bundle is written
+            tuned = self.out.parent / f".{self.out.name}.tuned"
+            try:
+                save_bundle(tuned, model.to(memory_format=torch.contiguous_format), config,
+                            normalisation=normalisation, provenance=provenance)
+                provenance["fine_tuning_check"] = check = self._check_fine_tuning(tuned)
+            finally:
+                tuned.unlink(missing_ok=True)
+            if check["kept_start"]:
+                model = self.start.model
         save_bundle(self.out, model.to(memory_format=torch.contiguous_format), config,
                     normalisation=normalisation, provenance=provenance)
         try:
@@ -587,7 +618,8 @@ class Trainer:
             moved = {sset.sources[i].path: r.summary() for i, r in getattr(sset, "registrations", {}).items()}
             pairs = self.val_batch if self.val_batch is not None else _some_pairs(sset)
             write_report(report_dir(self.out), state, model, pairs, config, self.device,
-                         registration=moved, init=self.init_info, supervised=self.supervised)
+                         registration=moved, supervised=self.supervised,
+                         init=None if self.init_info is None else {**self.init_info, "check": check})
         except Exception:  # the bundle is saved; a report failure must not lose the run
             logger.exception("could not write the training report for %s", self.out)
 

@@ -114,7 +114,8 @@ def write_report(folder: str | os.PathLike[str], state: TrainResult, model: torc
                  supervised: bool = False) -> Path:
     """Write ``loss.png``, ``samples.png`` and ``log.json`` into ``folder`` (created if missing).
     ``registration``: ``{recording: Registration.summary()}`` for recordings whose camera moved;
-    ``init``: the bundle the run fine-tuned (path, sha256, its steps), None from random weights."""
+    ``init``: the bundle the run fine-tuned (path, sha256, its steps, and ``check``, the
+    :mod:`vidfilter.train.guard` record), None from random weights."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -218,6 +219,9 @@ def summary_line(report_dir: str | os.PathLike[str]) -> str:
     moved = log.get("registration") or {}
     init = log.get("init")
     start = f"fine-tuned from {Path(init['path']).name}: " if init else ""
+    check = (init or {}).get("check") or {}
+    if check.get("kept_start"):
+        start = f"fine-tuned from {Path(init['path']).name}, not kept ({check.get('reason')}; the bundle holds the starting network): "
     steps = f"{start}{log.get('steps')} steps in {log.get('elapsed_s', 0) / 60:.1f} min"
     if (cfg.get("sampling") or {}).get("mode") == "static":
         return f"{steps}; static mode, {preset} network on {crop} px synthetic pairs (crops pasted on backgrounds); {log.get('verdict')}"
