@@ -50,7 +50,8 @@ def machine() -> dict[str, Any]:
 def bundle_methods(polarity: str, unrefined: bool = True) -> dict[str, tuple[Any, str, Any]]:
     """A row per shipped bundle for a recording of ``polarity`` animals: ``label -> (model, method,
     config)``; a bundle of the other polarity runs on inverted frames (``infer.invert``). With
-    ``unrefined``, each also runs with ``--refine off`` (the network's background as it is)."""
+    ``unrefined``, each also runs with ``--refine full`` (bounded by the projections) and ``--refine off``
+    (the network's background as it is)."""
     from vidfilter.config import Config
     from vidfilter.models.shipped import shipped_names
     from vidfilter.train.corpus import SETUPS
@@ -62,7 +63,8 @@ def bundle_methods(polarity: str, unrefined: bool = True) -> dict[str, tuple[Any
             label, cfg = f"{name}, inverted", cfg.override({"infer.invert": True})
         rows[label] = (name, "model", cfg)
         if unrefined:
-            rows[f"{label}, --refine off"] = (name, "model", cfg.override({"infer.refine": "off"}))
+            for mode in ("full", "off"):
+                rows[f"{label}, --refine {mode}"] = (name, "model", cfg.override({"infer.refine": mode}))
     return rows
 
 

@@ -215,10 +215,11 @@ class InferConfig(_Section):
         "frame (1 - x) and its background is inverted back; the run's polarity is the opposite of the model's"
     )
     refine: Literal["full", "snap", "off"] = Field(
-        "full", description="a model's background refined by the projections of the setup's sampled frames "
+        "snap", description="a model's background refined by the projections of the setup's sampled frames "
         "(vidfilter.temporal.refine): snap: the recording's median where they agree; full: also bounded by the min "
-        "(bright animals) or max (dark) projection, so no more of an animal stays than in that projection; "
-        "off: the network's background as it is",
+        "(bright animals) or max (dark) projection, so no more of an animal stays than in that projection (removes "
+        "resting animals that leave later, but raised the real open field's background where the floor changes, "
+        "3x the false pixels of the 10-level mask: docs/benchmarks.md); off: the network's background as it is",
     )
     setup_cache: bool = Field(
         True, description="keep each input file's setup (detected polarity, median or temporal statistic) by its "

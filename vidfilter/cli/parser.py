@@ -109,9 +109,10 @@ def _run_args(p: argparse.ArgumentParser) -> None:
                    help="rise of the median residual (0-1 scale) that makes a frame a keyframe (default 0.005)")
     p.add_argument("--threads", type=int)
     p.add_argument("--refine", choices=["full", "snap", "off"],
-                   help="a model's background: snap = take the recording's median where they agree within the noise; "
-                   "full (default) = also keep no more of an animal than the min (bright animals) or max (dark) "
-                   "projection of the setup's frames; snap suits plates whose texture changes as animals pass (worm tracks)")
+                   help="a model's background: snap (default) = take the recording's median where they agree within "
+                   "the noise; full = also keep no more of an animal than the min (bright animals) or max (dark) "
+                   "projection of the setup's frames (for animals that rest, then leave, on a steady floor); "
+                   "off = the network's background as it is")
     p.add_argument("--setup-cache", action=argparse.BooleanOptionalAction, default=None,
                    help="keep each input file's setup (detected polarity, median or temporal statistic) by its content "
                    "in ~/.cache/vidfilter/setup, so that a second run on the same file skips it (default: on)")
