@@ -567,15 +567,16 @@ class Trainer:
 
         check = check_fine_tuning(self.start, load_model(tuned, device=self.device), self.sset.sources, self.config)
         record = {**check.to_dict(), "kept_start": bool(not check.accepted and self.tcfg.guard)}
+        start = Path(self.init_bundle).name
         if check.accepted:
             logger.info("fine-tuning check: %s (gives back %.3f of what %s removes; still plate seen as animals %.3f)",
-                        check.reason, check.kept, self.init_bundle, check.extra)
+                        check.reason, check.kept, start, check.extra)
         elif record["kept_start"]:
             logger.warning("fine-tuning did not beat %s on this recording: %s; %s holds the starting bundle's network "
-                           "(train.guard false keeps the tuned one)", self.init_bundle, check.reason, self.out.name)
+                           "(`train: {guard: false}` in a --config file keeps the tuned one)", start, check.reason, self.out.name)
         else:
             logger.warning("fine-tuning is worse than %s on this recording: %s (kept, as train.guard is false)",
-                           self.init_bundle, check.reason)
+                           start, check.reason)
         return record
 
     def finish(self) -> None:
