@@ -7,12 +7,12 @@ labels exist, so the check judges the two networks' backgrounds of frames spread
 recording (refined as a run refines them) by what the recording itself shows, with the bundle as
 the referee where the recording cannot tell:
 
-- **kept**: where ``B`` sees an animal (its background departs from the frame by more than the
-  mask threshold, in the polarity's direction), the share of the contrast ``B`` removes that the
+- **kept**: where ``B`` sees an animal (an object of the noise-scaled object mask of its
+  background against the frame, :func:`_objects`), the share of the contrast ``B`` removes that the
   tuned background gives back. An animal that never moves looks like plate to every statistic of
   the clip; only the bundle's prior tells it apart, so the tuned network must not undo it.
-- **extra**: pixels the tuned network sees as an animal where ``B`` sees plate and the frame
-  equals the recording's median (within the threshold: nothing moved there), per pixel ``B`` sees
+- **extra**: pixels the tuned network sees as an animal where ``B`` sees plate and the frame holds
+  no object against the recording's median (nothing moved there), per pixel ``B`` sees
   as an animal. Plate texture or a wall read as animals shows here; so would a still animal that
   only the tuned network removes, which the check cannot tell from texture and so does not credit.
 - **moving**: of the pixels where the frame departs from the recording's median in the animal's
@@ -27,7 +27,6 @@ measured in docs/benchmarks.md ("Fine-tuning that never hurts").
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -36,8 +35,6 @@ import numpy as np
 
 from vidfilter.config import Config
 from vidfilter.io.source import FrameSource, to_gray
-
-log = logging.getLogger(__name__)
 
 #: the largest share of the bundle's removed contrast the tuned background may give back
 KEPT_MAX = 0.10
@@ -112,7 +109,9 @@ def check_fine_tuning(start: Any, tuned: Any, sources: Sequence[FrameSource], co
             est.prepare(src)
             models.append(est)
         polarity = models[0].polarity
-        median = temporal_statistics(src, ["median"], models[0].temporal_frames)["median"]
+        refined = models[0]._refinement  # its prepare read the same frames' median; not there when unrefined
+        median = refined.median if refined is not None else temporal_statistics(
+            src, ["median"], models[0].temporal_frames)["median"]
         for t in mine:
             frame = to_float(src[t])
             b_start, b_tuned = (m.background(t, frame) for m in models)
