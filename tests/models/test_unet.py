@@ -172,6 +172,65 @@ def test_channels_last_matches() -> None:
     assert torch.allclose(out, ref, atol=1e-5)
 
 
+def _reference_forward(model: UNet, x: torch.Tensor) -> torch.Tensor:
+    """The U-Net's forward written out layer by layer, skips concatenated as they come (no casts)."""
+    import torch.nn.functional as F
+
+    from vidfilter.models.unet import pad_to_multiple
+
+    h, w = x.shape[-2:]
+    xp = pad_to_multiple(x, model.multiple)
+    skips, y = [xp], F.max_pool2d(model.enc0(xp), 2)
+    for stage in model.enc:
+        skips.append(y)
+        y = F.max_pool2d(stage(y), 2)
+    y = model.bottleneck(y)
+    for stage in model.dec:
+        y = stage(torch.cat([F.interpolate(y, scale_factor=2.0, mode="nearest"), skips.pop()], dim=1))
+    return model.out(y)[..., :h, :w] + x[:, :1]
+
+
+def test_bf16_autocast_keeps_decoder_maps_bf16_channels_last() -> None:
+    """Under CPU bf16 autocast every decoder stage gets one bf16, channels-last map (a float32 skip
+    would promote the full-resolution concatenation to float32 and drop the layout), and the output
+    is the same as the layer-by-layer reference's."""
+    torch.manual_seed(5)
+    model = UNet(2, 1, width=8, depth=3, residual=True).eval().to(memory_format=torch.channels_last)
+    for p in model.parameters():
+        p.data.normal_(0, 0.2)
+    seen: list[tuple[torch.dtype, bool]] = []
+    for stage in model.dec:
+        stage.register_forward_pre_hook(
+            lambda _m, args: seen.append((args[0].dtype, args[0].is_contiguous(memory_format=torch.channels_last)))
+        )
+    x = torch.rand(1, 2, 64, 96).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x).float()
+        assert seen == [(torch.bfloat16, True)] * len(model.dec)
+        ref = _reference_forward(model, x).float()
+    assert seen[-1][0] == torch.float32  # what the plain concatenation does to the last stage
+    assert torch.equal(out, ref)
+
+
+def test_in_place_activations_train() -> None:
+    """In-place LeakyReLU leaves the gradients those of the out-of-place network."""
+    torch.manual_seed(6)
+    model = UNet(1, 1, width=4, depth=2)
+    for p in model.parameters():
+        p.data.normal_(0, 0.3)
+    plain = UNet(1, 1, width=4, depth=2)
+    plain.load_state_dict(model.state_dict())
+    for m in plain.modules():
+        if isinstance(m, nn.LeakyReLU):
+            m.inplace = False
+    assert any(m.inplace for m in model.modules() if isinstance(m, nn.LeakyReLU))
+    x = torch.rand(2, 1, 24, 24)
+    for net in (model, plain):
+        (net(x) - 0.3).pow(2).mean().backward()
+    for (name, a), b in zip(model.named_parameters(), plain.parameters()):
+        assert a.grad is not None and torch.allclose(a.grad, b.grad, atol=1e-6), name
+
+
 def test_config_property_round_trips() -> None:
     """.config is the ModelConfig dict; building from it gives the same architecture."""
     cfg = ModelConfig(preset=Preset.fast, depth=4, residual=True, temporal_channel="none")

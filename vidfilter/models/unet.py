@@ -126,20 +126,20 @@ class UNet(nn.Module):
         self.depth = depth
         self.residual = residual
         w = width
-        self.enc0 = nn.Sequential(_conv(in_channels, w), nn.LeakyReLU(_SLOPE), _conv(w, w), nn.LeakyReLU(_SLOPE))
-        self.enc = nn.ModuleList(nn.Sequential(_conv(w, w), nn.LeakyReLU(_SLOPE)) for _ in range(depth - 1))
-        self.bottleneck = nn.Sequential(_conv(w, w), nn.LeakyReLU(_SLOPE))
+        self.enc0 = nn.Sequential(_conv(in_channels, w), nn.LeakyReLU(_SLOPE, inplace=True), _conv(w, w), nn.LeakyReLU(_SLOPE, inplace=True))
+        self.enc = nn.ModuleList(nn.Sequential(_conv(w, w), nn.LeakyReLU(_SLOPE, inplace=True)) for _ in range(depth - 1))
+        self.bottleneck = nn.Sequential(_conv(w, w), nn.LeakyReLU(_SLOPE, inplace=True))
         # decoder stages from deepest (index 0) to shallowest (index depth - 1)
         dec: list[nn.Module] = []
         below = w  # channels arriving from the level below
         for level in range(depth - 1, 0, -1):
             dec.append(
-                nn.Sequential(_conv(below + w, 2 * w), nn.LeakyReLU(_SLOPE), _conv(2 * w, 2 * w), nn.LeakyReLU(_SLOPE))
+                nn.Sequential(_conv(below + w, 2 * w), nn.LeakyReLU(_SLOPE, inplace=True), _conv(2 * w, 2 * w), nn.LeakyReLU(_SLOPE, inplace=True))
             )
             below = 2 * w
         h1, h2 = decoder_head_widths(w)
         dec.append(
-            nn.Sequential(_conv(below + in_channels, h1), nn.LeakyReLU(_SLOPE), _conv(h1, h2), nn.LeakyReLU(_SLOPE))
+            nn.Sequential(_conv(below + in_channels, h1), nn.LeakyReLU(_SLOPE, inplace=True), _conv(h1, h2), nn.LeakyReLU(_SLOPE, inplace=True))
         )
         self.dec = nn.ModuleList(dec)
         # gate: a correction of the statistic (the plate estimate) and a gate logit per channel
@@ -205,7 +205,11 @@ class UNet(nn.Module):
         y = self.bottleneck(y)
         for stage in self.dec:
             y = F.interpolate(y, scale_factor=2.0, mode="nearest")
-            y = stage(torch.cat([y, skips.pop()], dim=1))
+            skip = skips.pop()
+            # the input skip is float32 under autocast: cast it, or torch.cat promotes the whole
+            # map to float32 and loses the channels-last layout (0.7 s of 2.5 at 2048² on a CPU);
+            # the convolution casts its input to the same dtype, so the values do not change
+            y = stage(torch.cat([y, skip.to(y.dtype)], dim=1))
         y = self.out(y)[..., :h, :w]
         if self.gate:
             c = self.out_channels
