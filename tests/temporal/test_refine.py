@@ -216,3 +216,47 @@ def test_snap_mode_and_the_command_line(tmp_path: Path) -> None:
     # the bound only raises a dark-animal background: full >= snap everywhere, up to rounding
     assert (backgrounds["full"] >= backgrounds["snap"] - 1).all()
     assert not np.array_equal(backgrounds["full"], backgrounds["snap"])
+
+
+@pytest.mark.parametrize("temporal", ["none", "max"])
+def test_prepare_takes_the_projections_of_the_statistic_frames(scene: dict, temporal: str) -> None:
+    """``ModelBackground.prepare`` keeps the median, min and max of the frames the statistic samples
+    (numpy's, on 8-bit frames; the network's own channel among them), and the statistic itself."""
+    from types import SimpleNamespace
+
+    from vidfilter.models import build_model
+    from vidfilter.temporal import statistic_frames
+
+    frames = (np.stack(scene["frames"] * 2) * 255).round().astype(np.uint8)  # 64 frames: 32 of them sampled
+    cfg = Config().override({"model.preset": "fast", "model.temporal_channel": temporal, "infer.device": "cpu"})
+    bundle = SimpleNamespace(model=build_model(cfg.model), config=cfg, normalisation={"temporal_frames": 32}, path=None, sha256=None)
+    est = ModelBackground(bundle, cfg)
+    est.prepare(ArrayFrameSource(frames))
+    sample = frames[statistic_frames(len(frames), 32)].astype(np.float64) / 255
+    r = est._refinement
+    assert r is not None and est.registration is None
+    np.testing.assert_allclose(r.median, np.median(sample, axis=0), atol=1e-6)
+    np.testing.assert_allclose(r.low, sample.min(axis=0), atol=1e-6)
+    np.testing.assert_allclose(r.high, sample.max(axis=0), atol=1e-6)
+    if temporal == "max":
+        np.testing.assert_allclose(est._stat, sample.max(axis=0), atol=1e-6)
+    else:
+        assert est._stat is None
+
+
+def test_a_moving_camera_is_not_refined(caplog: pytest.LogCaptureFixture) -> None:
+    """A camera that moves (a 3 px shift from frame 20 on) leaves the background unrefined: projections
+    of a moving plate would blur it."""
+    import logging
+
+    from vidfilter.models.bundle import load_model as _load
+    from vidfilter.synth import SyntheticRecording
+
+    rec = SyntheticRecording(40, 128, 160, n_animals=0, shift_px=(3.0, 0.0), shift_at=20, noise_sigma=2.0, seed=16, texture=12.0)
+    frames = np.stack([rec[t] for t in range(40)])
+    est = ModelBackground(_load(shipped_path("worm-plate")), Config().override({"infer.device": "cpu"}))
+    with caplog.at_level(logging.INFO):
+        est.prepare(ArrayFrameSource(frames))
+    assert est.registration is not None and est.registration.moved
+    assert est._refinement is None
+    assert "not refined" in caplog.text

@@ -84,31 +84,35 @@ class ModelBackground(BackgroundEstimator):
         return {"max": "min", "min": "max"}.get(self.temporal, self.temporal) if self.invert else self.temporal
 
     def prepare(self, src: FrameSource) -> None:
-        from vidfilter.temporal import statistic_and_registration
+        from concurrent.futures import ThreadPoolExecutor
+
+        from vidfilter.temporal import statistic_and_registration, temporal_statistics
+        from vidfilter.temporal.refine import Refinement
 
         self.registration, self._refinement, raw = None, None, None
         sc = self.bundle.config.sampling
         # grey projections say nothing about each colour channel: colour runs are not refined
         refine = self.refine and not (len(src.shape) == 4 and src.shape[-1] > 1)
-        if self.temporal != "none" or refine:  # the registration decides for the statistic and the refinement
-            raw, self.registration = statistic_and_registration(
-                src, self._statistic_kind() if self.temporal != "none" else "none", self.temporal_frames,
-                sc.registration, sc.registration_max_shift, what="the temporal channel follows each network frame",
-            )
+        kind = self._statistic_kind() if self.temporal != "none" else "none"
+        # the refinement's projections beyond the network's own statistic, taken from the same frames
+        # in a thread while the camera survey runs (numpy releases the GIL in both): they are dropped
+        # if the camera moved
+        need = [k for k in ("median", "min", "max") if k != kind] if refine else []
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vidfilter-setup") as pool:
+            projections = pool.submit(temporal_statistics, src, need, self.temporal_frames) if need else None
+            if self.temporal != "none" or refine:  # the registration decides for the statistic and the refinement
+                raw, self.registration = statistic_and_registration(
+                    src, kind, self.temporal_frames, sc.registration, sc.registration_max_shift,
+                    what="the temporal channel follows each network frame",
+                )
+            stats = projections.result() if projections is not None else {}
         if raw is not None:
             self._stat = 1.0 - raw if self.invert else raw
+            stats[kind] = raw
         if refine and self.registration is None:
-            self._refinement = self._refinement_of(src, {self._statistic_kind(): raw} if raw is not None else {})
+            self._refinement = Refinement(stats["median"], stats["min"], stats["max"])
         elif refine:
             log.info("%s: the camera moved: the background is not refined by the recording's projections", src.path)
-
-    def _refinement_of(self, src: FrameSource, have: dict[str, np.ndarray]) -> Any:
-        from vidfilter.temporal import temporal_statistics
-        from vidfilter.temporal.refine import Refinement
-
-        need = [k for k in ("median", "min", "max") if k not in have]
-        stats = {**have, **temporal_statistics(src, need, self.temporal_frames)}
-        return Refinement(stats["median"], stats["min"], stats["max"])
 
     def setup_params(self) -> dict[str, Any] | None:
         """The temporal statistic's settings (any bundle with the same ones shares it); none without that
