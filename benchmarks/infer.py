@@ -41,6 +41,9 @@ ratios are taken under the same machine load:
 - ``precision`` (only with ``--sections precision``): the same run in float32 against the default
   precision (``auto``: bf16 on a CPU that computes it natively), interleaved the same way.
   ``benchmarks/precision.py`` measures what bf16 changes in the shipped bundles' backgrounds.
+- ``forward`` (only with ``--sections forward``): the same run with the U-Net's forward as it is
+  against the forward as it was written before (:func:`forward_as_before`: the input skip
+  concatenated in float32 under bf16 autocast, out-of-place activations), interleaved the same way.
 
 Usage::
 
@@ -1071,10 +1074,14 @@ T_END_TO_END, T_STREAMING, T_SETUP_S, T_SIZE = 0.5, 0.8, 3.0, 20.0
 MOUSE = ROOT.parent / "shared" / "data" / "mouse_tracktor" / "mouse_video.mp4"
 
 
-def interleaved_runs(workdir: Path, quick: bool, variants: dict[str, dict[str, Any]], repeats: int = 2) -> dict[str, Any]:
+def interleaved_runs(workdir: Path, quick: bool, variants: dict[str, dict[str, Any]], repeats: int = 2,
+                     patches: dict[str, Any] | None = None) -> dict[str, Any]:
     """The fast model's keyframe run at 2048² (1500 frames; ``--quick`` 512², 150) once per
-    variant (config overrides), ``repeats`` rounds interleaved, setup kept by a private setup cache
-    (the first round, unrecorded, fills it): wall, CPU seconds and fps over decode of each."""
+    variant (config overrides; ``patches[variant]``, a context manager factory, around its run),
+    ``repeats`` rounds interleaved, setup kept by a private setup cache (the first round,
+    unrecorded, fills it): wall, CPU seconds and fps over decode of each."""
+    import contextlib
+
     import torch
 
     from vidfilter.config import Config
@@ -1093,7 +1100,8 @@ def interleaved_runs(workdir: Path, quick: bool, variants: dict[str, dict[str, A
                 for label, overrides in variants.items():
                     torch.set_num_threads(default)
                     cfg = Config().override({"infer.device": "cpu", "output.overwrite": True, **overrides})
-                    with tempfile.TemporaryDirectory(dir=workdir) as d:
+                    patch = (patches or {}).get(label, contextlib.nullcontext)
+                    with tempfile.TemporaryDirectory(dir=workdir) as d, patch():
                         t0, c0 = time.perf_counter(), time.process_time()
                         r = pipeline.run(str(path), Path(d) / "o.zarr", model=bundle, method="model", config=cfg)
                         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -1106,6 +1114,63 @@ def interleaved_runs(workdir: Path, quick: bool, variants: dict[str, dict[str, A
             torch.set_num_threads(default)
     res["runs"] = runs
     return res
+
+
+def forward_as_before(net, x):  # type: ignore[no-untyped-def]
+    """The U-Net's forward with the input skip concatenated as it comes (float32 under autocast)."""
+    import torch
+    import torch.nn.functional as F
+
+    from vidfilter.models.unet import pad_to_multiple
+
+    h, w = x.shape[-2:]
+    xp = pad_to_multiple(x, net.multiple)
+    skips, y = [xp], F.max_pool2d(net.enc0(xp), 2)
+    for stage in net.enc:
+        skips.append(y)
+        y = F.max_pool2d(stage(y), 2)
+    y = net.bottleneck(y)
+    for stage in net.dec:
+        y = stage(torch.cat([F.interpolate(y, scale_factor=2.0, mode="nearest"), skips.pop()], dim=1))
+    y = net.out(y)[..., :h, :w]
+    if net.gate:
+        c = net.out_channels
+        plate = x[:, c : 2 * c] + y[:, :c]
+        return plate + torch.sigmoid(y[:, c:]) * (x[:, :c] - plate)
+    return y + x[:, : net.out_channels] if net.residual else y
+
+
+@contextmanager
+def out_of_place(net):  # type: ignore[no-untyped-def]
+    """The network's activations out of place for the duration."""
+    from torch import nn
+
+    acts = [m for m in net.modules() if isinstance(m, nn.LeakyReLU)]
+    for m in acts:
+        m.inplace = False
+    try:
+        yield
+    finally:
+        for m in acts:
+            m.inplace = True
+
+
+@contextmanager
+def unet_as_before() -> Iterator[None]:
+    """Every U-Net built inside the block runs :func:`forward_as_before` with out-of-place activations."""
+    from vidfilter.models.unet import UNet
+
+    current = UNet.forward
+
+    def forward(self: Any, x: Any) -> Any:
+        with out_of_place(self):
+            return forward_as_before(self, x)
+
+    UNet.forward = forward  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        UNet.forward = current  # type: ignore[method-assign]
 
 
 def bench_threads(workdir: Path, quick: bool) -> dict[str, Any]:
@@ -1124,6 +1189,12 @@ def bench_precision(workdir: Path, quick: bool) -> dict[str, Any]:
     res = interleaved_runs(workdir, quick, {"fp32": {"infer.precision": "fp32"}, "auto (default)": {"infer.precision": "auto"}})
     res["cpu_has_native_bf16"] = cpu_has_native_bf16()
     return res
+
+
+def bench_forward(workdir: Path, quick: bool) -> dict[str, Any]:
+    """The ``forward`` section (see the module): the U-Net's forward as it is against
+    :func:`forward_as_before` (float32 input skip, out-of-place activations), default settings."""
+    return interleaved_runs(workdir, quick, {"as before": {}, "as it is": {}}, patches={"as before": unet_as_before})
 
 
 @contextmanager
@@ -1543,7 +1614,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="reduced sizes (~15-20 min on 2 cores)")
     ap.add_argument("--sections", nargs="+", default=["speed", "memory", "keyframe", "checksums"],
-                    choices=["speed", "memory", "keyframe", "checksums", "costs", "target", "threads", "precision"])
+                    choices=["speed", "memory", "keyframe", "checksums", "costs", "target", "threads", "precision", "forward"])
     ap.add_argument("--study-model", help="keyframe study with a network: a bundle path, or 'train' (~75 s); default: the oracle")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "infer.json"))
     ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "vidfilter-bench-infer"))
@@ -1556,7 +1627,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    own = ("costs", "target", "threads", "precision")  # these carry their own machine and date
+    own = ("costs", "target", "threads", "precision", "forward")  # these carry their own machine and date
     legacy = [s for s in args.sections if s not in own]
 
     def save() -> None:  # after every section, so a long run leaves what it measured
@@ -1592,6 +1663,8 @@ def main(argv: list[str] | None = None) -> int:
         res["threads"] = bench_threads(workdir, args.quick)
     if "precision" in args.sections:
         res["precision"] = bench_precision(workdir, args.quick)
+    if "forward" in args.sections:
+        res["forward"] = bench_forward(workdir, args.quick)
     save()
     if legacy:
         print(table(res))
@@ -1599,7 +1672,7 @@ def main(argv: list[str] | None = None) -> int:
         print(costs_tables(res["costs"]))
     if "target" in res:
         print(target_table(res["target"]))
-    for key in ("threads", "precision"):
+    for key in ("threads", "precision", "forward"):
         if key in res:
             print(variants_table(res[key]))
     print(f"\n({res['seconds']:.0f} s; JSON: {out})")
