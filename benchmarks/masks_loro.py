@@ -39,6 +39,9 @@ run``'s exposure matching and clamp; ``--background run`` applies those two as a
 - ``worms``: ``worms_yolo_640`` (100 frames), the ``worm-plate`` bundle, dark; box labels only (no pixel
   score); components >= 40 px (quality_real's protocol).
 
+Every model background is refined as ``vidfilter run`` refines it (``infer.refine``, the config's default
+unless ``--refine`` says otherwise; the value is recorded in the results).
+
 Scores per recording and candidate, pooled over its scored frames: object F1 (8-connected components
 of the mask of at least the recording's min area -> boxes, Hungarian matching, a match when IoU > 0.5:
 ``vidfilter.eval.metrics.mask_to_boxes`` / ``BoxScore``) and pixel F1 where pixel truth exists. Each
@@ -59,6 +62,7 @@ their settings match), so the run can be split (``--reuse --only none`` only gat
 Usage::
 
     python benchmarks/masks_loro.py [--data DIR] [--quick] [--only mouse,flies] [--reuse] [--background model|run]
+        [--refine full|snap|off]
         [--work /tmp/vidfilter_masks_loro] [--out benchmarks/results/masks_loro.json]
 
 The data folder is ``--data``, else ``$VIDFILTER_SHARED_DATA``, else ``<repo>/../shared/data``; a real
@@ -151,6 +155,11 @@ def _finish(frame: np.ndarray, bg: np.ndarray, polarity: str, mode: str) -> np.n
     return clamp_background(frame, match_exposure(frame, bg), polarity)
 
 
+def model_config(bundle: Any, refine: str | None, extra: dict[str, Any] | None = None) -> Any:
+    """The bundle's config with ``infer.refine`` set (``None``: the config's default) and ``extra`` overrides."""
+    return bundle.config.override({**({"infer.refine": refine} if refine else {}), **(extra or {})})
+
+
 def _model_frames(est: Any, src: Any, frames: list[int]) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """``(t, raw frame, background)`` for ``frames``: ``est.prepare(src)`` then one network pass per frame
     (ModelBackground is not stateful, so this is what ``estimator_backgrounds`` does, reading each frame once)."""
@@ -163,7 +172,7 @@ def _model_frames(est: Any, src: Any, frames: list[int]) -> Iterator[tuple[int, 
         yield t, raw, est.background(t, to_float(raw))
 
 
-def generated(setup: str, seed: int, n_frames: int, step: int, size: int | None, mode: str) -> Recording:
+def generated(setup: str, seed: int, n_frames: int, step: int, size: int | None, mode: str, refine: str | None = None) -> Recording:
     from vidfilter.eval.score import _label_boxes
     from vidfilter.infer.pipeline import ModelBackground
     from vidfilter.io.array_source import ArrayFrameSource
@@ -181,7 +190,7 @@ def generated(setup: str, seed: int, n_frames: int, step: int, size: int | None,
 
     def items() -> Iterator[Item]:
         src = ArrayFrameSource(rec, fps=rec.fps)
-        for t, raw, bg in _model_frames(ModelBackground(bundle, bundle.config), src, frames):
+        for t, raw, bg in _model_frames(ModelBackground(bundle, model_config(bundle, refine)), src, frames):
             sf = rec.frame(t)
             f = to_float(raw)
             yield f, _finish(f, bg, polarity, mode), _label_boxes(rec.labels(t), GEN_MIN_AREA)[0], sf.mask
@@ -199,7 +208,7 @@ def _open_video(video: Path) -> Any:
     return open_source(video) if video.is_file() else f"{video} not found"
 
 
-def mouse(root: Path, step: int, mode: str) -> Recording | str:
+def mouse(root: Path, step: int, mode: str, refine: str | None = None) -> Recording | str:
     from quality_arena import MIN_AREA, VIDEO, WINDOW, box_of, choose_windows, mouse_mask, reference
 
     from vidfilter.infer.pipeline import ModelBackground
@@ -218,7 +227,7 @@ def mouse(root: Path, step: int, mode: str) -> Recording | str:
     def items() -> Iterator[Item]:
         for w in windows:
             window = ArrayFrameSource(np.stack(list(src.iter(w["start"], w["start"] + WINDOW))), fps=src.fps)  # 92 MB
-            for _, raw, bg in _model_frames(ModelBackground(bundle, bundle.config), window, frames):
+            for _, raw, bg in _model_frames(ModelBackground(bundle, model_config(bundle, refine)), window, frames):
                 gt = mouse_mask(raw, ref)
                 f = to_float(raw)
                 yield f, _finish(f, bg, "dark", mode), box_of(gt), gt
@@ -240,7 +249,7 @@ def fly_truth(frame: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return ndimage.binary_fill_holes(fly)
 
 
-def flies(root: Path, step: int, mode: str) -> Recording | str:
+def flies(root: Path, step: int, mode: str, refine: str | None = None) -> Recording | str:
     from quality_flies import RESTING, VIDEO, WALKING, references
 
     from vidfilter.eval.metrics import mask_to_boxes
@@ -253,7 +262,7 @@ def flies(root: Path, step: int, mode: str) -> Recording | str:
     video = src.path
     refs = references(src)
     bundle, path = _bundle("open-arena")
-    cfg = bundle.config.override({"infer.invert": True, "output.polarity": "bright"})
+    cfg = model_config(bundle, refine, {"infer.invert": True, "output.polarity": "bright"})
     frames = [*range(*RESTING, step), *range(*WALKING, step)]
 
     def items() -> Iterator[Item]:
@@ -268,7 +277,7 @@ def flies(root: Path, step: int, mode: str) -> Recording | str:
     return Recording("flies", "bright", FLY_MIN_AREA, True, items, info)
 
 
-def worms(root: Path, step: int, mode: str) -> Recording | str:
+def worms(root: Path, step: int, mode: str, refine: str | None = None) -> Recording | str:
     from quality_real import load_worms
 
     from vidfilter.infer.pipeline import ModelBackground
@@ -282,7 +291,7 @@ def worms(root: Path, step: int, mode: str) -> Recording | str:
     frames = list(range(0, len(src), step))
 
     def items() -> Iterator[Item]:
-        for t, raw, bg in _model_frames(ModelBackground(bundle, bundle.config), src, frames):
+        for t, raw, bg in _model_frames(ModelBackground(bundle, model_config(bundle, refine)), src, frames):
             f = to_float(raw)
             yield f, _finish(f, bg, "dark", mode), np.asarray(gt_by_t.get(t, np.zeros((0, 4))), np.float64).reshape(-1, 4), None
 
@@ -435,7 +444,15 @@ def in_sample(results: dict[str, dict[str, Any]], t_default: float) -> dict[str,
 def settings_of(name: str, args: argparse.Namespace, steps: dict[str, int]) -> dict[str, Any]:
     """What a cached recording's scores depend on (``--reuse`` takes them only when these match)."""
     return {"recording": name, "quick": args.quick, "background": args.background, "steps": steps,
-            "thresholds": list(THRESHOLDS), "object_grid": list(object_grid()), "version": 1}
+            "refine": resolved_refine(args.refine), "thresholds": list(THRESHOLDS), "object_grid": list(object_grid()),
+            "version": 1}
+
+
+def resolved_refine(refine: str | None) -> str:
+    """The refinement the model backgrounds get: ``--refine``, else the config's default."""
+    from vidfilter.config import Config
+
+    return refine or str(Config().infer.refine)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -451,6 +468,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gen-size", type=int, help="generated recordings as N x N frames (default: the setup's own size)")
     ap.add_argument("--background", choices=("model", "run"), default="model",
                     help="model: ModelBackground's output as is; run: then vidfilter run's exposure match and clamp")
+    ap.add_argument("--refine", choices=("full", "snap", "off"),
+                    help="the model backgrounds' infer.refine (default: the config's, recorded in the results)")
     ap.add_argument("--work", default="/tmp/vidfilter_masks_loro", help="per-recording scores, for --reuse")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "masks_loro.json"))
     args = ap.parse_args(argv)
@@ -475,10 +494,11 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
 
     makers: dict[str, Callable[[], Recording | str]] = {
-        f"{s}/{seed}": partial(generated, s, seed, steps["gen_frames"], steps["gen_step"], args.gen_size, args.background) for s, seed in GENERATED}
-    makers["mouse"] = partial(mouse, root, steps["mouse_step"], args.background)
-    makers["flies"] = partial(flies, root, steps["fly_step"], args.background)
-    makers["worms"] = partial(worms, root, steps["worm_step"], args.background)
+        f"{s}/{seed}": partial(generated, s, seed, steps["gen_frames"], steps["gen_step"], args.gen_size, args.background, args.refine)
+        for s, seed in GENERATED}
+    makers["mouse"] = partial(mouse, root, steps["mouse_step"], args.background, args.refine)
+    makers["flies"] = partial(flies, root, steps["fly_step"], args.background, args.refine)
+    makers["worms"] = partial(worms, root, steps["worm_step"], args.background, args.refine)
 
     results: dict[str, dict[str, Any]] = {}
     skipped: dict[str, str] = {}
@@ -528,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
             "text": __doc__,
             "candidates": {"fixed": [f"fixed {t}" for t in THRESHOLDS], "object": ["object default", *[f"object {g}" for g in object_grid()]]},
             "default": {"fixed": f"fixed {t_default:g} (output.mask_threshold)", "object": "object_mask defaults"},
-            "background": args.background, "quick": args.quick, "steps": steps,
+            "background": args.background, "refine": resolved_refine(args.refine), "quick": args.quick, "steps": steps,
             "object_score": "8-connected components >= min_area -> boxes, Hungarian matching, match when IoU > 0.5, pooled over frames",
             "selection": "per held-out recording and family: best mean object F1 over the other recordings; among equals "
                          "the default, else the T nearest the default, else the first in candidate order",

@@ -47,6 +47,14 @@ Usage::
 
 The data folder is ``--data``, else ``$VIDFILTER_SHARED_DATA``, else ``<repo>/../shared/data``;
 without it the benchmark prints why and exits 0.
+
+The other real recordings have sections of their own, run through this script or alone (the
+arguments after the section's name go to it)::
+
+    python benchmarks/quality_real.py flies [--init-minutes 2] [--train-minutes 3]   # quality_flies.py
+    python benchmarks/quality_real.py zebrafish [--init-minutes 2]                  # quality_zebrafish.py
+    python benchmarks/quality_real.py masks [--refine snap]                         # masks_loro.py: the
+                                                   # leave-one-recording-out mask study (real + generated)
 """
 
 from __future__ import annotations
@@ -416,7 +424,16 @@ def train_default_model(frames_dir: Path, minutes: float | None, out: Path, init
             "init": init, "overrides": overrides or {}, "check": load_model(out).provenance.get("fine_tuning_check")}
 
 
+#: sections of the real-data benchmark that live in scripts of their own
+SECTIONS = {"flies": "quality_flies", "zebrafish": "quality_zebrafish", "masks": "masks_loro"}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in SECTIONS:
+        import importlib
+
+        return int(importlib.import_module(SECTIONS[argv[0]]).main(argv[1:]) or 0)
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", help="shared data folder holding worms_yolo_640/")
     ap.add_argument("--model", help="a trained bundle to score as methods 'model' (vidfilter run) and 'model-every1'")
