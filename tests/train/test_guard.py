@@ -53,6 +53,27 @@ def test_the_check_accepts_the_bundle_and_rejects_a_network_that_keeps_still_ani
 
 
 @shipped
+def test_the_tuned_network_shares_the_bundles_setup(tmp_path, monkeypatch):
+    """Both networks of a check have the same temporal channel: the setup frames are read once per
+    recording, and the verdict is the one of two separate setups."""
+    from vidfilter.infer.pipeline import ModelBackground
+
+    frames, _ = _recording(16)
+    start = load_model(resolve_init("worm-plate"))
+    tuned = _identity_bundle(tmp_path / "id.vfm", start)
+    src = ArrayFrameSource(frames)
+    calls = []
+    prepare = ModelBackground.prepare
+    monkeypatch.setattr(ModelBackground, "prepare", lambda self, s: (calls.append(1), prepare(self, s))[1])
+    shared = check_fine_tuning(start, tuned, [src], Config())
+    assert len(calls) == 1
+    monkeypatch.setattr(ModelBackground, "setup_state", lambda self: None)  # no sharing: each prepares
+    separate = check_fine_tuning(start, tuned, [src], Config())
+    assert len(calls) == 3
+    assert shared == separate
+
+
+@shipped
 @pytest.mark.parametrize("guard", [True, False])
 def test_a_rejected_fine_tuning_writes_the_starting_network_unless_told_not_to(tmp_path, monkeypatch, guard):
     """What `vidfilter train --init` writes after each verdict: with train.guard (the default) a

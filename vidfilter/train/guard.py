@@ -103,10 +103,15 @@ def check_fine_tuning(start: Any, tuned: Any, sources: Sequence[FrameSource], co
         mine = [t for j, t in picks if j == i]
         if not mine:
             continue
-        models = []
+        models: list[Any] = []
         for bundle in (start, tuned):
             est = ModelBackground(bundle, config)
-            est.prepare(src)
+            # a tuned network keeps its bundle's temporal channel: the same setup, read once
+            shared = models[0].setup_state() if models and models[0].setup_params() == est.setup_params() else None
+            if shared is not None:
+                est.restore_setup(shared)
+            else:
+                est.prepare(src)
             models.append(est)
         polarity = models[0].polarity
         refined = models[0]._refinement  # its prepare read the same frames' median; not there when unrefined
