@@ -41,6 +41,8 @@ ratios are taken under the same machine load:
 - ``precision`` (only with ``--sections precision``): the same run in float32 against the default
   precision (``auto``: bf16 on a CPU that computes it natively), interleaved the same way.
   ``benchmarks/precision.py`` measures what bf16 changes in the shipped bundles' backgrounds.
+- ``per_thread`` (only with ``--sections per_thread``): the median and the fast model's keyframe runs
+  at 2048² (1500 frames), setup kept, and the CPU seconds of each of their threads (``/proc/self/task``).
 - ``forward`` (only with ``--sections forward``): the same run with the U-Net's forward as it is
   against the forward as it was written before (:func:`forward_as_before`: the input skip
   concatenated in float32 under bf16 autocast, out-of-place activations), interleaved the same way.
@@ -1191,6 +1193,87 @@ def bench_precision(workdir: Path, quick: bool) -> dict[str, Any]:
     return res
 
 
+def _thread_cpu() -> dict[int, tuple[str, float]]:
+    """CPU seconds (user + system) and OS name of every thread of this process (``/proc/self/task``)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[int, tuple[str, float]] = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            stat = Path(f"/proc/self/task/{tid}/stat").read_text()
+            comm = Path(f"/proc/self/task/{tid}/comm").read_text().strip()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        out[int(tid)] = (comm, (int(fields[11]) + int(fields[12])) / tick)
+    return out
+
+
+def per_thread_cpu(path: Path, workdir: Path, *, method: str, model: Any = None) -> dict[str, Any]:
+    """:func:`pipeline_costs` with the setup kept (a first, unrecorded run fills the cache), and the
+    CPU seconds of each thread over the recorded run, grouped by name: Python threads by their
+    ``threading`` name (store workers together), others by their OS name (PyAV's decoder threads
+    are ``av:...``; torch's worker is unnamed, ``python``). Threads that end during the run are
+    read by a sampling thread every 50 ms (its own CPU is left out)."""
+    import collections
+
+    last: dict[int, tuple[str, float]] = {}
+    names: dict[int, str] = {}
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            for th in threading.enumerate():
+                if th.native_id:
+                    names[th.native_id] = th.name
+            last.update(_thread_cpu())
+            time.sleep(0.05)
+
+    with private_setup_cache(workdir):
+        pipeline_costs(path, workdir, method=method, model=model, setup_cache=True)
+        base = {tid: c for tid, (_, c) in _thread_cpu().items()}
+        sampler = threading.Thread(target=sample, name="cpu-sampler", daemon=True)
+        sampler.start()
+        try:
+            r = pipeline_costs(path, workdir, method=method, model=model, setup_cache=True)
+        finally:
+            stop.set()
+            sampler.join()
+    groups: collections.Counter = collections.Counter()
+    for tid, (comm, c) in last.items():
+        name = names.get(tid, comm)
+        if name == "cpu-sampler":
+            continue
+        name = "vidfilter-store" if name.startswith("vidfilter-store") else name
+        groups[name] += c - base.get(tid, 0.0)
+    n = r["frames"]
+    return {"run": r, "threads_cpu_s": dict(groups.most_common()),
+            "threads_cpu_ms_per_frame": {k: 1000 * v / n for k, v in groups.most_common()}}
+
+
+def bench_per_thread(workdir: Path, quick: bool) -> dict[str, Any]:
+    """The ``per_thread`` section (see the module): the median and the fast model's runs at 2048²
+    (1500 frames; ``--quick`` 512², 150), setup kept, CPU seconds of each thread."""
+    size, n = (512, 150) if quick else (2048, 1500)
+    path = make_video(workdir, size, n)
+    res: dict[str, Any] = {"machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+                           "video": f"{size}x{size}, {n} frames, H.264", "revision": revision(), "runs": {}}
+    for name, kw in (("model_keyframe", {"method": "model", "model": str(fast_bundle(workdir))}), ("median", {"method": "median"})):
+        log(f"per_thread: {name}")
+        res["runs"][name] = per_thread_cpu(path, workdir, **kw)
+        log(f"  {json.dumps(res['runs'][name]['threads_cpu_ms_per_frame'])}")
+    return res
+
+
+def per_thread_table(r: dict[str, Any]) -> str:
+    rows = []
+    for name, run in r["runs"].items():
+        fps = run["run"]["streaming_fps"]
+        rows += [[name, k, f"{v:.2f}"] for k, v in run["threads_cpu_ms_per_frame"].items()]
+        rows.append([name, "streaming fps", f"{fps:.1f}"])
+    return f"{r['video']}, {r['machine']['cpu']}\n" + text_table(md_head("| run | thread | CPU ms a frame |"), rows,
+                                                                  lambda x: "| " + " | ".join(x) + " |")
+
+
 def bench_forward(workdir: Path, quick: bool) -> dict[str, Any]:
     """The ``forward`` section (see the module): the U-Net's forward as it is against
     :func:`forward_as_before` (float32 input skip, out-of-place activations), default settings."""
@@ -1614,7 +1697,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="reduced sizes (~15-20 min on 2 cores)")
     ap.add_argument("--sections", nargs="+", default=["speed", "memory", "keyframe", "checksums"],
-                    choices=["speed", "memory", "keyframe", "checksums", "costs", "target", "threads", "precision", "forward"])
+                    choices=["speed", "memory", "keyframe", "checksums", "costs", "target", "threads", "precision", "forward", "per_thread"])
     ap.add_argument("--study-model", help="keyframe study with a network: a bundle path, or 'train' (~75 s); default: the oracle")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "infer.json"))
     ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "vidfilter-bench-infer"))
@@ -1627,7 +1710,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    own = ("costs", "target", "threads", "precision", "forward")  # these carry their own machine and date
+    own = ("costs", "target", "threads", "precision", "forward", "per_thread")  # these carry their own machine and date
     legacy = [s for s in args.sections if s not in own]
 
     def save() -> None:  # after every section, so a long run leaves what it measured
@@ -1665,6 +1748,8 @@ def main(argv: list[str] | None = None) -> int:
         res["precision"] = bench_precision(workdir, args.quick)
     if "forward" in args.sections:
         res["forward"] = bench_forward(workdir, args.quick)
+    if "per_thread" in args.sections:
+        res["per_thread"] = bench_per_thread(workdir, args.quick)
     save()
     if legacy:
         print(table(res))
@@ -1675,6 +1760,8 @@ def main(argv: list[str] | None = None) -> int:
     for key in ("threads", "precision", "forward"):
         if key in res:
             print(variants_table(res[key]))
+    if "per_thread" in res:
+        print(per_thread_table(res["per_thread"]))
     print(f"\n({res['seconds']:.0f} s; JSON: {out})")
     return 0
 
