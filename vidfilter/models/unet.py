@@ -48,6 +48,11 @@ def _conv(n_in: int, n_out: int) -> nn.Conv2d:
     return nn.Conv2d(n_in, n_out, kernel_size=3, padding=1)
 
 
+def _act() -> nn.LeakyReLU:
+    """The activation after every conv but the last, in place: a convolution's output is used once."""
+    return nn.LeakyReLU(_SLOPE, inplace=True)
+
+
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     """Pad the last two axes on the bottom/right to a multiple of ``multiple``.
 
@@ -126,20 +131,20 @@ class UNet(nn.Module):
         self.depth = depth
         self.residual = residual
         w = width
-        self.enc0 = nn.Sequential(_conv(in_channels, w), nn.LeakyReLU(_SLOPE, inplace=True), _conv(w, w), nn.LeakyReLU(_SLOPE, inplace=True))
-        self.enc = nn.ModuleList(nn.Sequential(_conv(w, w), nn.LeakyReLU(_SLOPE, inplace=True)) for _ in range(depth - 1))
-        self.bottleneck = nn.Sequential(_conv(w, w), nn.LeakyReLU(_SLOPE, inplace=True))
+        self.enc0 = nn.Sequential(_conv(in_channels, w), _act(), _conv(w, w), _act())
+        self.enc = nn.ModuleList(nn.Sequential(_conv(w, w), _act()) for _ in range(depth - 1))
+        self.bottleneck = nn.Sequential(_conv(w, w), _act())
         # decoder stages from deepest (index 0) to shallowest (index depth - 1)
         dec: list[nn.Module] = []
         below = w  # channels arriving from the level below
         for level in range(depth - 1, 0, -1):
             dec.append(
-                nn.Sequential(_conv(below + w, 2 * w), nn.LeakyReLU(_SLOPE, inplace=True), _conv(2 * w, 2 * w), nn.LeakyReLU(_SLOPE, inplace=True))
+                nn.Sequential(_conv(below + w, 2 * w), _act(), _conv(2 * w, 2 * w), _act())
             )
             below = 2 * w
         h1, h2 = decoder_head_widths(w)
         dec.append(
-            nn.Sequential(_conv(below + in_channels, h1), nn.LeakyReLU(_SLOPE, inplace=True), _conv(h1, h2), nn.LeakyReLU(_SLOPE, inplace=True))
+            nn.Sequential(_conv(below + in_channels, h1), _act(), _conv(h1, h2), _act())
         )
         self.dec = nn.ModuleList(dec)
         # gate: a correction of the statistic (the plate estimate) and a gate logit per channel
