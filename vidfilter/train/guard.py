@@ -103,16 +103,14 @@ def check_fine_tuning(start: Any, tuned: Any, sources: Sequence[FrameSource], co
         mine = [t for j, t in picks if j == i]
         if not mine:
             continue
-        models: list[Any] = []
-        for bundle in (start, tuned):
-            est = ModelBackground(bundle, config)
-            # a tuned network keeps its bundle's temporal channel: the same setup, read once
-            shared = models[0].setup_state() if models and models[0].setup_params() == est.setup_params() else None
-            if shared is not None:
-                est.restore_setup(shared)
-            else:
-                est.prepare(src)
-            models.append(est)
+        models = [ModelBackground(start, config), ModelBackground(tuned, config)]
+        models[0].prepare(src)
+        # a tuned network keeps its bundle's temporal channel: the same setup, read once
+        shared = models[0].setup_state() if models[0].setup_params() == models[1].setup_params() else None
+        if shared is not None:
+            models[1].restore_setup(shared)
+        else:
+            models[1].prepare(src)
         polarity = models[0].polarity
         refined = models[0]._refinement  # its prepare read the same frames' median; not there when unrefined
         median = refined.median if refined is not None else temporal_statistics(
